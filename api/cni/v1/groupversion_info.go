@@ -1,0 +1,36 @@
+// Package v1 holds Multus' k8s.cni.cncf.io/v1 NetworkAttachmentDefinition, as
+// defined by the Network Plumbing Working Group: a named CNI configuration
+// that pods (in cclm: node agents, the synchronization controller and VMs)
+// attach to as a secondary network.
+//
+// +kubebuilder:object:generate=true
+// +groupName=k8s.cni.cncf.io
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+var (
+	// GroupVersion is the group and version of every kind in this package.
+	GroupVersion = schema.GroupVersion{Group: "k8s.cni.cncf.io", Version: "v1"}
+
+	// SchemeBuilder adds the kinds of this package to a runtime.Scheme.
+	// It is apimachinery's builder rather than controller-runtime's
+	// (deprecated) one, so that importing the API pulls in nothing else.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
+
+	// AddToScheme adds the kinds of this package to a runtime.Scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)
+
+// knownTypes is filled by the init functions of the *_types.go files.
+var knownTypes []runtime.Object
+
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, knownTypes...)
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

@@ -1,0 +1,124 @@
+package v1beta1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MigrationType is the kind of migration a plan performs. Forklift knows
+// cold, warm, live and conversion; cclm implements only live.
+//
+// +kubebuilder:validation:Enum=live
+type MigrationType string
+
+// Migration types.
+const (
+	MigrationLive MigrationType = "live"
+)
+
+// Plan is a set of VMs to migrate from a source to a destination provider,
+// with the network and storage maps to apply.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:path=plans,scope=Namespaced
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=".status.conditions[?(@.type=='Ready')].status"
+// +kubebuilder:printcolumn:name="Executing",type=string,JSONPath=".status.conditions[?(@.type=='Executing')].status"
+// +kubebuilder:printcolumn:name="Succeeded",type=string,JSONPath=".status.conditions[?(@.type=='Succeeded')].status"
+// +kubebuilder:printcolumn:name="Failed",type=string,JSONPath=".status.conditions[?(@.type=='Failed')].status"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
+type Plan struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec PlanSpec `json:"spec"`
+	// +optional
+	Status PlanStatus `json:"status,omitempty"`
+}
+
+// PlanList is a list of Plan.
+//
+// +kubebuilder:object:root=true
+type PlanList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Plan `json:"items"`
+}
+
+// PlanSpec describes a migration plan.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.type)",message="spec.type is required: set spec.type: live (cclm implements only live migration)"
+// +kubebuilder:validation:XValidation:rule="!has(self.warm) || !self.warm",message="spec.warm is not supported: cclm implements only live migration; remove spec.warm and set spec.type: live"
+type PlanSpec struct {
+	// Description of the plan.
+	// +optional
+	Description string `json:"description,omitempty"`
+
+	// Type of migration: live. Forklift makes it optional (cold when
+	// unset); cclm requires it because it implements live only.
+	// +optional
+	Type MigrationType `json:"type,omitempty"`
+
+	// Warm is Forklift's older boolean for warm migration; accepted only as
+	// false.
+	// +optional
+	Warm bool `json:"warm,omitempty"`
+
+	// Provider pair.
+	Provider ProviderPair `json:"provider"`
+
+	// Map names the NetworkMap and StorageMap to apply.
+	Map PlanMap `json:"map"`
+
+	// TargetNamespace the VMs are created in on the destination.
+	// +kubebuilder:validation:MinLength=1
+	TargetNamespace string `json:"targetNamespace"`
+
+	// VMs to migrate.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=1024
+	VMs []PlanVM `json:"vms"`
+
+	// Archived plans are kept for the record and no longer executed; their
+	// leftovers are cleaned up.
+	// +optional
+	Archived bool `json:"archived,omitempty"`
+}
+
+// PlanMap names the maps a plan applies.
+type PlanMap struct {
+	// Network map.
+	Network corev1.ObjectReference `json:"network"`
+	// Storage map.
+	Storage corev1.ObjectReference `json:"storage"`
+}
+
+// PlanVM is a VM of a plan. For an OpenShift source: id is the VM's UID,
+// name and namespace its name and namespace.
+type PlanVM struct {
+	Ref `json:",inline"`
+}
+
+// PlanStatus is the observed state of a plan.
+type PlanStatus struct {
+	// +optional
+	Conditions []Condition `json:"conditions,omitempty"`
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Migration is the state of the plan's current or last execution.
+	// +optional
+	Migration PlanMigrationStatus `json:"migration,omitempty"`
+}
+
+// PlanMigrationStatus is the state of a plan's execution (Forklift's
+// plan.MigrationStatus).
+type PlanMigrationStatus struct {
+	Timed `json:",inline"`
+	// VMs, one status per VM of the plan.
+	// +optional
+	VMs []VMStatus `json:"vms,omitempty"`
+}
+
+func init() {
+	knownTypes = append(knownTypes, &Plan{}, &PlanList{})
+}

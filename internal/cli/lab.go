@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cclm-io/cclm/internal/lab"
+)
+
+func newLabCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Run the seed's two clusters, ocp7 and ocp1, on this machine",
+	}
+	cmd.AddCommand(newLabUpCommand(), newLabServeCommand(), newLabStatusCommand(), newLabDownCommand())
+	return cmd
+}
+
+func labFlags(cmd *cobra.Command, opts *lab.Options) {
+	cmd.Flags().StringVar(&opts.Dir, "dir", ".cclm-lab", "directory for the lab's state, logs and kubeconfig")
+	cmd.Flags().IntVar(&opts.Nodes, "nodes", 2, "nodes per cluster")
+	cmd.Flags().StringVar(&opts.VirtNamespace, "virt-namespace", "openshift-cnv", "namespace of the KubeVirt CR, the migration NAD and the sync controller")
+	cmd.Flags().StringVar(&opts.BinDir, "bin-dir", defaultBinDir(), "directory with etcd, kube-apiserver and kube-controller-manager (make kube)")
+}
+
+func newLabUpCommand() *cobra.Command {
+	var opts lab.Options
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the lab and return once it is ready (does nothing if it already runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			absolute, err := absoluteOptions(opts)
+			if err != nil {
+				return err
+			}
+			serveArgs := []string{"lab", "serve", "--dir", absolute.Dir, "--bin-dir", absolute.BinDir,
+				"--nodes", strconv.Itoa(absolute.Nodes), "--virt-namespace", absolute.VirtNamespace}
+			return lab.Up(cmd.Context(), absolute, serveArgs, cmd.ErrOrStderr())
+		},
+	}
+	labFlags(cmd, &opts)
+	return cmd
+}
+
+func newLabServeCommand() *cobra.Command {
+	var opts lab.Options
+	cmd := &cobra.Command{
+		Use:    "serve",
+		Short:  "Run the lab in the foreground (what `lab up` starts in the background)",
+		Args:   cobra.NoArgs,
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			absolute, err := absoluteOptions(opts)
+			if err != nil {
+				return err
+			}
+			return lab.Serve(cmd.Context(), absolute, cmd.ErrOrStderr())
+		},
+	}
+	labFlags(cmd, &opts)
+	return cmd
+}
+
+// absoluteOptions makes the lab's paths absolute: the supervisor runs
+// detached and must not depend on the caller's working directory.
+func absoluteOptions(opts lab.Options) (lab.Options, error) {
+	var err error
+	if opts.Dir, err = filepath.Abs(opts.Dir); err != nil {
+		return opts, err
+	}
+	if opts.BinDir, err = filepath.Abs(opts.BinDir); err != nil {
+		return opts, err
+	}
+	return opts, opts.Validate()
+}
+
+func newLabDownCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop every process of the lab and remove its runtime state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return lab.Down(cmd.Context(), dir, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", ".cclm-lab", "the lab's directory")
+	return cmd
+}
+
+func newLabStatusCommand() *cobra.Command {
+	var dir, output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the lab runs and the health of each cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			status, err := lab.GetStatus(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), status)
+			}
+			printLabStatus(cmd.OutOrStdout(), status)
+			if !status.Running {
+				return fmt.Errorf("no lab is running in %s; start one with `cclm lab up --dir %s`", dir, dir)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", ".cclm-lab", "the lab's directory")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func printLabStatus(out io.Writer, status *lab.Status) {
+	if !status.Running {
+		fmt.Fprintf(out, "lab in %s: not running\n", status.Dir)
+		return
+	}
+	fmt.Fprintf(out, "lab in %s: running (supervisor pid %d), kubeconfig %s\n", status.Dir, status.Pid, status.Kubeconfig)
+	table := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(table, "CLUSTER\tAPI SERVER\tREADY\tPROCESSES\tVIRT NAMESPACE\tPROBLEM")
+	for _, c := range status.Clusters {
+		fmt.Fprintf(table, "%s\t%s\t%t\t%d/%d\t%s\t%s\n", c.Name, c.Server, c.APIReady, c.ProcessesAlive, c.Processes, c.VirtNamespace, c.Problem)
+	}
+	table.Flush()
+}

@@ -1,0 +1,76 @@
+// Package cli is cclm's command line: one cobra command per user action and
+// per component. Commands parse and check flags, call the component's
+// package, and print; they hold no logic of their own.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Execute runs the command line and returns the process's exit status.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCommand()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cclm",
+		Short: "Cross-cluster live migration of KubeVirt virtual machines",
+		Long: "cclm live-migrates running VMs between Kubernetes clusters, as the seed's\n" +
+			"OpenShift ocp7 -> ocp1 setup does, and runs that whole system as a lab on one machine.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newLabCommand())
+	return root
+}
+
+// outputFlag adds -o/--output with the formats a command supports.
+func outputFlag(cmd *cobra.Command, target *string) {
+	cmd.Flags().StringVarP(target, "output", "o", "", "output format: empty for text, or json")
+}
+
+func checkOutput(format string) error {
+	if format != "" && format != "json" {
+		return fmt.Errorf("--output %q is not supported; use -o json, or leave it out for text", format)
+	}
+	return nil
+}
+
+func printJSON(out io.Writer, value any) error {
+	encoder := json.NewEncoder(out)
+	encoder.SetIndent("", "  ")
+	return encoder.Encode(value)
+}
+
+// defaultBinDir is where the kube binaries are: $CCLM_BIN_DIR, else the
+// directory of this executable when it holds them (make puts cclm in bin/
+// beside them), else ./bin.
+func defaultBinDir() string {
+	if dir := os.Getenv("CCLM_BIN_DIR"); dir != "" {
+		return dir
+	}
+	if self, err := os.Executable(); err == nil {
+		dir := filepath.Dir(self)
+		if _, err := os.Stat(filepath.Join(dir, "kube-apiserver")); err == nil {
+			return dir
+		}
+	}
+	return "bin"
+}

@@ -1,0 +1,60 @@
+package lab
+
+import (
+	"bufio"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestOptionsValidateNamesTheFlag(t *testing.T) {
+	valid := Options{Dir: "d", Nodes: 2, VirtNamespace: "openshift-cnv"}
+	cases := []struct {
+		change func(*Options)
+		flag   string
+	}{
+		{func(o *Options) { o.Dir = "" }, "--dir"},
+		{func(o *Options) { o.Nodes = 0 }, "--nodes"},
+		{func(o *Options) { o.Nodes = 9 }, "--nodes"},
+		{func(o *Options) { o.VirtNamespace = "" }, "--virt-namespace"},
+	}
+	if err := valid.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		opts := valid
+		tc.change(&opts)
+		err := opts.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.flag) {
+			t.Errorf("%+v: error %v should name %s", opts, err, tc.flag)
+		}
+	}
+}
+
+func TestLineFollowerHoldsBackAPartialLine(t *testing.T) {
+	source := &growingReader{}
+	follower := &lineFollower{reader: bufio.NewReader(source)}
+	var out strings.Builder
+	source.data = "one\ntw"
+	follower.copyTo(&out)
+	if out.String() != "one\n" {
+		t.Fatalf("after a partial line: %q", out.String())
+	}
+	source.data = "o\nthree\n"
+	follower.copyTo(&out)
+	if out.String() != "one\ntwo\nthree\n" {
+		t.Fatalf("after the rest: %q", out.String())
+	}
+}
+
+// growingReader hands out data as a growing file does: what is there, then EOF.
+type growingReader struct{ data string }
+
+func (g *growingReader) Read(p []byte) (int, error) {
+	if g.data == "" {
+		return 0, io.EOF
+	}
+	n := copy(p, g.data)
+	g.data = g.data[n:]
+	return n, nil
+}

@@ -1,0 +1,191 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/cclm-io/cclm/internal/controlplane"
+	"github.com/cclm-io/cclm/internal/install"
+)
+
+// ClusterNames are the seed's clusters: ocp7 is the source, ocp1 the target.
+var ClusterNames = []string{"ocp7", "ocp1"}
+
+// DecentralizedLiveMigrationGate is the KubeVirt feature gate of the seed.
+const DecentralizedLiveMigrationGate = "DecentralizedLiveMigration"
+
+// Options configure a lab.
+type Options struct {
+	Dir           string
+	BinDir        string
+	Nodes         int
+	VirtNamespace string
+}
+
+// Validate checks the options and names the flag to fix.
+func (o Options) Validate() error {
+	switch {
+	case o.Dir == "":
+		return fmt.Errorf("--dir is empty; give the lab a directory, e.g. --dir .cclm-lab")
+	case o.Nodes < 1 || o.Nodes > 8:
+		return fmt.Errorf("--nodes %d is out of range; use 1 to 8 nodes per cluster (2 cores run about 4 guests well)", o.Nodes)
+	case o.VirtNamespace == "":
+		return fmt.Errorf("--virt-namespace is empty; use openshift-cnv as the seed does, or kubevirt")
+	}
+	return nil
+}
+
+// Serve is the supervisor: it starts the lab, publishes its state, and runs
+// until SIGTERM or SIGINT, then stops everything it started and removes the
+// lab's runtime files.
+func Serve(ctx context.Context, opts Options, logOut io.Writer) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	logger := log.New(logOut, "", log.LstdFlags)
+	p := paths{dir: opts.Dir}
+	lock, err := tryLock(p)
+	if err != nil {
+		return fmt.Errorf("a lab is already running in %s: %w", opts.Dir, err)
+	}
+	defer lock.release()
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	// Whatever a crashed supervisor left is stale: we hold the lock now.
+	removeRuntimeFiles(p)
+	clusters, err := startClusters(ctx, opts, logger)
+	defer func() {
+		for _, c := range clusters {
+			logger.Printf("%s: stopping control plane", c.Name)
+			c.Stop()
+		}
+		removeRuntimeFiles(p)
+		logger.Printf("lab stopped")
+	}()
+	if err != nil {
+		return err
+	}
+	if err := writeKubeconfig(p, clusters); err != nil {
+		return err
+	}
+	state := &State{Pid: os.Getpid(), Ready: true, StartedAt: time.Now().UTC()}
+	for _, c := range clusters {
+		state.Clusters = append(state.Clusters, ClusterState{
+			Name: c.Name, Server: c.Server, VirtNamespace: opts.VirtNamespace, Ports: c.Ports, Pids: c.Pids(),
+		})
+	}
+	if err := writeState(p, state); err != nil {
+		return err
+	}
+	logger.Printf("lab ready: kubeconfig %s (contexts %v)", p.kubeconfig(), ClusterNames)
+	watchHealth(ctx, clusters, logger)
+	return nil
+}
+
+// startClusters starts every cluster in parallel and installs KubeVirt's API
+// in each. The clusters that did start are returned even on error, so the
+// caller can stop them.
+func startClusters(ctx context.Context, opts Options, logger *log.Logger) ([]*controlplane.Cluster, error) {
+	results := make([]*controlplane.Cluster, len(ClusterNames))
+	errs := make([]error, len(ClusterNames))
+	var wg sync.WaitGroup
+	for i, name := range ClusterNames {
+		wg.Go(func() {
+			results[i], errs[i] = startCluster(ctx, opts, name, logger)
+		})
+	}
+	wg.Wait()
+	var started []*controlplane.Cluster
+	for _, c := range results {
+		if c != nil {
+			started = append(started, c)
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return started, err
+		}
+	}
+	return started, nil
+}
+
+func startCluster(ctx context.Context, opts Options, name string, logger *log.Logger) (*controlplane.Cluster, error) {
+	logger.Printf("%s: starting etcd, kube-apiserver, kube-controller-manager", name)
+	began := time.Now()
+	cluster, err := controlplane.Start(ctx, controlplane.Options{
+		Name:   name,
+		Dir:    filepath.Join(opts.Dir, "clusters", name),
+		BinDir: opts.BinDir,
+	})
+	if err != nil {
+		return nil, err
+	}
+	logger.Printf("%s: API server %s ready in %s", name, cluster.Server, time.Since(began).Round(100*time.Millisecond))
+	restConfig, err := cluster.RESTConfig()
+	if err != nil {
+		return cluster, err
+	}
+	err = install.KubeVirt(ctx, restConfig, install.KubeVirtOptions{
+		Namespace:    opts.VirtNamespace,
+		FeatureGates: []string{DecentralizedLiveMigrationGate},
+	})
+	if err != nil {
+		return cluster, fmt.Errorf("%s: install KubeVirt: %w", name, err)
+	}
+	logger.Printf("%s: KubeVirt CR %s/%s installed with feature gate %s", name, opts.VirtNamespace, install.KubeVirtName, DecentralizedLiveMigrationGate)
+	return cluster, nil
+}
+
+// watchHealth logs a component that ends on its own, until ctx ends.
+func watchHealth(ctx context.Context, clusters []*controlplane.Cluster, logger *log.Logger) {
+	reported := map[string]bool{}
+	ticker := time.NewTicker(2 * time.Second)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		for _, c := range clusters {
+			if err := c.Healthy(); err != nil && !reported[c.Name] {
+				reported[c.Name] = true
+				logger.Printf("%s: control plane degraded: %v", c.Name, err)
+			}
+		}
+	}
+}
+
+func writeKubeconfig(p paths, clusters []*controlplane.Cluster) error {
+	merged := clientcmdapi.NewConfig()
+	for _, c := range clusters {
+		config, err := c.AdminKubeconfigData()
+		if err != nil {
+			return err
+		}
+		merged.Clusters[c.Name] = config.Clusters[c.Name]
+		merged.AuthInfos[c.Name] = config.AuthInfos[c.Name]
+		merged.Contexts[c.Name] = config.Contexts[c.Name]
+	}
+	merged.CurrentContext = ClusterNames[0]
+	return clientcmd.WriteToFile(*merged, p.kubeconfig())
+}
+
+func removeRuntimeFiles(p paths) {
+	for _, path := range []string{p.state(), p.kubeconfig(), p.clusters()} {
+		_ = os.RemoveAll(path)
+	}
+}

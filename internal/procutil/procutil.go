@@ -1,0 +1,178 @@
+// Package procutil starts and stops the long-running child processes of cclm
+// (etcd, kube-apiserver, node agents, QEMU) so that none outlives its parent:
+// each child gets SIGKILL from the kernel when the process that started it
+// dies, whether it returned, crashed, or was killed by a test's timeout.
+package procutil
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Process is a child process whose output goes to a log file.
+type Process struct {
+	Name    string
+	LogPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+	once    sync.Once
+}
+
+// Spec says what to run.
+type Spec struct {
+	Name    string   // short name for messages, e.g. "ocp7/kube-apiserver"
+	Path    string   // the binary
+	Args    []string // arguments, without argv[0]
+	Env     []string // extra environment, appended to the parent's
+	LogPath string   // stdout and stderr go here (appended)
+	Dir     string   // working directory; empty means the parent's
+}
+
+// Start runs the process in the background.
+func Start(spec Spec) (*Process, error) {
+	if err := os.MkdirAll(filepath.Dir(spec.LogPath), 0o755); err != nil {
+		return nil, err
+	}
+	logFile, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%s: open log: %w", spec.Name, err)
+	}
+	defer logFile.Close() // the child holds its own descriptor
+
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Env = append(os.Environ(), spec.Env...)
+	cmd.Dir = spec.Dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: start %s: %w", spec.Name, spec.Path, err)
+	}
+	p := &Process{Name: spec.Name, LogPath: spec.LogPath, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// Pid is the child's process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Exited is closed once the process has ended.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Running reports whether the process has not ended yet.
+func (p *Process) Running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// ExitError says how the process ended; nil while it runs.
+func (p *Process) ExitError() error {
+	if p.Running() {
+		return nil
+	}
+	if p.waitErr == nil {
+		return fmt.Errorf("%s exited with status 0", p.Name)
+	}
+	return fmt.Errorf("%s: %w", p.Name, p.waitErr)
+}
+
+// Stop asks the process to end with SIGTERM and kills it after grace. It
+// returns once the process is gone.
+func (p *Process) Stop(grace time.Duration) {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(grace):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	<-p.exited
+}
+
+// Kill ends the process at once with SIGKILL and waits for it.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// LogTail returns the last lines of the process's log, for error messages.
+func (p *Process) LogTail(lines int) string { return LogTail(p.LogPath, lines) }
+
+// LogTail returns the last n lines of a file, or a note why it cannot.
+func LogTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > n {
+		all = all[len(all)-n:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// FreePort asks the kernel for a TCP port that is free on host right now.
+func FreePort(host string) (int, error) {
+	listener, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer listener.Close()
+	return listener.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreePorts returns n distinct free ports on host.
+func FreePorts(host string, n int) ([]int, error) {
+	// Hold every listener until all are chosen, so the kernel cannot hand
+	// out the same port twice.
+	listeners := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Alive reports whether a process with this pid exists and is not a zombie.
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state letter follows the command name in parentheses.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// ErrTimeout is returned by waits that ran out of time.
+var ErrTimeout = errors.New("timed out")

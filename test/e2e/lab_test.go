@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cclm-io/cclm/internal/lab"
+	"github.com/cclm-io/cclm/internal/testenv"
+)
+
+var (
+	buildCCLMOnce sync.Once
+	cclmPath      string
+	buildErr      error
+)
+
+// cclmBinary builds cmd/cclm once per test run.
+func cclmBinary(t *testing.T) string {
+	t.Helper()
+	buildCCLMOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cclm-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cclmPath = filepath.Join(dir, "cclm")
+		cmd := exec.Command("go", "build", "-o", cclmPath, "./cmd/cclm")
+		cmd.Dir = testenv.RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/cclm: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return cclmPath
+}
+
+// runCCLM runs the cclm binary and returns stdout and stderr.
+func runCCLM(t *testing.T, timeout time.Duration, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cclmBinary(t), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// Two lab up/down cycles in a row: each brings up ocp7 and ocp1 with
+// KubeVirt installed, a second up changes nothing, and down leaves no
+// process, port or lock behind.
+func TestLabUpDownCyclesLeaveNothingBehind(t *testing.T) {
+	testenv.RequireE2E(t)
+	dir := t.TempDir()
+	binDir := testenv.BinDir()
+	t.Cleanup(func() { _, _, _ = runCCLM(t, 2*time.Minute, "lab", "down", "--dir", dir) })
+
+	for cycle := 1; cycle <= 2; cycle++ {
+		began := time.Now()
+		_, stderr, err := runCCLM(t, 5*time.Minute, "lab", "up", "--dir", dir, "--bin-dir", binDir)
+		if err != nil {
+			t.Fatalf("cycle %d: lab up: %v\n%s", cycle, err, stderr)
+		}
+		t.Logf("cycle %d: lab up took %s", cycle, time.Since(began).Round(100*time.Millisecond))
+
+		status := labStatus(t, dir)
+		if !status.Running || !status.Ready || len(status.Clusters) != 2 {
+			t.Fatalf("cycle %d: lab status after up: %+v", cycle, status)
+		}
+		for _, c := range status.Clusters {
+			if !c.APIReady || c.ProcessesAlive != c.Processes {
+				t.Fatalf("cycle %d: cluster %s not healthy: %+v", cycle, c.Name, c)
+			}
+		}
+		kubeconfig := filepath.Join(dir, "kubeconfig")
+		for _, context := range lab.ClusterNames {
+			out, err := exec.Command(filepath.Join(binDir, "kubectl"), "--kubeconfig", kubeconfig, "--context", context,
+				"get", "kubevirts", "-n", "openshift-cnv", "-o", "jsonpath={.items[0].spec.configuration.developerConfiguration.featureGates}").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "DecentralizedLiveMigration") {
+				t.Fatalf("cycle %d: context %s: KubeVirt CR with the gate expected: %v %s", cycle, context, err, out)
+			}
+		}
+
+		_, stderr, err = runCCLM(t, time.Minute, "lab", "up", "--dir", dir, "--bin-dir", binDir)
+		if err != nil || !strings.Contains(stderr, "already running") {
+			t.Fatalf("cycle %d: a second lab up should say the lab already runs: %v\n%s", cycle, err, stderr)
+		}
+		if again := labStatus(t, dir); again.Pid != status.Pid {
+			t.Fatalf("cycle %d: the second lab up replaced the supervisor (%d -> %d)", cycle, status.Pid, again.Pid)
+		}
+
+		_, stderr, err = runCCLM(t, 2*time.Minute, "lab", "down", "--dir", dir)
+		if err != nil {
+			t.Fatalf("cycle %d: lab down: %v\n%s", cycle, err, stderr)
+		}
+		assertNothingLeft(t, dir, status)
+	}
+}
+
+func labStatus(t *testing.T, dir string) *lab.Status {
+	t.Helper()
+	stdout, stderr, err := runCCLM(t, 30*time.Second, "lab", "status", "--dir", dir, "-o", "json")
+	if err != nil {
+		t.Fatalf("lab status: %v\n%s", err, stderr)
+	}
+	var status lab.Status
+	if err := json.Unmarshal([]byte(stdout), &status); err != nil {
+		t.Fatalf("lab status -o json printed something else than JSON: %v\n%s", err, stdout)
+	}
+	return &status
+}
+
+// assertNothingLeft checks that no process mentions the lab directory, no
+// port the lab used is still bound, and the lock is free.
+func assertNothingLeft(t *testing.T, dir string, status *lab.Status) {
+	t.Helper()
+	if procs := processesMentioning(dir); len(procs) > 0 {
+		t.Fatalf("processes left after lab down: %v", procs)
+	}
+	for _, c := range status.Clusters {
+		for _, port := range c.Ports {
+			listener, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				t.Fatalf("port %d of %s still bound after lab down: %v", port, c.Name, err)
+			}
+			listener.Close()
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lab.lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("lab.lock: %v", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatalf("lab.lock still held after lab down: %v", err)
+	}
+	_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(filepath.Join(dir, "kubeconfig")); !os.IsNotExist(err) {
+		t.Fatalf("kubeconfig of a stopped lab still there: %v", err)
+	}
+}
+
+// processesMentioning lists live processes whose command line contains s.
+func processesMentioning(s string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var found []string
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		line := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		if strings.Contains(line, s) {
+			found = append(found, fmt.Sprintf("%d: %s", pid, line))
+		}
+	}
+	return found
+}
