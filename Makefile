@@ -13,7 +13,7 @@ help: ## show the targets
 
 setup: ## install every prerequisite (apt packages, kube binaries, cclm)
 	bash hack/setup.sh
-	$(MAKE) kube build
+	$(MAKE) kube guest build
 
 # The kube binaries are rebuilt only when hack/kube's module changes.
 kube: $(KUBE_BINARIES) ## build etcd, kube-apiserver, kube-controller-manager, kubectl into bin/
@@ -21,6 +21,9 @@ $(KUBE_BINARIES) &: hack/kube/go.mod hack/kube/go.sum hack/kube/cmd/etcd/main.go
 	cd hack/kube && $(GO) build -trimpath -o $(BIN)/ ./cmd/etcd \
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
 	touch $(KUBE_BINARIES)
+
+guest: ## build the guest image (kernel, initramfs with the guest agent) into bin/guest
+	bash guest/build.sh $(BIN)/guest
 
 build: ## build bin/cclm
 	$(GO) build -o $(BIN)/cclm ./cmd/cclm

@@ -4,6 +4,8 @@
 set -euo pipefail
 
 packages=(
+	qemu-system-x86   # the hypervisor (TCG here; KVM where it works)
+	xz-utils          # the guest build unpacks the Debian kernel's modules
 	iproute2          # ip netns, veth, bridge, macvlan for the lab's networks
 	procps            # pgrep/ps in the tests' leak checks
 	psmisc

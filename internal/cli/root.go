@@ -13,11 +13,16 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Execute runs the command line and returns the process's exit status.
 func Execute() int {
+	// controller-runtime's clients log through this; components that want
+	// its logs set their own logger.
+	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCommand()
@@ -37,7 +42,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newLabCommand())
+	root.AddCommand(newLabCommand(), newNodeCommand(), newGuestCommand(), newConsoleCommand(), newControllerCommand())
 	return root
 }
 

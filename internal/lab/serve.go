@@ -81,15 +81,31 @@ func Serve(ctx context.Context, opts Options, logOut io.Writer) error {
 	if err := writeKubeconfig(p, clusters); err != nil {
 		return err
 	}
-	state := &State{Pid: os.Getpid(), Ready: true, StartedAt: time.Now().UTC()}
+	nodes, err := startNodes(ctx, opts, clusters, logger)
+	if nodes != nil {
+		defer nodes.stop(logger)
+	}
+	if err != nil {
+		return err
+	}
+	state := &State{Pid: os.Getpid(), Ready: true, StartedAt: time.Now().UTC(), Components: nodes.states}
 	for _, c := range clusters {
 		state.Clusters = append(state.Clusters, ClusterState{
 			Name: c.Name, Server: c.Server, VirtNamespace: opts.VirtNamespace, Ports: c.Ports, Pids: c.Pids(),
 		})
 	}
+	if err := waitForNodes(ctx, clusters, opts.Nodes, nodes); err != nil {
+		return err
+	}
 	if err := writeState(p, state); err != nil {
 		return err
 	}
+	nodes.supervise(ctx, logger, func(states []ComponentState) {
+		state.Components = states
+		if err := writeState(p, state); err != nil {
+			logger.Printf("write state: %v", err)
+		}
+	})
 	logger.Printf("lab ready: kubeconfig %s (contexts %v)", p.kubeconfig(), ClusterNames)
 	watchHealth(ctx, clusters, logger)
 	return nil

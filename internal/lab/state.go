@@ -17,10 +17,11 @@ import (
 
 // State is what the supervisor publishes in D/state.json.
 type State struct {
-	Pid       int            `json:"pid"`
-	Ready     bool           `json:"ready"`
-	StartedAt time.Time      `json:"startedAt"`
-	Clusters  []ClusterState `json:"clusters"`
+	Pid        int              `json:"pid"`
+	Ready      bool             `json:"ready"`
+	StartedAt  time.Time        `json:"startedAt"`
+	Clusters   []ClusterState   `json:"clusters"`
+	Components []ComponentState `json:"components"`
 }
 
 // ClusterState describes one running cluster of the lab.

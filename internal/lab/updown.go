@@ -183,6 +183,9 @@ func alivePids(state *State) []int {
 	for _, c := range state.Clusters {
 		candidates = append(candidates, c.Pids...)
 	}
+	for _, component := range state.Components {
+		candidates = append(candidates, component.Pid)
+	}
 	for _, pid := range candidates {
 		if procutil.Alive(pid) {
 			alive = append(alive, pid)

@@ -17,9 +17,15 @@ import (
 // returns stdout, stderr and the error.
 func kubectl(t testing.TB, c *controlplane.Cluster, stdin string, args ...string) (string, string, error) {
 	t.Helper()
+	return runKubectl(t, stdin, append([]string{"--kubeconfig", c.AdminKubeconfig}, args...)...)
+}
+
+// runKubectl runs bin/kubectl with stdin and returns stdout and stderr.
+func runKubectl(t testing.TB, stdin string, args ...string) (string, string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(testenv.BinDir(), "kubectl"), append([]string{"--kubeconfig", c.AdminKubeconfig}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(testenv.BinDir(), "kubectl"), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

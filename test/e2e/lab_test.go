@@ -48,6 +48,13 @@ func cclmBinary(t *testing.T) string {
 	return cclmPath
 }
 
+// runBinary runs a command to its end, for cleanups without a test.
+func runBinary(path string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return exec.CommandContext(ctx, path, args...).Run()
+}
+
 // runCCLM runs the cclm binary and returns stdout and stderr.
 func runCCLM(t *testing.T, timeout time.Duration, args ...string) (string, string, error) {
 	t.Helper()

@@ -7,6 +7,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/cclm-io/cclm/internal/testenv"
 )
 
@@ -14,7 +17,9 @@ import (
 var clusters testenv.Clusters
 
 func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
+	stopLabs()
 	clusters.Stop()
 	os.Exit(code)
 }

@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/cclm-io/cclm/internal/virtcontroller"
+)
+
+func newControllerCommand() *cobra.Command {
+	var opts virtcontroller.Options
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the virt controller: VMs to VMIs, scheduling, DataVolumes (virt-controller + CDI)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return fmt.Errorf("--kubeconfig %q: %w", kubeconfig, err)
+			}
+			opts.Logger = logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil))
+			return virtcontroller.Run(cmd.Context(), restConfig, opts)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the controller's ServiceAccount")
+	flags.StringVar(&opts.Namespace, "namespace", "openshift-cnv", "the virt namespace (leader-election Lease)")
+	flags.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader among replicas; only it acts")
+	flags.StringVar(&opts.MetricsAddr, "metrics-address", "0", "serve /metrics here (host:port); 0 for none")
+	flags.StringVar(&opts.HealthProbeAddr, "health-address", "0", "serve /healthz and /readyz here; 0 for none")
+	return cmd
+}

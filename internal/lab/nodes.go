@@ -1,0 +1,325 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/cclm-io/cclm/internal/controlplane"
+	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/netlab"
+	"github.com/cclm-io/cclm/internal/procutil"
+)
+
+// ClusterLabel on a lab node names its cluster.
+const ClusterLabel = "cclm.io/cluster"
+
+// runRoot holds the running VMs' sockets of every lab; it is short because
+// unix socket paths are limited to 107 bytes.
+const runRoot = "/run/cclm"
+
+// labID is a short name for the lab's network namespaces and run
+// directories, derived from its directory so two labs never share them.
+func labID(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return "l" + hex.EncodeToString(sum[:4])
+}
+
+// NodeName is the name of a lab node, as the seed names its workers.
+func NodeName(cluster string, index int) string {
+	return fmt.Sprintf("%s-worker-%d", cluster, index)
+}
+
+// ComponentState describes a process of the lab that runs as a cluster's
+// component: a node agent or a controller.
+type ComponentState struct {
+	// Name is the node's name for a node agent, else the component's.
+	Name    string `json:"name"`
+	Kind    string `json:"kind"` // node or controller
+	Cluster string `json:"cluster"`
+	Pid     int    `json:"pid"`
+	RunDir  string `json:"runDir,omitempty"`
+}
+
+// The kinds of lab components.
+const (
+	KindNode       = "node"
+	KindController = "controller"
+)
+
+// labNodes are the components the supervisor started and restarts: node
+// agents and controllers.
+type labNodes struct {
+	id     string
+	fabric *netlab.Fabric
+	specs  []procutil.Spec
+
+	mu        sync.Mutex
+	processes []*procutil.Process
+	states    []ComponentState
+}
+
+// startNodes makes the lab's fabric and, per cluster, the node namespaces
+// and node agents, each running as the cluster's kubevirt-handler account.
+func startNodes(ctx context.Context, opts Options, clusters []*controlplane.Cluster, logger *log.Logger) (*labNodes, error) {
+	id := labID(opts.Dir)
+	// A crashed lab in this directory may have left namespaces and VMs.
+	cleanUpNodes(id)
+	fabric, err := netlab.CreateFabric(id)
+	if err != nil {
+		return nil, err
+	}
+	nodes := &labNodes{id: id, fabric: fabric}
+	self, err := os.Executable()
+	if err != nil {
+		return nodes, err
+	}
+	for _, cluster := range clusters {
+		if err := nodes.startController(ctx, self, opts, cluster); err != nil {
+			return nodes, err
+		}
+		kubeconfig, err := nodeAgentKubeconfig(ctx, cluster, opts.VirtNamespace)
+		if err != nil {
+			return nodes, err
+		}
+		for i := range opts.Nodes {
+			if err := nodes.start(self, opts, cluster, kubeconfig, NodeName(cluster.Name, i)); err != nil {
+				return nodes, err
+			}
+		}
+		logger.Printf("%s: %d node agents started", cluster.Name, opts.Nodes)
+	}
+	return nodes, nil
+}
+
+func nodeAgentKubeconfig(ctx context.Context, cluster *controlplane.Cluster, virtNamespace string) (string, error) {
+	admin, err := cluster.RESTConfig()
+	if err != nil {
+		return "", err
+	}
+	config, err := install.InstallComponent(ctx, admin, virtNamespace, install.NodeAgent)
+	if err != nil {
+		return "", fmt.Errorf("%s: node agent account: %w", cluster.Name, err)
+	}
+	path := filepath.Join(cluster.Dir, "kubevirt-handler.kubeconfig")
+	return path, clientcmd.WriteToFile(*config, path)
+}
+
+func (n *labNodes) start(self string, opts Options, cluster *controlplane.Cluster, kubeconfig, name string) error {
+	if _, err := n.fabric.AddNode(name); err != nil {
+		return err
+	}
+	nodeDir := filepath.Join(cluster.Dir, "nodes", name)
+	runDir := filepath.Join(runRoot, n.id, name)
+	spec := procutil.Spec{
+		Name: name,
+		Path: self,
+		Args: []string{"node",
+			"--kubeconfig", kubeconfig,
+			"--node-name", name,
+			"--lab-id", n.id,
+			"--storage-dir", filepath.Join(nodeDir, "storage"),
+			"--run-dir", runDir,
+			"--guest-dir", filepath.Join(opts.BinDir, "guest"),
+			"--label", ClusterLabel + "=" + cluster.Name,
+		},
+		LogPath: filepath.Join(nodeDir, "node.log"),
+	}
+	return n.add(spec, ComponentState{Name: name, Kind: KindNode, Cluster: cluster.Name, RunDir: runDir})
+}
+
+// add starts a component and keeps it for supervision.
+func (n *labNodes) add(spec procutil.Spec, state ComponentState) error {
+	process, err := procutil.Start(spec)
+	if err != nil {
+		return err
+	}
+	state.Pid = process.Pid()
+	n.specs = append(n.specs, spec)
+	n.processes = append(n.processes, process)
+	n.states = append(n.states, state)
+	return nil
+}
+
+// startController installs the cluster's StorageClass and the virt
+// controller's account, and runs `cclm controller` as that account.
+func (n *labNodes) startController(ctx context.Context, self string, opts Options, cluster *controlplane.Cluster) error {
+	admin, err := cluster.RESTConfig()
+	if err != nil {
+		return err
+	}
+	if err := install.StorageClass(ctx, admin); err != nil {
+		return fmt.Errorf("%s: %w", cluster.Name, err)
+	}
+	config, err := install.InstallVirtController(ctx, admin, opts.VirtNamespace)
+	if err != nil {
+		return fmt.Errorf("%s: virt controller account: %w", cluster.Name, err)
+	}
+	kubeconfig := filepath.Join(cluster.Dir, "kubevirt-controller.kubeconfig")
+	if err := clientcmd.WriteToFile(*config, kubeconfig); err != nil {
+		return err
+	}
+	spec := procutil.Spec{
+		Name:    cluster.Name + "/virt-controller",
+		Path:    self,
+		Args:    []string{"controller", "--kubeconfig", kubeconfig, "--namespace", opts.VirtNamespace},
+		LogPath: filepath.Join(cluster.Dir, "logs", "virt-controller.log"),
+	}
+	return n.add(spec, ComponentState{Name: "virt-controller", Kind: KindController, Cluster: cluster.Name})
+}
+
+// supervise restarts a node agent that ends while the lab runs, as the
+// kubelet restarts a DaemonSet's pod: a node agent's crash or kill must
+// not end the node. onRestart is told the new state.
+func (n *labNodes) supervise(ctx context.Context, logger *log.Logger, onRestart func([]ComponentState)) {
+	for i := range n.specs {
+		go n.superviseOne(ctx, i, logger, onRestart)
+	}
+}
+
+func (n *labNodes) superviseOne(ctx context.Context, i int, logger *log.Logger, onRestart func([]ComponentState)) {
+	for {
+		n.mu.Lock()
+		process := n.processes[i]
+		n.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-process.Exited():
+		}
+		logger.Printf("%s: node agent ended (%v); restarting it in 1s", n.specs[i].Name, process.ExitError())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		restarted, err := procutil.Start(n.specs[i])
+		if err != nil {
+			logger.Printf("%s: restart: %v", n.specs[i].Name, err)
+			continue
+		}
+		n.mu.Lock()
+		n.processes[i] = restarted
+		n.states[i].Pid = restarted.Pid()
+		states := append([]ComponentState(nil), n.states...)
+		n.mu.Unlock()
+		onRestart(states)
+	}
+}
+
+// stop ends the node agents, then the VMs they left running (a node agent
+// leaves its QEMUs on purpose), then the namespaces.
+func (n *labNodes) stop(logger *log.Logger) {
+	n.mu.Lock()
+	processes := append([]*procutil.Process(nil), n.processes...)
+	n.mu.Unlock()
+	for _, process := range processes {
+		process.Stop(stopGrace)
+	}
+	cleanUpNodes(n.id)
+	logger.Printf("node agents, VMs and lab networks removed")
+}
+
+// stopGrace is how long a lab process gets to end after SIGTERM.
+const stopGrace = 10 * time.Second
+
+// cleanUpNodes kills the lab's QEMUs by their pidfiles and removes its run
+// directories and network namespaces.
+func cleanUpNodes(id string) {
+	labRun := filepath.Join(runRoot, id)
+	pidFiles, _ := filepath.Glob(filepath.Join(labRun, "*", "*", "qemu.pid"))
+	for _, pidFile := range pidFiles {
+		killQEMU(pidFile)
+	}
+	_ = os.RemoveAll(labRun)
+	_ = netlab.DestroyLab(id)
+}
+
+// killQEMU kills the QEMU a pidfile names, if that process is really the
+// QEMU that wrote it (its command line names the pidfile).
+func killQEMU(pidFile string) {
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || !procutil.Alive(pid) {
+		return
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), pidFile) {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// nodeStartTimeout bounds the wait for node agents to register: they probe
+// QEMU's CPU models first, which takes a second or two.
+const nodeStartTimeout = 2 * time.Minute
+
+// waitForNodes waits until every cluster has its nodes registered and
+// Ready, failing early with a node agent's log if one exits.
+func waitForNodes(ctx context.Context, clusters []*controlplane.Cluster, perCluster int, nodes *labNodes) error {
+	for _, cluster := range clusters {
+		admin, err := cluster.RESTConfig()
+		if err != nil {
+			return err
+		}
+		clientset, err := kubernetes.NewForConfig(admin)
+		if err != nil {
+			return err
+		}
+		err = kube.Poll(ctx, 250*time.Millisecond, nodeStartTimeout, fmt.Sprintf("%d Ready nodes in %s", perCluster, cluster.Name),
+			func(ctx context.Context) (bool, string, error) {
+				if dead := nodes.deadAgent(); dead != nil {
+					return false, "", fmt.Errorf("%v; last log lines:\n%s", dead.ExitError(), dead.LogTail(15))
+				}
+				list, err := clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return false, err.Error(), nil
+				}
+				ready := readyNodes(list.Items)
+				return ready >= perCluster, fmt.Sprintf("%d of %d nodes Ready", ready, perCluster), nil
+			})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readyNodes(nodes []corev1.Node) int {
+	ready := 0
+	for _, node := range nodes {
+		for _, condition := range node.Status.Conditions {
+			if condition.Type == corev1.NodeReady && condition.Status == corev1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	return ready
+}
+
+func (n *labNodes) deadAgent() *procutil.Process {
+	for _, process := range n.processes {
+		if !process.Running() {
+			return process
+		}
+	}
+	return nil
+}

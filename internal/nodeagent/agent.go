@@ -1,0 +1,200 @@
+// Package nodeagent is cclm's node agent (`cclm node`), one per node: what
+// KubeVirt's virt-handler and virt-launcher do together. It registers its
+// Node with capacity and CPU labels in KubeVirt's naming, keeps the node's
+// Lease, provisions local volumes, runs one QEMU per VMI scheduled to it
+// and reports the VMI's status. QEMU outlives the agent: a restarted agent
+// re-adopts the QEMUs still running, so restarting it never restarts a VM.
+package nodeagent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/qemu"
+	"github.com/cclm-io/cclm/internal/scheme"
+)
+
+// Options configure a node agent.
+type Options struct {
+	// NodeName is this node's name in the cluster.
+	NodeName string
+	// LabID and LabNode place the agent's guests in a lab node's network
+	// namespace (internal/netlab); empty LabID means the host's network.
+	LabID string
+	// StorageDir holds the node's local volumes (raw files).
+	StorageDir string
+	// RunDir holds a directory per running VMI (QMP and agent sockets);
+	// keep it short: unix socket paths are limited to 107 bytes.
+	RunDir string
+	// GuestDir holds the built-in guest's vmlinuz and initramfs.img.
+	GuestDir string
+	// VMBridge is the node's bridge that VM taps join.
+	VMBridge string
+	// VMNetwork is the prefix guests take addresses from.
+	VMNetwork netip.Prefix
+	// CPUs, Memory and Storage are what the node offers VMs.
+	CPUs    int
+	Memory  resource.Quantity
+	Storage resource.Quantity
+	// ExtraLabels are added to the Node, e.g. the lab's cluster name.
+	ExtraLabels map[string]string
+	// APIAddress is where the node agent's API for `cclm guest` and
+	// `cclm console` listens, host:port.
+	APIAddress string
+	// Logger receives the agent's log lines.
+	Logger *slog.Logger
+}
+
+// Validate checks the options and names the flag to fix.
+func (o Options) Validate() error {
+	switch {
+	case o.NodeName == "":
+		return fmt.Errorf("--node-name is empty; name this node as the cluster knows it")
+	case o.StorageDir == "" || !filepath.IsAbs(o.StorageDir):
+		return fmt.Errorf("--storage-dir %q must be an absolute path for the node's local volumes", o.StorageDir)
+	case o.RunDir == "" || !filepath.IsAbs(o.RunDir):
+		return fmt.Errorf("--run-dir %q must be an absolute path", o.RunDir)
+	case len(o.RunDir) > 60:
+		return fmt.Errorf("--run-dir %q is too long: QEMU's sockets live there and unix socket paths are limited to 107 bytes; use a path under 60 bytes such as /run/cclm/<node>", o.RunDir)
+	case o.GuestDir == "":
+		return fmt.Errorf("--guest-dir is empty; point it at the guest image (make guest puts it in bin/guest)")
+	case o.Memory.Sign() <= 0 || o.Storage.Sign() <= 0 || o.CPUs <= 0:
+		return fmt.Errorf("--cpus, --memory and --storage must be positive: they are what the node offers VMs")
+	}
+	return nil
+}
+
+// Run registers the node and serves until ctx ends. Running QEMUs are left
+// running when it returns.
+func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	env, err := newRuntimeEnv(opts)
+	if err != nil {
+		return err
+	}
+	host, err := probeHostCPU(ctx, qemu.DetectAccel(ctx, "").Accel)
+	if err != nil {
+		return err
+	}
+	clientset, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	apiServer, err := newAPIServer(opts, restConfig)
+	if err != nil {
+		return err
+	}
+	facts := nodeFacts{
+		Name: opts.NodeName, CPU: host, Capacity: capacity(opts.CPUs, opts.Memory, opts.Storage),
+		Address: apiServer.address(), APIPort: apiServer.port(), APICertSHA256: apiServer.certSHA256, Extra: opts.ExtraLabels,
+	}
+	if err := registerNode(ctx, clientset, facts); err != nil {
+		return err
+	}
+	logger.Info("node registered", "node", opts.NodeName, "hostModel", host.HostModel, "models", len(host.Models))
+	go keepLease(ctx, clientset, facts, func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
+
+	mgr, err := newManager(restConfig, opts.NodeName)
+	if err != nil {
+		return err
+	}
+	recorder := mgr.GetEventRecorder("cclm-node/" + opts.NodeName)
+	store := &storage{client: mgr.GetClient(), recorder: recorder, node: opts.NodeName, dir: opts.StorageDir, budget: opts.Storage}
+	runner := &vmiRunner{
+		client: mgr.GetClient(), recorder: recorder, node: opts.NodeName, runRoot: opts.RunDir,
+		env: env, storage: store, exits: make(chan event.GenericEvent, 16),
+		instances: map[types.UID]*runningVMI{},
+		inputs: func() domainInputs {
+			return domainInputs{
+				Guest:     guestImage(opts.GuestDir),
+				VMNetwork: opts.VMNetwork,
+			}
+		},
+	}
+	apiServer.runner = runner
+	if err := setupControllers(mgr, store, runner); err != nil {
+		return err
+	}
+	go apiServer.serve(ctx, logger)
+	return mgr.Start(ctx)
+}
+
+// newManager makes a controller-runtime manager whose cache holds only
+// this node's VMIs and Node: an agent never watches the whole cluster's VMs.
+func newManager(restConfig *rest.Config, nodeName string) (ctrl.Manager, error) {
+	onThisNode := labels.SelectorFromSet(labels.Set{kubevirtv1.NodeNameLabel: nodeName})
+	return ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:  scheme.Scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&kubevirtv1.VirtualMachineInstance{}: {Label: onThisNode},
+		}},
+		HealthProbeBindAddress: "0",
+	})
+}
+
+func setupControllers(mgr ctrl.Manager, store *storage, runner *vmiRunner) error {
+	pvcWanted := predicate.NewPredicateFuncs(func(obj client.Object) bool {
+		pvc, ok := obj.(*corev1.PersistentVolumeClaim)
+		return ok && store.wantsUs(pvc)
+	})
+	err := ctrl.NewControllerManagedBy(mgr).Named("provisioner").
+		For(&corev1.PersistentVolumeClaim{}, builder.WithPredicates(pvcWanted)).
+		Complete(reconcilerFunc(store.reconcilePVC))
+	if err != nil {
+		return err
+	}
+	err = ctrl.NewControllerManagedBy(mgr).Named("deleter").
+		For(&corev1.PersistentVolume{}).
+		Complete(reconcilerFunc(store.reconcilePV))
+	if err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).Named("vmi").
+		For(&kubevirtv1.VirtualMachineInstance{}).
+		WatchesRawSource(source.Channel(runner.exits, &handler.EnqueueRequestForObject{})).
+		Complete(reconcilerFunc(runner.reconcile))
+}
+
+type reconcilerFunc func(context.Context, ctrl.Request) (ctrl.Result, error)
+
+func (f reconcilerFunc) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return f(ctx, req)
+}
+
+// guestImage prefers the uncompressed kernel that make guest also builds:
+// under TCG, unpacking vmlinuz costs the guest about four seconds of boot.
+func guestImage(dir string) guestFiles {
+	kernel := filepath.Join(dir, "vmlinux")
+	if _, err := os.Stat(kernel); err != nil {
+		kernel = filepath.Join(dir, "vmlinuz")
+	}
+	return guestFiles{Kernel: kernel, Initrd: filepath.Join(dir, "initramfs.img")}
+}

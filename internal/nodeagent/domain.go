@@ -1,0 +1,192 @@
+package nodeagent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/qemu"
+)
+
+// GuestImage names the built-in guest the nodes can boot: a containerDisk
+// whose image contains this string boots bin/guest's kernel and initramfs.
+// cclm nodes have no image registry to pull other images from.
+const GuestImage = "cclm/guest"
+
+// guestFiles are the built-in guest's boot files on this node.
+type guestFiles struct {
+	Kernel, Initrd string
+}
+
+// domainInputs is what turning a VMI into a QEMU Domain needs besides the
+// VMI: facts of this node, resolved by the caller.
+type domainInputs struct {
+	RunDir string
+	Guest  guestFiles
+	// DiskPaths maps a volume name to the raw file backing it.
+	DiskPaths map[string]string
+	// VMNetwork is the prefix guests' addresses come from on the VM network.
+	VMNetwork netip.Prefix
+}
+
+// buildDomain is pure: the same VMI and inputs give the same Domain, which
+// is what lets a migration target start with exactly the source's devices.
+func buildDomain(vmi *kubevirtv1.VirtualMachineInstance, in domainInputs) (qemu.Domain, error) {
+	spec := vmi.Spec
+	memory, err := guestMemoryMiB(spec.Domain)
+	if err != nil {
+		return qemu.Domain{}, err
+	}
+	dom := qemu.Domain{
+		Name:      domainName(vmi),
+		UUID:      string(vmi.UID),
+		MemoryMiB: memory,
+		RunDir:    in.RunDir,
+		CPU:       domainCPU(spec.Domain.CPU),
+	}
+	if spec.Domain.Machine != nil {
+		dom.Machine = spec.Domain.Machine.Type
+	}
+	volumes := map[string]kubevirtv1.Volume{}
+	for _, volume := range spec.Volumes {
+		volumes[volume.Name] = volume
+	}
+	var cmdline []string
+	for _, disk := range spec.Domain.Devices.Disks {
+		volume, ok := volumes[disk.Name]
+		if !ok {
+			return qemu.Domain{}, fmt.Errorf("spec.domain.devices.disks[%s]: no volume of that name in spec.volumes; add one", disk.Name)
+		}
+		switch {
+		case volume.ContainerDisk != nil:
+			if !strings.Contains(volume.ContainerDisk.Image, GuestImage) {
+				return qemu.Domain{}, fmt.Errorf("volume %s: containerDisk image %q is not available: cclm nodes boot only the built-in guest image (use image %q)", volume.Name, volume.ContainerDisk.Image, GuestImage)
+			}
+			dom.Boot = qemu.Boot{Kernel: in.Guest.Kernel, Initrd: in.Guest.Initrd}
+		case volume.CloudInitNoCloud != nil:
+			// The cclm guest has no cloud-init: nothing to attach.
+		default:
+			path, ok := in.DiskPaths[volume.Name]
+			if !ok {
+				return qemu.Domain{}, fmt.Errorf("volume %s: its storage is not provisioned on this node yet", volume.Name)
+			}
+			dom.Disks = append(dom.Disks, qemu.Disk{Name: disk.Name, Path: path, Serial: diskSerial(disk), BootIndex: bootIndex(disk)})
+		}
+	}
+	if dom.Boot.Kernel == "" {
+		return qemu.Domain{}, fmt.Errorf("spec.volumes: no containerDisk with image %q to boot; cclm guests boot the built-in kernel", GuestImage)
+	}
+	nics, address, err := domainNICs(vmi, in.VMNetwork)
+	if err != nil {
+		return qemu.Domain{}, err
+	}
+	dom.NICs = nics
+	cmdline = append(cmdline, "console=ttyS0", "quiet")
+	if address.IsValid() {
+		cmdline = append(cmdline, "cclm.ip="+address.String())
+	}
+	dom.Boot.Cmdline = strings.Join(cmdline, " ")
+	return dom, nil
+}
+
+// domainName is unique per VMI on a node and stable for its life.
+func domainName(vmi *kubevirtv1.VirtualMachineInstance) string {
+	return vmi.Namespace + "_" + vmi.Name
+}
+
+func guestMemoryMiB(domain kubevirtv1.DomainSpec) (int, error) {
+	var quantity *resource.Quantity
+	if domain.Memory != nil && domain.Memory.Guest != nil {
+		quantity = domain.Memory.Guest
+	} else if request, ok := domain.Resources.Requests["memory"]; ok {
+		quantity = &request
+	}
+	if quantity == nil || quantity.Sign() <= 0 {
+		return 0, fmt.Errorf("spec.domain.memory.guest: no memory given; set it, e.g. 128Mi")
+	}
+	mib := quantity.Value() >> 20
+	if mib < 16 {
+		return 0, fmt.Errorf("spec.domain.memory.guest %s is below the 16Mi a guest needs", quantity)
+	}
+	return int(mib), nil
+}
+
+func domainCPU(cpu *kubevirtv1.CPU) qemu.CPU {
+	if cpu == nil {
+		return qemu.CPU{}
+	}
+	out := qemu.CPU{Model: cpu.Model, Sockets: int(cpu.Sockets), Cores: int(cpu.Cores), Threads: int(cpu.Threads)}
+	for _, feature := range cpu.Features {
+		out.Features = append(out.Features, qemu.CPUFeature{Name: feature.Name, Policy: qemu.FeaturePolicy(feature.Policy)})
+	}
+	return out
+}
+
+func diskSerial(disk kubevirtv1.Disk) string {
+	if disk.Serial != "" {
+		return disk.Serial
+	}
+	// The guest agent finds data disks by serial; default to the name.
+	if len(disk.Name) <= 20 {
+		return disk.Name
+	}
+	return disk.Name[:20]
+}
+
+func bootIndex(disk kubevirtv1.Disk) int {
+	if disk.BootOrder == nil {
+		return 0
+	}
+	return int(*disk.BootOrder)
+}
+
+// domainNICs gives each interface a tap named after the VMI and interface,
+// and the first interface an address on the VM network derived from its MAC.
+func domainNICs(vmi *kubevirtv1.VirtualMachineInstance, vmNetwork netip.Prefix) ([]qemu.NIC, netip.Prefix, error) {
+	var nics []qemu.NIC
+	var address netip.Prefix
+	for i, iface := range vmi.Spec.Domain.Devices.Interfaces {
+		if iface.MacAddress == "" {
+			return nil, netip.Prefix{}, fmt.Errorf("spec.domain.devices.interfaces[%s].macAddress is empty; the virt controller assigns one, so this VMI was created without a VM: set macAddress", iface.Name)
+		}
+		mac, err := net.ParseMAC(iface.MacAddress)
+		if err != nil {
+			return nil, netip.Prefix{}, fmt.Errorf("spec.domain.devices.interfaces[%s].macAddress %q: %v", iface.Name, iface.MacAddress, err)
+		}
+		nics = append(nics, qemu.NIC{Name: iface.Name, Tap: tapName(vmi, iface.Name), MAC: mac.String()})
+		if i == 0 && vmNetwork.IsValid() {
+			address = addressFromMAC(vmNetwork, mac)
+		}
+	}
+	return nics, address, nil
+}
+
+// tapName is unique per VMI UID and interface, and short enough for Linux
+// (15 bytes).
+func tapName(vmi *kubevirtv1.VirtualMachineInstance, iface string) string {
+	sum := sha256.Sum256([]byte(string(vmi.UID) + "/" + iface))
+	return "tap" + hex.EncodeToString(sum[:6])
+}
+
+// addressFromMAC gives a guest a stable address on the VM network: the low
+// bits of its MAC, which the virt controller keeps stable across restarts
+// and migrations, so the address is stable too. The first and last
+// addresses of the prefix are skipped.
+func addressFromMAC(prefix netip.Prefix, mac net.HardwareAddr) netip.Prefix {
+	prefix = prefix.Masked()
+	base := prefix.Addr().As4()
+	hostBits := 32 - prefix.Bits()
+	size := uint32(1) << hostBits
+	macLow := uint32(mac[3])<<16 | uint32(mac[4])<<8 | uint32(mac[5])
+	host := 1 + macLow%(size-2)
+	baseValue := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	value := baseValue + host
+	addr := netip.AddrFrom4([4]byte{byte(value >> 24), byte(value >> 16), byte(value >> 8), byte(value)})
+	return netip.PrefixFrom(addr, prefix.Bits())
+}

@@ -1,0 +1,235 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// The storage contract with the virt controller and kube-controller-manager:
+// the class's provisioner, and the annotations the PV binder and the
+// scheduler put on a PVC that waits for its first consumer.
+const (
+	Provisioner               = "cclm.io/local"
+	selectedNodeAnnotation    = "volume.kubernetes.io/selected-node"
+	storageProvisionerAnno    = "volume.kubernetes.io/storage-provisioner"
+	provisionedByAnnotation   = "pv.kubernetes.io/provisioned-by"
+	diskFileSuffix            = ".img"
+	provisioningFailedReason  = "ProvisioningFailed"
+	provisioningSucceedReason = "ProvisioningSucceeded"
+)
+
+// storage provisions this node's local PersistentVolumes: a sparse raw file
+// per PVC in the node's storage directory, and frees it when released.
+type storage struct {
+	client   client.Client
+	recorder events.EventRecorder
+	node     string
+	dir      string
+	budget   resource.Quantity // the node's ephemeral-storage capacity
+}
+
+// pvName is the PV for a PVC, named as external provisioners do.
+func pvName(pvc *corev1.PersistentVolumeClaim) string { return "pvc-" + string(pvc.UID) }
+
+func (s *storage) filePath(pv string) string { return filepath.Join(s.dir, pv+diskFileSuffix) }
+
+// wantsUs tells whether a PVC waits for this node's provisioner.
+func (s *storage) wantsUs(pvc *corev1.PersistentVolumeClaim) bool {
+	return pvc.Spec.VolumeName == "" && pvc.DeletionTimestamp == nil &&
+		pvc.Annotations[selectedNodeAnnotation] == s.node &&
+		pvc.Annotations[storageProvisionerAnno] == Provisioner
+}
+
+// ReconcilePVC provisions a PV for a PVC scheduled to this node.
+func (s *storage) reconcilePVC(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var pvc corev1.PersistentVolumeClaim
+	if err := s.client.Get(ctx, req.NamespacedName, &pvc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !s.wantsUs(&pvc) {
+		return ctrl.Result{}, nil
+	}
+	var existing corev1.PersistentVolume
+	err := s.client.Get(ctx, client.ObjectKey{Name: pvName(&pvc)}, &existing)
+	if err == nil {
+		return ctrl.Result{}, nil // made earlier; the binder binds it
+	}
+	if !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	size := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+	if err := s.checkRoom(ctx, size); err != nil {
+		s.recorder.Eventf(&pvc, nil, corev1.EventTypeWarning, provisioningFailedReason, "Provision", "%s", err.Error())
+		return ctrl.Result{}, nil // retried when a PV is freed (watch on PVs)
+	}
+	pv := s.newPV(&pvc, size)
+	if err := createSparseFile(s.filePath(pv.Name), size.Value()); err != nil {
+		s.recorder.Eventf(&pvc, nil, corev1.EventTypeWarning, provisioningFailedReason, "Provision", "%s", err.Error())
+		return ctrl.Result{}, err
+	}
+	if err := s.client.Create(ctx, pv); err != nil && !apierrors.IsAlreadyExists(err) {
+		_ = os.Remove(s.filePath(pv.Name)) // nothing half-created
+		return ctrl.Result{}, fmt.Errorf("create PV for %s/%s: %w", pvc.Namespace, pvc.Name, err)
+	}
+	s.recorder.Eventf(&pvc, nil, corev1.EventTypeNormal, provisioningSucceedReason, "Provision", "provisioned %s (%s) on node %s", pv.Name, size.String(), s.node)
+	return ctrl.Result{}, nil
+}
+
+// checkRoom refuses a volume the node's storage budget cannot hold, so that
+// no file is made that the node cannot back.
+func (s *storage) checkRoom(ctx context.Context, size resource.Quantity) error {
+	used, err := s.usedBytes(ctx)
+	if err != nil {
+		return err
+	}
+	if free := s.budget.Value() - used; size.Value() > free {
+		return fmt.Errorf("node %s has %s of local storage left (%s in all), not enough for %s: use a smaller disk or another node",
+			s.node, resource.NewQuantity(free, resource.BinarySI), s.budget.String(), size.String())
+	}
+	return nil
+}
+
+func (s *storage) usedBytes(ctx context.Context) (int64, error) {
+	var pvs corev1.PersistentVolumeList
+	if err := s.client.List(ctx, &pvs); err != nil {
+		return 0, err
+	}
+	var used int64
+	for _, pv := range pvs.Items {
+		if s.owns(&pv) {
+			quantity := pv.Spec.Capacity[corev1.ResourceStorage]
+			used += quantity.Value()
+		}
+	}
+	return used, nil
+}
+
+func (s *storage) owns(pv *corev1.PersistentVolume) bool {
+	return pv.Annotations[provisionedByAnnotation] == Provisioner && pvNode(pv) == s.node
+}
+
+// pvNode is the node a local PV's node affinity names.
+func pvNode(pv *corev1.PersistentVolume) string {
+	if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
+		return ""
+	}
+	for _, term := range pv.Spec.NodeAffinity.Required.NodeSelectorTerms {
+		for _, expr := range term.MatchExpressions {
+			if expr.Key == hostnameLabel && len(expr.Values) == 1 {
+				return expr.Values[0]
+			}
+		}
+	}
+	return ""
+}
+
+func (s *storage) newPV(pvc *corev1.PersistentVolumeClaim, size resource.Quantity) *corev1.PersistentVolume {
+	fileType := corev1.HostPathFile
+	volumeMode := corev1.PersistentVolumeFilesystem
+	accessModes := pvc.Spec.AccessModes
+	if len(accessModes) == 0 {
+		accessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
+	}
+	return &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        pvName(pvc),
+			Annotations: map[string]string{provisionedByAnnotation: Provisioner},
+		},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: size},
+			AccessModes:                   accessModes,
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
+			StorageClassName:              ptrValue(pvc.Spec.StorageClassName),
+			VolumeMode:                    &volumeMode,
+			ClaimRef: &corev1.ObjectReference{
+				APIVersion: "v1", Kind: "PersistentVolumeClaim",
+				Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID,
+			},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{
+				HostPath: &corev1.HostPathVolumeSource{Path: s.filePath(pvName(pvc)), Type: &fileType},
+			},
+			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{
+				NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
+					Key: hostnameLabel, Operator: corev1.NodeSelectorOpIn, Values: []string{s.node},
+				}}}},
+			}},
+		},
+	}
+}
+
+func ptrValue(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// reconcilePV deletes this node's released volumes and their files.
+func (s *storage) reconcilePV(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var pv corev1.PersistentVolume
+	if err := s.client.Get(ctx, req.NamespacedName, &pv); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !s.owns(&pv) || pv.Status.Phase != corev1.VolumeReleased || pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete {
+		return ctrl.Result{}, nil
+	}
+	if err := os.Remove(s.filePath(pv.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ctrl.Result{}, fmt.Errorf("free %s: %w", pv.Name, err)
+	}
+	if err := s.client.Delete(ctx, &pv); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// diskPath is the file behind a bound PVC on this node.
+func (s *storage) diskPath(ctx context.Context, namespace, claim string) (string, error) {
+	var pvc corev1.PersistentVolumeClaim
+	if err := s.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: claim}, &pvc); err != nil {
+		return "", err
+	}
+	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
+		return "", fmt.Errorf("PVC %s/%s is not bound yet", namespace, claim)
+	}
+	var pv corev1.PersistentVolume
+	if err := s.client.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, &pv); err != nil {
+		return "", err
+	}
+	if !s.owns(&pv) || pv.Spec.HostPath == nil {
+		return "", fmt.Errorf("PVC %s/%s is bound to %s, which is not local storage of node %s", namespace, claim, pv.Name, s.node)
+	}
+	return pv.Spec.HostPath.Path, nil
+}
+
+// createSparseFile makes a file of size bytes that takes no space until
+// written; the guest sees zeros, and a migration's mirror skips them.
+func createSparseFile(path string, size int64) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	file, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil // provisioned before a restart of the agent
+	}
+	if err != nil {
+		return err
+	}
+	if err := file.Truncate(size); err != nil {
+		file.Close()
+		os.Remove(path)
+		return err
+	}
+	return file.Close()
+}

@@ -1,0 +1,418 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/qemu"
+	"github.com/cclm-io/cclm/pkg/guestagent"
+)
+
+// Finalizer is upstream's name for the finalizer virt-handler keeps on a VMI
+// while its domain may still run: the VMI object never goes away before
+// the guest is stopped.
+const Finalizer = "kubevirt.io/virtualMachineControllerFinalize"
+
+// statusInterval is how often a running VMI's status (guest agent, IPs) is
+// refreshed.
+const statusInterval = 5 * time.Second
+
+// defaultGrace is upstream's terminationGracePeriodSeconds default.
+const defaultGrace = 30 * time.Second
+
+// runtimeEnv is what the VMI runner needs from its node: where QEMU goes,
+// how taps are made, how processes start inside the node's network.
+type runtimeEnv interface {
+	// CreateTap makes a tap on the node's VM bridge.
+	CreateTap(name string) error
+	// DeleteTap removes it.
+	DeleteTap(name string) error
+	// Launch starts QEMU inside the node's network namespace.
+	Launch(ctx context.Context, dom qemu.Domain, opts qemu.Options) (*qemu.Instance, error)
+}
+
+// vmiRunner runs the VMIs scheduled to this node: one QEMU each.
+type vmiRunner struct {
+	client   client.Client
+	recorder events.EventRecorder
+	node     string
+	runRoot  string
+	env      runtimeEnv
+	storage  *storage
+	inputs   func() domainInputs
+	// exits delivers a VMI to reconcile when its QEMU ends.
+	exits chan event.GenericEvent
+
+	mu        sync.Mutex
+	instances map[types.UID]*runningVMI
+}
+
+// runningVMI is a QEMU this agent launched or adopted.
+type runningVMI struct {
+	instance *qemu.Instance
+	agent    *guestagent.Client
+	vmi      types.NamespacedName
+	// guestShutdown is closed when QEMU reports that the guest itself
+	// powered off, which makes the VMI Succeeded rather than Failed.
+	guestShutdown chan struct{}
+}
+
+// watchShutdown notes a SHUTDOWN event that the guest caused.
+func (running *runningVMI) watchShutdown() {
+	events, cancel := running.instance.Events()
+	defer cancel()
+	for {
+		select {
+		case <-running.instance.Exited():
+			return
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			if e.Name == "SHUTDOWN" && e.Data["guest"] == true {
+				close(running.guestShutdown)
+				return
+			}
+		}
+	}
+}
+
+func (running *runningVMI) shutDownByGuest() bool {
+	select {
+	case <-running.guestShutdown:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *vmiRunner) runDir(uid types.UID) string {
+	id := string(uid)
+	if len(id) > 13 {
+		id = id[:13]
+	}
+	return filepath.Join(r.runRoot, id)
+}
+
+func (r *vmiRunner) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var vmi kubevirtv1.VirtualMachineInstance
+	if err := r.client.Get(ctx, req.NamespacedName, &vmi); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if vmi.Status.NodeName != r.node {
+		return ctrl.Result{}, nil
+	}
+	if vmi.DeletionTimestamp != nil {
+		return r.stop(ctx, &vmi)
+	}
+	switch vmi.Status.Phase {
+	case kubevirtv1.Scheduled:
+		return r.start(ctx, &vmi)
+	case kubevirtv1.Running:
+		return r.observe(ctx, &vmi)
+	case kubevirtv1.Succeeded, kubevirtv1.Failed:
+		return ctrl.Result{}, r.cleanUp(ctx, &vmi)
+	}
+	return ctrl.Result{}, nil
+}
+
+// start launches QEMU for a VMI the scheduler put on this node.
+func (r *vmiRunner) start(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (ctrl.Result, error) {
+	if r.instance(vmi.UID) != nil {
+		return r.observe(ctx, vmi) // launched, status not written yet
+	}
+	if !controllerutil.ContainsFinalizer(vmi, Finalizer) {
+		controllerutil.AddFinalizer(vmi, Finalizer)
+		if err := r.client.Update(ctx, vmi); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	inputs, waiting, err := r.domainInputs(ctx, vmi)
+	if waiting != "" {
+		return ctrl.Result{RequeueAfter: time.Second}, r.setCondition(ctx, vmi, kubevirtv1.VirtualMachineInstanceProvisioning, corev1.ConditionTrue, "WaitingForVolumes", waiting)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	dom, err := buildDomain(vmi, inputs)
+	if err != nil {
+		return ctrl.Result{}, r.fail(ctx, vmi, "InvalidSpec", err)
+	}
+	for _, nic := range dom.NICs {
+		if err := r.env.CreateTap(nic.Tap); err != nil {
+			return ctrl.Result{}, r.fail(ctx, vmi, "NetworkSetupFailed", err)
+		}
+	}
+	instance, err := r.env.Launch(ctx, dom, qemu.Options{})
+	if err != nil {
+		r.deleteTaps(dom)
+		return ctrl.Result{}, r.fail(ctx, vmi, "QEMUStartFailed", err)
+	}
+	r.track(vmi, instance)
+	r.recorder.Eventf(vmi, nil, corev1.EventTypeNormal, "Started", "Start", "QEMU pid %d started on node %s (%s)", instance.Pid(), r.node, instance.Accel())
+	return r.observe(ctx, vmi)
+}
+
+// domainInputs resolves the node facts of a VMI's Domain; waiting says what
+// is not ready yet (a volume not provisioned or bound).
+func (r *vmiRunner) domainInputs(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (domainInputs, string, error) {
+	inputs := r.inputs()
+	inputs.RunDir = r.runDir(vmi.UID)
+	inputs.DiskPaths = map[string]string{}
+	for _, volume := range vmi.Spec.Volumes {
+		claim := claimName(volume)
+		if claim == "" {
+			continue
+		}
+		path, err := r.storage.diskPath(ctx, vmi.Namespace, claim)
+		if apierrors.IsNotFound(err) {
+			return inputs, fmt.Sprintf("volume %s: PVC %s does not exist yet", volume.Name, claim), nil
+		}
+		if err != nil {
+			return inputs, fmt.Sprintf("volume %s: %v", volume.Name, err), nil
+		}
+		inputs.DiskPaths[volume.Name] = path
+	}
+	return inputs, "", nil
+}
+
+// claimName is the PVC behind a volume: a DataVolume's PVC has its name.
+func claimName(volume kubevirtv1.Volume) string {
+	switch {
+	case volume.PersistentVolumeClaim != nil:
+		return volume.PersistentVolumeClaim.ClaimName
+	case volume.DataVolume != nil:
+		return volume.DataVolume.Name
+	}
+	return ""
+}
+
+func (r *vmiRunner) instance(uid types.UID) *runningVMI {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.instances[uid]
+}
+
+// track remembers a QEMU and asks for a reconcile of its VMI when it ends.
+func (r *vmiRunner) track(vmi *kubevirtv1.VirtualMachineInstance, instance *qemu.Instance) *runningVMI {
+	running := &runningVMI{instance: instance, vmi: client.ObjectKeyFromObject(vmi), guestShutdown: make(chan struct{})}
+	go running.watchShutdown()
+	r.mu.Lock()
+	r.instances[vmi.UID] = running
+	r.mu.Unlock()
+	go func() {
+		<-instance.Exited()
+		r.exits <- event.GenericEvent{Object: &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Namespace: vmi.Namespace, Name: vmi.Name}}}
+	}()
+	return running
+}
+
+func (r *vmiRunner) forget(uid types.UID) *runningVMI {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	running := r.instances[uid]
+	delete(r.instances, uid)
+	if running != nil && running.agent != nil {
+		running.agent.Close()
+	}
+	return running
+}
+
+// adopt finds the QEMU of a VMI after this agent restarted.
+func (r *vmiRunner) adopt(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) *runningVMI {
+	if running := r.instance(vmi.UID); running != nil {
+		return running
+	}
+	instance, err := qemu.Adopt(ctx, r.runDir(vmi.UID))
+	if err != nil {
+		return nil
+	}
+	r.recorder.Eventf(vmi, nil, corev1.EventTypeNormal, "Adopted", "Adopt", "node agent restarted: re-attached to QEMU pid %d", instance.Pid())
+	return r.track(vmi, instance)
+}
+
+// observe refreshes a running VMI's status, or ends it if QEMU is gone.
+func (r *vmiRunner) observe(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (ctrl.Result, error) {
+	running := r.adopt(ctx, vmi)
+	if running == nil || !running.instance.Alive() {
+		return ctrl.Result{}, r.ended(ctx, vmi, running)
+	}
+	info, agentErr := r.guestInfo(ctx, running)
+	qemuStatus, err := running.instance.Status(ctx)
+	if err != nil {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	desired := runningStatus(vmi, r.node, running.instance.Domain(), qemuStatus, info, agentErr, time.Now())
+	return ctrl.Result{RequeueAfter: statusInterval}, r.patchStatus(ctx, vmi, desired)
+}
+
+func (r *vmiRunner) guestInfo(ctx context.Context, running *runningVMI) (*guestagent.Info, error) {
+	agent, err := r.agentOf(ctx, running)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return agent.Info(ctx)
+}
+
+// agentOf is the guest agent client of a running VMI, dialled once.
+func (r *vmiRunner) agentOf(ctx context.Context, running *runningVMI) (*guestagent.Client, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if running.agent == nil {
+		agent, err := guestagent.Dial(ctx, running.instance.Paths().Agent)
+		if err != nil {
+			return nil, err
+		}
+		running.agent = agent
+	}
+	return running.agent, nil
+}
+
+// byName finds a VMI's QEMU on this node by namespace and name.
+func (r *vmiRunner) byName(namespace, name string) *runningVMI {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, running := range r.instances {
+		if running.vmi.Namespace == namespace && running.vmi.Name == name {
+			return running
+		}
+	}
+	return nil
+}
+
+// ended records how a VMI's QEMU ended: a guest that powered off is
+// Succeeded; a QEMU that died otherwise is Failed.
+func (r *vmiRunner) ended(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, running *runningVMI) error {
+	phase, reason := kubevirtv1.Failed, "QEMU process is gone (killed, crashed, or ended while the node agent was down)"
+	if running != nil && running.shutDownByGuest() {
+		phase, reason = kubevirtv1.Succeeded, "the guest shut down"
+	}
+	r.forget(vmi.UID)
+	patch := client.MergeFrom(vmi.DeepCopy())
+	vmi.Status.Phase = phase
+	vmi.Status.Reason = reason
+	setCondition(&vmi.Status, kubevirtv1.VirtualMachineInstanceReady, corev1.ConditionFalse, string(phase), reason)
+	if err := r.client.Status().Patch(ctx, vmi, patch); err != nil {
+		return err
+	}
+	eventType := corev1.EventTypeNormal
+	if phase == kubevirtv1.Failed {
+		eventType = corev1.EventTypeWarning
+	}
+	r.recorder.Eventf(vmi, nil, eventType, string(phase), "Run", "%s", reason)
+	return r.cleanUp(ctx, vmi)
+}
+
+// stop shuts the guest down for a VMI being deleted, then lets it go.
+func (r *vmiRunner) stop(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (ctrl.Result, error) {
+	if running := r.adopt(ctx, vmi); running != nil && running.instance.Alive() {
+		grace := defaultGrace
+		if vmi.Spec.TerminationGracePeriodSeconds != nil {
+			grace = time.Duration(*vmi.Spec.TerminationGracePeriodSeconds) * time.Second
+		}
+		r.shutdownGuest(ctx, vmi, running, grace)
+		r.recorder.Eventf(vmi, nil, corev1.EventTypeNormal, "Stopped", "Stop", "guest stopped")
+	}
+	return ctrl.Result{}, r.cleanUp(ctx, vmi)
+}
+
+// shutdownGuest stops a guest gracefully: through its agent first (as
+// virt-launcher uses the QEMU guest agent), then ACPI, then a kill once
+// the grace period is over.
+func (r *vmiRunner) shutdownGuest(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, running *runningVMI, grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	if agent, err := r.agentOf(ctx, running); err == nil {
+		askCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = agent.Shutdown(askCtx)
+		cancel()
+		if err == nil {
+			waitCtx, cancel := context.WithDeadline(ctx, deadline)
+			_ = running.instance.Wait(waitCtx)
+			cancel()
+		}
+	}
+	if !running.instance.Alive() {
+		return
+	}
+	if err := running.instance.Powerdown(ctx, time.Until(deadline)); err != nil {
+		r.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "StopFailed", "Stop", "graceful stop: %v; killing QEMU", err)
+		_ = running.instance.Kill()
+	}
+}
+
+// cleanUp removes what a VMI held on this node once its QEMU is gone, and
+// then the finalizer.
+func (r *vmiRunner) cleanUp(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) error {
+	if running := r.forget(vmi.UID); running != nil {
+		if running.instance.Alive() {
+			_ = running.instance.Kill()
+		}
+		r.deleteTaps(running.instance.Domain())
+		_ = running.instance.Close()
+	} else {
+		for _, iface := range vmi.Spec.Domain.Devices.Interfaces {
+			_ = r.env.DeleteTap(tapName(vmi, iface.Name))
+		}
+	}
+	if err := os.RemoveAll(r.runDir(vmi.UID)); err != nil {
+		return err
+	}
+	if controllerutil.RemoveFinalizer(vmi, Finalizer) {
+		if err := r.client.Update(ctx, vmi); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *vmiRunner) deleteTaps(dom qemu.Domain) {
+	for _, nic := range dom.NICs {
+		_ = r.env.DeleteTap(nic.Tap)
+	}
+}
+
+// fail marks a VMI Failed with a reason that says what to fix; nothing of
+// it is left running on the node.
+func (r *vmiRunner) fail(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, reason string, cause error) error {
+	patch := client.MergeFrom(vmi.DeepCopy())
+	vmi.Status.Phase = kubevirtv1.Failed
+	vmi.Status.Reason = cause.Error()
+	setCondition(&vmi.Status, kubevirtv1.VirtualMachineInstanceReady, corev1.ConditionFalse, reason, cause.Error())
+	r.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, reason, "Start", "%s", cause.Error())
+	if err := r.client.Status().Patch(ctx, vmi, patch); err != nil {
+		return errors.Join(cause, err)
+	}
+	return r.cleanUp(ctx, vmi)
+}
+
+func (r *vmiRunner) setCondition(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, kind kubevirtv1.VirtualMachineInstanceConditionType, status corev1.ConditionStatus, reason, message string) error {
+	patch := client.MergeFrom(vmi.DeepCopy())
+	if !setCondition(&vmi.Status, kind, status, reason, message) {
+		return nil
+	}
+	return r.client.Status().Patch(ctx, vmi, patch)
+}
+
+func (r *vmiRunner) patchStatus(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, desired kubevirtv1.VirtualMachineInstanceStatus) error {
+	patch := client.MergeFrom(vmi.DeepCopy())
+	vmi.Status = desired
+	return r.client.Status().Patch(ctx, vmi, patch)
+}

@@ -1,0 +1,352 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"encoding/json"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/lab"
+	"github.com/cclm-io/cclm/internal/testenv"
+	"github.com/cclm-io/cclm/pkg/guestagent"
+)
+
+// vmSpec is what a test VM varies.
+type vmSpec struct {
+	name, namespace, runStrategy string
+	memory                       string // e.g. 128Mi
+	dataDisk                     string // size of a blank DataVolume, "" for none
+	image                        string // containerDisk image
+}
+
+func (s vmSpec) manifest() string {
+	if s.runStrategy == "" {
+		s.runStrategy = "Always"
+	}
+	if s.memory == "" {
+		s.memory = "128Mi"
+	}
+	if s.image == "" {
+		s.image = "cclm/guest"
+	}
+	var dvTemplates, dataDisk, dataVolume string
+	if s.dataDisk != "" {
+		dvTemplates = fmt.Sprintf(`
+  dataVolumeTemplates:
+  - metadata: {name: %s-data}
+    spec:
+      source: {blank: {}}
+      storage: {resources: {requests: {storage: %s}}}`, s.name, s.dataDisk)
+		dataDisk = "\n          - {name: datadisk, disk: {bus: virtio}}"
+		dataVolume = fmt.Sprintf("\n      - {name: datadisk, dataVolume: {name: %s-data}}", s.name)
+	}
+	return fmt.Sprintf(`apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata: {name: %s, namespace: %s}
+spec:
+  runStrategy: %s%s
+  template:
+    spec:
+      domain:
+        memory: {guest: %s}
+        devices:
+          disks:
+          - {name: rootdisk, disk: {bus: virtio}}%s
+          interfaces:
+          - {name: default, bridge: {}}
+      networks:
+      - {name: default, pod: {}}
+      volumes:
+      - {name: rootdisk, containerDisk: {image: %s}}%s
+`, s.name, s.namespace, s.runStrategy, dvTemplates, s.memory, dataDisk, s.image, dataVolume)
+}
+
+// createVM makes the namespace (if needed) and the VM on a lab cluster.
+func (l *labEnv) createVM(t *testing.T, contextName string, spec vmSpec) {
+	t.Helper()
+	l.ensureNamespace(t, contextName, spec.namespace)
+	l.mustKubectl(t, contextName, spec.manifest(), "apply", "-f", "-")
+}
+
+func (l *labEnv) ensureNamespace(t *testing.T, contextName, namespace string) {
+	t.Helper()
+	l.mustKubectl(t, contextName, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", namespace), "apply", "-f", "-")
+}
+
+func (l *labEnv) setRunStrategy(t *testing.T, contextName, namespace, name, strategy string) {
+	t.Helper()
+	l.mustKubectl(t, contextName, "", "patch", "vm", name, "-n", namespace, "--type=merge", "-p", fmt.Sprintf(`{"spec":{"runStrategy":%q}}`, strategy))
+}
+
+// qemuPids lists the QEMU processes whose command line names a VMI's
+// domain (namespace_name): the truth about where a VM runs on this host.
+func qemuPids(namespace, name string) []int {
+	var pids []int
+	for _, line := range processesMentioning("guest=" + namespace + "_" + name) {
+		if !strings.Contains(line, "qemu-system") {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.SplitN(line, ":", 2)[0])
+		if err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// The example VM of the README: Running within seconds, its guest agent's
+// heartbeat advancing, and `cclm guest VM info -o json` giving its boot ID.
+func TestExampleVMRunsWithAHeartbeat(t *testing.T) {
+	l := sharedLab(t)
+	began := time.Now()
+	l.mustKubectl(t, "ocp7", "", "apply", "-f", filepath.Join(testenv.RepoRoot(), "examples", "vm.yaml"))
+	first := l.waitGuestReady(t, "ocp7", "default", "demo-vm", 90*time.Second)
+	t.Logf("examples/vm.yaml: guest agent answering %s after apply", time.Since(began).Round(100*time.Millisecond))
+	time.Sleep(1500 * time.Millisecond)
+	second, err := l.guestInfo(t, "ocp7", "default", "demo-vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.BootID != first.BootID || second.Heartbeat < first.Heartbeat+5 {
+		t.Fatalf("heartbeat should advance within one boot: first %s/%d, then %s/%d", first.BootID, first.Heartbeat, second.BootID, second.Heartbeat)
+	}
+
+	stdout, stderr, err := runCCLM(t, 30*time.Second, "guest", "demo-vm", "info", "-o", "json", "--kubeconfig", l.kubeconfig, "--context", "ocp7", "-n", "default")
+	if err != nil {
+		t.Fatalf("cclm guest info: %v\n%s", err, stderr)
+	}
+	var viaCLI guestagent.Info
+	if err := json.Unmarshal([]byte(stdout), &viaCLI); err != nil {
+		t.Fatalf("cclm guest info -o json printed no JSON: %v\n%s", err, stdout)
+	}
+	if viaCLI.BootID != first.BootID {
+		t.Fatalf("cclm guest info boot ID %q, want %q", viaCLI.BootID, first.BootID)
+	}
+
+	vmi := l.vmi(t, "ocp7", "default", "demo-vm")
+	for _, want := range []kubevirtv1.VirtualMachineInstanceConditionType{
+		kubevirtv1.VirtualMachineInstanceReady, kubevirtv1.VirtualMachineInstanceAgentConnected,
+		kubevirtv1.VirtualMachineInstanceIsMigratable, kubevirtv1.VirtualMachineInstanceIsStorageLiveMigratable,
+	} {
+		if !conditionTrue(vmi, want) {
+			t.Errorf("VMI condition %s is not True: %+v", want, vmi.Status.Conditions)
+		}
+	}
+	if len(vmi.Status.Interfaces) == 0 || vmi.Status.Interfaces[0].IP == "" || vmi.Status.Interfaces[0].MAC == "" {
+		t.Errorf("VMI interfaces lack IP or MAC: %+v", vmi.Status.Interfaces)
+	}
+	if !strings.HasPrefix(vmi.Status.NodeName, "ocp7-worker-") {
+		t.Errorf("VMI nodeName %q", vmi.Status.NodeName)
+	}
+}
+
+func conditionTrue(vmi *kubevirtv1.VirtualMachineInstance, kind kubevirtv1.VirtualMachineInstanceConditionType) bool {
+	for _, c := range vmi.Status.Conditions {
+		if c.Type == kind {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// Run strategies: Halted stops QEMU, Always boots again (a new boot ID),
+// and under RerunOnFailure a killed QEMU is started again.
+func TestRunStrategiesStartAndStopTheGuest(t *testing.T) {
+	l := sharedLab(t)
+	spec := vmSpec{name: "rs", namespace: "runstrategy"}
+	l.createVM(t, "ocp7", spec)
+	booted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+
+	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "Halted")
+	l.waitFor(t, "the VMI and its QEMU to be gone", time.Minute, func() (bool, string) {
+		vmi, pids := l.vmi(t, "ocp7", spec.namespace, spec.name), qemuPids(spec.namespace, spec.name)
+		return vmi == nil && len(pids) == 0, fmt.Sprintf("VMI exists: %t, QEMU pids %v", vmi != nil, pids)
+	})
+
+	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "Always")
+	rebooted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	if rebooted.BootID == booted.BootID {
+		t.Fatal("Halted then Always kept the boot ID: the guest was not stopped")
+	}
+
+	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "RerunOnFailure")
+	pids := qemuPids(spec.namespace, spec.name)
+	if len(pids) != 1 {
+		t.Fatalf("want one QEMU for the VM, found %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	l.waitFor(t, "a new QEMU after the old one was killed", 90*time.Second, func() (bool, string) {
+		now := qemuPids(spec.namespace, spec.name)
+		return len(now) == 1 && now[0] != pids[0], fmt.Sprintf("QEMU pids %v", now)
+	})
+	restarted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	if restarted.BootID == rebooted.BootID {
+		t.Fatal("RerunOnFailure: the guest after a QEMU kill has the old boot ID")
+	}
+}
+
+// waitFor polls check until it holds or the timeout passes.
+func (l *labEnv) waitFor(t testing.TB, what string, timeout time.Duration, check func() (bool, string)) {
+	t.Helper()
+	err := kube.Poll(context.Background(), 250*time.Millisecond, timeout, what, func(context.Context) (bool, string, error) {
+		ok, state := check()
+		return ok, state, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A node agent killed with SIGKILL is restarted by the lab (as a DaemonSet
+// pod by the kubelet) and re-adopts its QEMU: same QEMU, same boot, and a
+// heartbeat that never paused.
+func TestNodeAgentRestartKeepsTheGuestRunning(t *testing.T) {
+	l := sharedLab(t)
+	spec := vmSpec{name: "adopt", namespace: "adopt"}
+	l.createVM(t, "ocp7", spec)
+	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	qemuBefore := qemuPids(spec.namespace, spec.name)
+	node := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName
+
+	agentPid := l.nodeAgentPid(t, node)
+	if err := syscall.Kill(agentPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	l.waitFor(t, "the lab to restart node agent "+node, 30*time.Second, func() (bool, string) {
+		pid := l.nodeAgentPid(t, node)
+		return pid != agentPid, fmt.Sprintf("node agent pid still %d", pid)
+	})
+	after := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, time.Minute)
+	if after.BootID != before.BootID || after.AgentRestarts != before.AgentRestarts {
+		t.Fatalf("the guest rebooted across a node agent restart: %s -> %s", before.BootID, after.BootID)
+	}
+	if qemuAfter := qemuPids(spec.namespace, spec.name); len(qemuAfter) != 1 || qemuAfter[0] != qemuBefore[0] {
+		t.Fatalf("QEMU changed across a node agent restart: %v -> %v", qemuBefore, qemuAfter)
+	}
+	assertHeartbeatContinuous(t, before, after, 0)
+}
+
+// assertHeartbeatContinuous checks that the heartbeat advanced with the
+// guest clock between two readings, allowing gap for a known pause: the
+// agent ticks every 100 ms while the guest runs.
+func assertHeartbeatContinuous(t testing.TB, before, after *guestagent.Info, gap time.Duration) {
+	t.Helper()
+	elapsed := time.Duration(after.HeartbeatUnixNano - before.HeartbeatUnixNano)
+	ticks := after.Heartbeat - before.Heartbeat
+	expected := uint64((elapsed - gap) / (100 * time.Millisecond))
+	if ticks+2 < expected*9/10 {
+		t.Fatalf("heartbeat advanced %d ticks over %s of guest time: the guest stopped for longer than %s", ticks, elapsed, gap)
+	}
+	t.Logf("heartbeat advanced %d ticks over %s", ticks, elapsed.Round(time.Millisecond))
+}
+
+// nodeAgentPid reads the node agent's pid from the lab's state.
+func (l *labEnv) nodeAgentPid(t testing.TB, node string) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(l.dir, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state lab.State
+	if err := json.Unmarshal(data, &state); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range state.Components {
+		if n.Kind == lab.KindNode && n.Name == node {
+			return n.Pid
+		}
+	}
+	t.Fatalf("node %s not in the lab's state", node)
+	return 0
+}
+
+// Data written to a disk survives a restart of the VM.
+func TestDiskSurvivesARestart(t *testing.T) {
+	l := sharedLab(t)
+	spec := vmSpec{name: "disk", namespace: "disk", dataDisk: "64Mi"}
+	l.createVM(t, "ocp7", spec)
+	booted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	var written guestagent.DiskWriteResult
+	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 32}, &written)
+
+	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "Halted")
+	l.waitFor(t, "the VM to stop", time.Minute, func() (bool, string) {
+		return l.vmi(t, "ocp7", spec.namespace, spec.name) == nil, "VMI still exists"
+	})
+	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "Always")
+	rebooted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	if rebooted.BootID == booted.BootID {
+		t.Fatal("the VM did not restart")
+	}
+	var verified guestagent.DiskVerifyResult
+	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 32}, &verified)
+	if !verified.OK || verified.Digest != written.Digest {
+		t.Fatalf("disk after restart: %+v, written digest %s", verified, written.Digest)
+	}
+}
+
+// Bad specs end in a clear refusal or condition, and nothing half-made.
+func TestBadSpecsAreExplainedAndLeaveNothing(t *testing.T) {
+	l := sharedLab(t)
+	namespace := "badspecs"
+	l.ensureNamespace(t, "ocp7", namespace)
+
+	t.Run("zero memory", func(t *testing.T) {
+		_, stderr, err := l.kubectl(t, "ocp7", vmSpec{name: "zero", namespace: namespace, memory: "0"}.manifest(), "apply", "-f", "-")
+		if err == nil || !strings.Contains(stderr, "memory.guest must be greater than 0") {
+			t.Fatalf("zero memory should be refused naming memory.guest: %v %s", err, stderr)
+		}
+	})
+	t.Run("unknown volume source", func(t *testing.T) {
+		manifest := strings.Replace(vmSpec{name: "hostdisk", namespace: namespace}.manifest(), "containerDisk: {image: cclm/guest}", "hostDisk: {path: /tmp/x}", 1)
+		_, stderr, err := l.kubectl(t, "ocp7", manifest, "apply", "-f", "-")
+		if err == nil || !strings.Contains(stderr, `unknown field "spec.template.spec.volumes[0].hostDisk"`) {
+			t.Fatalf("an unknown volume source should be refused naming the field: %v %s", err, stderr)
+		}
+	})
+	t.Run("disk larger than any node's storage", func(t *testing.T) {
+		spec := vmSpec{name: "huge", namespace: namespace, dataDisk: "100Gi"}
+		l.createVM(t, "ocp7", spec)
+		l.waitFor(t, "the VM to say it cannot be scheduled", time.Minute, func() (bool, string) {
+			status := l.mustKubectl(t, "ocp7", "", "get", "vm", spec.name, "-n", namespace, "-o", "jsonpath={.status.printableStatus}")
+			return status == "ErrorUnschedulable", "printableStatus " + status
+		})
+		events := l.mustKubectl(t, "ocp7", "", "get", "events", "-n", namespace, "-o", "jsonpath={.items[*].message}")
+		if !strings.Contains(events, "storage") {
+			t.Fatalf("no event explains the storage shortage: %s", events)
+		}
+		if pids := qemuPids(namespace, spec.name); len(pids) > 0 {
+			t.Fatalf("an unschedulable VM has QEMU %v", pids)
+		}
+		pvs := l.mustKubectl(t, "ocp7", "", "get", "pv", "-o", "jsonpath={.items[*].spec.claimRef.name}")
+		if strings.Contains(pvs, "huge-data") {
+			t.Fatalf("a PV was made for a disk no node can hold: %s", pvs)
+		}
+		l.mustKubectl(t, "ocp7", "", "delete", "vm", spec.name, "-n", namespace, "--wait=true")
+	})
+	t.Run("image the nodes do not have", func(t *testing.T) {
+		spec := vmSpec{name: "otherimage", namespace: namespace, image: "quay.io/containerdisks/fedora:40", runStrategy: "Once"}
+		l.createVM(t, "ocp7", spec)
+		l.waitFor(t, "the VMI to fail naming the image", time.Minute, func() (bool, string) {
+			vmi := l.vmi(t, "ocp7", namespace, spec.name)
+			if vmi == nil {
+				return false, "no VMI yet"
+			}
+			return vmi.Status.Phase == kubevirtv1.Failed && strings.Contains(vmi.Status.Reason, "cclm/guest"), string(vmi.Status.Phase) + ": " + vmi.Status.Reason
+		})
+		if pids := qemuPids(namespace, spec.name); len(pids) > 0 {
+			t.Fatalf("a failed VMI left QEMU %v", pids)
+		}
+	})
+}
