@@ -44,6 +44,7 @@ func newNodeCommand() *cobra.Command {
 	flags.StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the node agent's ServiceAccount")
 	flags.StringVar(&opts.NodeName, "node-name", "", "this node's name")
 	flags.StringVar(&opts.LabID, "lab-id", "", "lab whose node namespace the guests run in")
+	flags.StringVar(&opts.VirtNamespace, "virt-namespace", "openshift-cnv", "namespace of the KubeVirt CR and the migration certificates")
 	flags.StringVar(&opts.StorageDir, "storage-dir", "", "directory for the node's local volumes")
 	flags.StringVar(&opts.RunDir, "run-dir", "", "directory for running VMs' sockets (short path)")
 	flags.StringVar(&opts.GuestDir, "guest-dir", "bin/guest", "directory with the guest image (vmlinuz, initramfs.img)")

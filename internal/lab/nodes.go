@@ -33,9 +33,9 @@ const ClusterLabel = "cclm.io/cluster"
 // unix socket paths are limited to 107 bytes.
 const runRoot = "/run/cclm"
 
-// labID is a short name for the lab's network namespaces and run
+// ID is a short name for the lab's network namespaces and run
 // directories, derived from its directory so two labs never share them.
-func labID(dir string) string {
+func ID(dir string) string {
 	sum := sha256.Sum256([]byte(dir))
 	return "l" + hex.EncodeToString(sum[:4])
 }
@@ -77,7 +77,7 @@ type labNodes struct {
 // startNodes makes the lab's fabric and, per cluster, the node namespaces
 // and node agents, each running as the cluster's kubevirt-handler account.
 func startNodes(ctx context.Context, opts Options, clusters []*controlplane.Cluster, logger *log.Logger) (*labNodes, error) {
-	id := labID(opts.Dir)
+	id := ID(opts.Dir)
 	// A crashed lab in this directory may have left namespaces and VMs.
 	cleanUpNodes(id)
 	fabric, err := netlab.CreateFabric(id)
@@ -121,7 +121,11 @@ func nodeAgentKubeconfig(ctx context.Context, cluster *controlplane.Cluster, vir
 }
 
 func (n *labNodes) start(self string, opts Options, cluster *controlplane.Cluster, kubeconfig, name string) error {
-	if _, err := n.fabric.AddNode(name); err != nil {
+	node, err := n.fabric.AddNode(name)
+	if err != nil {
+		return err
+	}
+	if err := applyNodeBridge(node); err != nil {
 		return err
 	}
 	nodeDir := filepath.Join(cluster.Dir, "nodes", name)
@@ -133,6 +137,7 @@ func (n *labNodes) start(self string, opts Options, cluster *controlplane.Cluste
 			"--kubeconfig", kubeconfig,
 			"--node-name", name,
 			"--lab-id", n.id,
+			"--virt-namespace", opts.VirtNamespace,
 			"--storage-dir", filepath.Join(nodeDir, "storage"),
 			"--run-dir", runDir,
 			"--guest-dir", filepath.Join(opts.BinDir, "guest"),
@@ -246,6 +251,11 @@ func cleanUpNodes(id string) {
 	for _, pidFile := range pidFiles {
 		killQEMU(pidFile)
 	}
+	// A QEMU whose run directory is gone has no pidfile to find it by;
+	// its command line still names the lab's run directory.
+	for _, pid := range processesMentioning(labRun + "/") {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	_ = os.RemoveAll(labRun)
 	_ = netlab.DestroyLab(id)
 }
@@ -322,4 +332,21 @@ func (n *labNodes) deadAgent() *procutil.Process {
 		}
 	}
 	return nil
+}
+
+// processesMentioning lists live processes whose command line contains s.
+func processesMentioning(s string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

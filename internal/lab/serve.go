@@ -155,11 +155,18 @@ func startCluster(ctx context.Context, opts Options, name string, logger *log.Lo
 		return cluster, err
 	}
 	err = install.KubeVirt(ctx, restConfig, install.KubeVirtOptions{
-		Namespace:    opts.VirtNamespace,
-		FeatureGates: []string{DecentralizedLiveMigrationGate},
+		Namespace:        opts.VirtNamespace,
+		FeatureGates:     []string{DecentralizedLiveMigrationGate},
+		MigrationNetwork: MigrationNADName,
 	})
 	if err != nil {
 		return cluster, fmt.Errorf("%s: install KubeVirt: %w", name, err)
+	}
+	if err := applyMigrationNAD(ctx, restConfig, name, opts.VirtNamespace); err != nil {
+		return cluster, fmt.Errorf("%s: migration network: %w", name, err)
+	}
+	if err := install.MigrationPKI(ctx, restConfig, opts.VirtNamespace); err != nil {
+		return cluster, fmt.Errorf("%s: migration certificates: %w", name, err)
 	}
 	logger.Printf("%s: KubeVirt CR %s/%s installed with feature gate %s", name, opts.VirtNamespace, install.KubeVirtName, DecentralizedLiveMigrationGate)
 	return cluster, nil

@@ -8,21 +8,21 @@ package nodeagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -31,6 +31,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/ipam"
+	"github.com/cclm-io/cclm/internal/migrationnet"
 	"github.com/cclm-io/cclm/internal/qemu"
 	"github.com/cclm-io/cclm/internal/scheme"
 )
@@ -62,6 +64,8 @@ type Options struct {
 	// APIAddress is where the node agent's API for `cclm guest` and
 	// `cclm console` listens, host:port.
 	APIAddress string
+	// VirtNamespace holds the KubeVirt CR and the migration certificates.
+	VirtNamespace string
 	// Logger receives the agent's log lines.
 	Logger *slog.Logger
 }
@@ -107,6 +111,10 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	migrationAddress, err := setUpMigrationNetwork(ctx, restConfig, env, opts, logger)
+	if err != nil {
+		return err
+	}
 	apiServer, err := newAPIServer(opts, restConfig)
 	if err != nil {
 		return err
@@ -114,6 +122,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	facts := nodeFacts{
 		Name: opts.NodeName, CPU: host, Capacity: capacity(opts.CPUs, opts.Memory, opts.Storage),
 		Address: apiServer.address(), APIPort: apiServer.port(), APICertSHA256: apiServer.certSHA256, Extra: opts.ExtraLabels,
+		MigrationAddress: migrationAddress,
 	}
 	if err := registerNode(ctx, clientset, facts); err != nil {
 		return err
@@ -121,7 +130,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	logger.Info("node registered", "node", opts.NodeName, "hostModel", host.HostModel, "models", len(host.Models))
 	go keepLease(ctx, clientset, facts, func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
 
-	mgr, err := newManager(restConfig, opts.NodeName)
+	mgr, err := newManager(restConfig, logger)
 	if err != nil {
 		return err
 	}
@@ -138,6 +147,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 			}
 		},
 	}
+	runner.migrator = &migrator{runner: runner, secrets: mgr.GetAPIReader(), network: env, virtNamespace: opts.VirtNamespace, active: map[types.UID]*activeMigration{}}
 	apiServer.runner = runner
 	if err := setupControllers(mgr, store, runner); err != nil {
 		return err
@@ -146,16 +156,14 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	return mgr.Start(ctx)
 }
 
-// newManager makes a controller-runtime manager whose cache holds only
-// this node's VMIs and Node: an agent never watches the whole cluster's VMs.
-func newManager(restConfig *rest.Config, nodeName string) (ctrl.Manager, error) {
-	onThisNode := labels.SelectorFromSet(labels.Set{kubevirtv1.NodeNameLabel: nodeName})
+// newManager makes the agent's controller-runtime manager. Its cache holds
+// every VMI: a node must see the VMIs that migrate to it, which are not
+// labelled with its name until they arrive.
+func newManager(restConfig *rest.Config, logger *slog.Logger) (ctrl.Manager, error) {
 	return ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:  scheme.Scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&kubevirtv1.VirtualMachineInstance{}: {Label: onThisNode},
-		}},
+		Scheme:                 scheme.Scheme,
+		Logger:                 logr.FromSlogHandler(logger.Handler()),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
 }
@@ -197,4 +205,25 @@ func guestImage(dir string) guestFiles {
 		kernel = filepath.Join(dir, "vmlinuz")
 	}
 	return guestFiles{Kernel: kernel, Initrd: filepath.Join(dir, "initramfs.img")}
+}
+
+// setUpMigrationNetwork gives the node its migration0 from the KubeVirt
+// CR's migration network, as Multus and whereabouts do for virt-handler.
+// With no migration network configured, migrations cannot run from or to
+// this node, and the agent says so but runs its VMs.
+func setUpMigrationNetwork(ctx context.Context, restConfig *rest.Config, env *labNode, opts Options, logger *slog.Logger) (string, error) {
+	direct, err := client.New(restConfig, client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		return "", err
+	}
+	iface, err := migrationnet.Setup(ctx, direct, env.node, opts.NodeName, opts.VirtNamespace, ipam.DefaultPoolNamespace)
+	if errors.Is(err, migrationnet.ErrNoMigrationNetwork) {
+		logger.Warn("no migration network: this node can neither send nor receive live migrations", "err", err)
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("migration network: %w", err)
+	}
+	logger.Info("migration network ready", "interface", iface.Name, "address", iface.Address, "nad", iface.NAD)
+	return iface.Address.String(), nil
 }

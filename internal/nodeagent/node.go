@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/cclm-io/cclm/internal/migrationnet"
 )
 
 // leaseDuration and leaseRenewInterval follow the kubelet's defaults: a
@@ -39,7 +41,9 @@ type nodeFacts struct {
 	APIPort int32
 	// APICertSHA256 is the node API certificate's fingerprint.
 	APICertSHA256 string
-	Extra         map[string]string // extra labels, e.g. the lab's cluster name
+	// MigrationAddress is the node's migration0 address (CIDR), if any.
+	MigrationAddress string
+	Extra            map[string]string // extra labels, e.g. the lab's cluster name
 }
 
 // desiredLabels are the labels the agent owns on its Node.
@@ -54,6 +58,16 @@ func (f nodeFacts) desiredLabels() map[string]string {
 	return labels
 }
 
+// annotations are the Node annotations the agent owns: how to reach its
+// API, and its migration address as `oc get nodes` readers look it up.
+func (f nodeFacts) annotations() map[string]string {
+	annotations := map[string]string{APICertAnnotation: f.APICertSHA256}
+	if f.MigrationAddress != "" {
+		annotations[migrationnet.AnnotationKey] = f.MigrationAddress
+	}
+	return annotations
+}
+
 // registerNode creates the Node or brings its labels and status up to date.
 func registerNode(ctx context.Context, client kubernetes.Interface, facts nodeFacts) error {
 	nodes := client.CoreV1().Nodes()
@@ -61,7 +75,7 @@ func registerNode(ctx context.Context, client kubernetes.Interface, facts nodeFa
 	if apierrors.IsNotFound(err) {
 		node = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: facts.Name}}
 		node.Labels = facts.desiredLabels()
-		node.Annotations = map[string]string{APICertAnnotation: facts.APICertSHA256}
+		node.Annotations = facts.annotations()
 		if node, err = nodes.Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("register node %s: %w", facts.Name, err)
 		}
@@ -76,7 +90,7 @@ func registerNode(ctx context.Context, client kubernetes.Interface, facts nodeFa
 		if node.Annotations == nil {
 			node.Annotations = map[string]string{}
 		}
-		node.Annotations[APICertAnnotation] = facts.APICertSHA256
+		maps.Copy(node.Annotations, facts.annotations())
 		if node, err = nodes.Update(ctx, node, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("update node %s labels: %w", facts.Name, err)
 		}

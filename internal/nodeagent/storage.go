@@ -15,17 +15,22 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
 
 // The storage contract with the virt controller and kube-controller-manager:
 // the class's provisioner, and the annotations the PV binder and the
 // scheduler put on a PVC that waits for its first consumer.
 const (
-	Provisioner               = "cclm.io/local"
-	selectedNodeAnnotation    = "volume.kubernetes.io/selected-node"
-	storageProvisionerAnno    = "volume.kubernetes.io/storage-provisioner"
-	provisionedByAnnotation   = "pv.kubernetes.io/provisioned-by"
-	diskFileSuffix            = ".img"
+	Provisioner             = "cclm.io/local"
+	selectedNodeAnnotation  = "volume.kubernetes.io/selected-node"
+	storageProvisionerAnno  = "volume.kubernetes.io/storage-provisioner"
+	provisionedByAnnotation = "pv.kubernetes.io/provisioned-by"
+	diskFileSuffix          = ".img"
+	// csiDriver names cclm's local volumes as a CSI driver would be named
+	// (a DNS subdomain; the provisioner name has a slash).
+	csiDriver                 = "local.cclm.io"
 	provisioningFailedReason  = "ProvisioningFailed"
 	provisioningSucceedReason = "ProvisioningSucceeded"
 )
@@ -116,27 +121,15 @@ func (s *storage) usedBytes(ctx context.Context) (int64, error) {
 	return used, nil
 }
 
+// owns tells whether this node holds the PV's data.
 func (s *storage) owns(pv *corev1.PersistentVolume) bool {
-	return pv.Annotations[provisionedByAnnotation] == Provisioner && pvNode(pv) == s.node
+	return pv.Annotations[provisionedByAnnotation] == Provisioner && pv.Annotations[virtcontroller.StorageNodeAnnotation] == s.node
 }
 
-// pvNode is the node a local PV's node affinity names.
-func pvNode(pv *corev1.PersistentVolume) string {
-	if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
-		return ""
-	}
-	for _, term := range pv.Spec.NodeAffinity.Required.NodeSelectorTerms {
-		for _, expr := range term.MatchExpressions {
-			if expr.Key == hostnameLabel && len(expr.Values) == 1 {
-				return expr.Values[0]
-			}
-		}
-	}
-	return ""
-}
-
+// newPV describes a PVC's volume as a CSI volume of cclm's local driver:
+// its data is a file on the node that the storage-node annotation names,
+// which a live migration changes (node affinity could not be changed).
 func (s *storage) newPV(pvc *corev1.PersistentVolumeClaim, size resource.Quantity) *corev1.PersistentVolume {
-	fileType := corev1.HostPathFile
 	volumeMode := corev1.PersistentVolumeFilesystem
 	accessModes := pvc.Spec.AccessModes
 	if len(accessModes) == 0 {
@@ -145,7 +138,7 @@ func (s *storage) newPV(pvc *corev1.PersistentVolumeClaim, size resource.Quantit
 	return &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        pvName(pvc),
-			Annotations: map[string]string{provisionedByAnnotation: Provisioner},
+			Annotations: map[string]string{provisionedByAnnotation: Provisioner, virtcontroller.StorageNodeAnnotation: s.node},
 		},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: size},
@@ -158,13 +151,8 @@ func (s *storage) newPV(pvc *corev1.PersistentVolumeClaim, size resource.Quantit
 				Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID,
 			},
 			PersistentVolumeSource: corev1.PersistentVolumeSource{
-				HostPath: &corev1.HostPathVolumeSource{Path: s.filePath(pvName(pvc)), Type: &fileType},
+				CSI: &corev1.CSIPersistentVolumeSource{Driver: csiDriver, VolumeHandle: pvName(pvc)},
 			},
-			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{
-				NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
-					Key: hostnameLabel, Operator: corev1.NodeSelectorOpIn, Values: []string{s.node},
-				}}}},
-			}},
 		},
 	}
 }
@@ -207,10 +195,10 @@ func (s *storage) diskPath(ctx context.Context, namespace, claim string) (string
 	if err := s.client.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, &pv); err != nil {
 		return "", err
 	}
-	if !s.owns(&pv) || pv.Spec.HostPath == nil {
-		return "", fmt.Errorf("PVC %s/%s is bound to %s, which is not local storage of node %s", namespace, claim, pv.Name, s.node)
+	if !s.owns(&pv) {
+		return "", fmt.Errorf("PVC %s/%s is bound to %s, whose data is not on node %s", namespace, claim, pv.Name, s.node)
 	}
-	return pv.Spec.HostPath.Path, nil
+	return s.filePath(pv.Name), nil
 }
 
 // createSparseFile makes a file of size bytes that takes no space until
@@ -232,4 +220,20 @@ func createSparseFile(path string, size int64) error {
 		return err
 	}
 	return file.Close()
+}
+
+// boundPV is the PV a PVC is bound to.
+func (s *storage) boundPV(ctx context.Context, namespace, claim string) (*corev1.PersistentVolume, error) {
+	var pvc corev1.PersistentVolumeClaim
+	if err := s.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: claim}, &pvc); err != nil {
+		return nil, err
+	}
+	if pvc.Spec.VolumeName == "" {
+		return nil, fmt.Errorf("PVC %s/%s is not bound", namespace, claim)
+	}
+	var pv corev1.PersistentVolume
+	if err := s.client.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, &pv); err != nil {
+		return nil, err
+	}
+	return &pv, nil
 }

@@ -55,6 +55,7 @@ type vmiRunner struct {
 	runRoot  string
 	env      runtimeEnv
 	storage  *storage
+	migrator *migrator
 	inputs   func() domainInputs
 	// exits delivers a VMI to reconcile when its QEMU ends.
 	exits chan event.GenericEvent
@@ -114,6 +115,9 @@ func (r *vmiRunner) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 	var vmi kubevirtv1.VirtualMachineInstance
 	if err := r.client.Get(ctx, req.NamespacedName, &vmi); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.migrator != nil && vmi.DeletionTimestamp == nil {
+		r.migrator.reconcile(ctx, &vmi)
 	}
 	if vmi.Status.NodeName != r.node {
 		return ctrl.Result{}, nil

@@ -66,6 +66,9 @@ func (in *Instance) ExportDisks(ctx context.Context, names []string, writable bo
 type NBDTarget struct {
 	Addr string // host:port of the target's NBD server
 	TLS  bool   // use the client credentials (AddTLSCredentials)
+	// TLSHostname is the name the target's certificate must carry; empty
+	// means the host of Addr.
+	TLSHostname string
 	// SynchronousWrites mirrors each guest write before completing it
 	// (copy-mode write-blocking), so a guest that writes faster than the
 	// network still converges, at the cost of write latency.
@@ -97,6 +100,9 @@ func nbdClientNode(target NBDTarget, disk string) (map[string]any, error) {
 	}
 	if target.TLS {
 		node["tls-creds"] = tlsCredsID(TLSClient)
+		if target.TLSHostname != "" {
+			node["tls-hostname"] = target.TLSHostname
+		}
 	}
 	return node, nil
 }

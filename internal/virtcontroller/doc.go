@@ -1,7 +1,8 @@
 // Package virtcontroller is cclm's virt controller: the parts of upstream
 // KubeVirt's virt-controller and of CDI's DataVolume controller that cclm
 // needs. `cclm controller` runs it as ServiceAccount kubevirt-controller in
-// the virt namespace (see install.ControllerRBAC for its rights).
+// the virt namespace (install.VirtController holds its rights,
+// install.InstallVirtController installs them).
 //
 // Three reconcilers, each a thin driver around pure decision functions that
 // are table-tested without a cluster (state in, decision out, I/O outside):

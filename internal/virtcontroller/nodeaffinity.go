@@ -70,9 +70,23 @@ func compareInts(value, bound string, op corev1.NodeSelectorOperator) bool {
 	return v < b
 }
 
+// StorageNodeAnnotation on a cclm local PV names the node that holds its
+// data. It is an annotation, not node affinity, because a live migration
+// moves the data to another node and node affinity is immutable.
+const StorageNodeAnnotation = "cclm.io/storage-node"
+
+// pvLocal tells whether the PV is local to one node.
+func pvLocal(pv *corev1.PersistentVolume) bool {
+	return pv.Annotations[StorageNodeAnnotation] != "" || (pv.Spec.NodeAffinity != nil && pv.Spec.NodeAffinity.Required != nil)
+}
+
 // pvOnNode: the PV is local storage reachable from that node only, per its
-// node affinity. PVs without node affinity are not local to any node.
+// storage-node annotation or its node affinity. Other PVs are not local to
+// any node.
 func pvOnNode(pv *corev1.PersistentVolume, node *corev1.Node) bool {
+	if holder := pv.Annotations[StorageNodeAnnotation]; holder != "" {
+		return holder == node.Name
+	}
 	affinity := pv.Spec.NodeAffinity
 	return affinity != nil && affinity.Required != nil && nodeSelectorMatches(affinity.Required, node)
 }

@@ -122,7 +122,7 @@ func (need *demand) addClaim(namespace, claim string, pvcs []corev1.PersistentVo
 	if pv == nil {
 		return fmt.Errorf("persistentvolume %q of persistentvolumeclaim %q not found", pvc.Spec.VolumeName, claim)
 	}
-	if pv.Spec.NodeAffinity != nil && pv.Spec.NodeAffinity.Required != nil {
+	if pvLocal(pv) {
 		need.boundPVs = append(need.boundPVs, pv)
 	}
 	return nil
@@ -289,7 +289,7 @@ func cpuFeaturesFilter(node *corev1.Node, need *demand, _ nodeUsage) *rejection 
 
 func volumeAffinityFilter(node *corev1.Node, need *demand, _ nodeUsage) *rejection {
 	for _, pv := range need.boundPVs {
-		if !nodeSelectorMatches(pv.Spec.NodeAffinity.Required, node) {
+		if !pvOnNode(pv, node) {
 			return &rejection{short: "node(s) had volume node affinity conflict", detail: "volume " + pv.Name + " is local to another node"}
 		}
 	}

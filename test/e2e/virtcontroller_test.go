@@ -414,7 +414,10 @@ func (e *vcEnv) testLifecycle(t *testing.T) {
 	if err := e.client.Delete(context.Background(), vm, &client.DeleteOptions{PropagationPolicy: &foreground}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor(t, "the VM and its VMI to be deleted", 30*time.Second, func() (bool, string) {
+	// The garbage collector ends a foreground deletion; on a fresh cluster
+	// it learns of the CRDs' kinds only at its next discovery sync (every
+	// 30 s), hence the longer wait.
+	e.waitFor(t, "the VM and its VMI to be deleted", 90*time.Second, func() (bool, string) {
 		vmi := e.vmi(t, ns, name)
 		err := e.client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &kubevirtv1.VirtualMachine{})
 		return vmi == nil && apierrors.IsNotFound(err), fmt.Sprintf("VMI left: %v, VM: %v", vmi != nil, err)
