@@ -30,9 +30,10 @@ import (
 // progress, the target takes the VMI over once the guest runs there, and
 // only then does the source stop its QEMU.
 const (
-	// migrationPortName and nbdPortName key targetDirectMigrationNodePorts.
-	migrationPortName = "migration"
-	nbdPortName       = "nbd"
+	// The roles of the ports in targetDirectMigrationNodePorts (port ->
+	// role): the migration stream's listener and the NBD server.
+	portRoleMigration = 0
+	portRoleNBD       = 1
 	// progressInterval is how often the source publishes progress.
 	progressInterval = time.Second
 	// takeoverTimeout bounds the source's wait for the target to run.
@@ -347,9 +348,9 @@ func (m *migrator) listenIncoming(ctx context.Context, vmi *kubevirtv1.VirtualMa
 	return m.patchMigrationState(ctx, vmi, func(s *kubevirtv1.VirtualMachineInstanceMigrationState) {
 		now := metav1.Now()
 		s.TargetNodeAddress = address.String()
-		s.TargetDirectMigrationNodePorts = map[string]int{strconv.Itoa(migrationPort): 0}
+		s.TargetDirectMigrationNodePorts = map[string]int{strconv.Itoa(migrationPort): portRoleMigration}
 		if nbdPort != 0 {
-			s.TargetDirectMigrationNodePorts[strconv.Itoa(nbdPort)] = 1
+			s.TargetDirectMigrationNodePorts[strconv.Itoa(nbdPort)] = portRoleNBD
 		}
 		s.TargetNodeDomainDetected = true
 		s.TargetNodeDomainReadyTimestamp = &now
@@ -580,9 +581,9 @@ func targetAddresses(state *kubevirtv1.VirtualMachineInstanceMigrationState) (mi
 	for port, role := range state.TargetDirectMigrationNodePorts {
 		address := net.JoinHostPort(state.TargetNodeAddress, port)
 		switch role {
-		case 0:
+		case portRoleMigration:
 			migration = address
-		case 1:
+		case portRoleNBD:
 			nbd = address
 		}
 	}
