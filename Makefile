@@ -46,3 +46,4 @@ clean: ## remove build outputs (keeps the Go caches)
 	rm -rf $(BIN)
 
 -include Makefile.generate
+-include Makefile.proto

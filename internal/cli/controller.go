@@ -8,7 +8,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
 
@@ -17,7 +19,7 @@ func newControllerCommand() *cobra.Command {
 	var kubeconfig string
 	cmd := &cobra.Command{
 		Use:   "controller",
-		Short: "Run the virt controller: VMs to VMIs, scheduling, DataVolumes (virt-controller + CDI)",
+		Short: "Run the virt controller: VMs to VMIs, scheduling, DataVolumes, migrations (virt-controller + CDI)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -25,6 +27,9 @@ func newControllerCommand() *cobra.Command {
 				return fmt.Errorf("--kubeconfig %q: %w", kubeconfig, err)
 			}
 			opts.Logger = logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil))
+			opts.AlsoRun = append(opts.AlsoRun, func(mgr ctrl.Manager) error {
+				return migrationcontroller.New(mgr, migrationcontroller.Options{Namespace: opts.Namespace})
+			})
 			return virtcontroller.Run(cmd.Context(), restConfig, opts)
 		},
 	}

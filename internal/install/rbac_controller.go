@@ -76,7 +76,10 @@ func virtControllerLeaderElectionRole(namespace string) []runtime.Object {
 // the virt namespace, its ClusterRole and bindings and its leader-election
 // Role, and returns a kubeconfig that authenticates as the ServiceAccount
 // (what `cclm controller` runs with).
-func InstallVirtController(ctx context.Context, restConfig *rest.Config, namespace string) (*clientcmdapi.Config, error) {
+//
+// extraRules are added to the ClusterRole: the rules of the controllers
+// that run in the same process (the migration controller's).
+func InstallVirtController(ctx context.Context, restConfig *rest.Config, namespace string, extraRules ...rbacv1.PolicyRule) (*clientcmdapi.Config, error) {
 	applier, err := kube.NewApplier(restConfig)
 	if err != nil {
 		return nil, err
@@ -86,6 +89,7 @@ func InstallVirtController(ctx context.Context, restConfig *rest.Config, namespa
 		return nil, err
 	}
 	component := VirtController
+	component.Rules = append(slices.Clone(component.Rules), extraRules...)
 	component.NamespacedRoles = append(slices.Clone(component.NamespacedRoles),
 		NamespacedRole{Namespace: namespace, Role: role[0].(*rbacv1.Role).Name})
 	return InstallComponent(ctx, restConfig, namespace, component)

@@ -22,6 +22,7 @@ import (
 	"github.com/cclm-io/cclm/internal/controlplane"
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/internal/procutil"
 )
@@ -171,7 +172,7 @@ func (n *labNodes) startController(ctx context.Context, self string, opts Option
 	if err := install.StorageClass(ctx, admin); err != nil {
 		return fmt.Errorf("%s: %w", cluster.Name, err)
 	}
-	config, err := install.InstallVirtController(ctx, admin, opts.VirtNamespace)
+	config, err := install.InstallVirtController(ctx, admin, opts.VirtNamespace, migrationcontroller.PolicyRules...)
 	if err != nil {
 		return fmt.Errorf("%s: virt controller account: %w", cluster.Name, err)
 	}

@@ -70,7 +70,10 @@ type activeMigration struct {
 	role     qemu.MigrationRole
 	cancel   context.CancelFunc
 	target   *qemu.Instance // the incoming QEMU, on the target
+	source   *qemu.Instance // the sending QEMU, on the source
 	aborting bool
+	// postcopyStarted is set once the source switched to post-copy.
+	postcopyStarted bool
 	// createdFiles and createdTaps are what this side made, the only
 	// things it may remove when it gives up.
 	createdFiles, createdTaps []string
@@ -79,7 +82,13 @@ type activeMigration struct {
 // reconcile starts or aborts this node's side of the VMI's migration.
 func (m *migrator) reconcile(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) {
 	state := vmi.Status.MigrationState
-	if state == nil || state.MigrationUID == "" || state.Completed || state.Failed {
+	if state == nil || state.MigrationUID == "" || state.Completed {
+		return
+	}
+	if state.Failed || state.AbortRequested {
+		// Whatever this node runs of the migration stops; a side that
+		// has not started never will.
+		m.abort(state.MigrationUID)
 		return
 	}
 	node := m.runner.node
@@ -88,9 +97,29 @@ func (m *migrator) reconcile(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 		m.ensure(ctx, vmi, qemu.RoleTarget, m.runTarget)
 	case state.SourceNode == node && vmi.Status.NodeName == node && state.TargetNodeAddress != "":
 		m.ensure(ctx, vmi, qemu.RoleSource, m.runSource)
+		m.switchMode(ctx, vmi)
 	}
-	if state.AbortRequested {
-		m.abort(state.MigrationUID)
+}
+
+// switchMode carries out the controller's request to switch a running
+// migration to post-copy (mode PostCopy) when it would not complete in
+// time; the source starts post-copy once.
+func (m *migrator) switchMode(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) {
+	state := vmi.Status.MigrationState
+	if state.Mode != kubevirtv1.MigrationPostCopy {
+		return
+	}
+	m.mu.Lock()
+	active := m.active[state.MigrationUID]
+	start := active != nil && active.source != nil && !active.postcopyStarted
+	if start {
+		active.postcopyStarted = true
+	}
+	m.mu.Unlock()
+	if start {
+		if err := active.source.StartPostcopy(ctx); err != nil {
+			m.runner.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "PostCopyFailed", "Migrate", "start post-copy: %v", err)
+		}
 	}
 }
 
@@ -187,7 +216,7 @@ func migrationParams(state *kubevirtv1.VirtualMachineInstanceMigrationState, dis
 		}
 	}
 	if params.PostCopy {
-		params.Multifd = false
+		params.Multifd = false // QEMU does not do post-copy over multifd
 	}
 	return params
 }
@@ -451,9 +480,21 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 		return errors.New("the source QEMU is not running")
 	}
 	source := running.instance
+	m.mu.Lock()
+	active.source = source
+	m.mu.Unlock()
 	state := vmi.Status.MigrationState
 	disks := mirroredDisks(source.Domain())
 	params := migrationParams(state, len(disks))
+	if params.AutoConverge && source.Accel() == qemu.AccelTCG {
+		// QEMU 7.2 corrupted guest memory when auto-converge throttled a
+		// TCG guest (the guest kernel oopsed right after the switchover,
+		// every run in cclm's tests): a VM must never be lost to a
+		// migration, so on TCG the migration runs without it.
+		params.AutoConverge = false
+		r.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "AutoConvergeUnavailable", "Migrate",
+			"allowAutoConverge is ignored on node %s: it runs guests with TCG, where QEMU's CPU throttling corrupts guest memory; use allowPostCopy or raise bandwidthPerMigration", r.node)
+	}
 	migrationAddr, nbdAddr, err := targetAddresses(state)
 	if err != nil {
 		return err

@@ -119,15 +119,20 @@ func TestMigrationCapabilitiesAndParameters(t *testing.T) {
 	defaults := DefaultMigrationParams()
 	defaults.PauseBeforeSwitchover = true
 	src := capState(defaults.migrationCapabilities(RoleSource, true))
-	want := map[string]bool{"events": true, "multifd": true, "postcopy-ram": false, "auto-converge": false, "pause-before-switchover": true, "validate-uuid": true}
+	want := map[string]bool{"events": true, "multifd": false, "postcopy-ram": false, "auto-converge": false, "pause-before-switchover": true, "validate-uuid": true}
 	for name, state := range want {
 		if src[name] != state {
 			t.Errorf("source capability %s = %v, want %v", name, src[name], state)
 		}
 	}
 	dst := capState(defaults.migrationCapabilities(RoleTarget, false))
-	if !dst["multifd"] || dst["pause-before-switchover"] || dst["validate-uuid"] {
-		t.Errorf("target capabilities %v", dst)
+	if dst["multifd"] != src["multifd"] || dst["pause-before-switchover"] || dst["validate-uuid"] {
+		t.Errorf("target capabilities %v: multifd must match the source's, the rest is the source's business", dst)
+	}
+	multifd := DefaultMigrationParams()
+	multifd.Multifd = true
+	if caps := capState(multifd.migrationCapabilities(RoleTarget, false)); !caps["multifd"] {
+		t.Errorf("a target of a multifd migration must enable multifd: %v", caps)
 	}
 
 	postcopy := DefaultMigrationParams()

@@ -43,6 +43,9 @@ type Options struct {
 	StableRun time.Duration
 	// Logger for the controller; default: discard.
 	Logger logr.Logger
+	// AlsoRun adds more reconcilers to the same manager, under the same
+	// leader election: `cclm controller` adds the migration controller.
+	AlsoRun []func(ctrl.Manager) error
 }
 
 func (o Options) backoffPolicy() backoffPolicy {
@@ -111,6 +114,11 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	}
 	if err := New(mgr, opts); err != nil {
 		return err
+	}
+	for _, add := range opts.AlsoRun {
+		if err := add(mgr); err != nil {
+			return err
+		}
 	}
 	if opts.HealthProbeAddr != "" && opts.HealthProbeAddr != "0" {
 		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -1,0 +1,172 @@
+package migrationcontroller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+)
+
+// Options configure the migration controller. The zero value works.
+type Options struct {
+	// Namespace is the virt namespace, where the KubeVirt CR is; empty
+	// reads the KubeVirt CR of any namespace.
+	Namespace string
+	// Timeouts of the controller's own waits; zero fields take the
+	// defaults (Default*Timeout). Tests shorten them.
+	Timeouts Timeouts
+	// CacheCatchUp bounds the wait, after each write, for the cache to
+	// show it (default 5 s); see reconciler.awaitCache.
+	CacheCatchUp time.Duration
+}
+
+// PolicyRules are the cluster-wide rights the migration controller needs
+// on top of the virt controller's (install.VirtController), each with what
+// for. Nodes, PVs and PVCs are read for choosing the target; VMI status is
+// updated for migrationState; events are recorded on VMIMs.
+var PolicyRules = []rbacv1.PolicyRule{
+	// VMIMs: watched; updated for the finalizer and the progress
+	// watermark annotation; their status written.
+	{APIGroups: []string{"kubevirt.io"}, Resources: []string{"virtualmachineinstancemigrations"}, Verbs: []string{"get", "list", "watch", "update"}},
+	{APIGroups: []string{"kubevirt.io"}, Resources: []string{"virtualmachineinstancemigrations/status"}, Verbs: []string{"update"}},
+	// VMIs: watched; status.migrationState written.
+	{APIGroups: []string{"kubevirt.io"}, Resources: []string{"virtualmachineinstances"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"kubevirt.io"}, Resources: []string{"virtualmachineinstances/status"}, Verbs: []string{"update"}},
+	// The KubeVirt CR: migration limits and timeouts.
+	{APIGroups: []string{"kubevirt.io"}, Resources: []string{"kubevirts"}, Verbs: []string{"get", "list", "watch"}},
+	// Choosing the target node.
+	{APIGroups: []string{""}, Resources: []string{"nodes", "persistentvolumes", "persistentvolumeclaims"}, Verbs: []string{"get", "list", "watch"}},
+	// Events on VMIMs (controller-runtime's events.k8s.io recorder).
+	{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+}
+
+// vmiNameIndex indexes VMIMs by namespace/spec.vmiName, so that a VMI's
+// change finds its migrations.
+const vmiNameIndex = "cclm.io/migrationVMIName"
+
+// New adds the migration controller to mgr, whose scheme must be cclm's
+// (internal/scheme).
+func New(mgr ctrl.Manager, opts Options) error {
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &kubevirtv1.VirtualMachineInstanceMigration{}, vmiNameIndex,
+		func(obj client.Object) []string {
+			m := obj.(*kubevirtv1.VirtualMachineInstanceMigration)
+			return []string{vmiKey(m.Namespace, m.Spec.VMIName)}
+		})
+	if err != nil {
+		return fmt.Errorf("migration controller: index VMIMs by VMI: %w", err)
+	}
+	r := &reconciler{
+		client:       mgr.GetClient(),
+		recorder:     mgr.GetEventRecorder("migration-controller"),
+		namespace:    opts.Namespace,
+		timeouts:     opts.Timeouts.withDefaults(),
+		cacheCatchUp: opts.CacheCatchUp,
+		now:          time.Now,
+	}
+	if r.cacheCatchUp <= 0 {
+		r.cacheCatchUp = 5 * time.Second
+	}
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named("vmi-migration").
+		Watches(&kubevirtv1.VirtualMachineInstanceMigration{}, handler.EnqueueRequestsFromMapFunc(r.migrationAndWaiting)).
+		Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(r.migrationsOfVMI)).
+		Watches(&kubevirtv1.KubeVirt{}, handler.EnqueueRequestsFromMapFunc(r.unfinishedMigrations)).
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.schedulingMigrations)).
+		// One at a time, each waiting until the cache shows its writes:
+		// the next decision then counts the slots and target memory the
+		// previous one took.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("migration controller: %w", err)
+	}
+	return nil
+}
+
+func vmiKey(namespace, name string) string { return namespace + "/" + name }
+
+// classic: a migration this controller drives. Decentralized ones belong
+// to the synchronization flow and are never touched here.
+func classic(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
+	return !m.IsDecentralized()
+}
+
+// migrationAndWaiting maps a VMIM event to that VMIM and, since its end
+// may free a slot, to the migrations waiting for one.
+func (r *reconciler) migrationAndWaiting(ctx context.Context, obj client.Object) []reconcile.Request {
+	var requests []reconcile.Request
+	if m, ok := obj.(*kubevirtv1.VirtualMachineInstanceMigration); ok && classic(m) {
+		requests = append(requests, requestFor(m))
+	}
+	return append(requests, r.migrationsWhere(ctx, func(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
+		return m.DeletionTimestamp == nil && m.Status.Phase == kubevirtv1.MigrationPending
+	})...)
+}
+
+// migrationsOfVMI maps a VMI event to the classic migrations naming it
+// that are not done, and to the one its migrationState belongs to, whose
+// mirror follows the agents' last words even after it ended.
+func (r *reconciler) migrationsOfVMI(ctx context.Context, obj client.Object) []reconcile.Request {
+	var current types.UID
+	if vmi, ok := obj.(*kubevirtv1.VirtualMachineInstance); ok && vmi.Status.MigrationState != nil {
+		current = vmi.Status.MigrationState.MigrationUID
+	}
+	var list kubevirtv1.VirtualMachineInstanceMigrationList
+	if err := r.client.List(ctx, &list, client.MatchingFields{vmiNameIndex: vmiKey(obj.GetNamespace(), obj.GetName())}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "list the migrations of a VMI", "vmi", obj.GetName())
+		return nil
+	}
+	var requests []reconcile.Request
+	for i := range list.Items {
+		if m := &list.Items[i]; classic(m) && (needsAttention(m) || m.UID == current) {
+			requests = append(requests, requestFor(m))
+		}
+	}
+	return requests
+}
+
+// unfinishedMigrations: a KubeVirt CR change may change limits and
+// timeouts of every migration not yet ended.
+func (r *reconciler) unfinishedMigrations(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.migrationsWhere(ctx, needsAttention)
+}
+
+// schedulingMigrations: a node change may give an unschedulable migration
+// its target.
+func (r *reconciler) schedulingMigrations(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.migrationsWhere(ctx, NeedsCluster)
+}
+
+// needsAttention: not final, or still holding the finalizer.
+func needsAttention(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
+	return !m.IsFinal() || len(m.Finalizers) > 0 || m.DeletionTimestamp != nil
+}
+
+func (r *reconciler) migrationsWhere(ctx context.Context, match func(*kubevirtv1.VirtualMachineInstanceMigration) bool) []reconcile.Request {
+	var list kubevirtv1.VirtualMachineInstanceMigrationList
+	if err := r.client.List(ctx, &list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "list migrations")
+		return nil
+	}
+	var requests []reconcile.Request
+	for i := range list.Items {
+		if m := &list.Items[i]; classic(m) && match(m) {
+			requests = append(requests, requestFor(m))
+		}
+	}
+	return requests
+}
+
+func requestFor(m *kubevirtv1.VirtualMachineInstanceMigration) reconcile.Request {
+	return reconcile.Request{NamespacedName: client.ObjectKeyFromObject(m)}
+}

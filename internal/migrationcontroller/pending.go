@@ -1,0 +1,194 @@
+package migrationcontroller
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+)
+
+// Pending and Scheduling: may the migration start, and where to.
+
+// capacityRetry is how often a migration waiting for a free slot looks
+// again on its own; a migration that ends wakes the waiting ones earlier.
+const capacityRetry = 10 * time.Second
+
+// unschedulableRetry is how often an unschedulable migration tries again;
+// node changes wake it earlier.
+const unschedulableRetry = 5 * time.Second
+
+// ---- Pending ----
+
+func (s *stepper) pending() {
+	if reason, message := s.refusal(); reason != "" {
+		s.fail(reason, message)
+		return
+	}
+	if reason, message := s.overLimit(); reason != "" {
+		s.wait(reason, message, time.Time{})
+		s.requeueIn(capacityRetry)
+		return
+	}
+	s.enter(kubevirtv1.MigrationScheduling, fmt.Sprintf("a migration slot is free; choosing a target node for VMI %s", s.vmi.Name))
+}
+
+// refusal says why this migration cannot happen at all, upstream's
+// admission checks: the VMI runs, can move, and nothing else moves it.
+func (s *stepper) refusal() (reason, message string) {
+	if reason, message := s.vmiUnavailable(); reason != "" {
+		return reason, message
+	}
+	if ok, c := vmiConditionTrue(s.vmi, kubevirtv1.VirtualMachineInstanceIsMigratable); !ok {
+		return ReasonNotLiveMigratable, notMigratableMessage(s.vmi.Name, c)
+	}
+	if other := s.activeSibling(); other != nil {
+		return ReasonInFlight, fmt.Sprintf("in-flight migration detected: migration %s (phase %s) is already in progress for VMI %s; wait for it to end or delete it, then create a new migration",
+			other.Name, phaseName(other.Status.Phase), s.vmi.Name)
+	}
+	if state := s.vmi.Status.MigrationState; unfinishedElsewhere(state, s.m.UID) {
+		return ReasonInFlight, fmt.Sprintf("VMI %s still shows migration %s from node %s to node %s in flight (neither completed nor failed); its node agents must end it before another migration can start",
+			s.vmi.Name, state.MigrationUID, state.SourceNode, state.TargetNode)
+	}
+	return "", ""
+}
+
+// vmiUnavailable says why the VMI cannot be (or stay) migrated: it is
+// gone, going, or not running on a node.
+func (s *stepper) vmiUnavailable() (reason, message string) {
+	vmi, name := s.vmi, s.m.Namespace+"/"+s.m.Spec.VMIName
+	switch {
+	case vmi == nil:
+		return ReasonVMINotFound, fmt.Sprintf("VMI %s does not exist", name)
+	case vmi.DeletionTimestamp != nil:
+		return ReasonVMINotRunning, fmt.Sprintf("VMI %s is being deleted", name)
+	case vmi.Status.Phase != kubevirtv1.Running:
+		return ReasonVMINotRunning, fmt.Sprintf("VMI %s is %s, not Running: only a running VMI can be live-migrated", name, vmiPhaseName(vmi.Status.Phase))
+	case vmi.Status.NodeName == "":
+		return ReasonVMINotRunning, fmt.Sprintf("VMI %s is Running but on no node (status.nodeName is empty)", name)
+	}
+	return "", ""
+}
+
+func notMigratableMessage(vmi string, c *kubevirtv1.VirtualMachineInstanceCondition) string {
+	if c == nil {
+		return fmt.Sprintf("VMI %s is not live-migratable: it has no LiveMigratable condition yet (its node agent sets it)", vmi)
+	}
+	return fmt.Sprintf("VMI %s is not live-migratable: LiveMigratable is %s (%s: %s)", vmi, c.Status, c.Reason, c.Message)
+}
+
+// activeSibling is another unfinished migration of the same VMI that
+// holds it: one past Pending, or one that came first (by creation time,
+// then name). The later of two therefore fails, as upstream's admission
+// refuses it.
+func (s *stepper) activeSibling() *kubevirtv1.VirtualMachineInstanceMigration {
+	for i := range s.obs.Siblings {
+		other := &s.obs.Siblings[i]
+		if other.UID == s.m.UID || other.IsFinal() {
+			continue
+		}
+		if holdsSlot(other.Status.Phase) || other.IsDecentralized() || createdBefore(other, s.m) {
+			return other
+		}
+	}
+	return nil
+}
+
+func createdBefore(a, b *kubevirtv1.VirtualMachineInstanceMigration) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// holdsSlot: the phases that count against the parallel limits.
+func holdsSlot(phase kubevirtv1.VirtualMachineInstanceMigrationPhase) bool {
+	switch phase {
+	case kubevirtv1.MigrationScheduling, kubevirtv1.MigrationScheduled, kubevirtv1.MigrationPreparingTarget,
+		kubevirtv1.MigrationTargetReady, kubevirtv1.MigrationRunning:
+		return true
+	}
+	return false
+}
+
+// unfinishedElsewhere: the state is another migration's that started and
+// has not ended on the node agents.
+func unfinishedElsewhere(state *kubevirtv1.VirtualMachineInstanceMigrationState, self types.UID) bool {
+	return state != nil && state.MigrationUID != self && state.MigrationUID != "" &&
+		state.StartTimestamp != nil && state.EndTimestamp == nil && !state.Completed && !state.Failed
+}
+
+// overLimit says why no slot is free for this migration.
+func (s *stepper) overLimit() (reason, message string) {
+	perCluster := int(derefOr(s.obs.Config.ParallelMigrationsPerCluster, kubevirtv1.DefaultParallelMigrationsPerCluster))
+	perNode := int(derefOr(s.obs.Config.ParallelOutboundMigrationsPerNode, kubevirtv1.DefaultParallelOutboundMigrationsPerNode))
+	if n := s.obs.Active.InCluster; n >= perCluster {
+		return ReasonClusterLimit, fmt.Sprintf("%s in progress in the cluster and parallelMigrationsPerCluster is %d; waiting for one to end", migrationsAre(n), perCluster)
+	}
+	if n := s.obs.Active.FromSourceNode; n >= perNode {
+		return ReasonNodeLimit, fmt.Sprintf("%s leaving node %s and parallelOutboundMigrationsPerNode is %d; waiting for one to end", migrationsAre(n), s.vmi.Status.NodeName, perNode)
+	}
+	return "", ""
+}
+
+func migrationsAre(n int) string {
+	if n == 1 {
+		return "1 migration is"
+	}
+	return fmt.Sprintf("%d migrations are", n)
+}
+
+// ---- Scheduling ----
+
+func (s *stepper) scheduling() {
+	if reason, message := s.vmiUnavailable(); reason != "" {
+		s.fail(reason, message)
+		return
+	}
+	if state := s.vmi.Status.MigrationState; unfinishedElsewhere(state, s.m.UID) {
+		// Appeared since Pending looked (a decentralized migration, say).
+		s.fail(ReasonInFlight, fmt.Sprintf("VMI %s now shows migration %s in flight; it is not overwritten", s.vmi.Name, state.MigrationUID))
+		return
+	}
+	if state := s.ownState(); state != nil {
+		// The VMI already has this migration's state (the VMIM's write
+		// after it was lost): go on with the target recorded there.
+		s.enter(kubevirtv1.MigrationScheduled, fmt.Sprintf("VMI %s moves from node %s to node %s", s.vmi.Name, state.SourceNode, state.TargetNode))
+		return
+	}
+	node, why := chooseTarget(s.vmi, s.obs.Cluster)
+	if node == "" {
+		s.unschedulable(why)
+		return
+	}
+	s.writeState(s.newState(node))
+	s.enter(kubevirtv1.MigrationScheduled, fmt.Sprintf("VMI %s moves from node %s to node %s: %s", s.vmi.Name, s.vmi.Status.NodeName, node, why))
+}
+
+// unschedulable keeps trying until the deadline, then fails with the
+// scheduler's reason.
+func (s *stepper) unschedulable(why string) {
+	deadline := s.phaseSince(kubevirtv1.MigrationScheduling).Add(s.timeouts.Unschedulable)
+	if s.passed(deadline) {
+		s.fail(ReasonUnschedulable, fmt.Sprintf("%s (gave up after %s)", why, s.timeouts.Unschedulable))
+		return
+	}
+	s.wait(ReasonUnschedulable, fmt.Sprintf("%s; retrying until %s", why, stamp(deadline)), deadline)
+	s.requeueIn(unschedulableRetry)
+}
+
+// newState is the migrationState that hands the migration to the agents;
+// it replaces whatever an earlier migration left.
+func (s *stepper) newState(target string) *kubevirtv1.VirtualMachineInstanceMigrationState {
+	config := s.obs.Config.DeepCopy()
+	now := s.now
+	return &kubevirtv1.VirtualMachineInstanceMigrationState{
+		MigrationUID:           s.m.UID,
+		SourceNode:             s.vmi.Status.NodeName,
+		TargetNode:             target,
+		StartTimestamp:         &now,
+		Mode:                   kubevirtv1.MigrationPreCopy,
+		MigrationConfiguration: config,
+	}
+}

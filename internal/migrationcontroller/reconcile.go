@@ -1,0 +1,298 @@
+package migrationcontroller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+)
+
+// reconciler is the driver around Step: it reads, calls Step, writes.
+type reconciler struct {
+	client       client.Client
+	recorder     recorder.EventRecorder
+	namespace    string
+	timeouts     Timeouts
+	cacheCatchUp time.Duration
+	now          func() time.Time
+}
+
+// staleRetry: after a write lost to a newer version, look again this soon
+// (the newer version's own event usually comes first).
+const staleRetry = time.Second
+
+// maxEventNote is the longest note events.k8s.io accepts.
+const maxEventNote = 1024
+
+func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	m := &kubevirtv1.VirtualMachineInstanceMigration{}
+	if err := r.client.Get(ctx, req.NamespacedName, m); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !classic(m) {
+		return ctrl.Result{}, nil
+	}
+	obs, err := r.observe(ctx, m)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	decision := Step(*obs)
+	if err := r.apply(ctx, obs, decision); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return ctrl.Result{RequeueAfter: staleRetry}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: decision.RequeueAfter}, nil
+}
+
+// ---- reading ----
+
+func (r *reconciler) observe(ctx context.Context, m *kubevirtv1.VirtualMachineInstanceMigration) (*Observed, error) {
+	obs := &Observed{Migration: m, Now: r.now().Truncate(time.Second), Timeouts: r.timeouts}
+	var err error
+	if obs.VMI, err = r.getVMI(ctx, m.Namespace, m.Spec.VMIName); err != nil {
+		return nil, err
+	}
+	if obs.Config, err = r.migrationConfig(ctx); err != nil {
+		return nil, err
+	}
+	var all kubevirtv1.VirtualMachineInstanceMigrationList
+	if err := r.client.List(ctx, &all); err != nil {
+		return nil, err
+	}
+	obs.Siblings = siblings(m, all.Items)
+	if obs.Active, err = r.activeMigrations(ctx, m, obs.VMI, all.Items); err != nil {
+		return nil, err
+	}
+	if obs.VMIClaims, err = r.claimsOf(ctx, obs.VMI); err != nil {
+		return nil, err
+	}
+	if NeedsCluster(m) {
+		if obs.Cluster, err = r.cluster(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return obs, nil
+}
+
+func (r *reconciler) getVMI(ctx context.Context, namespace, name string) (*kubevirtv1.VirtualMachineInstance, error) {
+	vmi := &kubevirtv1.VirtualMachineInstance{}
+	err := r.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, vmi)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return vmi, nil
+}
+
+// migrationConfig is the effective migration configuration of the
+// KubeVirt CR (the oldest, should there be several), or the defaults.
+func (r *reconciler) migrationConfig(ctx context.Context) (kubevirtv1.MigrationConfiguration, error) {
+	var list kubevirtv1.KubeVirtList
+	if err := r.client.List(ctx, &list, client.InNamespace(r.namespace)); err != nil {
+		return kubevirtv1.MigrationConfiguration{}, err
+	}
+	var oldest *kubevirtv1.KubeVirt
+	for i := range list.Items {
+		kv := &list.Items[i]
+		if oldest == nil || kv.CreationTimestamp.Before(&oldest.CreationTimestamp) {
+			oldest = kv
+		}
+	}
+	return oldest.EffectiveMigrationConfiguration(), nil
+}
+
+// siblings are the other migrations of m's VMI.
+func siblings(m *kubevirtv1.VirtualMachineInstanceMigration, all []kubevirtv1.VirtualMachineInstanceMigration) []kubevirtv1.VirtualMachineInstanceMigration {
+	var out []kubevirtv1.VirtualMachineInstanceMigration
+	for _, other := range all {
+		if other.UID != m.UID && other.Namespace == m.Namespace && other.Spec.VMIName == m.Spec.VMIName {
+			out = append(out, other)
+		}
+	}
+	return out
+}
+
+// activeMigrations counts the other migrations holding a slot, and those
+// of them leaving the VMI's node. A migration's source node is in its
+// mirrored state once scheduled, else its VMI's node.
+func (r *reconciler) activeMigrations(ctx context.Context, m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance, all []kubevirtv1.VirtualMachineInstanceMigration) (ActiveMigrations, error) {
+	var active ActiveMigrations
+	sourceNode := ""
+	if vmi != nil {
+		sourceNode = vmi.Status.NodeName
+	}
+	for i := range all {
+		other := &all[i]
+		if other.UID == m.UID || other.IsFinal() || !holdsSlot(other.Status.Phase) {
+			continue
+		}
+		active.InCluster++
+		if sourceNode == "" || other.IsDecentralizedTarget() {
+			continue
+		}
+		from, err := r.sourceNodeOf(ctx, other)
+		if err != nil {
+			return active, err
+		}
+		if from == sourceNode {
+			active.FromSourceNode++
+		}
+	}
+	return active, nil
+}
+
+func (r *reconciler) sourceNodeOf(ctx context.Context, m *kubevirtv1.VirtualMachineInstanceMigration) (string, error) {
+	if state := m.Status.MigrationState; state != nil && state.SourceNode != "" {
+		return state.SourceNode, nil
+	}
+	vmi, err := r.getVMI(ctx, m.Namespace, m.Spec.VMIName)
+	if err != nil || vmi == nil {
+		return "", err
+	}
+	return vmi.Status.NodeName, nil
+}
+
+// claimsOf are the VMI's PVCs that exist.
+func (r *reconciler) claimsOf(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) ([]corev1.PersistentVolumeClaim, error) {
+	if vmi == nil {
+		return nil, nil
+	}
+	var claims []corev1.PersistentVolumeClaim
+	for _, name := range claimNames(vmi) {
+		pvc := corev1.PersistentVolumeClaim{}
+		err := r.client.Get(ctx, client.ObjectKey{Namespace: vmi.Namespace, Name: name}, &pvc)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		claims = append(claims, pvc)
+	}
+	return claims, nil
+}
+
+func (r *reconciler) cluster(ctx context.Context) (*Cluster, error) {
+	var nodes corev1.NodeList
+	var vmis kubevirtv1.VirtualMachineInstanceList
+	var pvcs corev1.PersistentVolumeClaimList
+	var pvs corev1.PersistentVolumeList
+	for _, list := range []client.ObjectList{&nodes, &vmis, &pvcs, &pvs} {
+		if err := r.client.List(ctx, list); err != nil {
+			return nil, err
+		}
+	}
+	return &Cluster{Nodes: nodes.Items, VMIs: vmis.Items, PVCs: pvcs.Items, PVs: pvs.Items}, nil
+}
+
+// ---- writing ----
+
+// apply writes the decision: the VMI's migrationState first (the agents
+// act on it; the VMIM's phase must not claim more than they can see), then
+// the VMIM's status, then its metadata (finalizer, watermark), then the
+// events. Every write is conditional on the version observed.
+func (r *reconciler) apply(ctx context.Context, obs *Observed, d Decision) error {
+	if err := r.writeMigrationState(ctx, obs.VMI, d.MigrationState); err != nil {
+		return err
+	}
+	m := obs.Migration.DeepCopy()
+	observedVersion := m.ResourceVersion
+	if !equality.Semantic.DeepEqual(m.Status, d.Status) {
+		m.Status = d.Status
+		if err := r.client.Status().Update(ctx, m); err != nil {
+			return fmt.Errorf("write status of migration %s/%s: %w", m.Namespace, m.Name, err)
+		}
+	}
+	if setMetadata(m, d) {
+		if err := r.client.Update(ctx, m); err != nil {
+			return fmt.Errorf("write finalizer and annotations of migration %s/%s: %w", m.Namespace, m.Name, err)
+		}
+	}
+	for _, e := range d.Events {
+		r.recorder.Eventf(m, nil, e.Type, e.Reason, "Migrate", "%s", truncate(e.Message, maxEventNote))
+	}
+	if m.ResourceVersion != observedVersion {
+		r.awaitCache(ctx, &kubevirtv1.VirtualMachineInstanceMigration{}, m, observedVersion)
+	}
+	return nil
+}
+
+func (r *reconciler) writeMigrationState(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, state *kubevirtv1.VirtualMachineInstanceMigrationState) error {
+	if state == nil || vmi == nil || equality.Semantic.DeepEqual(vmi.Status.MigrationState, state) {
+		return nil
+	}
+	updated := vmi.DeepCopy()
+	updated.Status.MigrationState = state.DeepCopy()
+	if err := r.client.Status().Update(ctx, updated); err != nil {
+		return fmt.Errorf("write migrationState of VMI %s/%s: %w", vmi.Namespace, vmi.Name, err)
+	}
+	r.awaitCache(ctx, &kubevirtv1.VirtualMachineInstance{}, updated, vmi.ResourceVersion)
+	return nil
+}
+
+// setMetadata makes m's finalizer and watermark annotation what d says and
+// reports whether anything changed.
+func setMetadata(m *kubevirtv1.VirtualMachineInstanceMigration, d Decision) bool {
+	changed := false
+	if has := controllerutil.ContainsFinalizer(m, MigrationFinalizer); has != d.Finalizer {
+		if d.Finalizer {
+			controllerutil.AddFinalizer(m, MigrationFinalizer)
+		} else {
+			controllerutil.RemoveFinalizer(m, MigrationFinalizer)
+		}
+		changed = true
+	}
+	current, present := m.Annotations[WatermarkAnnotation]
+	switch {
+	case d.Watermark == nil && present:
+		delete(m.Annotations, WatermarkAnnotation)
+		changed = true
+	case d.Watermark != nil && current != d.Watermark.annotationValue():
+		if m.Annotations == nil {
+			m.Annotations = map[string]string{}
+		}
+		m.Annotations[WatermarkAnnotation] = d.Watermark.annotationValue()
+		changed = true
+	}
+	return changed
+}
+
+// awaitCache waits (bounded) until the cache shows a version of written
+// newer than observedVersion, or that it is gone. With one reconcile at a
+// time this makes the next decision see this one's effect: the slot it
+// took, the target memory it reserved.
+func (r *reconciler) awaitCache(ctx context.Context, into client.Object, written client.Object, observedVersion string) {
+	key := client.ObjectKeyFromObject(written)
+	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, r.cacheCatchUp, true, func(ctx context.Context) (bool, error) {
+		if err := r.client.Get(ctx, key, into); err != nil {
+			return apierrors.IsNotFound(err), nil
+		}
+		return into.GetResourceVersion() != observedVersion, nil
+	})
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Info("the cache did not show a write in time; going on", "object", key)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cutting may split a UTF-8 sequence; drop the broken tail.
+	return strings.ToValidUTF8(s[:n-3], "") + "..."
+}

@@ -1,0 +1,271 @@
+package synccontroller
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+)
+
+// Statuses as the two sides' agents write them, and what each side's
+// controller makes of the other's push.
+
+var readyAt = metav1.NewTime(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+
+// sourceVMIStatus is a running source VMI whose agents filled sourceState.
+func sourceVMIStatus() *kubevirtv1.VirtualMachineInstanceStatus {
+	return &kubevirtv1.VirtualMachineInstanceStatus{
+		Phase: kubevirtv1.Running, NodeName: "ocp7-worker-0",
+		MigrationState: &kubevirtv1.VirtualMachineInstanceMigrationState{
+			SourceNode: "ocp7-worker-0",
+			SourceState: &kubevirtv1.VirtualMachineInstanceMigrationSourceState{
+				VirtualMachineInstanceCommonMigrationState: kubevirtv1.VirtualMachineInstanceCommonMigrationState{
+					Node: "ocp7-worker-0", MigrationUID: "uid-vmim-ocp7",
+					SyncAddress:               ptrTo("192.168.201.1:9185"),
+					VirtualMachineInstanceUID: ptrTo(types.UID("uid-vmi-ocp7")),
+					DomainName:                ptrTo("vm1"), DomainNamespace: ptrTo("default"),
+				},
+				NodeSelectors: map[string]string{"cpu-model-migration.node.kubevirt.io/Haswell": "true"},
+			},
+		},
+	}
+}
+
+// targetVMIStatusFlat is a receiver VMI whose node agent wrote only the
+// flat fields, as it does for an in-cluster migration.
+func targetVMIStatusFlat() *kubevirtv1.VirtualMachineInstanceStatus {
+	return &kubevirtv1.VirtualMachineInstanceStatus{
+		Phase: kubevirtv1.WaitingForSync, NodeName: "ocp1-worker-0",
+		MigrationState: &kubevirtv1.VirtualMachineInstanceMigrationState{
+			TargetNode:                     "ocp1-worker-0",
+			TargetNodeAddress:              "192.168.201.129",
+			TargetDirectMigrationNodePorts: map[string]int{"49152": 0, "49153": 1},
+			TargetNodeDomainDetected:       true,
+			TargetNodeDomainReadyTimestamp: &readyAt,
+		},
+	}
+}
+
+func TestTargetCopiesTheSourceHalf(t *testing.T) {
+	local := &kubevirtv1.VirtualMachineInstanceStatus{Phase: kubevirtv1.WaitingForSync, NodeName: "ocp1-worker-0"}
+	applyPeerStatus(local, sourceVMIStatus(), roleSource)
+
+	want := sourceVMIStatus().MigrationState.SourceState
+	requireEqual(t, "sourceState on the target", want, local.MigrationState.SourceState)
+	if local.MigrationState.SourceNode != "" || local.MigrationState.TargetNode != "" {
+		t.Errorf("the target's flat fields changed: %+v; they describe nodes of its own cluster", local.MigrationState)
+	}
+	if local.NodeName != "ocp1-worker-0" || local.Phase != kubevirtv1.WaitingForSync {
+		t.Errorf("the target's own fields changed: node %q, phase %q", local.NodeName, local.Phase)
+	}
+}
+
+func TestSourceHalfFallsBackToTheFlatFields(t *testing.T) {
+	peer := &kubevirtv1.VirtualMachineInstanceStatus{NodeName: "ocp7-worker-1",
+		MigrationState: &kubevirtv1.VirtualMachineInstanceMigrationState{SourcePod: "virt-launcher-vm1"}}
+	local := &kubevirtv1.VirtualMachineInstanceStatus{}
+	applyPeerStatus(local, peer, roleSource)
+	got := local.MigrationState.SourceState
+	if got.Node != "ocp7-worker-1" || got.Pod != "virt-launcher-vm1" {
+		t.Errorf("sourceState = %+v, want node ocp7-worker-1 (status.nodeName) and pod virt-launcher-vm1", got)
+	}
+}
+
+func TestSourceCopiesTheTargetHalfAndTheFlatFields(t *testing.T) {
+	local := sourceVMIStatus()
+	peer := targetVMIStatusFlat()
+	withOwnHalf(peer, ownSide{role: roleTarget, syncAddress: "192.168.201.128:9185", migrationUID: "uid-vmim-ocp1", vmiUID: "uid-vmi-ocp1", vmiName: "vm1", vmiNamespace: "default"})
+	applyPeerStatus(local, peer, roleTarget)
+
+	state := local.MigrationState
+	wantTarget := &kubevirtv1.VirtualMachineInstanceMigrationTargetState{
+		VirtualMachineInstanceCommonMigrationState: kubevirtv1.VirtualMachineInstanceCommonMigrationState{
+			Node: "ocp1-worker-0", MigrationUID: "uid-vmim-ocp1",
+			SyncAddress:               ptrTo("192.168.201.128:9185"),
+			VirtualMachineInstanceUID: ptrTo(types.UID("uid-vmi-ocp1")),
+			DomainName:                ptrTo("vm1"), DomainNamespace: ptrTo("default"),
+		},
+		NodeAddress:              ptrTo("192.168.201.129"),
+		DirectMigrationNodePorts: map[string]int{"49152": 0, "49153": 1},
+		DomainDetected:           true,
+		DomainReadyTimestamp:     &readyAt,
+	}
+	requireEqual(t, "targetState on the source", wantTarget, state.TargetState)
+	wantFlat := kubevirtv1.VirtualMachineInstanceMigrationState{
+		TargetNode: "ocp1-worker-0", TargetNodeAddress: "192.168.201.129",
+		TargetDirectMigrationNodePorts: map[string]int{"49152": 0, "49153": 1},
+		TargetNodeDomainDetected:       true, TargetNodeDomainReadyTimestamp: &readyAt,
+	}
+	gotFlat := kubevirtv1.VirtualMachineInstanceMigrationState{
+		TargetNode: state.TargetNode, TargetNodeAddress: state.TargetNodeAddress,
+		TargetDirectMigrationNodePorts: state.TargetDirectMigrationNodePorts,
+		TargetNodeDomainDetected:       state.TargetNodeDomainDetected, TargetNodeDomainReadyTimestamp: state.TargetNodeDomainReadyTimestamp,
+	}
+	requireEqual(t, "flat target fields on the source", wantFlat, gotFlat)
+	requireEqual(t, "the source's own half changed", sourceVMIStatus().MigrationState.SourceState, state.SourceState)
+	if state.Completed || state.Failed {
+		t.Errorf("completed %v, failed %v before the target said so", state.Completed, state.Failed)
+	}
+}
+
+func TestTargetHalfNotYetReportedKeepsLocalValues(t *testing.T) {
+	local := sourceVMIStatus()
+	local.MigrationState.TargetNodeAddress = "192.168.201.129"
+	applyPeerStatus(local, &kubevirtv1.VirtualMachineInstanceStatus{}, roleTarget)
+	if local.MigrationState.TargetNodeAddress != "192.168.201.129" {
+		t.Errorf("targetNodeAddress = %q; an empty report must not clear it", local.MigrationState.TargetNodeAddress)
+	}
+}
+
+func TestSourceLearnsCompletionFromTheTarget(t *testing.T) {
+	ended := metav1.NewTime(readyAt.Add(time.Minute))
+	peer := targetVMIStatusFlat()
+	peer.MigrationState.Completed, peer.MigrationState.EndTimestamp = true, &ended
+	local := sourceVMIStatus()
+	applyPeerStatus(local, peer, roleTarget)
+	if !local.MigrationState.Completed || !local.MigrationState.EndTimestamp.Equal(&ended) {
+		t.Errorf("completed %v at %v, want true at %v", local.MigrationState.Completed, local.MigrationState.EndTimestamp, ended)
+	}
+
+	// The target does not learn completion from the source: it is where
+	// the migration completes.
+	target := targetVMIStatusFlat()
+	source := sourceVMIStatus()
+	source.MigrationState.Completed = true
+	applyPeerStatus(target, source, roleSource)
+	if target.MigrationState.Completed {
+		t.Error("the target took completed from the source")
+	}
+}
+
+func TestFailurePropagatesBothWaysWithoutLooping(t *testing.T) {
+	for _, sender := range []role{roleSource, roleTarget} {
+		t.Run("from the "+sender.String(), func(t *testing.T) {
+			peer := sourceVMIStatus()
+			if sender == roleTarget {
+				peer = targetVMIStatusFlat()
+			}
+			peer.MigrationState.Failed, peer.MigrationState.FailureReason = true, "QEMU exited"
+			local := &kubevirtv1.VirtualMachineInstanceStatus{}
+			applyPeerStatus(local, peer, sender)
+			want := "the " + sender.String() + " cluster's side of the migration failed: QEMU exited"
+			if !local.MigrationState.Failed || local.MigrationState.FailureReason != want {
+				t.Fatalf("failed %v, reason %q; want true, %q", local.MigrationState.Failed, local.MigrationState.FailureReason, want)
+			}
+			// The peer hears back the propagated failure: its own reason stays.
+			applyPeerStatus(peer, local, sender.peer())
+			if peer.MigrationState.FailureReason != "QEMU exited" {
+				t.Errorf("the first side's reason became %q", peer.MigrationState.FailureReason)
+			}
+		})
+	}
+}
+
+func TestOwnHalfTakesTheControllersAddressAndUIDs(t *testing.T) {
+	status := sourceVMIStatus()
+	status.MigrationState.SourceState.SyncAddress = ptrTo("192.168.201.9:9185") // stale, from a former leader
+	status.MigrationState.SourceState.DomainName = nil
+	withOwnHalf(status, ownSide{role: roleSource, syncAddress: "[fd00::1]:9185", migrationUID: "uid-new", vmiUID: "uid-other", vmiName: "vm1", vmiNamespace: "default"})
+	half := status.MigrationState.SourceState
+	if *half.SyncAddress != "[fd00::1]:9185" || half.MigrationUID != "uid-new" {
+		t.Errorf("syncAddress %q, migrationUID %q; the controller's own values must win", *half.SyncAddress, half.MigrationUID)
+	}
+	if *half.VirtualMachineInstanceUID != "uid-vmi-ocp7" || *half.DomainName != "vm1" {
+		t.Errorf("vmi UID %q, domain %q; the agents' values stay, gaps are filled", *half.VirtualMachineInstanceUID, *half.DomainName)
+	}
+	if half.NodeSelectors == nil {
+		t.Error("node selectors lost")
+	}
+}
+
+func TestCancelAbortsUnlessCompleted(t *testing.T) {
+	status := sourceVMIStatus()
+	if !applyCancel(status) || !status.MigrationState.AbortRequested || status.MigrationState.FailureReason != CancelledByPeerReason {
+		t.Errorf("after a cancel: %+v", status.MigrationState)
+	}
+	failed := sourceVMIStatus()
+	failed.MigrationState.Failed, failed.MigrationState.FailureReason = true, "QEMU exited"
+	if !applyCancel(failed) || failed.MigrationState.FailureReason != "QEMU exited" {
+		t.Errorf("a cancel replaced the reason of a failed migration: %q", failed.MigrationState.FailureReason)
+	}
+	done := sourceVMIStatus()
+	done.MigrationState.Completed = true
+	if applyCancel(done) || done.MigrationState.AbortRequested {
+		t.Error("a completed migration was aborted")
+	}
+	empty := &kubevirtv1.VirtualMachineInstanceStatus{}
+	if !applyCancel(empty) || !empty.MigrationState.AbortRequested {
+		t.Error("a VMI without migration state was not marked aborted")
+	}
+}
+
+func TestPeerAddressOf(t *testing.T) {
+	source := &kubevirtv1.VirtualMachineInstanceMigration{Spec: kubevirtv1.VirtualMachineInstanceMigrationSpec{
+		SendTo: &kubevirtv1.VirtualMachineInstanceMigrationSource{MigrationID: "m", ConnectURL: "192.168.201.128:9185"}}}
+	target := &kubevirtv1.VirtualMachineInstanceMigration{Spec: kubevirtv1.VirtualMachineInstanceMigrationSpec{
+		Receive: &kubevirtv1.VirtualMachineInstanceMigrationTarget{MigrationID: "m"}}}
+	if got := peerAddressOf(source, &kubevirtv1.VirtualMachineInstanceStatus{}); got != "192.168.201.128:9185" {
+		t.Errorf("source pushes to %q, want its connectURL", got)
+	}
+	if got := peerAddressOf(target, &kubevirtv1.VirtualMachineInstanceStatus{}); got != "" {
+		t.Errorf("target pushes to %q before the source called", got)
+	}
+	learned := &kubevirtv1.VirtualMachineInstanceStatus{}
+	applyPeerStatus(learned, sourceVMIStatus(), roleSource)
+	if got := peerAddressOf(target, learned); got != "192.168.201.1:9185" {
+		t.Errorf("target pushes to %q, want the source's syncAddress", got)
+	}
+}
+
+func TestParseVMIStatus(t *testing.T) {
+	valid, _ := json.Marshal(sourceVMIStatus())
+	got, err := parseVMIStatus(valid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireEqual(t, "round trip", sourceVMIStatus(), got)
+	newer := `{"phase":"Running","someFutureField":{"x":1},"migrationState":{"sourceState":{"node":"n1","futureHalfField":true}}}`
+	if got, err := parseVMIStatus([]byte(newer)); err != nil || got.MigrationState.SourceState.Node != "n1" {
+		t.Errorf("a newer KubeVirt's status: %v, %+v", err, got)
+	}
+	for input, wantError := range map[string]string{
+		"":                       "empty",
+		"  ":                     "empty",
+		"null":                   "not a JSON object",
+		`["phase"]`:              "not a JSON object",
+		`{"phase":`:              "not a VMI status",
+		`{"phase":1}`:            "not a VMI status",
+		`{"Phase":"Running"}x`:   "not a VMI status",
+		strings.Repeat(" ", 2e6): "empty",
+	} {
+		if _, err := parseVMIStatus([]byte(input)); err == nil || !strings.Contains(err.Error(), wantError) {
+			t.Errorf("parse %.20q: %v, want an error saying %q", input, err, wantError)
+		}
+	}
+	big := `{"reason":"` + strings.Repeat("x", maxStatusJSON) + `"}`
+	if _, err := parseVMIStatus([]byte(big)); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("a status of %d bytes: %v", len(big), err)
+	}
+	// Field names match case-sensitively, as the API server matches them.
+	if got, err := parseVMIStatus([]byte(`{"Phase":"Running"}`)); err != nil || got.Phase != "" {
+		t.Errorf(`{"Phase":...}: %v, phase %q; want it ignored`, err, got.Phase)
+	}
+}
+
+// requireEqual compares semantically (quantities, times) and shows both
+// sides as JSON when they differ.
+func requireEqual(t *testing.T, what string, want, got any) {
+	t.Helper()
+	if equality.Semantic.DeepEqual(want, got) {
+		return
+	}
+	wantJSON, _ := json.Marshal(want)
+	gotJSON, _ := json.Marshal(got)
+	t.Errorf("%s:\n got: %s\nwant: %s", what, gotJSON, wantJSON)
+}
