@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cclm-io/cclm/internal/controlplane"
@@ -22,24 +23,33 @@ import (
 
 const virtNamespace = "openshift-cnv"
 
-var installKubeVirtOnce sync.Once
+var kubeVirtInstalled sync.Map // cluster name -> struct{}
 
-// apiCluster is the shared foundation cluster with KubeVirt installed in
-// openshift-cnv and the DecentralizedLiveMigration gate on.
-func apiCluster(t *testing.T) *controlplane.Cluster {
-	c := clusters.Get(t, "foundation")
-	installKubeVirtOnce.Do(func() {
-		config, err := c.RESTConfig()
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = install.KubeVirt(context.Background(), config, install.KubeVirtOptions{
+// kubeVirtCluster is a shared cluster with KubeVirt installed in
+// openshift-cnv and the DecentralizedLiveMigration gate on, and its admin
+// client configuration.
+func kubeVirtCluster(t *testing.T, name string) (*controlplane.Cluster, *rest.Config) {
+	t.Helper()
+	c := clusters.Get(t, name)
+	admin, err := c.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, done := kubeVirtInstalled.Load(name); !done {
+		err = install.KubeVirt(context.Background(), admin, install.KubeVirtOptions{
 			Namespace: virtNamespace, FeatureGates: []string{"DecentralizedLiveMigration"},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-	})
+		kubeVirtInstalled.Store(name, struct{}{})
+	}
+	return c, admin
+}
+
+// apiCluster is the shared foundation cluster, with KubeVirt.
+func apiCluster(t *testing.T) *controlplane.Cluster {
+	c, _ := kubeVirtCluster(t, "foundation")
 	return c
 }
 

@@ -60,16 +60,8 @@ func TestMigrationController(t *testing.T) {
 // ServiceAccount holding exactly migrationcontroller.PolicyRules, so that
 // those rules are what is tested.
 func startMigrationController(t *testing.T) *mcEnv {
-	c := clusters.Get(t, "migrationcontroller")
-	admin, err := c.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, admin := kubeVirtCluster(t, "migrationcontroller")
 	ctx := context.Background()
-	err = install.KubeVirt(ctx, admin, install.KubeVirtOptions{Namespace: virtNamespace, FeatureGates: []string{"DecentralizedLiveMigration"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	kubeconfig, err := install.InstallComponent(ctx, admin, virtNamespace, install.Component{
 		ServiceAccount: "kubevirt-controller", Rules: migrationcontroller.PolicyRules,
 	})

@@ -64,16 +64,8 @@ func TestVirtController(t *testing.T) {
 }
 
 func startVirtController(t *testing.T) *vcEnv {
-	c := clusters.Get(t, "virtcontroller")
-	admin, err := c.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, admin := kubeVirtCluster(t, "virtcontroller")
 	ctx := context.Background()
-	err = install.KubeVirt(ctx, admin, install.KubeVirtOptions{Namespace: virtNamespace, FeatureGates: []string{"DecentralizedLiveMigration"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := install.StorageClass(ctx, admin); err != nil {
 		t.Fatal(err)
 	}
