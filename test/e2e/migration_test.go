@@ -121,7 +121,11 @@ func TestLiveMigrationInsideACluster(t *testing.T) {
 	l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	var written guestagent.DiskWriteResult
 	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &written)
-	vmi := l.vmi(t, "ocp7", spec.namespace, spec.name)
+	var vmi *kubevirtv1.VirtualMachineInstance
+	l.waitFor(t, "the VMI to report the guest's IP", 30*time.Second, func() (bool, string) {
+		vmi = l.vmi(t, "ocp7", spec.namespace, spec.name)
+		return len(vmi.Status.Interfaces) > 0 && vmi.Status.Interfaces[0].IP != "", "no IP in status.interfaces yet"
+	})
 	source := vmi.Status.NodeName
 	sourceQEMU := qemuPids(spec.namespace, spec.name)
 
