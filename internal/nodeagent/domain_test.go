@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/qemu"
 )
 
 func testVMI() *kubevirtv1.VirtualMachineInstance {
@@ -131,5 +130,4 @@ func TestMigrationParamsFollowTheKubeVirtConfiguration(t *testing.T) {
 	if plain := migrationParams(&kubevirtv1.VirtualMachineInstanceMigrationState{}, 0); plain.PauseBeforeSwitchover || plain.AutoConverge || plain.PostCopy {
 		t.Fatalf("defaults %+v: no disks means no pre-switchover pause, and nothing allowed unless configured", plain)
 	}
-	_ = qemu.DefaultMigrationParams()
 }
