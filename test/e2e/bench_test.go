@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -344,70 +343,20 @@ func benchParseRates(s string) ([]float64, error) {
 
 // ---- the lab ----
 
-// benchLab is sharedLab for a benchmark (sharedLab wants a *testing.T): the
-// package's shared lab, started here if no test started it, and stopped by
-// TestMain like the tests' one; or the lab of -bench-lab-dir.
+// benchLab is the package's shared lab, or the lab of -bench-lab-dir.
 func benchLab(b *testing.B) *labEnv {
 	b.Helper()
-	if *benchLabDir != "" {
-		dir, err := filepath.Abs(*benchLabDir)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, stderr, err := benchRunCCLM(b, 5*time.Minute, "lab", "up", "--dir", dir, "--bin-dir", testenv.BinDir()); err != nil {
-			b.Fatalf("lab up --dir %s: %v\n%s", dir, err, stderr)
-		}
-		return &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
+	if *benchLabDir == "" {
+		return sharedLab(b)
 	}
-	sharedLabOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cclm-lab-")
-		if err != nil {
-			sharedLabErr = err.Error()
-			return
-		}
-		began := time.Now()
-		_, stderr, err := benchRunCCLM(b, 5*time.Minute, "lab", "up", "--dir", dir, "--bin-dir", testenv.BinDir())
-		if err != nil {
-			sharedLabErr = "lab up: " + err.Error() + "\n" + stderr
-			return
-		}
-		b.Logf("shared lab up in %s", time.Since(began).Round(100*time.Millisecond))
-		sharedLabEnv = &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
-		labsToStop = append(labsToStop, dir)
-	})
-	if sharedLabEnv == nil {
-		b.Fatalf("shared lab: %s", sharedLabErr)
+	dir, err := filepath.Abs(*benchLabDir)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return sharedLabEnv
-}
-
-// benchRunCCLM is runCCLM for a benchmark: it builds cmd/cclm through the
-// package's buildCCLMOnce, so that TestMain's stopLabs finds the binary.
-func benchRunCCLM(b *testing.B, timeout time.Duration, args ...string) (string, string, error) {
-	b.Helper()
-	buildCCLMOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cclm-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		cclmPath = filepath.Join(dir, "cclm")
-		cmd := exec.Command("go", "build", "-o", cclmPath, "./cmd/cclm")
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/cclm: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		b.Fatal(buildErr)
+	if _, stderr, err := runCCLM(b, 5*time.Minute, "lab", "up", "--dir", dir, "--bin-dir", testenv.BinDir()); err != nil {
+		b.Fatalf("lab up --dir %s: %v\n%s", dir, err, stderr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, cclmPath, args...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
+	return &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
 }
 
 // ---- plain QEMU ----

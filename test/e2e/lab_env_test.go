@@ -35,7 +35,7 @@ var (
 	sharedLabErr  string
 )
 
-func sharedLab(t *testing.T) *labEnv {
+func sharedLab(t testing.TB) *labEnv {
 	t.Helper()
 	testenv.RequireE2E(t)
 	sharedLabOnce.Do(func() {

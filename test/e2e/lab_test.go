@@ -27,7 +27,7 @@ var (
 )
 
 // cclmBinary builds cmd/cclm once per test run.
-func cclmBinary(t *testing.T) string {
+func cclmBinary(t testing.TB) string {
 	t.Helper()
 	buildCCLMOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "cclm-bin-")
@@ -56,7 +56,7 @@ func runBinary(path string, args ...string) error {
 }
 
 // runCCLM runs the cclm binary and returns stdout and stderr.
-func runCCLM(t *testing.T, timeout time.Duration, args ...string) (string, string, error) {
+func runCCLM(t testing.TB, timeout time.Duration, args ...string) (string, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
