@@ -135,4 +135,11 @@ func printLabStatus(out io.Writer, status *lab.Status) {
 		fmt.Fprintf(table, "%s\t%s\t%t\t%d/%d\t%s\t%s\n", c.Name, c.Server, c.APIReady, c.ProcessesAlive, c.Processes, c.VirtNamespace, c.Problem)
 	}
 	table.Flush()
+	fmt.Fprintln(out)
+	table = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(table, "CLUSTER\tKIND\tNAME\tPID\tALIVE")
+	for _, c := range status.Components {
+		fmt.Fprintf(table, "%s\t%s\t%s\t%d\t%t\n", c.Cluster, c.Kind, c.Name, c.Pid, c.Alive)
+	}
+	table.Flush()
 }

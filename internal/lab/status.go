@@ -9,6 +9,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/cclm-io/cclm/internal/procutil"
 )
 
 // Status is what `cclm lab status` reports.
@@ -19,6 +21,15 @@ type Status struct {
 	Pid        int             `json:"pid,omitempty"`
 	Kubeconfig string          `json:"kubeconfig,omitempty"`
 	Clusters   []ClusterStatus `json:"clusters,omitempty"`
+	// Components are the node agents and controllers, with whether each
+	// process is alive.
+	Components []ComponentStatus `json:"components,omitempty"`
+}
+
+// ComponentStatus is one lab process of a cluster.
+type ComponentStatus struct {
+	ComponentState
+	Alive bool `json:"alive"`
 }
 
 // ClusterStatus is one cluster's health as seen from its API.
@@ -50,6 +61,9 @@ func GetStatus(ctx context.Context, dir string) (*Status, error) {
 	status.Pid, status.Ready, status.Kubeconfig = state.Pid, state.Ready, p.kubeconfig()
 	for _, c := range state.Clusters {
 		status.Clusters = append(status.Clusters, clusterStatus(ctx, p, c))
+	}
+	for _, component := range state.Components {
+		status.Components = append(status.Components, ComponentStatus{ComponentState: component, Alive: procutil.Alive(component.Pid)})
 	}
 	return status, nil
 }

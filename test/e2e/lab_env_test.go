@@ -151,7 +151,9 @@ func (l *labEnv) waitGuestReady(t testing.TB, contextName, namespace, name strin
 			if err != nil {
 				return false, err.Error(), nil
 			}
-			return true, "", nil
+			// An agent that just started has not ticked yet: its heartbeat
+			// reading has no time to compare later readings with.
+			return info.HeartbeatUnixNano > 0, "the guest agent's heartbeat has not ticked yet", nil
 		})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, l.describe(t, contextName, namespace))
