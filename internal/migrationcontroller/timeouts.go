@@ -28,20 +28,9 @@ func completionTimeout(perGiB int64, vmi *kubevirtv1.VirtualMachineInstance, cla
 	return time.Duration(seconds) * time.Second
 }
 
-// guestMemory is the memory the guest gets: memory.guest, else the memory
-// request, else the limit (as the scheduler counts it).
+// guestMemory is the memory the guest gets, as every component counts it.
 func guestMemory(vmi *kubevirtv1.VirtualMachineInstance) int64 {
-	domain := vmi.Spec.Domain
-	if domain.Memory != nil && domain.Memory.Guest != nil {
-		return domain.Memory.Guest.Value()
-	}
-	if q, ok := domain.Resources.Requests[corev1.ResourceMemory]; ok {
-		return q.Value()
-	}
-	if q, ok := domain.Resources.Limits[corev1.ResourceMemory]; ok {
-		return q.Value()
-	}
-	return 0
+	return vmi.Spec.GuestMemoryBytes()
 }
 
 // claimsSize sums the sizes of the VMI's claims: the bound capacity, else

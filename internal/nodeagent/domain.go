@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/resource"
-
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/qemu"
 )
@@ -39,7 +37,7 @@ type domainInputs struct {
 // is what lets a migration target start with exactly the source's devices.
 func buildDomain(vmi *kubevirtv1.VirtualMachineInstance, in domainInputs) (qemu.Domain, error) {
 	spec := vmi.Spec
-	memory, err := guestMemoryMiB(spec.Domain)
+	memory, err := guestMemoryMiB(&spec)
 	if err != nil {
 		return qemu.Domain{}, err
 	}
@@ -100,21 +98,15 @@ func domainName(vmi *kubevirtv1.VirtualMachineInstance) string {
 	return vmi.Namespace + "_" + vmi.Name
 }
 
-func guestMemoryMiB(domain kubevirtv1.DomainSpec) (int, error) {
-	var quantity *resource.Quantity
-	if domain.Memory != nil && domain.Memory.Guest != nil {
-		quantity = domain.Memory.Guest
-	} else if request, ok := domain.Resources.Requests["memory"]; ok {
-		quantity = &request
-	}
-	if quantity == nil || quantity.Sign() <= 0 {
+func guestMemoryMiB(spec *kubevirtv1.VirtualMachineInstanceSpec) (int, error) {
+	bytes := spec.GuestMemoryBytes()
+	if bytes <= 0 {
 		return 0, fmt.Errorf("spec.domain.memory.guest: no memory given; set it, e.g. 128Mi")
 	}
-	mib := quantity.Value() >> 20
-	if mib < 16 {
-		return 0, fmt.Errorf("spec.domain.memory.guest %s is below the 16Mi a guest needs", quantity)
+	if bytes < 16<<20 {
+		return 0, fmt.Errorf("spec.domain.memory.guest %dMi is below the 16Mi a guest needs", bytes>>20)
 	}
-	return int(mib), nil
+	return int(bytes >> 20), nil
 }
 
 func domainCPU(cpu *kubevirtv1.CPU) qemu.CPU {

@@ -144,20 +144,9 @@ func claimNames(vmi *kubevirtv1.VirtualMachineInstance) []string {
 	return slices.Compact(names)
 }
 
-// guestMemory is the memory the guest gets: memory.guest, else the memory
-// request, else the limit.
+// guestMemory is the memory the guest gets, as every component counts it.
 func guestMemory(vmi *kubevirtv1.VirtualMachineInstance) int64 {
-	domain := vmi.Spec.Domain
-	if domain.Memory != nil && domain.Memory.Guest != nil {
-		return domain.Memory.Guest.Value()
-	}
-	if q, ok := domain.Resources.Requests[corev1.ResourceMemory]; ok {
-		return q.Value()
-	}
-	if q, ok := domain.Resources.Limits[corev1.ResourceMemory]; ok {
-		return q.Value()
-	}
-	return 0
+	return vmi.Spec.GuestMemoryBytes()
 }
 
 func claimSize(pvc *corev1.PersistentVolumeClaim) int64 {

@@ -499,3 +499,20 @@ type VirtualMachineInstanceGuestOSInfo struct {
 func init() {
 	knownTypes = append(knownTypes, &VirtualMachineInstance{}, &VirtualMachineInstanceList{})
 }
+
+// GuestMemoryBytes is the memory the guest gets: memory.guest, else the
+// memory request, else the limit; 0 when none is set. The scheduler, the
+// migration controller and the node agent all count memory this way.
+func (s *VirtualMachineInstanceSpec) GuestMemoryBytes() int64 {
+	domain := s.Domain
+	if domain.Memory != nil && domain.Memory.Guest != nil {
+		return domain.Memory.Guest.Value()
+	}
+	if q, ok := domain.Resources.Requests[corev1.ResourceMemory]; ok {
+		return q.Value()
+	}
+	if q, ok := domain.Resources.Limits[corev1.ResourceMemory]; ok {
+		return q.Value()
+	}
+	return 0
+}
