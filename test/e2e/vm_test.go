@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"encoding/json"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/kube"
@@ -132,21 +131,36 @@ func TestExampleVMRunsWithAHeartbeat(t *testing.T) {
 		t.Fatalf("cclm guest info boot ID %q, want %q", viaCLI.BootID, first.BootID)
 	}
 
-	vmi := l.vmi(t, "ocp7", "default", "demo-vm")
+	// The node agent refreshes a running VMI's status every few seconds, so
+	// the guest may answer before its status says so: wait for the status.
+	var vmi *kubevirtv1.VirtualMachineInstance
+	err = kube.Poll(context.Background(), 200*time.Millisecond, 30*time.Second, "demo-vm's status to show its agent, conditions and IP",
+		func(context.Context) (bool, string, error) {
+			if vmi = l.vmi(t, "ocp7", "default", "demo-vm"); vmi == nil {
+				return false, "no VMI", nil
+			}
+			return vmiShowsRunningGuest(vmi), fmt.Sprintf("%+v %+v", vmi.Status.Conditions, vmi.Status.Interfaces), nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(vmi.Status.NodeName, "ocp7-worker-") {
+		t.Errorf("VMI nodeName %q", vmi.Status.NodeName)
+	}
+}
+
+// vmiShowsRunningGuest says whether a VMI's status reports what a running
+// guest with a connected agent should: the conditions and an addressed NIC.
+func vmiShowsRunningGuest(vmi *kubevirtv1.VirtualMachineInstance) bool {
 	for _, want := range []kubevirtv1.VirtualMachineInstanceConditionType{
 		kubevirtv1.VirtualMachineInstanceReady, kubevirtv1.VirtualMachineInstanceAgentConnected,
 		kubevirtv1.VirtualMachineInstanceIsMigratable, kubevirtv1.VirtualMachineInstanceIsStorageLiveMigratable,
 	} {
 		if !conditionTrue(vmi, want) {
-			t.Errorf("VMI condition %s is not True: %+v", want, vmi.Status.Conditions)
+			return false
 		}
 	}
-	if len(vmi.Status.Interfaces) == 0 || vmi.Status.Interfaces[0].IP == "" || vmi.Status.Interfaces[0].MAC == "" {
-		t.Errorf("VMI interfaces lack IP or MAC: %+v", vmi.Status.Interfaces)
-	}
-	if !strings.HasPrefix(vmi.Status.NodeName, "ocp7-worker-") {
-		t.Errorf("VMI nodeName %q", vmi.Status.NodeName)
-	}
+	return len(vmi.Status.Interfaces) > 0 && vmi.Status.Interfaces[0].IP != "" && vmi.Status.Interfaces[0].MAC != ""
 }
 
 func conditionTrue(vmi *kubevirtv1.VirtualMachineInstance, kind kubevirtv1.VirtualMachineInstanceConditionType) bool {

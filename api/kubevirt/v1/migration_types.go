@@ -395,6 +395,34 @@ func (m *VirtualMachineInstanceMigration) IsFinal() bool {
 	return m.Status.Phase == MigrationSucceeded || m.Status.Phase == MigrationFailed
 }
 
+// IsDecentralizedSource reports whether the state is the source cluster's
+// half of a decentralized migration: the local VMIM (MigrationUID) is the
+// one the source half names. The migration controller writes both at once,
+// and the synchronization controller keeps them so.
+func (s *VirtualMachineInstanceMigrationState) IsDecentralizedSource() bool {
+	return s != nil && s.MigrationUID != "" && s.SourceState != nil && s.SourceState.MigrationUID == s.MigrationUID
+}
+
+// IsDecentralizedTarget reports whether the state is the target cluster's
+// half of a decentralized migration.
+func (s *VirtualMachineInstanceMigrationState) IsDecentralizedTarget() bool {
+	return s != nil && s.MigrationUID != "" && s.TargetState != nil && s.TargetState.MigrationUID == s.MigrationUID
+}
+
+// Succeeded reports whether the migration completed without failing.
+func (s *VirtualMachineInstanceMigrationState) Succeeded() bool {
+	return s != nil && s.Completed && !s.Failed
+}
+
+// MigratedAway reports whether the VMI left its cluster: its decentralized
+// migration to another cluster succeeded and its QEMU here has ended. Such
+// a VMI must never be started again here (the guest runs in the other
+// cluster).
+func (vmi *VirtualMachineInstance) MigratedAway() bool {
+	state := vmi.Status.MigrationState
+	return vmi.Status.Phase == Succeeded && state.IsDecentralizedSource() && state.Succeeded()
+}
+
 func init() {
 	knownTypes = append(knownTypes, &VirtualMachineInstanceMigration{}, &VirtualMachineInstanceMigrationList{})
 }
