@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -130,9 +131,10 @@ func printLabStatus(out io.Writer, status *lab.Status) {
 	}
 	fmt.Fprintf(out, "lab in %s: running (supervisor pid %d), kubeconfig %s\n", status.Dir, status.Pid, status.Kubeconfig)
 	table := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(table, "CLUSTER\tAPI SERVER\tREADY\tPROCESSES\tVIRT NAMESPACE\tPROBLEM")
+	fmt.Fprintln(table, "CLUSTER\tAPI SERVER\tREADY\tPROCESSES\tVIRT NAMESPACE\tSYNC ADDRESS\tPROBLEM")
 	for _, c := range status.Clusters {
-		fmt.Fprintf(table, "%s\t%s\t%t\t%d/%d\t%s\t%s\n", c.Name, c.Server, c.APIReady, c.ProcessesAlive, c.Processes, c.VirtNamespace, c.Problem)
+		fmt.Fprintf(table, "%s\t%s\t%t\t%d/%d\t%s\t%s\t%s\n", c.Name, c.Server, c.APIReady, c.ProcessesAlive, c.Processes, c.VirtNamespace,
+			orNone(strings.Join(c.SynchronizationAddresses, ",")), c.Problem)
 	}
 	table.Flush()
 	fmt.Fprintln(out)
@@ -142,4 +144,12 @@ func printLabStatus(out io.Writer, status *lab.Status) {
 		fmt.Fprintf(table, "%s\t%s\t%s\t%d\t%t\n", c.Cluster, c.Kind, c.Name, c.Pid, c.Alive)
 	}
 	table.Flush()
+}
+
+// orNone shows an empty cell as "<none>", as kubectl does.
+func orNone(value string) string {
+	if value == "" {
+		return "<none>"
+	}
+	return value
 }

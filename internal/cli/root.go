@@ -42,7 +42,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newLabCommand(), newNodeCommand(), newGuestCommand(), newConsoleCommand(), newControllerCommand())
+	root.AddCommand(newLabCommand(), newNodeCommand(), newGuestCommand(), newConsoleCommand(), newControllerCommand(), newSyncCommand())
 	return root
 }
 

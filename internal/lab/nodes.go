@@ -25,6 +25,7 @@ import (
 	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/internal/procutil"
+	"github.com/cclm-io/cclm/internal/synccontroller"
 )
 
 // ClusterLabel on a lab node names its cluster.
@@ -75,8 +76,14 @@ type labNodes struct {
 	states    []ComponentState
 }
 
-// startNodes makes the lab's fabric and, per cluster, the node namespaces
-// and node agents, each running as the cluster's kubevirt-handler account.
+// startNodes makes the lab's fabric and, per cluster, the virt controller,
+// the synchronization controller in a namespace of its own, and the node
+// namespaces and node agents, each running as the cluster's account for
+// it. The node agents start once the synchronization controllers have
+// published their addresses: the first address of each cluster's half of
+// the migration range is then always the synchronization controller's
+// (192.168.201.1 and .128), not whichever of it and the node agents asked
+// the pool first.
 func startNodes(ctx context.Context, opts Options, clusters []*controlplane.Cluster, logger *log.Logger) (*labNodes, error) {
 	id := ID(opts.Dir)
 	// A crashed lab in this directory may have left namespaces and VMs.
@@ -90,16 +97,24 @@ func startNodes(ctx context.Context, opts Options, clusters []*controlplane.Clus
 	if err != nil {
 		return nodes, err
 	}
-	for _, cluster := range clusters {
+	agentKubeconfigs := make([]string, len(clusters))
+	for i, cluster := range clusters {
 		if err := nodes.startController(ctx, self, opts, cluster); err != nil {
 			return nodes, err
 		}
-		kubeconfig, err := nodeAgentKubeconfig(ctx, cluster, opts.VirtNamespace)
-		if err != nil {
+		if err := nodes.startSync(ctx, self, opts, cluster); err != nil {
 			return nodes, err
 		}
-		for i := range opts.Nodes {
-			if err := nodes.start(self, opts, cluster, kubeconfig, NodeName(cluster.Name, i)); err != nil {
+		if agentKubeconfigs[i], err = nodeAgentKubeconfig(ctx, cluster, opts.VirtNamespace); err != nil {
+			return nodes, err
+		}
+	}
+	if err := waitForSync(ctx, clusters, opts.VirtNamespace, nodes, logger); err != nil {
+		return nodes, err
+	}
+	for i, cluster := range clusters {
+		for index := range opts.Nodes {
+			if err := nodes.start(self, opts, cluster, agentKubeconfigs[i], NodeName(cluster.Name, index)); err != nil {
 				return nodes, err
 			}
 		}
@@ -189,9 +204,58 @@ func (n *labNodes) startController(ctx context.Context, self string, opts Option
 	return n.add(spec, ComponentState{Name: "virt-controller", Kind: KindController, Cluster: cluster.Name})
 }
 
-// supervise restarts a node agent that ends while the lab runs, as the
-// kubelet restarts a DaemonSet's pod: a node agent's crash or kill must
-// not end the node. onRestart is told the new state.
+// SyncControllerName is the lab component of each cluster that runs the
+// synchronization controller (upstream's Deployment name).
+const SyncControllerName = synccontroller.LeaderElectionID
+
+// SyncNodeName is the lab node namespace a cluster's synchronization
+// controller runs in: a namespace of the lab like the workers' (so that
+// cleanUpNodes removes it), plugged into the migration segment, but no
+// Kubernetes node.
+func SyncNodeName(cluster string) string { return cluster + "-sync" }
+
+// startSync gives the cluster's synchronization controller a network
+// namespace of its own on the migration segment, with br-2001 as on a
+// worker, installs its account, and runs `cclm sync` there as that
+// account. The controller makes its migration0 from the cluster's NAD.
+func (n *labNodes) startSync(ctx context.Context, self string, opts Options, cluster *controlplane.Cluster) error {
+	node, err := n.fabric.AddNode(SyncNodeName(cluster.Name))
+	if err != nil {
+		return err
+	}
+	if err := applyNodeBridge(node); err != nil {
+		return err
+	}
+	admin, err := cluster.RESTConfig()
+	if err != nil {
+		return err
+	}
+	config, err := install.InstallComponent(ctx, admin, opts.VirtNamespace, synccontroller.Component)
+	if err != nil {
+		return fmt.Errorf("%s: synchronization controller account: %w", cluster.Name, err)
+	}
+	kubeconfig := filepath.Join(cluster.Dir, synccontroller.ServiceAccountName+".kubeconfig")
+	if err := clientcmd.WriteToFile(*config, kubeconfig); err != nil {
+		return err
+	}
+	spec := procutil.Spec{
+		Name: cluster.Name + "/" + SyncControllerName,
+		Path: self,
+		Args: []string{"sync",
+			"--kubeconfig", kubeconfig,
+			"--namespace", opts.VirtNamespace,
+			"--cluster-name", cluster.Name,
+			"--lab-id", n.id,
+			"--netns-node", node.Name,
+		},
+		LogPath: filepath.Join(cluster.Dir, "logs", SyncControllerName+".log"),
+	}
+	return n.add(spec, ComponentState{Name: SyncControllerName, Kind: KindController, Cluster: cluster.Name})
+}
+
+// supervise restarts a component that ends while the lab runs, as the
+// kubelet restarts a pod: a node agent's or a controller's crash or kill
+// must not end the node or the cluster. onRestart is told the new state.
 func (n *labNodes) supervise(ctx context.Context, logger *log.Logger, onRestart func([]ComponentState)) {
 	for i := range n.specs {
 		go n.superviseOne(ctx, i, logger, onRestart)
@@ -199,6 +263,9 @@ func (n *labNodes) supervise(ctx context.Context, logger *log.Logger, onRestart 
 }
 
 func (n *labNodes) superviseOne(ctx context.Context, i int, logger *log.Logger, onRestart func([]ComponentState)) {
+	n.mu.Lock()
+	what := describeComponent(n.states[i])
+	n.mu.Unlock()
 	for {
 		n.mu.Lock()
 		process := n.processes[i]
@@ -208,7 +275,7 @@ func (n *labNodes) superviseOne(ctx context.Context, i int, logger *log.Logger, 
 			return
 		case <-process.Exited():
 		}
-		logger.Printf("%s: node agent ended (%v); restarting it in 1s", n.specs[i].Name, process.ExitError())
+		logger.Printf("%s ended (%v); restarting it in 1s", what, process.ExitError())
 		select {
 		case <-ctx.Done():
 			return
@@ -216,7 +283,7 @@ func (n *labNodes) superviseOne(ctx context.Context, i int, logger *log.Logger, 
 		}
 		restarted, err := procutil.Start(n.specs[i])
 		if err != nil {
-			logger.Printf("%s: restart: %v", n.specs[i].Name, err)
+			logger.Printf("%s: restart: %v", what, err)
 			continue
 		}
 		n.mu.Lock()
@@ -228,8 +295,17 @@ func (n *labNodes) superviseOne(ctx context.Context, i int, logger *log.Logger, 
 	}
 }
 
-// stop ends the node agents, then the VMs they left running (a node agent
-// leaves its QEMUs on purpose), then the namespaces.
+// describeComponent names a component in the supervisor's log: "node
+// agent ocp7-worker-0", "ocp1's virt-synchronization-controller".
+func describeComponent(state ComponentState) string {
+	if state.Kind == KindNode {
+		return "node agent " + state.Name
+	}
+	return state.Cluster + "'s " + state.Name
+}
+
+// stop ends the node agents and controllers, then the VMs the agents left
+// running (a node agent leaves its QEMUs on purpose), then the namespaces.
 func (n *labNodes) stop(logger *log.Logger) {
 	n.mu.Lock()
 	processes := append([]*procutil.Process(nil), n.processes...)
@@ -238,7 +314,7 @@ func (n *labNodes) stop(logger *log.Logger) {
 		process.Stop(stopGrace)
 	}
 	cleanUpNodes(n.id)
-	logger.Printf("node agents, VMs and lab networks removed")
+	logger.Printf("node agents, controllers, VMs and lab networks removed")
 }
 
 // stopGrace is how long a lab process gets to end after SIGTERM.
@@ -297,8 +373,8 @@ func waitForNodes(ctx context.Context, clusters []*controlplane.Cluster, perClus
 		}
 		err = kube.Poll(ctx, 250*time.Millisecond, nodeStartTimeout, fmt.Sprintf("%d Ready nodes in %s", perCluster, cluster.Name),
 			func(ctx context.Context) (bool, string, error) {
-				if dead := nodes.deadAgent(); dead != nil {
-					return false, "", fmt.Errorf("%v; last log lines:\n%s", dead.ExitError(), dead.LogTail(15))
+				if err := nodes.deadComponent(); err != nil {
+					return false, "", err
 				}
 				list, err := clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 				if err != nil {
@@ -326,10 +402,13 @@ func readyNodes(nodes []corev1.Node) int {
 	return ready
 }
 
-func (n *labNodes) deadAgent() *procutil.Process {
-	for _, process := range n.processes {
+// deadComponent says which component ended while the lab starts (the
+// supervisor restarts none before the lab is ready), with its last log
+// lines; nil while all run.
+func (n *labNodes) deadComponent() error {
+	for i, process := range n.processes {
 		if !process.Running() {
-			return process
+			return fmt.Errorf("%s ended: %v; last lines of %s:\n%s", describeComponent(n.states[i]), process.ExitError(), n.specs[i].LogPath, process.LogTail(15))
 		}
 	}
 	return nil

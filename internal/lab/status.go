@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cclm-io/cclm/internal/procutil"
@@ -45,6 +46,10 @@ type ClusterStatus struct {
 	// Processes counts the control-plane processes alive of those started.
 	ProcessesAlive int `json:"processesAlive"`
 	Processes      int `json:"processes"`
+	// SynchronizationAddresses are where the cluster's synchronization
+	// controller serves (host:port), from the KubeVirt CR's status: what a
+	// source VMIM's spec.sendTo.connectURL names.
+	SynchronizationAddresses []string `json:"synchronizationAddresses,omitempty"`
 }
 
 // GetStatus reads the lab's state and asks each cluster's API server.
@@ -71,23 +76,38 @@ func GetStatus(ctx context.Context, dir string) (*Status, error) {
 func clusterStatus(ctx context.Context, p paths, c ClusterState) ClusterStatus {
 	cs := ClusterStatus{Name: c.Name, Server: c.Server, VirtNamespace: c.VirtNamespace, Ports: c.Ports, Processes: len(c.Pids)}
 	cs.ProcessesAlive = len(alivePids(&State{Clusters: []ClusterState{c}}))
-	if err := readyz(ctx, p.kubeconfig(), c.Name); err != nil {
+	config, err := adminConfig(p.kubeconfig(), c.Name)
+	if err == nil {
+		err = readyz(ctx, config)
+	}
+	if err != nil {
 		cs.Problem = err.Error()
-	} else {
-		cs.APIReady = true
+		return cs
+	}
+	cs.APIReady = true
+	if reader, err := kubeVirtReader(config); err != nil {
+		cs.Problem = err.Error()
+	} else if cs.SynchronizationAddresses, err = syncAddresses(ctx, reader, c.VirtNamespace); err != nil {
+		cs.Problem = err.Error()
 	}
 	return cs
 }
 
-func readyz(ctx context.Context, kubeconfig, contextName string) error {
+// adminConfig is the lab kubeconfig's context for a cluster, with a short
+// timeout: status must answer even when a cluster does not.
+func adminConfig(kubeconfig, contextName string) (*rest.Config, error) {
 	config, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
 		&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig},
 		&clientcmd.ConfigOverrides{CurrentContext: contextName},
 	).ClientConfig()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	config.Timeout = 5 * time.Second
+	return config, nil
+}
+
+func readyz(ctx context.Context, config *rest.Config) error {
 	clientset, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		return err

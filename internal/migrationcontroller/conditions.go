@@ -38,6 +38,10 @@ const (
 	ReasonHandover           = "WaitingForHandover"
 	ReasonWaitingForAbort    = "WaitingForAbort"
 	ReasonStateNotVisibleYet = "WaitingForMigrationState"
+	// Decentralized: the source waits for the target cluster's node, the
+	// target for the source cluster's first push.
+	ReasonWaitingForTargetCluster = "WaitingForTargetCluster"
+	ReasonWaitingForSourceCluster = "WaitingForSourceCluster"
 
 	// Failures (ConditionFailed, Warning events).
 	ReasonVMINotFound         = "VMINotFound"
@@ -57,6 +61,23 @@ const (
 	ReasonFinalizerForced     = "FinalizerRemovedWithoutConfirmation"
 	ReasonModeSwitchRequested = "ModeSwitchRequested"
 	ReasonSourceUnconfirmed   = "SourceDidNotConfirm"
+
+	// Decentralized failures.
+	// ReasonSyncTimeout: the peer cluster did not synchronize (target) or
+	// get ready (source) within Timeouts.Sync.
+	ReasonSyncTimeout = "SynchronizationTimeout"
+	// ReasonSynchronizationFailed: the synchronization controller failed
+	// the migration before it started here (the peer failed, or was silent).
+	ReasonSynchronizationFailed = "SynchronizationFailed"
+	// ReasonCancelledByPeer: the peer cluster's migration was deleted or
+	// aborted.
+	ReasonCancelledByPeer = "CancelledByPeer"
+	// ReasonVMINotReceiving: a receive migration's VMI is not a receiver
+	// waiting for it (phase WaitingForSync, on no node).
+	ReasonVMINotReceiving = "VMINotWaitingForSync"
+	// ReasonReceiverFailed: the Warning event of a receiver VMI marked
+	// Failed because its migration failed.
+	ReasonReceiverFailed = "ReceiverVMIFailed"
 
 	// EventFailed is the Warning event of a failed migration (upstream's
 	// FailedMigration).

@@ -32,8 +32,10 @@ type Options struct {
 
 // PolicyRules are the cluster-wide rights the migration controller needs
 // on top of the virt controller's (install.VirtController), each with what
-// for. Nodes, PVs and PVCs are read for choosing the target; VMI status is
-// updated for migrationState; events are recorded on VMIMs.
+// for. Nodes, PVs and PVCs are read for choosing the target (a receiver's
+// PVCs patched with the chosen node); VMI status is updated for
+// migrationState (and a failed receiver's phase); events are recorded on
+// VMIMs.
 var PolicyRules = []rbacv1.PolicyRule{
 	// VMIMs: watched; updated for the finalizer and the progress
 	// watermark annotation; their status written.
@@ -46,6 +48,9 @@ var PolicyRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"kubevirt.io"}, Resources: []string{"kubevirts"}, Verbs: []string{"get", "list", "watch"}},
 	// Choosing the target node.
 	{APIGroups: []string{""}, Resources: []string{"nodes", "persistentvolumes", "persistentvolumeclaims"}, Verbs: []string{"get", "list", "watch"}},
+	// A receiver VMI's unbound claims: annotated with the chosen node
+	// (volume.kubernetes.io/selected-node).
+	{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"patch"}},
 	// Events on VMIMs (controller-runtime's events.k8s.io recorder).
 	{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 }
@@ -82,6 +87,7 @@ func New(mgr ctrl.Manager, opts Options) error {
 		Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(r.migrationsOfVMI)).
 		Watches(&kubevirtv1.KubeVirt{}, handler.EnqueueRequestsFromMapFunc(r.unfinishedMigrations)).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.schedulingMigrations)).
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.receiversInNamespace)).
 		// One at a time, each waiting until the cache shows its writes:
 		// the next decision then counts the slots and target memory the
 		// previous one took.
@@ -95,17 +101,11 @@ func New(mgr ctrl.Manager, opts Options) error {
 
 func vmiKey(namespace, name string) string { return namespace + "/" + name }
 
-// classic: a migration this controller drives. Decentralized ones belong
-// to the synchronization flow and are never touched here.
-func classic(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
-	return !m.IsDecentralized()
-}
-
 // migrationAndWaiting maps a VMIM event to that VMIM and, since its end
 // may free a slot, to the migrations waiting for one.
 func (r *reconciler) migrationAndWaiting(ctx context.Context, obj client.Object) []reconcile.Request {
 	var requests []reconcile.Request
-	if m, ok := obj.(*kubevirtv1.VirtualMachineInstanceMigration); ok && classic(m) {
+	if m, ok := obj.(*kubevirtv1.VirtualMachineInstanceMigration); ok {
 		requests = append(requests, requestFor(m))
 	}
 	return append(requests, r.migrationsWhere(ctx, func(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
@@ -113,7 +113,9 @@ func (r *reconciler) migrationAndWaiting(ctx context.Context, obj client.Object)
 	})...)
 }
 
-// migrationsOfVMI maps a VMI event to the classic migrations naming it
+// migrationsOfVMI maps a VMI event (the agents' or the synchronization
+// controller's writes; a receiver VMI's too, named by its receive
+// migration's spec.vmiName like any other) to the migrations naming it
 // that are not done, and to the one its migrationState belongs to, whose
 // mirror follows the agents' last words even after it ended.
 func (r *reconciler) migrationsOfVMI(ctx context.Context, obj client.Object) []reconcile.Request {
@@ -128,7 +130,7 @@ func (r *reconciler) migrationsOfVMI(ctx context.Context, obj client.Object) []r
 	}
 	var requests []reconcile.Request
 	for i := range list.Items {
-		if m := &list.Items[i]; classic(m) && (needsAttention(m) || m.UID == current) {
+		if m := &list.Items[i]; needsAttention(m) || m.UID == current {
 			requests = append(requests, requestFor(m))
 		}
 	}
@@ -144,7 +146,16 @@ func (r *reconciler) unfinishedMigrations(ctx context.Context, _ client.Object) 
 // schedulingMigrations: a node change may give an unschedulable migration
 // its target.
 func (r *reconciler) schedulingMigrations(ctx context.Context, _ client.Object) []reconcile.Request {
-	return r.migrationsWhere(ctx, NeedsCluster)
+	return r.migrationsWhere(ctx, choosesNode)
+}
+
+// receiversInNamespace: a claim that appears (a DataVolume's, say) may be
+// one an unfinished receive migration in its namespace must place on its
+// chosen node.
+func (r *reconciler) receiversInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.migrationsWhere(ctx, func(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
+		return m.Namespace == obj.GetNamespace() && m.IsDecentralizedTarget() && !m.IsFinal()
+	})
 }
 
 // needsAttention: not final, or still holding the finalizer.
@@ -160,7 +171,7 @@ func (r *reconciler) migrationsWhere(ctx context.Context, match func(*kubevirtv1
 	}
 	var requests []reconcile.Request
 	for i := range list.Items {
-		if m := &list.Items[i]; classic(m) && match(m) {
+		if m := &list.Items[i]; match(m) {
 			requests = append(requests, requestFor(m))
 		}
 	}

@@ -1,11 +1,17 @@
 // Package migrationcontroller is the migration part of cclm's virt
 // controller (upstream: virt-controller's migration controller). It drives
-// classic, in-cluster VirtualMachineInstanceMigrations (VMIMs without
-// sendTo/receive; decentralized ones are left untouched for their own
-// controller) through their phases:
+// every VirtualMachineInstanceMigration (VMIM) through its phases: a
+// classic, in-cluster one (neither spec.sendTo nor spec.receive)
 //
 //	Pending -> Scheduling -> Scheduled -> PreparingTarget -> TargetReady -> Running -> Succeeded
-//	   any of them -> Failed
+//
+// and either half of a decentralized (cross-cluster) one, the source
+// (spec.sendTo) and the target (spec.receive):
+//
+//	source: Pending -> Synchronizing -> TargetReady -> Running -> Succeeded
+//	target: Pending -> WaitingForSync -> Scheduled -> PreparingTarget -> TargetReady -> Running -> Succeeded
+//
+// and from any of them to Failed.
 //
 // The decisions are one pure function, Step (step.go), table-tested
 // without a cluster; the reconciler (reconcile.go) reads what Step needs,
@@ -16,7 +22,8 @@
 // The controller never talks to QEMU. It and the node agents meet in the
 // VMI's status.migrationState; each field has one writer at a time.
 //
-// Written by the controller:
+// Written by the controller (of an in-cluster migration; the differences
+// of the decentralized halves follow below):
 //   - On Scheduled, the whole state, replacing any earlier one:
 //     migrationUid (the VMIM's UID), sourceNode (the VMI's node), targetNode
 //     (chosen here), startTimestamp, mode PreCopy, migrationConfiguration
@@ -67,6 +74,7 @@
 //     finalizer is removed anyway, with a Warning event saying so.
 //   - Handover (completed but the VMI not yet on the target, or the
 //     reverse): HandoverTimeout (1 min).
+//   - Decentralized synchronization: Sync (5 min), see below.
 //
 // Two waits have no deadline of their own, on purpose. Waiting for a free
 // slot (parallelMigrationsPerCluster, parallelOutboundMigrationsPerNode),
@@ -83,4 +91,71 @@
 // (FinalizerRemovedWithoutConfirmation). A migration that already moved
 // the guest (completed, or the VMI on the target) or runs in post-copy is
 // not aborted; it is let end, within the same deadlines.
+//
+// # Decentralized migrations
+//
+// The two halves run in two clusters, each driven by its cluster's
+// migration controller; the synchronization controller
+// (internal/synccontroller) carries each side's half of the VMI's
+// migrationState to the other: the source's sourceState to the target;
+// the target's targetState, the flat target fields (targetNode,
+// targetNodeAddress, targetDirectMigrationNodePorts,
+// targetNodeDomainDetected, targetNodeDomainReadyTimestamp) and completed
+// to the source; failed and failureReason both ways; a deleted VMIM or an
+// abortRequested becomes abortRequested with failureReason "cancelled by
+// the peer cluster" on the other side. Before the controller claims the
+// state (sets migrationUid) the synchronization controller may already
+// have written into it; that is kept when claiming, and mirrored in the
+// VMIM, like the claimed state.
+//
+// Source (VMI Running on node S):
+//   - Pending: the classic checks (the VMI runs and is LiveMigratable, no
+//     other migration of it) and limits (it holds a slot, outbound from
+//     S). Then the controller writes the state: migrationUid, sourceNode
+//     S, startTimestamp, mode PreCopy, migrationConfiguration and
+//     sourceState {migrationUID, node S}, and enters Synchronizing.
+//   - Synchronizing -> TargetReady once targetNodeAddress is set and
+//     targetNodeDomainDetected; else Failed after Sync from
+//     startTimestamp, with a reason naming connectURL and migrationID and
+//     what to check (the state is marked failed by the controller itself
+//     while no target address was reported, else an abort is requested).
+//   - TargetReady and Running as an in-cluster migration (the source
+//     agent streams and reports progress; SourceStart, progress and
+//     completion timeouts, post-copy and pause).
+//   - Succeeded once completed (from the target cluster) and the VMI is
+//     phase Succeeded (the source agent stopped the source QEMU); one
+//     without the other is waited for Handover (completed alone then
+//     counts as Succeeded, with a Warning event).
+//
+// Target (receiver VMI of a VM with runStrategy WaitAsReceiver: phase
+// WaitingForSync, no node):
+//   - Pending: the VMI exists, waits (WaitingForSync, no node) and no
+//     other migration holds it; no slot is taken. -> WaitingForSync.
+//   - WaitingForSync until the source's sourceState (with a migrationUID)
+//     is in the VMI's state, for Sync from entering the phase, else
+//     Failed. Then the controller chooses the node T as for an in-cluster
+//     migration (the source's sourceState.nodeSelectors as extra required
+//     node labels; the VMI's claims placed as they are, since the copies
+//     go there), writes the state: what it had (sourceState) plus
+//     migrationUid, sourceNode (sourceState.node), targetNode T,
+//     startTimestamp, mode, migrationConfiguration and targetState
+//     {migrationUID, node T}; annotates the VMI's unbound claims that lack
+//     it with volume.kubernetes.io/selected-node=T (Decision.PlaceClaims),
+//     and enters Scheduled. Unschedulable: retried for Unschedulable.
+//   - Scheduled -> PreparingTarget -> TargetReady as an in-cluster
+//     migration, then Running at once: the source sends. Progress, if the
+//     state has any, has the progress timeout; the completion timeout
+//     belongs to the source, the target only aborts after it plus Abort.
+//   - Succeeded once completed (set by the target agent) and VMI
+//     status.nodeName is T.
+//   - On any failure while the VMI still waits on no node, the VMI is
+//     marked Failed with the reason (Decision.FailVMI): its VM does not
+//     retry.
+//
+// Either side: the peer's failure (failed) fails the migration; an
+// abortRequested the controller did not ask for (the peer cancelled)
+// fails it at once while no data moved (before the state was claimed, or
+// without targetNodeAddress), else the agents abort within Abort. A side
+// that fails before claiming the state claims it failed, so that the
+// synchronization controller tells the peer.
 package migrationcontroller

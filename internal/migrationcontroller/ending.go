@@ -27,17 +27,20 @@ func (s *stepper) giveUp(state *kubevirtv1.VirtualMachineInstanceMigrationState,
 // completed and failed, with an end time, and abortRequested so that a
 // target agent that is still preparing tears down.
 func (s *stepper) endBeforeHandoff(state *kubevirtv1.VirtualMachineInstanceMigrationState, reason, message string) {
-	next := state.DeepCopy()
-	now := s.now
-	next.AbortRequested = true
-	next.Failed = true
-	next.Completed = true
-	next.EndTimestamp = &now
-	if next.FailureReason == "" {
-		next.FailureReason = message
-	}
-	s.writeState(next)
+	s.writeState(s.endedNow(state.DeepCopy(), message))
 	s.fail(reason, message)
+}
+
+// endedNow marks state ended as failed now (keeping an earlier failure
+// reason), with abortRequested for any agent still at it.
+func (s *stepper) endedNow(state *kubevirtv1.VirtualMachineInstanceMigrationState, message string) *kubevirtv1.VirtualMachineInstanceMigrationState {
+	now := s.now
+	state.AbortRequested, state.Failed, state.Completed = true, true, true
+	state.EndTimestamp = &now
+	if state.FailureReason == "" {
+		state.FailureReason = message
+	}
+	return state
 }
 
 // requestAbort asks the agents to stop; awaitAbort then waits for them.
@@ -48,11 +51,18 @@ func (s *stepper) requestAbort(state *kubevirtv1.VirtualMachineInstanceMigration
 		next.FailureReason = message
 	}
 	s.writeState(next)
+	s.recordAbort(reason, message)
+}
+
+// recordAbort notes an abort request in the VMIM (condition
+// migrationAbortRequested, whose transition time starts the abort
+// deadline) and says so.
+func (s *stepper) recordAbort(reason, message string) {
 	s.d.Status.Conditions = setCondition(s.d.Status.Conditions, kubevirtv1.VirtualMachineInstanceMigrationCondition{
 		Type: ConditionAbortRequested, Status: corev1.ConditionTrue, Reason: reason, Message: message,
 	}, s.now)
 	eventType := corev1.EventTypeWarning
-	if reason == ReasonCancelled {
+	if reason == ReasonCancelled || reason == ReasonCancelledByPeer {
 		eventType = corev1.EventTypeNormal
 	}
 	s.event(eventType, EventAbortRequested, message)
@@ -139,7 +149,7 @@ func (s *stepper) cancel() {
 		s.cancelUnseenState()
 	case state.Failed:
 		s.fail(ReasonNodeAgentFailure, agentFailureMessage(state))
-	case state.Completed || s.onTarget(state):
+	case s.moved(state) || s.ended(state):
 		s.finished(state) // too late to cancel: it moved, or is moving
 	case state.Mode == kubevirtv1.MigrationPostCopy:
 		s.awaitPostCopyEnd(state)
@@ -153,13 +163,14 @@ func (s *stepper) cancel() {
 }
 
 // cancelUnseenState cancels a migration whose state the VMI does not show.
-// Right after Scheduled the cache may just lag behind the write: the state
-// recorded in the VMIM is written ended, conditional on the VMI observed,
-// so that agents that did see it stand down (a VMI that moved on meanwhile
-// makes the write fail and the next look sees the truth).
+// Right after the handoff (Scheduled; a source: Synchronizing) the cache
+// may just lag behind the write: the state recorded in the VMIM is
+// written ended, conditional on the VMI observed, so that agents that did
+// see it stand down (a VMI that moved on meanwhile makes the write fail
+// and the next look sees the truth).
 func (s *stepper) cancelUnseenState() {
 	recorded := s.m.Status.MigrationState
-	if s.m.Status.Phase != kubevirtv1.MigrationScheduled || recorded == nil || recorded.MigrationUID != s.m.UID ||
+	if s.m.Status.Phase != s.role.handoffPhase() || recorded == nil || recorded.MigrationUID != s.m.UID ||
 		unfinishedElsewhere(s.vmi.Status.MigrationState, s.m.UID) {
 		s.fail(ReasonCancelled, "the migration was deleted; the VMI shows no state of it")
 		return

@@ -28,8 +28,13 @@ func (s *stepper) inFlight() {
 	case s.abortRequested():
 		s.awaitAbort(state)
 		return
+	case state.AbortRequested && s.role.decentralized():
+		s.abortedByPeer(state)
+		return
 	}
 	switch s.m.Status.Phase {
+	case kubevirtv1.MigrationSynchronizing:
+		s.synchronizing(state)
 	case kubevirtv1.MigrationScheduled:
 		s.enter(kubevirtv1.MigrationPreparingTarget, fmt.Sprintf("waiting for the node agent on %s to prepare the target", state.TargetNode))
 	case kubevirtv1.MigrationPreparingTarget:
@@ -42,13 +47,14 @@ func (s *stepper) inFlight() {
 }
 
 // stateMissing: the VMI does not show this migration's state. Right after
-// Scheduled that is a write the cache does not show yet, or one that was
-// lost: write it again (the write is conditional on the VMI observed, so
-// it cannot overwrite anything newer). Later it means someone replaced it.
+// the handoff (Scheduled; a source: Synchronizing) that is a write the
+// cache does not show yet, or one that was lost: write it again (the
+// write is conditional on the VMI observed, so it cannot overwrite
+// anything newer). Later it means someone replaced it.
 func (s *stepper) stateMissing() {
 	current := s.vmi.Status.MigrationState
 	recorded := s.m.Status.MigrationState
-	canRewrite := s.m.Status.Phase == kubevirtv1.MigrationScheduled && recorded != nil &&
+	canRewrite := s.m.Status.Phase == s.role.handoffPhase() && recorded != nil &&
 		recorded.MigrationUID == s.m.UID && !unfinishedElsewhere(current, s.m.UID)
 	if canRewrite {
 		s.writeState(recorded.DeepCopy())
@@ -90,8 +96,10 @@ func missingTargetFields(state *kubevirtv1.VirtualMachineInstanceMigrationState)
 }
 
 func (s *stepper) targetReady(state *kubevirtv1.VirtualMachineInstanceMigrationState) {
-	if state.Progress != nil || state.Completed || s.onTarget(state) {
-		s.enter(kubevirtv1.MigrationRunning, fmt.Sprintf("the node agent on %s is sending VMI %s to node %s", state.SourceNode, s.vmi.Name, state.TargetNode))
+	// A receiver has no progress of its own to wait for: the source
+	// cluster sends, and its own deadlines watch that.
+	if s.role == roleTarget || state.Progress != nil || s.moved(state) || s.ended(state) {
+		s.enter(kubevirtv1.MigrationRunning, s.sendingMessage(state))
 		return
 	}
 	deadline := s.phaseSince(kubevirtv1.MigrationTargetReady).Add(s.timeouts.SourceStart)
@@ -101,6 +109,16 @@ func (s *stepper) targetReady(state *kubevirtv1.VirtualMachineInstanceMigrationS
 		return
 	}
 	s.wait(ReasonWaitingForSource, fmt.Sprintf("waiting for the node agent on %s to start sending (progress), until %s", state.SourceNode, stamp(deadline)), deadline)
+}
+
+func (s *stepper) sendingMessage(state *kubevirtv1.VirtualMachineInstanceMigrationState) string {
+	switch s.role {
+	case roleSource:
+		return fmt.Sprintf("the node agent on %s is sending VMI %s to node %s of the target cluster", state.SourceNode, s.vmi.Name, state.TargetNode)
+	case roleTarget:
+		return fmt.Sprintf("node %s of the source cluster is sending VMI %s to node %s", state.SourceNode, s.vmi.Name, state.TargetNode)
+	}
+	return fmt.Sprintf("the node agent on %s is sending VMI %s to node %s", state.SourceNode, s.vmi.Name, state.TargetNode)
 }
 
 func (s *stepper) running(state *kubevirtv1.VirtualMachineInstanceMigrationState) {
@@ -121,7 +139,7 @@ func (s *stepper) running(state *kubevirtv1.VirtualMachineInstanceMigrationState
 		return
 	}
 	budget := completionTimeout(*config.CompletionTimeoutPerGiB, s.vmi, s.obs.VMIClaims)
-	completionDeadline := s.started(state).Add(budget)
+	completionDeadline := s.completionDeadline(state, budget)
 	if s.passed(completionDeadline) {
 		if state.Mode != kubevirtv1.MigrationPaused {
 			s.onCompletionTimeout(state, config, budget)
@@ -134,6 +152,17 @@ func (s *stepper) running(state *kubevirtv1.VirtualMachineInstanceMigrationState
 	if !progressDeadline.IsZero() {
 		s.requeueAt(progressDeadline)
 	}
+}
+
+// completionDeadline is when the migration must have completed. The
+// source owns the completion timeout (it switches modes or aborts); a
+// receiver only backs it up, once the source's abort had its time too.
+func (s *stepper) completionDeadline(state *kubevirtv1.VirtualMachineInstanceMigrationState, budget time.Duration) time.Time {
+	deadline := s.started(state).Add(budget)
+	if s.role == roleTarget {
+		deadline = deadline.Add(s.timeouts.Abort)
+	}
+	return deadline
 }
 
 func migratingMessage(target string, completionDeadline, progressDeadline time.Time) string {
@@ -168,6 +197,11 @@ func (s *stepper) trackProgress(state *kubevirtv1.VirtualMachineInstanceMigratio
 func (s *stepper) onCompletionTimeout(state *kubevirtv1.VirtualMachineInstanceMigrationState, config *kubevirtv1.MigrationConfiguration, budget time.Duration) {
 	why := fmt.Sprintf("the migration did not complete within %s (completionTimeoutPerGiB %d for %s of memory and disks)",
 		budget, *config.CompletionTimeoutPerGiB, bytesString(max(guestMemory(s.vmi)+claimsSize(s.vmi, s.obs.VMIClaims), gib)))
+	if s.role == roleTarget {
+		// Only the source can switch modes; the receiver can only stop.
+		s.requestAbort(state, ReasonCompletionTimeout, fmt.Sprintf("%s, nor did the source cluster end it within %s more", why, s.timeouts.Abort))
+		return
+	}
 	switch {
 	case isTrue(config.AllowPostCopy):
 		s.switchMode(state, kubevirtv1.MigrationPostCopy, why+": switching to post-copy (allowPostCopy)")
@@ -187,34 +221,87 @@ func (s *stepper) switchMode(state *kubevirtv1.VirtualMachineInstanceMigrationSt
 }
 
 // finished handles a migration the agents reported as ended, or half
-// ended: the target took the VMI over (status.nodeName) and the source
-// reported completed. Each without the other is waited for, with a
+// ended: it moved (the guest runs at the destination) and ended (the
+// agent that ends it said so). In a cluster, the target took the VMI over
+// (status.nodeName) and the source reported completed; on a decentralized
+// source, the target cluster reported completed and the source agent
+// stopped the source (VMI phase Succeeded); on a receiver, the target
+// agent does both. Each without the other is waited for, with a
 // deadline. It reports whether it decided.
 func (s *stepper) finished(state *kubevirtv1.VirtualMachineInstanceMigrationState) bool {
-	onTarget := s.onTarget(state)
+	moved, ended := s.moved(state), s.ended(state)
 	switch {
-	case state.Completed && onTarget:
+	case moved && ended:
 		s.succeed(state)
 		return true
-	case !state.Completed && !onTarget:
+	case !moved && !ended:
 		return false
 	}
 	deadline := s.waitingSince(ReasonHandover).Add(s.timeouts.Handover)
+	text := s.handoverText(state, deadline)
 	switch {
-	case s.passed(deadline) && onTarget:
-		// The guest runs on the target; the migration did happen.
-		s.event(corev1.EventTypeWarning, ReasonSourceUnconfirmed, fmt.Sprintf("the guest runs on node %s but the node agent on %s did not report the migration completed within %s; check that node agent",
-			state.TargetNode, state.SourceNode, s.timeouts.Handover))
+	case s.passed(deadline) && moved:
+		// The guest runs at the destination; the migration did happen.
+		s.event(corev1.EventTypeWarning, ReasonSourceUnconfirmed, text.unconfirmed)
 		s.succeed(state)
 	case s.passed(deadline):
-		s.fail(ReasonHandoverTimeout, fmt.Sprintf("the node agent on %s reported the migration completed but VMI status.nodeName is still %s, not %s, after %s: the node agent on %s did not take the VMI over",
-			state.SourceNode, s.vmi.Status.NodeName, state.TargetNode, s.timeouts.Handover, state.TargetNode))
-	case onTarget:
-		s.wait(ReasonHandover, fmt.Sprintf("the guest runs on node %s; waiting for the node agent on %s to report completed, until %s", state.TargetNode, state.SourceNode, stamp(deadline)), deadline)
+		s.fail(ReasonHandoverTimeout, text.notMoved)
+	case moved:
+		s.wait(ReasonHandover, text.awaitEnd, deadline)
 	default:
-		s.wait(ReasonHandover, fmt.Sprintf("the migration completed; waiting for the node agent on %s to take the VMI over, until %s", state.TargetNode, stamp(deadline)), deadline)
+		s.wait(ReasonHandover, text.awaitMove, deadline)
 	}
 	return true
+}
+
+// moved: the guest runs at the destination.
+func (s *stepper) moved(state *kubevirtv1.VirtualMachineInstanceMigrationState) bool {
+	if s.role == roleSource {
+		return state.Completed // set from the target cluster, where it completes
+	}
+	return s.onTarget(state)
+}
+
+// ended: the agent that ends the migration said so.
+func (s *stepper) ended(state *kubevirtv1.VirtualMachineInstanceMigrationState) bool {
+	if s.role == roleSource {
+		return s.vmi != nil && s.vmi.Status.Phase == kubevirtv1.Succeeded
+	}
+	return state.Completed
+}
+
+// handoverText says what a half-ended migration waits for and, at the
+// deadline, what went wrong.
+type handoverText struct {
+	awaitEnd, awaitMove, unconfirmed, notMoved string
+}
+
+func (s *stepper) handoverText(state *kubevirtv1.VirtualMachineInstanceMigrationState, deadline time.Time) handoverText {
+	source, target, until, after := state.SourceNode, state.TargetNode, stamp(deadline), s.timeouts.Handover
+	switch s.role {
+	case roleSource:
+		return handoverText{
+			awaitEnd:    fmt.Sprintf("the guest runs on node %s of the target cluster; waiting for the node agent on %s to stop the source and set VMI %s Succeeded, until %s", target, source, s.vmi.Name, until),
+			awaitMove:   fmt.Sprintf("VMI %s is Succeeded; waiting for the target cluster to report the migration completed, until %s", s.vmi.Name, until),
+			unconfirmed: fmt.Sprintf("the guest runs on node %s of the target cluster but the node agent on %s did not stop the source (VMI phase Succeeded) within %s; check that node agent", target, source, after),
+			notMoved:    fmt.Sprintf("VMI %s is Succeeded but the target cluster did not report the migration completed within %s; check the target cluster's migration", s.vmi.Name, after),
+		}
+	case roleTarget:
+		return handoverText{
+			awaitEnd:    fmt.Sprintf("the guest runs on node %s; waiting for its node agent to report the migration completed, until %s", target, until),
+			awaitMove:   fmt.Sprintf("the migration completed; waiting for the node agent on %s to take the VMI over, until %s", target, until),
+			unconfirmed: fmt.Sprintf("the guest runs on node %s but its node agent did not report the migration completed within %s; check that node agent", target, after),
+			notMoved: fmt.Sprintf("the migration was reported completed but VMI status.nodeName is still empty, not %s, after %s: the node agent on %s did not take the VMI over",
+				target, after, target),
+		}
+	}
+	return handoverText{
+		awaitEnd:    fmt.Sprintf("the guest runs on node %s; waiting for the node agent on %s to report completed, until %s", target, source, until),
+		awaitMove:   fmt.Sprintf("the migration completed; waiting for the node agent on %s to take the VMI over, until %s", target, until),
+		unconfirmed: fmt.Sprintf("the guest runs on node %s but the node agent on %s did not report the migration completed within %s; check that node agent", target, source, after),
+		notMoved: fmt.Sprintf("the node agent on %s reported the migration completed but VMI status.nodeName is still %s, not %s, after %s: the node agent on %s did not take the VMI over",
+			source, s.vmi.Status.NodeName, target, after, target),
+	}
 }
 
 func (s *stepper) onTarget(state *kubevirtv1.VirtualMachineInstanceMigrationState) bool {

@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
 
 // Observed is everything Step decides on. The reconciler fills it from
@@ -37,7 +38,7 @@ type Observed struct {
 }
 
 // ActiveMigrations counts migrations other than the observed one in the
-// phases that hold a slot (Scheduling through Running).
+// phases that hold a slot (Scheduling or Synchronizing through Running).
 type ActiveMigrations struct {
 	// InCluster is the count across the cluster.
 	InCluster int
@@ -69,6 +70,12 @@ type Timeouts struct {
 	// Handover: between one agent reporting the end of the migration
 	// (completed, or the VMI's node switched) and the other.
 	Handover time.Duration
+	// Sync bounds the synchronization with the peer cluster of a
+	// decentralized migration: on the source, from startTimestamp until
+	// the target cluster's node is ready (targetNodeAddress and
+	// targetNodeDomainDetected); on the target, from entering
+	// WaitingForSync until the source cluster pushed its half.
+	Sync time.Duration
 }
 
 // Default timeouts.
@@ -78,6 +85,7 @@ const (
 	DefaultSourceStartTimeout   = 2 * time.Minute
 	DefaultAbortTimeout         = time.Minute
 	DefaultHandoverTimeout      = time.Minute
+	DefaultSyncTimeout          = 5 * time.Minute
 )
 
 func (t Timeouts) withDefaults() Timeouts {
@@ -93,14 +101,42 @@ func (t Timeouts) withDefaults() Timeouts {
 		SourceStart:   orDefault(t.SourceStart, DefaultSourceStartTimeout),
 		Abort:         orDefault(t.Abort, DefaultAbortTimeout),
 		Handover:      orDefault(t.Handover, DefaultHandoverTimeout),
+		Sync:          orDefault(t.Sync, DefaultSyncTimeout),
 	}
 }
 
-// NeedsCluster reports whether Step needs Observed.Cluster for this
-// migration: only choosing a target does, and listing every node, VMI, PVC
-// and PV is not worth it otherwise.
-func NeedsCluster(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
-	return m.DeletionTimestamp == nil && m.Status.Phase == kubevirtv1.MigrationScheduling
+// NeedsCluster reports whether Step needs Observed.Cluster for migration
+// m of VMI vmi (nil if there is none): only choosing a target node does,
+// and listing every node, VMI, PVC and PV is not worth it otherwise. A
+// classic migration chooses in Scheduling; a receive migration in
+// WaitingForSync, once the source cluster pushed its half.
+func NeedsCluster(m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance) bool {
+	if !choosesNode(m) {
+		return false
+	}
+	if m.Status.Phase == kubevirtv1.MigrationScheduling {
+		return true
+	}
+	if vmi == nil {
+		return false
+	}
+	state := vmi.Status.MigrationState
+	return state != nil && state.SourceState != nil && state.SourceState.MigrationUID != ""
+}
+
+// choosesNode: m is in the phase where it chooses its target node (it
+// may still wait for what it needs to).
+func choosesNode(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
+	if m.DeletionTimestamp != nil {
+		return false
+	}
+	switch roleOf(m) {
+	case roleClassic:
+		return m.Status.Phase == kubevirtv1.MigrationScheduling
+	case roleTarget:
+		return m.Status.Phase == kubevirtv1.MigrationWaitingForSync
+	}
+	return false
 }
 
 // Decision is what Step decided; the reconciler writes it.
@@ -114,6 +150,14 @@ type Decision struct {
 	MigrationState *kubevirtv1.VirtualMachineInstanceMigrationState
 	// Finalizer: whether the VMIM should carry MigrationFinalizer.
 	Finalizer bool
+	// PlaceClaims, when not nil, asks for SelectedNodeAnnotation on a
+	// receiver VMI's unbound claims that lack it (written after the VMI's
+	// state, before the VMIM's status).
+	PlaceClaims *ClaimPlacement
+	// FailVMI, when not nil, marks the VMI Failed, in the same write as
+	// MigrationState. Only ever a receiver VMI on no node (phase
+	// WaitingForSync) whose migration failed.
+	FailVMI *VMIFailure
 	// Watermark is the progress watermark to keep (nil: none).
 	Watermark *Watermark
 	// Events to record on the VMIM once the writes succeeded.
@@ -126,6 +170,26 @@ type Decision struct {
 func (d Decision) Phase() kubevirtv1.VirtualMachineInstanceMigrationPhase {
 	return d.Status.Phase
 }
+
+// ClaimPlacement names the node chosen for a receiver VMI's claims.
+type ClaimPlacement struct {
+	// Node is the value of SelectedNodeAnnotation.
+	Node string
+	// Claims are PVC names in the VMI's namespace, sorted.
+	Claims []string
+}
+
+// VMIFailure is why a VMI is marked Failed.
+type VMIFailure struct {
+	// Reason is CamelCase, for the VMI's Ready condition.
+	Reason string
+	// Message is the VMI's status.reason and the condition's message.
+	Message string
+}
+
+// SelectedNodeAnnotation is the annotation PlaceClaims asks for
+// (kube-scheduler's, as the VMI scheduler sets it).
+const SelectedNodeAnnotation = virtcontroller.SelectedNodeAnnotation
 
 // Event is a Kubernetes event about the VMIM.
 type Event struct {

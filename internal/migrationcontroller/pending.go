@@ -26,21 +26,32 @@ func (s *stepper) pending() {
 		s.fail(reason, message)
 		return
 	}
+	if s.role == roleTarget {
+		// A receiver takes no slot while it waits: it moves nothing yet.
+		s.awaitSource()
+		return
+	}
 	if reason, message := s.overLimit(); reason != "" {
 		s.wait(reason, message, time.Time{})
 		s.requeueIn(capacityRetry)
+		return
+	}
+	if s.role == roleSource {
+		s.startSynchronizing()
 		return
 	}
 	s.enter(kubevirtv1.MigrationScheduling, fmt.Sprintf("a migration slot is free; choosing a target node for VMI %s", s.vmi.Name))
 }
 
 // refusal says why this migration cannot happen at all, upstream's
-// admission checks: the VMI runs, can move, and nothing else moves it.
+// admission checks: the VMI runs (or, for a receiver, waits), can move,
+// and nothing else moves it; a decentralized one also must not have been
+// failed or cancelled by its peer already.
 func (s *stepper) refusal() (reason, message string) {
 	if reason, message := s.vmiUnavailable(); reason != "" {
 		return reason, message
 	}
-	if ok, c := vmiConditionTrue(s.vmi, kubevirtv1.VirtualMachineInstanceIsMigratable); !ok {
+	if ok, c := vmiConditionTrue(s.vmi, kubevirtv1.VirtualMachineInstanceIsMigratable); !ok && s.role != roleTarget {
 		return ReasonNotLiveMigratable, notMigratableMessage(s.vmi.Name, c)
 	}
 	if other := s.activeSibling(); other != nil {
@@ -51,11 +62,13 @@ func (s *stepper) refusal() (reason, message string) {
 		return ReasonInFlight, fmt.Sprintf("VMI %s still shows migration %s from node %s to node %s in flight (neither completed nor failed); its node agents must end it before another migration can start",
 			s.vmi.Name, state.MigrationUID, state.SourceNode, state.TargetNode)
 	}
-	return "", ""
+	return s.endedBeforeClaim()
 }
 
 // vmiUnavailable says why the VMI cannot be (or stay) migrated: it is
-// gone, going, or not running on a node.
+// gone, going, or not running on a node. A receiver instead must wait for
+// the migration (or have taken it over); a source VMI that migrated away
+// is where its migration ends.
 func (s *stepper) vmiUnavailable() (reason, message string) {
 	vmi, name := s.vmi, s.m.Namespace+"/"+s.m.Spec.VMIName
 	switch {
@@ -63,6 +76,10 @@ func (s *stepper) vmiUnavailable() (reason, message string) {
 		return ReasonVMINotFound, fmt.Sprintf("VMI %s does not exist", name)
 	case vmi.DeletionTimestamp != nil:
 		return ReasonVMINotRunning, fmt.Sprintf("VMI %s is being deleted", name)
+	case s.role == roleTarget:
+		return s.receiverUnavailable()
+	case s.migratedAway():
+		return "", ""
 	case vmi.Status.Phase != kubevirtv1.Running:
 		return ReasonVMINotRunning, fmt.Sprintf("VMI %s is %s, not Running: only a running VMI can be live-migrated", name, vmiPhaseName(vmi.Status.Phase))
 	case vmi.Status.NodeName == "":
@@ -102,11 +119,12 @@ func createdBefore(a, b *kubevirtv1.VirtualMachineInstanceMigration) bool {
 	return a.Name < b.Name
 }
 
-// holdsSlot: the phases that count against the parallel limits.
+// holdsSlot: the phases that count against the parallel limits. A
+// receiver waiting for its source (WaitingForSync) holds none.
 func holdsSlot(phase kubevirtv1.VirtualMachineInstanceMigrationPhase) bool {
 	switch phase {
-	case kubevirtv1.MigrationScheduling, kubevirtv1.MigrationScheduled, kubevirtv1.MigrationPreparingTarget,
-		kubevirtv1.MigrationTargetReady, kubevirtv1.MigrationRunning:
+	case kubevirtv1.MigrationScheduling, kubevirtv1.MigrationSynchronizing, kubevirtv1.MigrationScheduled,
+		kubevirtv1.MigrationPreparingTarget, kubevirtv1.MigrationTargetReady, kubevirtv1.MigrationRunning:
 		return true
 	}
 	return false
@@ -157,19 +175,19 @@ func (s *stepper) scheduling() {
 		s.enter(kubevirtv1.MigrationScheduled, fmt.Sprintf("VMI %s moves from node %s to node %s", s.vmi.Name, state.SourceNode, state.TargetNode))
 		return
 	}
-	node, why := chooseTarget(s.vmi, s.obs.Cluster)
+	node, why := chooseTarget(s.vmi, s.obs.Cluster, nil)
 	if node == "" {
-		s.unschedulable(why)
+		s.unschedulable(why, s.phaseSince(kubevirtv1.MigrationScheduling))
 		return
 	}
-	s.writeState(s.newState(node))
+	s.writeState(s.claimedState(s.vmi.Status.NodeName, node))
 	s.enter(kubevirtv1.MigrationScheduled, fmt.Sprintf("VMI %s moves from node %s to node %s: %s", s.vmi.Name, s.vmi.Status.NodeName, node, why))
 }
 
-// unschedulable keeps trying until the deadline, then fails with the
-// scheduler's reason.
-func (s *stepper) unschedulable(why string) {
-	deadline := s.phaseSince(kubevirtv1.MigrationScheduling).Add(s.timeouts.Unschedulable)
+// unschedulable keeps trying until the deadline (counted from since),
+// then fails with the scheduler's reason.
+func (s *stepper) unschedulable(why string, since time.Time) {
+	deadline := since.Add(s.timeouts.Unschedulable)
 	if s.passed(deadline) {
 		s.fail(ReasonUnschedulable, fmt.Sprintf("%s (gave up after %s)", why, s.timeouts.Unschedulable))
 		return
@@ -178,17 +196,27 @@ func (s *stepper) unschedulable(why string) {
 	s.requeueIn(unschedulableRetry)
 }
 
-// newState is the migrationState that hands the migration to the agents;
-// it replaces whatever an earlier migration left.
-func (s *stepper) newState(target string) *kubevirtv1.VirtualMachineInstanceMigrationState {
-	config := s.obs.Config.DeepCopy()
-	now := s.now
-	return &kubevirtv1.VirtualMachineInstanceMigrationState{
-		MigrationUID:           s.m.UID,
-		SourceNode:             s.vmi.Status.NodeName,
-		TargetNode:             target,
-		StartTimestamp:         &now,
-		Mode:                   kubevirtv1.MigrationPreCopy,
-		MigrationConfiguration: config,
+// claimedState is the migrationState that hands the migration to the
+// agents, naming this migration. It replaces whatever an earlier
+// migration left, but keeps what the synchronization controller already
+// wrote for this one (unclaimedState: the peer's half, its own half's
+// address), which the peer would not send again until it changes.
+// targetNode "" keeps the target the peer reported, if any.
+func (s *stepper) claimedState(sourceNode, targetNode string) *kubevirtv1.VirtualMachineInstanceMigrationState {
+	state := &kubevirtv1.VirtualMachineInstanceMigrationState{}
+	if unclaimed := s.unclaimedState(); unclaimed != nil {
+		state = unclaimed.DeepCopy()
+		clearOutcome(state)
 	}
+	now := s.now
+	state.MigrationUID = s.m.UID
+	state.SourceNode = sourceNode
+	if targetNode != "" {
+		state.TargetNode = targetNode
+	}
+	state.StartTimestamp = &now
+	state.Mode = kubevirtv1.MigrationPreCopy
+	state.MigrationConfiguration = s.obs.Config.DeepCopy()
+	s.claimOwnHalf(state)
+	return state
 }

@@ -1,6 +1,10 @@
 package migrationcontroller
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
@@ -9,7 +13,9 @@ import (
 
 // chooseTarget picks the node the VMI moves to with the VMI scheduler's
 // own rules (ready, schedulable, node selector, CPU model and features,
-// memory, storage room), never the node it runs on. The result is the
+// memory, storage room), never the node it runs on. requiredLabels are
+// node labels the node must have on top of the VMI's nodeSelector (a
+// receiver's: the source cluster's CPU model labels). The result is the
 // node, or "" and why none fits.
 //
 // The VMI's disks are copied to the target during the migration, so their
@@ -17,11 +23,19 @@ import (
 // scheduler as unbound, and the PVs bound to them are left out. An
 // unbound claim is what the scheduler counts as storage the chosen node
 // must still have room for, which is exactly what the copies need.
-func chooseTarget(vmi *kubevirtv1.VirtualMachineInstance, cluster *Cluster) (node, reason string) {
+//
+// A receiver VMI (no node: it runs in the source cluster) is placed like
+// a new VMI instead: its claims are where the copies go, so a claim
+// already bound does pin it.
+func chooseTarget(vmi *kubevirtv1.VirtualMachineInstance, cluster *Cluster, requiredLabels map[string]string) (node, reason string) {
 	if cluster == nil {
 		cluster = &Cluster{}
 	}
+	vmi, conflict := withRequiredLabels(vmi, requiredLabels)
 	source := vmi.Status.NodeName
+	if source == "" {
+		return chooseReceiver(vmi, cluster, conflict)
+	}
 	candidates := nodesExcept(cluster.Nodes, source)
 	pvcs, pvs := unpinnedStorage(vmi, cluster.PVCs, cluster.PVs)
 	node, reason = virtcontroller.Schedule(vmi, candidates, virtcontroller.VMIsByNode(cluster.VMIs), pvcs, pvs)
@@ -29,6 +43,37 @@ func chooseTarget(vmi *kubevirtv1.VirtualMachineInstance, cluster *Cluster) (nod
 		return "", "no target node for the migration (source node " + source + " excluded): " + reason
 	}
 	return node, reason
+}
+
+func chooseReceiver(vmi *kubevirtv1.VirtualMachineInstance, cluster *Cluster, conflict string) (node, reason string) {
+	if conflict != "" {
+		return "", "no node to receive the migration: " + conflict
+	}
+	node, reason = virtcontroller.Schedule(vmi, cluster.Nodes, virtcontroller.VMIsByNode(cluster.VMIs), cluster.PVCs, cluster.PVs)
+	if node == "" {
+		return "", "no node to receive the migration: " + reason
+	}
+	return node, reason
+}
+
+// withRequiredLabels is vmi with labels added to its nodeSelector (a copy
+// if there are any), or why they cannot be: a label the nodeSelector
+// wants with another value.
+func withRequiredLabels(vmi *kubevirtv1.VirtualMachineInstance, labels map[string]string) (*kubevirtv1.VirtualMachineInstance, string) {
+	if len(labels) == 0 {
+		return vmi, ""
+	}
+	out := vmi.DeepCopy()
+	if out.Spec.NodeSelector == nil {
+		out.Spec.NodeSelector = map[string]string{}
+	}
+	for _, key := range slices.Sorted(maps.Keys(labels)) {
+		if own, ok := out.Spec.NodeSelector[key]; ok && own != labels[key] {
+			return vmi, fmt.Sprintf("the VMI's nodeSelector wants %s=%s but the source needs %s=%s", key, own, key, labels[key])
+		}
+		out.Spec.NodeSelector[key] = labels[key]
+	}
+	return out, ""
 }
 
 func nodesExcept(nodes []corev1.Node, name string) []corev1.Node {

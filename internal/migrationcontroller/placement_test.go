@@ -33,7 +33,7 @@ func TestUnpinnedStorage(t *testing.T) {
 
 // The scheduler's reason says the source was excluded.
 func TestChooseTargetNeverTheSource(t *testing.T) {
-	node, reason := chooseTarget(runningVMI(), &Cluster{Nodes: []corev1.Node{node("a", "8Gi")}})
+	node, reason := chooseTarget(runningVMI(), &Cluster{Nodes: []corev1.Node{node("a", "8Gi")}}, nil)
 	if node != "" || reason != "no target node for the migration (source node a excluded): 0/0 nodes are available: no node is registered; is a node agent running?" {
 		t.Errorf("got %q, %q", node, reason)
 	}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,9 +40,6 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	m := &kubevirtv1.VirtualMachineInstanceMigration{}
 	if err := r.client.Get(ctx, req.NamespacedName, m); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !classic(m) {
-		return ctrl.Result{}, nil
 	}
 	obs, err := r.observe(ctx, m)
 	if err != nil {
@@ -79,7 +77,7 @@ func (r *reconciler) observe(ctx context.Context, m *kubevirtv1.VirtualMachineIn
 	if obs.VMIClaims, err = r.claimsOf(ctx, obs.VMI); err != nil {
 		return nil, err
 	}
-	if NeedsCluster(m) {
+	if NeedsCluster(m, obs.VMI) {
 		if obs.Cluster, err = r.cluster(ctx); err != nil {
 			return nil, err
 		}
@@ -202,12 +200,17 @@ func (r *reconciler) cluster(ctx context.Context) (*Cluster, error) {
 
 // ---- writing ----
 
-// apply writes the decision: the VMI's migrationState first (the agents
-// act on it; the VMIM's phase must not claim more than they can see), then
-// the VMIM's status, then its metadata (finalizer, watermark), then the
-// events. Every write is conditional on the version observed.
+// apply writes the decision: the VMI's status first (migrationState, and
+// the phase of a receiver that failed: the agents act on it; the VMIM's
+// phase must not claim more than they can see), then a receiver's claims'
+// selected node, then the VMIM's status, then its metadata (finalizer,
+// watermark), then the events. Every write is conditional on the version
+// observed.
 func (r *reconciler) apply(ctx context.Context, obs *Observed, d Decision) error {
-	if err := r.writeMigrationState(ctx, obs.VMI, d.MigrationState); err != nil {
+	if err := r.writeVMIStatus(ctx, obs, d); err != nil {
+		return err
+	}
+	if err := r.placeClaims(ctx, obs, d.PlaceClaims); err != nil {
 		return err
 	}
 	m := obs.Migration.DeepCopy()
@@ -232,16 +235,81 @@ func (r *reconciler) apply(ctx context.Context, obs *Observed, d Decision) error
 	return nil
 }
 
-func (r *reconciler) writeMigrationState(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, state *kubevirtv1.VirtualMachineInstanceMigrationState) error {
-	if state == nil || vmi == nil || equality.Semantic.DeepEqual(vmi.Status.MigrationState, state) {
+// writeVMIStatus writes the VMI's migrationState and marks it Failed, as
+// the decision says, in one update.
+func (r *reconciler) writeVMIStatus(ctx context.Context, obs *Observed, d Decision) error {
+	vmi := obs.VMI
+	if vmi == nil {
 		return nil
 	}
 	updated := vmi.DeepCopy()
-	updated.Status.MigrationState = state.DeepCopy()
+	if d.MigrationState != nil {
+		updated.Status.MigrationState = d.MigrationState.DeepCopy()
+	}
+	if d.FailVMI != nil {
+		markFailed(&updated.Status, *d.FailVMI, metav1.NewTime(obs.Now))
+	}
+	if equality.Semantic.DeepEqual(vmi.Status, updated.Status) {
+		return nil
+	}
 	if err := r.client.Status().Update(ctx, updated); err != nil {
-		return fmt.Errorf("write migrationState of VMI %s/%s: %w", vmi.Namespace, vmi.Name, err)
+		return fmt.Errorf("write the status of VMI %s/%s: %w", vmi.Namespace, vmi.Name, err)
 	}
 	r.awaitCache(ctx, &kubevirtv1.VirtualMachineInstance{}, updated, vmi.ResourceVersion)
+	return nil
+}
+
+// markFailed sets the VMI phase Failed with why, as the node agents mark
+// a VMI that failed: status.reason and the Ready condition.
+func markFailed(status *kubevirtv1.VirtualMachineInstanceStatus, failure VMIFailure, now metav1.Time) {
+	if status.Phase != kubevirtv1.Failed {
+		status.Phase = kubevirtv1.Failed
+		status.PhaseTransitionTimestamps = append(status.PhaseTransitionTimestamps,
+			kubevirtv1.VirtualMachineInstancePhaseTransitionTimestamp{Phase: kubevirtv1.Failed, PhaseTransitionTimestamp: now})
+	}
+	status.Reason = failure.Message
+	ready := kubevirtv1.VirtualMachineInstanceCondition{
+		Type: kubevirtv1.VirtualMachineInstanceReady, Status: corev1.ConditionFalse,
+		Reason: failure.Reason, Message: failure.Message, LastTransitionTime: now,
+	}
+	for i := range status.Conditions {
+		if status.Conditions[i].Type == kubevirtv1.VirtualMachineInstanceReady {
+			status.Conditions[i] = ready
+			return
+		}
+	}
+	status.Conditions = append(status.Conditions, ready)
+}
+
+// placeClaims annotates the claims with the chosen node, each patch
+// conditional on the claim's observed version.
+func (r *reconciler) placeClaims(ctx context.Context, obs *Observed, placement *ClaimPlacement) error {
+	if placement == nil || obs.VMI == nil {
+		return nil
+	}
+	for _, name := range placement.Claims {
+		pvc := findClaim(obs.VMIClaims, obs.VMI.Namespace, name)
+		if pvc == nil || pvc.Annotations[SelectedNodeAnnotation] == placement.Node {
+			continue
+		}
+		updated := pvc.DeepCopy()
+		if updated.Annotations == nil {
+			updated.Annotations = map[string]string{}
+		}
+		updated.Annotations[SelectedNodeAnnotation] = placement.Node
+		if err := r.client.Patch(ctx, updated, client.MergeFromWithOptions(pvc, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("annotate claim %s/%s with %s=%s: %w", pvc.Namespace, pvc.Name, SelectedNodeAnnotation, placement.Node, err)
+		}
+	}
+	return nil
+}
+
+func findClaim(claims []corev1.PersistentVolumeClaim, namespace, name string) *corev1.PersistentVolumeClaim {
+	for i := range claims {
+		if claims[i].Namespace == namespace && claims[i].Name == name {
+			return &claims[i]
+		}
+	}
 	return nil
 }
 

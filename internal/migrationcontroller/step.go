@@ -3,6 +3,7 @@ package migrationcontroller
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,10 +12,10 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 )
 
-// Step decides the next move of one classic migration from what is
-// observed now. It is pure: no I/O, no clock but obs.Now. One call makes
-// at most one phase transition; the write of its decision brings the next
-// call.
+// Step decides the next move of one migration, in-cluster or either half
+// of a decentralized one, from what is observed now. It is pure: no I/O,
+// no clock but obs.Now. One call makes at most one phase transition; the
+// write of its decision brings the next call.
 func Step(obs Observed) Decision {
 	s := newStepper(obs)
 	s.decide()
@@ -25,6 +26,7 @@ func Step(obs Observed) Decision {
 type stepper struct {
 	obs      Observed
 	m        *kubevirtv1.VirtualMachineInstanceMigration
+	role     role
 	vmi      *kubevirtv1.VirtualMachineInstance
 	now      metav1.Time
 	timeouts Timeouts
@@ -35,6 +37,7 @@ func newStepper(obs Observed) *stepper {
 	s := &stepper{
 		obs:      obs,
 		m:        obs.Migration,
+		role:     roleOf(obs.Migration),
 		vmi:      obs.VMI,
 		now:      metav1.NewTime(obs.Now),
 		timeouts: obs.Timeouts.withDefaults(),
@@ -42,8 +45,10 @@ func newStepper(obs Observed) *stepper {
 	s.d.Status = *s.m.Status.DeepCopy()
 	s.d.Finalizer = slices.Contains(s.m.Finalizers, MigrationFinalizer)
 	s.d.Watermark = watermarkOf(s.m)
-	// Visibility: the VMIM always shows its migration's latest state.
-	if state := s.ownState(); state != nil {
+	// Visibility: the VMIM always shows its migration's latest state,
+	// including what the synchronization controller wrote before the
+	// controller claimed the state.
+	if state := s.visibleState(); state != nil {
 		s.d.Status.MigrationState = state.DeepCopy()
 	}
 	return s
@@ -59,22 +64,37 @@ func (s *stepper) decide() {
 	default:
 		s.d.Finalizer = true
 		s.advance()
+		s.placeReceiverClaims()
 	}
 }
 
 func (s *stepper) advance() {
-	switch s.m.Status.Phase {
+	phase := s.m.Status.Phase
+	if phase != kubevirtv1.MigrationPhaseUnset && !slices.Contains(s.role.phases(), phase) {
+		s.fail(ReasonUnsupportedPhase, fmt.Sprintf("phase %s does not belong to a migration of role %s, whose phases are %s",
+			phase, s.role, phaseList(s.role.phases())))
+		return
+	}
+	switch phase {
 	case kubevirtv1.MigrationPhaseUnset:
-		s.enter(kubevirtv1.MigrationPending, fmt.Sprintf("migration of VMI %s accepted", s.m.Spec.VMIName))
+		s.enter(kubevirtv1.MigrationPending, fmt.Sprintf("migration of VMI %s accepted (%s)", s.m.Spec.VMIName, s.role))
 	case kubevirtv1.MigrationPending:
 		s.pending()
 	case kubevirtv1.MigrationScheduling:
 		s.scheduling()
-	case kubevirtv1.MigrationScheduled, kubevirtv1.MigrationPreparingTarget, kubevirtv1.MigrationTargetReady, kubevirtv1.MigrationRunning:
-		s.inFlight()
+	case kubevirtv1.MigrationWaitingForSync:
+		s.waitingForSync()
 	default:
-		s.fail(ReasonUnsupportedPhase, fmt.Sprintf("phase %s belongs to decentralized migrations, but this migration has neither spec.sendTo nor spec.receive", s.m.Status.Phase))
+		s.inFlight()
 	}
+}
+
+func phaseList(phases []kubevirtv1.VirtualMachineInstanceMigrationPhase) string {
+	names := make([]string, len(phases))
+	for i, phase := range phases {
+		names[i] = string(phase)
+	}
+	return strings.Join(names, ", ")
 }
 
 // ---- decision building ----
@@ -96,6 +116,9 @@ func (s *stepper) setPhase(phase kubevirtv1.VirtualMachineInstanceMigrationPhase
 }
 
 // fail ends the migration as Failed with why, in a condition and an event.
+// A decentralized half also tells its peer (through the state the
+// synchronization controller pushes) and a receiver VMI that waited for
+// it.
 func (s *stepper) fail(reason, message string) {
 	s.setPhase(kubevirtv1.MigrationFailed)
 	s.d.Status.Conditions = removeCondition(s.d.Status.Conditions, ConditionWaiting)
@@ -103,13 +126,15 @@ func (s *stepper) fail(reason, message string) {
 		Type: ConditionFailed, Status: corev1.ConditionTrue, Reason: reason, Message: message,
 	}, s.now)
 	s.event(corev1.EventTypeWarning, EventFailed, reason+": "+message)
+	s.publishFailure(message)
+	s.failReceiver(reason, message)
 	s.end()
 }
 
 func (s *stepper) succeed(state *kubevirtv1.VirtualMachineInstanceMigrationState) {
 	s.setPhase(kubevirtv1.MigrationSucceeded)
 	s.d.Status.Conditions = removeCondition(s.d.Status.Conditions, ConditionWaiting)
-	s.event(corev1.EventTypeNormal, string(kubevirtv1.MigrationSucceeded), successMessage(s.m.Spec.VMIName, state))
+	s.event(corev1.EventTypeNormal, string(kubevirtv1.MigrationSucceeded), s.successMessage(state))
 	s.end()
 }
 
@@ -120,8 +145,16 @@ func (s *stepper) end() {
 	s.d.RequeueAfter = 0
 }
 
-func successMessage(vmi string, state *kubevirtv1.VirtualMachineInstanceMigrationState) string {
-	message := fmt.Sprintf("VMI %s migrated from node %s to node %s", vmi, state.SourceNode, state.TargetNode)
+func (s *stepper) successMessage(state *kubevirtv1.VirtualMachineInstanceMigrationState) string {
+	var message string
+	switch vmi := s.m.Spec.VMIName; s.role {
+	case roleSource:
+		message = fmt.Sprintf("VMI %s migrated from node %s to node %s of the target cluster", vmi, state.SourceNode, state.TargetNode)
+	case roleTarget:
+		message = fmt.Sprintf("VMI %s received from node %s of the source cluster on node %s", vmi, state.SourceNode, state.TargetNode)
+	default:
+		message = fmt.Sprintf("VMI %s migrated from node %s to node %s", vmi, state.SourceNode, state.TargetNode)
+	}
 	if state.StartTimestamp != nil && state.EndTimestamp != nil {
 		message += " in " + state.EndTimestamp.Sub(state.StartTimestamp.Time).String()
 	}
@@ -215,7 +248,7 @@ func (s *stepper) started(state *kubevirtv1.VirtualMachineInstanceMigrationState
 	if state.StartTimestamp != nil {
 		return state.StartTimestamp.Time
 	}
-	return s.phaseSince(kubevirtv1.MigrationScheduled)
+	return s.phaseSince(s.role.handoffPhase())
 }
 
 // phaseSince is when the migration last entered phase (its creation if

@@ -42,6 +42,8 @@ type expect struct {
 	requeue   time.Duration
 	says      []string   // in the waiting or failed condition's message
 	watermark *Watermark // nil: none kept
+	claims    *ClaimPlacement
+	failVMI   string // FailVMI's reason
 }
 
 type stepCase struct {
@@ -62,6 +64,8 @@ func TestStep(t *testing.T) {
 		"abort":           abortCases(),
 		"final":           finalCases(),
 		"cancel":          cancelCases(),
+		"source":          sourceCases(),
+		"target":          targetCases(),
 	}
 	for group, cases := range groups {
 		for _, tc := range cases {
@@ -531,6 +535,12 @@ func checkDecision(t *testing.T, obs Observed, d Decision, want expect) {
 	if !equality.Semantic.DeepEqual(d.Watermark, want.watermark) {
 		t.Errorf("watermark %+v, want %+v", d.Watermark, want.watermark)
 	}
+	if !equality.Semantic.DeepEqual(d.PlaceClaims, want.claims) {
+		t.Errorf("claims to place %+v, want %+v", d.PlaceClaims, want.claims)
+	}
+	if got := failVMIReason(d); got != want.failVMI {
+		t.Errorf("VMI marked failed with reason %q, want %q (%+v)", got, want.failVMI, d.FailVMI)
+	}
 	messages := conditionMessages(d)
 	for _, s := range want.says {
 		if !strings.Contains(messages, s) {
@@ -553,6 +563,13 @@ func checkInvariants(t *testing.T, obs Observed, d Decision) {
 	hasFailedCondition := findCondition(d.Status.Conditions, ConditionFailed) != nil
 	if hasFailedCondition && d.Phase() != failed || d.Phase() == failed && m.Status.Phase != failed && !hasFailedCondition {
 		t.Error("Failed and condition migrationFailed go together")
+	}
+	if vmi := obs.VMI; d.FailVMI != nil && (!m.IsDecentralizedTarget() || d.Phase() != failed || vmi == nil ||
+		vmi.Status.NodeName != "" || vmi.Status.Phase != kubevirtv1.WaitingForSync) {
+		t.Errorf("marked the VMI Failed, which only a failed receive migration does to a waiting receiver (decision %s)", d.Phase())
+	}
+	if d.PlaceClaims != nil && (!m.IsDecentralizedTarget() || final) {
+		t.Error("claims placed by a migration that is not an unfinished receive migration")
 	}
 	if final && findCondition(d.Status.Conditions, ConditionWaiting) != nil {
 		t.Error("a final migration still waits")
@@ -590,6 +607,13 @@ func checkInvariants(t *testing.T, obs Observed, d Decision) {
 		d.RequeueAfter == 0 && findCondition(d.Status.Conditions, ConditionWaiting) == nil {
 		t.Error("a migration that stays put neither waits nor looks again")
 	}
+}
+
+func failVMIReason(d Decision) string {
+	if d.FailVMI == nil {
+		return ""
+	}
+	return d.FailVMI.Reason
 }
 
 func eventReasons(events []Event) []string {

@@ -43,7 +43,7 @@ func buildDomain(vmi *kubevirtv1.VirtualMachineInstance, in domainInputs) (qemu.
 	}
 	dom := qemu.Domain{
 		Name:      domainName(vmi),
-		UUID:      string(vmi.UID),
+		UUID:      domainUUID(vmi),
 		MemoryMiB: memory,
 		RunDir:    in.RunDir,
 		CPU:       domainCPU(spec.Domain.CPU),
@@ -181,4 +181,13 @@ func addressFromMAC(prefix netip.Prefix, mac net.HardwareAddr) netip.Prefix {
 	value := baseValue + host
 	addr := netip.AddrFrom4([4]byte{byte(value >> 24), byte(value >> 16), byte(value >> 8), byte(value)})
 	return netip.PrefixFrom(addr, prefix.Bits())
+}
+
+// domainUUID is the guest's SMBIOS UUID: the firmware UUID the VM
+// controller set, else (a VMI made without a VM) the VMI's UID.
+func domainUUID(vmi *kubevirtv1.VirtualMachineInstance) string {
+	if firmware := vmi.Spec.Domain.Firmware; firmware != nil && firmware.UUID != "" {
+		return string(firmware.UUID)
+	}
+	return string(vmi.UID)
 }

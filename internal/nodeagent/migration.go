@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/install"
@@ -29,6 +33,13 @@ import (
 // ports, the source agent streams memory and disks there and reports
 // progress, the target takes the VMI over once the guest runs there, and
 // only then does the source stop its QEMU.
+//
+// A decentralized (cross-cluster) migration has one side here and two
+// VMIs, one per cluster, whose states the synchronization controllers keep
+// in step. The target's receiver VMI (WaitingForSync, on no node) becomes
+// this node's and Running at the takeover, which completes the migration;
+// the source waits for that completion to reach its own VMI, then stops
+// its QEMU and its VMI ends Succeeded, keeping its volumes.
 const (
 	// The roles of the ports in targetDirectMigrationNodePorts (port ->
 	// role): the migration stream's listener and the NBD server.
@@ -51,6 +62,7 @@ type migrationNetwork interface {
 // migrator runs this node's side of live migrations.
 type migrator struct {
 	runner *vmiRunner
+	logger *slog.Logger
 	// secrets reads the migration certificates straight from the API: the
 	// agent may read those few objects only, so it must not cache (list
 	// and watch) all Secrets and ConfigMaps.
@@ -82,23 +94,42 @@ type activeMigration struct {
 // reconcile starts or aborts this node's side of the VMI's migration.
 func (m *migrator) reconcile(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) {
 	state := vmi.Status.MigrationState
-	if state == nil || state.MigrationUID == "" || state.Completed {
+	if state == nil || state.MigrationUID == "" {
 		return
 	}
 	if state.Failed || state.AbortRequested {
-		// Whatever this node runs of the migration stops; a side that
-		// has not started never will.
+		// Whatever this node runs of the migration stops, also when the
+		// controller ended it as completed and failed before the handoff;
+		// a side that has not started never will.
 		m.abort(state.MigrationUID)
 		return
 	}
-	node := m.runner.node
-	switch {
-	case state.TargetNode == node && vmi.Status.NodeName != node:
+	if state.Completed {
+		return
+	}
+	switch migrationRole(state, vmi.Status.NodeName, m.runner.node) {
+	case qemu.RoleTarget:
 		m.ensure(ctx, vmi, qemu.RoleTarget, m.runTarget)
-	case state.SourceNode == node && vmi.Status.NodeName == node && state.TargetNodeAddress != "":
+	case qemu.RoleSource:
 		m.ensure(ctx, vmi, qemu.RoleSource, m.runSource)
 		m.switchMode(ctx, vmi)
 	}
+}
+
+// migrationRole is this node's side of a migration, "" for none: the
+// target once the VMI's migration names it and the VMI is not here yet,
+// the source while the VMI is here and the target has published where to
+// send. A decentralized migration has a single side in this cluster; the
+// other side's node names are the other cluster's, which may well be the
+// names of nodes here too.
+func migrationRole(state *kubevirtv1.VirtualMachineInstanceMigrationState, vmiNode, node string) qemu.MigrationRole {
+	switch {
+	case state.TargetNode == node && vmiNode != node && !state.IsDecentralizedSource():
+		return qemu.RoleTarget
+	case state.SourceNode == node && vmiNode == node && state.TargetNodeAddress != "" && !state.IsDecentralizedTarget():
+		return qemu.RoleSource
+	}
+	return ""
 }
 
 // switchMode carries out the controller's request to switch a running
@@ -181,9 +212,20 @@ func (m *migrator) fail(ctx context.Context, snapshot *kubevirtv1.VirtualMachine
 // patchMigrationState re-reads the VMI and applies change to its
 // migrationState, retrying on conflicts with the other writers.
 func (m *migrator) patchMigrationState(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, change func(*kubevirtv1.VirtualMachineInstanceMigrationState)) error {
+	return m.patchVMIStatus(ctx, vmi, func(status *kubevirtv1.VirtualMachineInstanceStatus) {
+		change(status.MigrationState)
+	})
+}
+
+// patchVMIStatus re-reads the VMI and applies change to its status while
+// the VMI's migration is still the one of vmi, retrying on conflicts with
+// the other writers.
+func (m *migrator) patchVMIStatus(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, change func(*kubevirtv1.VirtualMachineInstanceStatus)) error {
 	uid := vmi.Status.MigrationState.MigrationUID
 	var lastErr error
-	for range 5 {
+	for attempt := range 5 {
+		// The cache may lag behind a write that caused the conflict.
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 		var current kubevirtv1.VirtualMachineInstance
 		if err := m.runner.client.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err != nil {
 			return err
@@ -192,7 +234,7 @@ func (m *migrator) patchMigrationState(ctx context.Context, vmi *kubevirtv1.Virt
 			return fmt.Errorf("migration %s is no longer the VMI's", uid)
 		}
 		before := current.DeepCopy()
-		change(current.Status.MigrationState)
+		change(&current.Status)
 		lastErr = m.runner.client.Status().Patch(ctx, &current, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 		if lastErr == nil {
 			return nil
@@ -273,21 +315,14 @@ func mirroredDisks(dom qemu.Domain) []string {
 // to, waits for the migration, runs the guest and takes the VMI over.
 func (m *migrator) runTarget(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, active *activeMigration) error {
 	r := m.runner
-	dom, sizes, err := m.targetDomain(ctx, vmi)
+	dom, volumes, err := m.targetDomain(ctx, vmi)
 	if err != nil {
 		return err
 	}
 	cleanup := func() { m.discardTarget(dom, active) }
-	for _, disk := range dom.Disks {
-		if err := os.MkdirAll(filepath.Dir(disk.Path), 0o755); err != nil {
-			cleanup()
-			return err
-		}
-		if err := qemu.CreateRawDisk(disk.Path, sizes[disk.Name]); err != nil {
-			cleanup()
-			return fmt.Errorf("disk %s: %w", disk.Name, err)
-		}
-		active.createdFiles = append(active.createdFiles, disk.Path)
+	if err := prepareDisks(dom, volumes, active); err != nil {
+		cleanup()
+		return err
 	}
 	for _, nic := range dom.NICs {
 		if err := r.env.CreateTap(nic.Tap); err != nil {
@@ -313,29 +348,60 @@ func (m *migrator) runTarget(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	return m.takeOver(ctx, vmi, instance, dom)
 }
 
+// targetVolume is what the target knows of a disk's volume.
+type targetVolume struct {
+	size int64
+	// local: the volume was provisioned on this node (a receiver's, in a
+	// decentralized migration), so its file is here already.
+	local bool
+}
+
 // targetDomain is the source's Domain with this node's run directory and
-// disk files, and the disk sizes the source has.
-func (m *migrator) targetDomain(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (qemu.Domain, map[string]int64, error) {
+// disk files, and the disks' volumes. A receiver's PVCs may still be
+// unbound: the migration controller selects this node for them when it
+// chooses the target, and this node's provisioner binds them.
+func (m *migrator) targetDomain(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (qemu.Domain, map[string]targetVolume, error) {
 	r := m.runner
 	inputs := r.inputs()
 	inputs.RunDir = r.runDir(vmi.UID)
 	inputs.DiskPaths = map[string]string{}
-	sizes := map[string]int64{}
+	volumes := map[string]targetVolume{}
 	for _, volume := range vmi.Spec.Volumes {
 		claim := claimName(volume)
 		if claim == "" {
 			continue
 		}
-		pv, err := r.storage.boundPV(ctx, vmi.Namespace, claim)
+		pv, err := r.storage.waitBoundPV(ctx, vmi.Namespace, claim, volumeBindTimeout)
 		if err != nil {
-			return qemu.Domain{}, nil, err
+			return qemu.Domain{}, nil, fmt.Errorf("volume %s: %w", volume.Name, err)
 		}
 		size := pv.Spec.Capacity[corev1.ResourceStorage]
 		inputs.DiskPaths[volume.Name] = r.storage.filePath(pv.Name)
-		sizes[volume.Name] = size.Value()
+		volumes[volume.Name] = targetVolume{size: size.Value(), local: r.storage.owns(pv)}
 	}
 	dom, err := buildDomain(vmi, inputs)
-	return dom, sizes, err
+	return dom, volumes, err
+}
+
+// prepareDisks makes the files the incoming disks are written to. A volume
+// provisioned on this node has its file, which belongs to the volume and
+// stays whatever happens; any other volume (in-cluster, the source node's)
+// gets a new file here, which a failed target removes again.
+func prepareDisks(dom qemu.Domain, volumes map[string]targetVolume, active *activeMigration) error {
+	for _, disk := range dom.Disks {
+		volume := volumes[disk.Name]
+		if _, err := os.Stat(disk.Path); err == nil && volume.local {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(disk.Path), 0o755); err != nil {
+			return err
+		}
+		if err := qemu.CreateRawDisk(disk.Path, volume.size); err != nil {
+			return fmt.Errorf("disk %s: %w", disk.Name, err)
+		}
+		active.createdFiles = append(active.createdFiles, disk.Path)
+	}
+	return nil
 }
 
 // listenIncoming sets up the target's TLS, NBD exports and migration
@@ -429,7 +495,7 @@ func (m *migrator) moveVolumes(ctx context.Context, vmi *kubevirtv1.VirtualMachi
 	return nil
 }
 
-// claimVMI makes this node the VMI's node.
+// claimVMI makes this node the VMI's node; see claimStatus.
 func (m *migrator) claimVMI(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) error {
 	r := m.runner
 	var current kubevirtv1.VirtualMachineInstance
@@ -441,15 +507,48 @@ func (m *migrator) claimVMI(ctx context.Context, vmi *kubevirtv1.VirtualMachineI
 		current.Labels = map[string]string{}
 	}
 	current.Labels[kubevirtv1.NodeNameLabel] = r.node
+	// A receiver VMI (decentralized) never had a node, so not the
+	// finalizer either: from now on it guards this node's guest.
+	controllerutil.AddFinalizer(&current, Finalizer)
 	if err := r.client.Patch(ctx, &current, patch); err != nil {
 		return err
 	}
-	statusPatch := client.MergeFrom(current.DeepCopy())
-	current.Status.NodeName = r.node
-	if state := current.Status.MigrationState; state != nil {
-		state.TargetNodeDomainDetected = true
+	var failedMeanwhile *kubevirtv1.VirtualMachineInstanceMigrationState
+	err := m.patchVMIStatus(ctx, vmi, func(status *kubevirtv1.VirtualMachineInstanceStatus) {
+		claimStatus(status, r.node, metav1.Now())
+		if state := status.MigrationState; state.IsDecentralizedTarget() && state.Failed {
+			failedMeanwhile = state
+		}
+	})
+	if err != nil || failedMeanwhile == nil {
+		return err
 	}
-	return r.client.Status().Patch(ctx, &current, statusPatch)
+	// The guest runs here and the source is paused: this copy is the one
+	// that lives, and an operator settles the migration's record.
+	return fmt.Errorf("the guest runs on node %s, but the migration was marked failed meanwhile (%s); the source cluster keeps its paused copy",
+		r.node, failedMeanwhile.FailureReason)
+}
+
+// claimStatus is pure: the VMI's status once this node runs the migrated
+// guest. The node is the VMI's. A decentralized migration completes here,
+// on the target (the source cluster learns it from this VMI), unless it
+// was marked failed meanwhile; and the receiver VMI, WaitingForSync until
+// now, is Running.
+func claimStatus(status *kubevirtv1.VirtualMachineInstanceStatus, node string, now metav1.Time) {
+	status.NodeName = node
+	state := status.MigrationState
+	if state == nil {
+		return
+	}
+	state.TargetNodeDomainDetected = true
+	if !state.IsDecentralizedTarget() {
+		return
+	}
+	enterPhase(status, kubevirtv1.Running, now)
+	if !state.Failed {
+		state.Completed = true
+		state.EndTimestamp = &now
+	}
 }
 
 // discardTarget removes a target that will not run: QEMU, taps, and the
@@ -465,8 +564,28 @@ func (m *migrator) discardTarget(dom qemu.Domain, active *activeMigration) {
 		_ = os.Remove(path)
 	}
 	if active.target != nil {
+		// What QEMU said is the one clue to why an incoming migration
+		// failed (a device it could not load, a TLS refusal): keep it in
+		// the agent's log before the run directory goes.
+		if tail := fileTail(dom.Paths().Log, 2048); tail != "" {
+			m.logger.Warn("discarding the incoming QEMU of a failed migration", "domain", dom.Name, "qemuLog", tail)
+		}
 		_ = os.RemoveAll(dom.RunDir)
 	}
+}
+
+// fileTail is the last n bytes of a file, "" if it cannot be read.
+func fileTail(path string, n int64) string {
+	file, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer file.Close()
+	if info, err := file.Stat(); err == nil && info.Size() > n {
+		_, _ = file.Seek(info.Size()-n, io.SeekStart)
+	}
+	data, _ := io.ReadAll(io.LimitReader(file, n))
+	return strings.TrimSpace(string(data))
 }
 
 // ---- source side ----
@@ -585,20 +704,16 @@ func progressOf(p qemu.MigrationProgress) *kubevirtv1.MigrationProgress {
 // source QEMU and frees what the VMI held here, and marks the migration
 // completed.
 func (m *migrator) finishSource(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, running *runningVMI, progress qemu.MigrationProgress) error {
+	if vmi.Status.MigrationState.IsDecentralizedSource() {
+		return m.finishDecentralizedSource(ctx, vmi, running, progress)
+	}
 	r := m.runner
 	target := vmi.Status.MigrationState.TargetNode
-	deadline := time.Now().Add(takeoverTimeout)
-	for {
-		var current kubevirtv1.VirtualMachineInstance
-		if err := r.client.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err == nil && current.Status.NodeName == target {
-			break
-		}
-		if time.Now().After(deadline) {
-			// The source is paused and the target did not take over: do not
-			// risk two copies; say so and keep the source for an operator.
-			return fmt.Errorf("target node %s did not report the guest running within %s after the migration completed; the paused source QEMU is kept", target, takeoverTimeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+	claimed := func(current *kubevirtv1.VirtualMachineInstance) (bool, error) {
+		return current.Status.NodeName == target, nil
+	}
+	if _, err := m.awaitTakeover(ctx, vmi, claimed, fmt.Sprintf("target node %s did not report the guest running", target)); err != nil {
+		return err
 	}
 	r.forget(vmi.UID)
 	_ = running.instance.Quit(ctx)
@@ -614,6 +729,73 @@ func (m *migrator) finishSource(ctx context.Context, vmi *kubevirtv1.VirtualMach
 		s.EndTimestamp = &now
 		s.Progress = progressOf(progress)
 	})
+}
+
+// finishDecentralizedSource waits until the target cluster says that the
+// migration completed there (its sync controller copies that into this
+// VMI), then stops the source QEMU; the VMI then ends Succeeded (see
+// endOf), its taps and run directory go. The disk files stay: the source
+// VM keeps its volumes, as upstream. Completion is the target's to say,
+// never this side's.
+func (m *migrator) finishDecentralizedSource(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, running *runningVMI, progress qemu.MigrationProgress) error {
+	r := m.runner
+	uid := vmi.Status.MigrationState.MigrationUID
+	completed := func(current *kubevirtv1.VirtualMachineInstance) (bool, error) {
+		return decentralizedTakeover(current.Status.MigrationState, uid)
+	}
+	current, err := m.awaitTakeover(ctx, vmi, completed, "the target cluster did not report the migration completed")
+	if err != nil {
+		return err
+	}
+	stopCtx := context.WithoutCancel(ctx)
+	if err := running.instance.Quit(stopCtx); err != nil {
+		_ = running.instance.Kill()
+	}
+	r.recorder.Eventf(vmi, nil, corev1.EventTypeNormal, "Migrated", "Migrate", "migrated to node %s of the target cluster in %s (downtime %s)",
+		current.Status.MigrationState.TargetNode, progress.TotalTime, progress.Downtime)
+	return r.ended(stopCtx, current, running)
+}
+
+// decentralizedTakeover is pure: whether the target cluster runs the guest
+// of migration uid by the VMI's migrationState, and the error that keeps
+// the paused source if it never will.
+func decentralizedTakeover(state *kubevirtv1.VirtualMachineInstanceMigrationState, uid types.UID) (bool, error) {
+	switch {
+	case state == nil || state.MigrationUID != uid:
+		return false, fmt.Errorf("the VMI's migrationState is no longer migration %s's; the paused source QEMU is kept", uid)
+	case state.Failed:
+		reason := state.FailureReason
+		if reason == "" {
+			reason = "no reason given"
+		}
+		return false, fmt.Errorf("the migration failed after this node's QEMU had sent the guest (%s); the paused source QEMU is kept so that the guest never runs twice", reason)
+	}
+	return state.Completed, nil
+}
+
+// awaitTakeover polls the VMI until takenOver says the target runs the
+// guest or says why it never will, for at most takeoverTimeout; it
+// returns the VMI as it was then. An abort does not end the wait: once the
+// source's QEMU has sent the guest, only the target can say whether it
+// runs, and the paused source waits for that.
+func (m *migrator) awaitTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, takenOver func(*kubevirtv1.VirtualMachineInstance) (bool, error), notYet string) (*kubevirtv1.VirtualMachineInstance, error) {
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(takeoverTimeout)
+	for {
+		var current kubevirtv1.VirtualMachineInstance
+		if err := m.runner.client.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err == nil {
+			done, err := takenOver(&current)
+			if err != nil || done {
+				return &current, err
+			}
+		}
+		if time.Now().After(deadline) {
+			// The source is paused and the target did not take over: do not
+			// risk two copies; say so and keep the source for an operator.
+			return nil, fmt.Errorf("%s within %s after the migration completed; the paused source QEMU is kept", notYet, takeoverTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // targetAddresses reads the target's migration and NBD addresses from

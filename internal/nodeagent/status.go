@@ -16,12 +16,7 @@ import (
 // it now. Conditions keep their transition time while their status holds.
 func runningStatus(vmi *kubevirtv1.VirtualMachineInstance, node string, dom qemu.Domain, qemuStatus qemu.Status, info *guestagent.Info, agentErr error, now time.Time) kubevirtv1.VirtualMachineInstanceStatus {
 	status := *vmi.Status.DeepCopy()
-	if status.Phase != kubevirtv1.Running {
-		status.PhaseTransitionTimestamps = append(status.PhaseTransitionTimestamps, kubevirtv1.VirtualMachineInstancePhaseTransitionTimestamp{
-			Phase: kubevirtv1.Running, PhaseTransitionTimestamp: metav1.NewTime(now),
-		})
-	}
-	status.Phase = kubevirtv1.Running
+	enterPhase(&status, kubevirtv1.Running, metav1.NewTime(now))
 	status.NodeName = node
 	status.Reason = ""
 	status.Interfaces = interfaceStatuses(vmi, dom, info)
@@ -47,6 +42,18 @@ func runningStatus(vmi *kubevirtv1.VirtualMachineInstance, node string, dom qemu
 	setCondition(&status, kubevirtv1.VirtualMachineInstanceIsMigratable, corev1.ConditionTrue, "Migratable", "memory and every disk can be live-migrated")
 	setCondition(&status, kubevirtv1.VirtualMachineInstanceIsStorageLiveMigratable, corev1.ConditionTrue, "StorageLiveMigratable", "every volume is mirrored during live migration")
 	return status
+}
+
+// enterPhase sets the VMI's phase and records when it was entered, once
+// per change (upstream's phaseTransitionTimestamps).
+func enterPhase(status *kubevirtv1.VirtualMachineInstanceStatus, phase kubevirtv1.VirtualMachineInstancePhase, now metav1.Time) {
+	if status.Phase == phase {
+		return
+	}
+	status.Phase = phase
+	status.PhaseTransitionTimestamps = append(status.PhaseTransitionTimestamps, kubevirtv1.VirtualMachineInstancePhaseTransitionTimestamp{
+		Phase: phase, PhaseTransitionTimestamp: now,
+	})
 }
 
 // interfaceStatuses reports each interface with its MAC, and the guest's

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -221,6 +222,36 @@ func createSparseFile(path string, size int64) error {
 	}
 	return file.Close()
 }
+
+// volumeBindTimeout bounds a migration target's wait for a receiver's PVC
+// to be bound.
+const volumeBindTimeout = 2 * time.Minute
+
+// waitBoundPV is the PV a PVC is bound to, waiting up to timeout for the
+// binding: a receiver's PVCs (decentralized migration) wait for their
+// first consumer until the migration controller selects this node for
+// them, and this node's provisioner then makes their volumes.
+func (s *storage) waitBoundPV(ctx context.Context, namespace, claim string, timeout time.Duration) (*corev1.PersistentVolume, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		pv, err := s.boundPV(ctx, namespace, claim)
+		if err == nil {
+			return pv, nil
+		}
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("%w after waiting %s; a migration target's PVC is bound once it has annotation %s=%s and a StorageClass with provisioner %s (this node's provisioner then makes its volume): see the PVC's events",
+				err, timeout, selectedNodeAnnotation, s.node, Provisioner)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", err, ctx.Err())
+		case <-time.After(volumePollInterval):
+		}
+	}
+}
+
+// volumePollInterval is how often waitBoundPV looks again.
+const volumePollInterval = time.Second
 
 // boundPV is the PV a PVC is bound to.
 func (s *storage) boundPV(ctx context.Context, namespace, claim string) (*corev1.PersistentVolume, error) {

@@ -130,6 +130,12 @@ func (r *vmiRunner) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 		return r.start(ctx, &vmi)
 	case kubevirtv1.Running:
 		return r.observe(ctx, &vmi)
+	case kubevirtv1.WaitingForSync:
+		// A receiver this node took over by a decentralized migration
+		// whose phase did not reach Running (yet): its guest runs here.
+		if r.adopt(ctx, &vmi) != nil {
+			return r.observe(ctx, &vmi)
+		}
 	case kubevirtv1.Succeeded, kubevirtv1.Failed:
 		return ctrl.Result{}, r.cleanUp(ctx, &vmi)
 	}
@@ -302,16 +308,13 @@ func (r *vmiRunner) byName(namespace, name string) *runningVMI {
 	return nil
 }
 
-// ended records how a VMI's QEMU ended: a guest that powered off is
-// Succeeded; a QEMU that died otherwise is Failed.
+// ended records how a VMI's QEMU ended (see endOf) and frees what it held
+// on this node.
 func (r *vmiRunner) ended(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, running *runningVMI) error {
-	phase, reason := kubevirtv1.Failed, "QEMU process is gone (killed, crashed, or ended while the node agent was down)"
-	if running != nil && running.shutDownByGuest() {
-		phase, reason = kubevirtv1.Succeeded, "the guest shut down"
-	}
+	phase, reason := endOf(vmi, running != nil && running.shutDownByGuest())
 	r.forget(vmi.UID)
 	patch := client.MergeFrom(vmi.DeepCopy())
-	vmi.Status.Phase = phase
+	enterPhase(&vmi.Status, phase, metav1.Now())
 	vmi.Status.Reason = reason
 	setCondition(&vmi.Status, kubevirtv1.VirtualMachineInstanceReady, corev1.ConditionFalse, string(phase), reason)
 	if err := r.client.Status().Patch(ctx, vmi, patch); err != nil {
@@ -323,6 +326,21 @@ func (r *vmiRunner) ended(ctx context.Context, vmi *kubevirtv1.VirtualMachineIns
 	}
 	r.recorder.Eventf(vmi, nil, eventType, string(phase), "Run", "%s", reason)
 	return r.cleanUp(ctx, vmi)
+}
+
+// endOf is pure: the phase and reason of a VMI whose QEMU is gone. The
+// guest left for another cluster when the VMI is the source of a
+// decentralized migration that succeeded (the source QEMU quits only
+// then); a guest that powered off is Succeeded; a QEMU that died otherwise
+// is Failed.
+func endOf(vmi *kubevirtv1.VirtualMachineInstance, shutDownByGuest bool) (kubevirtv1.VirtualMachineInstancePhase, string) {
+	if state := vmi.Status.MigrationState; state.IsDecentralizedSource() && state.Succeeded() {
+		return kubevirtv1.Succeeded, fmt.Sprintf("migrated to node %s of the target cluster", state.TargetNode)
+	}
+	if shutDownByGuest {
+		return kubevirtv1.Succeeded, "the guest shut down"
+	}
+	return kubevirtv1.Failed, "QEMU process is gone (killed, crashed, or ended while the node agent was down)"
 }
 
 // stop shuts the guest down for a VMI being deleted, then lets it go.

@@ -17,7 +17,9 @@
 // The receiver finds its VMIM by migrationID and copies the peer's half:
 //
 //   - on the target, the source's sourceState (node, migrationUID, domain,
-//     syncAddress, VMI UID, node selectors);
+//     syncAddress, VMI UID, node selectors), and its transfer figures
+//     (migrationState.progress, a cclm extension) so that the target's
+//     VMIM shows the migration's progress live;
 //   - on the source, the target's targetState and the flat fields the node
 //     agents act on (targetNode, targetNodeAddress,
 //     targetDirectMigrationNodePorts, targetNodeDomainDetected,

@@ -111,7 +111,10 @@ func (o Options) timing() timing {
 // Component is the controller's ServiceAccount and least-privilege rules:
 // it reads the KubeVirt CR, VMIMs and VMIs and patches their status, reads
 // (by name) the CA Secret and the two trust ConfigMaps, holds its Lease and
-// records events.
+// records events. Where it makes its own migration interface (`cclm sync
+// --lab-id`, migrationnet.Setup, what Multus and whereabouts do for the
+// upstream pod) it also reads the migration network's NAD and takes its
+// address from the whereabouts IPPool.
 //
 // The Secret and ConfigMap rules name their objects, but a ClusterRole
 // grants them in every namespace; a Role in the virt namespace would be
@@ -127,5 +130,10 @@ var Component = install.Component{
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{install.CABundleConfigMap, install.ExternalCAConfigMap}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+		// migrationnet.Setup: the NAD the KubeVirt CR names (any name, so
+		// not by name), and the pool it allocates from (created by the
+		// first holder, updated by later ones).
+		{APIGroups: []string{"k8s.cni.cncf.io"}, Resources: []string{"network-attachment-definitions"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"whereabouts.cni.cncf.io"}, Resources: []string{"ippools"}, Verbs: []string{"get", "create", "update"}},
 	},
 }

@@ -188,6 +188,7 @@ func applyPeerStatus(local, peerStatus *kubevirtv1.VirtualMachineInstanceStatus,
 	if peerRole == roleSource {
 		half := sourceHalfOf(peerStatus)
 		state.SourceState = &half
+		applySourceProgress(state, peerStatus.MigrationState)
 	} else {
 		applyTargetHalf(state, targetHalfOf(peerStatus))
 		applyTargetCompletion(state, peerStatus.MigrationState)
@@ -212,6 +213,17 @@ func applyTargetHalf(state *kubevirtv1.VirtualMachineInstanceMigrationState, hal
 	if half.DomainReadyTimestamp != nil {
 		state.TargetNodeDomainReadyTimestamp = half.DomainReadyTimestamp.DeepCopy()
 	}
+}
+
+// applySourceProgress copies the source's transfer figures (progress, a
+// cclm extension) into the target's state: the source's node agent is the
+// one that sees them, and the target's VMIM shows them live. A push
+// without figures keeps the last ones.
+func applySourceProgress(state, source *kubevirtv1.VirtualMachineInstanceMigrationState) {
+	if source == nil || source.Progress == nil {
+		return
+	}
+	state.Progress = source.Progress.DeepCopy()
 }
 
 // applyTargetCompletion: the target is where a migration completes, so the

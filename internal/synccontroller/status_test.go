@@ -144,6 +144,38 @@ func TestSourceLearnsCompletionFromTheTarget(t *testing.T) {
 	}
 }
 
+func TestTargetShowsTheSourcesProgress(t *testing.T) {
+	sampled := metav1.NewTime(readyAt.Add(30 * time.Second))
+	progress := &kubevirtv1.MigrationProgress{
+		TransferredBytes: 600 << 20, RemainingBytes: 200 << 20, TotalBytes: 1 << 30,
+		DirtyRateBytesPerSecond: 4 << 20, Iteration: 2, ExpectedDowntimeMs: 40, UpdatedTimestamp: &sampled,
+	}
+	source := sourceVMIStatus()
+	source.MigrationState.Progress = progress.DeepCopy()
+	target := targetVMIStatusFlat()
+	applyPeerStatus(target, source, roleSource)
+	requireEqual(t, "progress on the target", progress, target.MigrationState.Progress)
+	source.MigrationState.Progress.TransferredBytes = 1
+	if target.MigrationState.Progress.TransferredBytes != 600<<20 {
+		t.Error("the target's progress shares memory with the pushed status")
+	}
+	if target.MigrationState.TargetNodeAddress != "192.168.201.129" || target.NodeName != "ocp1-worker-0" {
+		t.Errorf("the target's own fields changed: %+v", target.MigrationState)
+	}
+
+	// A push without figures (the source has not sampled any, or an older
+	// peer) keeps the last ones.
+	applyPeerStatus(target, sourceVMIStatus(), roleSource)
+	requireEqual(t, "progress after a push without figures", progress, target.MigrationState.Progress)
+
+	// The source keeps its own figures: the target's copy does not flow back.
+	own := sourceVMIStatus()
+	applyPeerStatus(own, target, roleTarget)
+	if own.MigrationState.Progress != nil {
+		t.Errorf("the source took progress from the target: %+v", own.MigrationState.Progress)
+	}
+}
+
 func TestFailurePropagatesBothWaysWithoutLooping(t *testing.T) {
 	for _, sender := range []role{roleSource, roleTarget} {
 		t.Run("from the "+sender.String(), func(t *testing.T) {

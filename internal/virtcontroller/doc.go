@@ -39,7 +39,13 @@
 //
 // Written on VMs: spec.template.spec.domain.devices.interfaces[].macAddress
 // when empty, and annotation cclm.io/start-failure (crash-loop bookkeeping,
-// upstream's status.startFailure, which cclm's API lacks).
+// upstream's status.startFailure, which cclm's API lacks). spec.runStrategy
+// after a decentralized (cross-cluster) migration: Always or
+// RerunOnFailure becomes Halted on a VM whose VMI migrated away (the VMI
+// stays, Succeeded, and is never restarted or deleted here), and
+// WaitAsReceiver becomes the value of annotation
+// kubevirt.io/restore-run-strategy (Always if absent or unknown) once the
+// receiver VMI runs the guest and its migration succeeded.
 package virtcontroller
 
 import (

@@ -3,7 +3,9 @@ package virtcontroller
 import (
 	"maps"
 
+	"github.com/google/uuid"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
@@ -31,6 +33,7 @@ func newVMI(vm *kubevirtv1.VirtualMachine, receiver bool) *kubevirtv1.VirtualMac
 		},
 		Spec: *template.Spec.DeepCopy(),
 	}
+	setFirmwareUUID(vmi)
 	if receiver {
 		if vmi.Annotations == nil {
 			vmi.Annotations = map[string]string{}
@@ -38,6 +41,24 @@ func newVMI(vm *kubevirtv1.VirtualMachine, receiver bool) *kubevirtv1.VirtualMac
 		vmi.Annotations[kubevirtv1.CreateMigrationTargetAnnotation] = "true"
 	}
 	return vmi
+}
+
+// firmwareUUIDNamespace is upstream KubeVirt's name space for firmware
+// UUIDs derived from VM names.
+var firmwareUUIDNamespace = uuid.MustParse("6a1a24a1-4061-4607-8bf4-a3963d0c5895")
+
+// setFirmwareUUID gives the VMI the firmware UUID upstream gives it when
+// the template has none: a name-based UUID of the VM's name. The guest
+// sees it, and a live migration checks that both QEMUs carry the same, so
+// it must not depend on anything that differs between clusters (the VMI's
+// UID does): the receiver VM of the same name gets the same UUID.
+func setFirmwareUUID(vmi *kubevirtv1.VirtualMachineInstance) {
+	if vmi.Spec.Domain.Firmware == nil {
+		vmi.Spec.Domain.Firmware = &kubevirtv1.Firmware{}
+	}
+	if vmi.Spec.Domain.Firmware.UUID == "" {
+		vmi.Spec.Domain.Firmware.UUID = types.UID(uuid.NewSHA1(firmwareUUIDNamespace, []byte(vmi.Name)).String())
+	}
 }
 
 // isReceiver: the VMI is the empty target of an incoming migration.

@@ -32,6 +32,10 @@ const (
 	reasonVMINotControlled     = "VMINotControlled"
 	reasonVMDeleting           = "VMDeleting"
 	reasonRunStrategySatisfied = "RunStrategySatisfied"
+	// reasonMigratedAway: the VMI's guest left for another cluster.
+	reasonMigratedAway = "MigratedAway"
+	// reasonMigrationReceived: a receiver's incoming migration succeeded.
+	reasonMigrationReceived = "MigrationReceived"
 )
 
 // vmiDecision is the VM controller's decision about the VMI, with the why
@@ -46,6 +50,10 @@ type vmiDecision struct {
 	// RetryAfter > 0: nothing now, look again after this long (crash-loop
 	// backoff).
 	RetryAfter time.Duration
+	// RunStrategy, when set, is the VM's new spec.runStrategy: Halted for a
+	// VM whose guest migrated to another cluster, the restored strategy
+	// for a receiver whose incoming migration succeeded.
+	RunStrategy kubevirtv1.VirtualMachineRunStrategy
 }
 
 // volumeReadiness is what the VM's DataVolumes allow: a VMI is created
@@ -64,6 +72,9 @@ func (v volumeReadiness) ready() bool { return len(v.Failed) == 0 && len(v.Pendi
 type runInput struct {
 	Strategy   kubevirtv1.VirtualMachineRunStrategy
 	VMDeleting bool
+	// RestoreRunStrategy is the VM's kubevirt.io/restore-run-strategy
+	// annotation: a receiver's run strategy once its migration succeeded.
+	RestoreRunStrategy string
 	// VMI is the VMI of the VM's name, nil if none; VMIControlled says
 	// whether this VM is its controller (it may be a leftover of an
 	// earlier VM of the same name, or hand-made).
@@ -101,6 +112,10 @@ func decideExistingVMI(in runInput) vmiDecision {
 		return keep(reasonVMINotControlled, fmt.Sprintf("VMI %s exists but is not controlled by this VM; delete the VMI to let the VM create its own", vmi.Name))
 	case in.VMDeleting:
 		return remove("the VM is being deleted")
+	case vmi.MigratedAway():
+		return decideMigratedAway(in)
+	case in.Strategy == kubevirtv1.RunStrategyWaitAsReceiver && received(vmi):
+		return decideReceived(in)
 	}
 	phase := vmi.Status.Phase
 	switch in.Strategy {
@@ -125,6 +140,63 @@ func decideExistingVMI(in runInput) vmiDecision {
 	// Manual and WaitAsReceiver leave an existing VMI alone, ended or not:
 	// a failed receiver is not retried (upstream: the source keeps running).
 	return keep(reasonRunStrategySatisfied, "")
+}
+
+// decideMigratedAway: the guest runs in another cluster now. Its VMI here
+// stays (the record of where it went; a new VMI would start a second copy
+// of the guest), and a run strategy that would restart it becomes Halted.
+func decideMigratedAway(in runInput) vmiDecision {
+	state := in.VMI.Status.MigrationState
+	d := keep(reasonMigratedAway, fmt.Sprintf(
+		"the guest was live-migrated to node %s of another cluster and runs there; this VM keeps its VMI %s, volumes and spec, and does not start again here",
+		state.TargetNode, in.VMI.Name))
+	switch in.Strategy {
+	case kubevirtv1.RunStrategyAlways, kubevirtv1.RunStrategyRerunOnFailure:
+		d.RunStrategy = kubevirtv1.RunStrategyHalted
+	}
+	return d
+}
+
+// received: the receiver VMI took over the guest of a decentralized
+// migration that succeeded.
+func received(vmi *kubevirtv1.VirtualMachineInstance) bool {
+	state := vmi.Status.MigrationState
+	return vmi.Status.Phase == kubevirtv1.Running && state.IsDecentralizedTarget() && state.Succeeded()
+}
+
+// decideReceived: the incoming migration succeeded, so the VM stops
+// waiting and runs as its restore-run-strategy annotation says.
+func decideReceived(in runInput) vmiDecision {
+	strategy, why := restoredRunStrategy(in.RestoreRunStrategy)
+	d := keep(reasonMigrationReceived, fmt.Sprintf("the incoming migration succeeded and the guest runs here; runStrategy becomes %s, %s", strategy, why))
+	d.RunStrategy = strategy
+	return d
+}
+
+// restorableRunStrategies are what a receiver may become; not
+// WaitAsReceiver, which would wait for a migration that already came.
+var restorableRunStrategies = []kubevirtv1.VirtualMachineRunStrategy{
+	kubevirtv1.RunStrategyAlways, kubevirtv1.RunStrategyHalted, kubevirtv1.RunStrategyManual,
+	kubevirtv1.RunStrategyRerunOnFailure, kubevirtv1.RunStrategyOnce,
+}
+
+// restoredRunStrategy is the run strategy the restore-run-strategy
+// annotation names, and why: an absent or unknown value gives Always.
+func restoredRunStrategy(annotation string) (kubevirtv1.VirtualMachineRunStrategy, string) {
+	for _, strategy := range restorableRunStrategies {
+		if annotation == string(strategy) {
+			return strategy, fmt.Sprintf("as annotation %s says", kubevirtv1.RestoreRunStrategyAnnotation)
+		}
+	}
+	if annotation == "" {
+		return kubevirtv1.RunStrategyAlways, fmt.Sprintf("the default, as the VM has no annotation %s", kubevirtv1.RestoreRunStrategyAnnotation)
+	}
+	names := make([]string, 0, len(restorableRunStrategies))
+	for _, strategy := range restorableRunStrategies {
+		names = append(names, string(strategy))
+	}
+	return kubevirtv1.RunStrategyAlways, fmt.Sprintf("the default, as annotation %s is %q, not one of %s",
+		kubevirtv1.RestoreRunStrategyAnnotation, annotation, strings.Join(names, ", "))
 }
 
 // decideStart: the strategy wants a VMI and there is none.

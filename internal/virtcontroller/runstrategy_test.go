@@ -23,6 +23,36 @@ func deletingVMI() *kubevirtv1.VirtualMachineInstance {
 	return vmi
 }
 
+// decentralizedVMI is a VMI in phase with the state of a decentralized
+// migration: the source cluster's half if source, else the target's.
+func decentralizedVMI(phase kubevirtv1.VirtualMachineInstancePhase, source, completed, failed bool) *kubevirtv1.VirtualMachineInstance {
+	vmi := inPhase(phase)
+	state := &kubevirtv1.VirtualMachineInstanceMigrationState{
+		MigrationUID: "vmim-1", SourceNode: "s1", TargetNode: "t1", Completed: completed, Failed: failed,
+		StartTimestamp: &metav1.Time{Time: testNow},
+	}
+	if completed || failed {
+		state.EndTimestamp = &metav1.Time{Time: testNow}
+	}
+	if source {
+		state.SourceState = &kubevirtv1.VirtualMachineInstanceMigrationSourceState{}
+		state.SourceState.MigrationUID = state.MigrationUID
+	} else {
+		state.TargetState = &kubevirtv1.VirtualMachineInstanceMigrationTargetState{}
+		state.TargetState.MigrationUID = state.MigrationUID
+	}
+	vmi.Status.MigrationState = state
+	return vmi
+}
+
+func migratedAway() *kubevirtv1.VirtualMachineInstance {
+	return decentralizedVMI(kubevirtv1.Succeeded, true, true, false)
+}
+
+func receivedVMI() *kubevirtv1.VirtualMachineInstance {
+	return decentralizedVMI(kubevirtv1.Running, false, true, false)
+}
+
 func TestDecideVMI(t *testing.T) {
 	const (
 		always   = kubevirtv1.RunStrategyAlways
@@ -42,6 +72,8 @@ func TestDecideVMI(t *testing.T) {
 		wantReason   string
 		wantMessage  string
 		wantRetry    time.Duration
+		// wantStrategy is the run strategy the VM must get, "" for none.
+		wantStrategy kubevirtv1.VirtualMachineRunStrategy
 	}{
 		{name: "Always, no VMI: create", in: runInput{Strategy: always}, want: createVMI},
 		{name: "Always, running: keep", in: runInput{Strategy: always, VMI: inPhase(kubevirtv1.Running), VMIControlled: true}, want: keepVMI},
@@ -66,6 +98,74 @@ func TestDecideVMI(t *testing.T) {
 		{name: "someone else's VMI is left alone", in: runInput{Strategy: halted, VMI: inPhase(kubevirtv1.Running)}, want: keepVMI, wantReason: reasonVMINotControlled},
 		{name: "a deleted VM stops its VMI", in: runInput{Strategy: always, VMDeleting: true, VMI: inPhase(kubevirtv1.Running), VMIControlled: true}, want: deleteVMI},
 		{name: "a deleted VM starts nothing", in: runInput{Strategy: always, VMDeleting: true}, want: keepVMI, wantReason: reasonVMDeleting},
+		{
+			name: "Always, migrated to another cluster: the VMI stays and the VM halts",
+			in:   runInput{Strategy: always, VMI: migratedAway(), VMIControlled: true},
+			want: keepVMI, wantReason: reasonMigratedAway, wantMessage: "node t1 of another cluster", wantStrategy: halted,
+		},
+		{
+			name: "RerunOnFailure, migrated to another cluster: the VM halts",
+			in:   runInput{Strategy: rerun, VMI: migratedAway(), VMIControlled: true},
+			want: keepVMI, wantReason: reasonMigratedAway, wantStrategy: halted,
+		},
+		{
+			name: "Halted, migrated to another cluster: the VMI stays",
+			in:   runInput{Strategy: halted, VMI: migratedAway(), VMIControlled: true},
+			want: keepVMI, wantReason: reasonMigratedAway,
+		},
+		{name: "Manual, migrated to another cluster: unchanged", in: runInput{Strategy: manual, VMI: migratedAway(), VMIControlled: true}, want: keepVMI, wantReason: reasonMigratedAway},
+		{name: "Once, migrated to another cluster: unchanged", in: runInput{Strategy: once, VMI: migratedAway(), VMIControlled: true}, want: keepVMI, wantReason: reasonMigratedAway},
+		{name: "a deleted VM deletes its migrated-away VMI", in: runInput{Strategy: halted, VMDeleting: true, VMI: migratedAway(), VMIControlled: true}, want: deleteVMI},
+		{
+			name: "Always, shut down after a failed migration to another cluster: restarted",
+			in:   runInput{Strategy: always, VMI: decentralizedVMI(kubevirtv1.Succeeded, true, true, true), VMIControlled: true},
+			want: deleteVMI,
+		},
+		{
+			name: "Always, migrated in from another cluster, then shut down: restarted",
+			in:   runInput{Strategy: always, VMI: decentralizedVMI(kubevirtv1.Succeeded, false, true, false), VMIControlled: true},
+			want: deleteVMI,
+		},
+		{
+			name: "WaitAsReceiver, received: the annotation's strategy",
+			in:   runInput{Strategy: receiver, RestoreRunStrategy: "RerunOnFailure", VMI: receivedVMI(), VMIControlled: true},
+			want: keepVMI, wantReason: reasonMigrationReceived, wantMessage: "as annotation kubevirt.io/restore-run-strategy says", wantStrategy: rerun,
+		},
+		{
+			name: "WaitAsReceiver, received, no annotation: Always",
+			in:   runInput{Strategy: receiver, VMI: receivedVMI(), VMIControlled: true},
+			want: keepVMI, wantMessage: "the VM has no annotation", wantStrategy: always,
+		},
+		{
+			name: "WaitAsReceiver, received, unknown annotation: Always",
+			in:   runInput{Strategy: receiver, RestoreRunStrategy: "always", VMI: receivedVMI(), VMIControlled: true},
+			want: keepVMI, wantMessage: `is "always", not one of Always, Halted`, wantStrategy: always,
+		},
+		{
+			name: "WaitAsReceiver, received, annotation WaitAsReceiver: Always",
+			in:   runInput{Strategy: receiver, RestoreRunStrategy: "WaitAsReceiver", VMI: receivedVMI(), VMIControlled: true},
+			want: keepVMI, wantStrategy: always,
+		},
+		{
+			name: "WaitAsReceiver, receiving: unchanged",
+			in:   runInput{Strategy: receiver, RestoreRunStrategy: "Always", VMI: decentralizedVMI(kubevirtv1.WaitingForSync, false, false, false), VMIControlled: true},
+			want: keepVMI,
+		},
+		{
+			name: "WaitAsReceiver, running but not completed: unchanged",
+			in:   runInput{Strategy: receiver, VMI: decentralizedVMI(kubevirtv1.Running, false, false, false), VMIControlled: true},
+			want: keepVMI,
+		},
+		{
+			name: "WaitAsReceiver, running but the migration failed: unchanged",
+			in:   runInput{Strategy: receiver, VMI: decentralizedVMI(kubevirtv1.Running, false, true, true), VMIControlled: true},
+			want: keepVMI,
+		},
+		{
+			name: "Always, received earlier: nothing more to restore",
+			in:   runInput{Strategy: always, RestoreRunStrategy: "Manual", VMI: receivedVMI(), VMIControlled: true},
+			want: keepVMI,
+		},
 		{
 			name: "a failed DataVolume blocks the start",
 			in:   runInput{Strategy: always, Volumes: volumeReadiness{Failed: []string{"DataVolume d failed: source http is not supported"}, Pending: []string{"DataVolume e is Pending"}}},
@@ -94,8 +194,8 @@ func TestDecideVMI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := decideVMI(tc.in)
-			if got.Action != tc.want || got.Receiver != tc.wantReceiver || got.RetryAfter != tc.wantRetry {
-				t.Errorf("got %+v, want action %s receiver %v retry %s", got, tc.want, tc.wantReceiver, tc.wantRetry)
+			if got.Action != tc.want || got.Receiver != tc.wantReceiver || got.RetryAfter != tc.wantRetry || got.RunStrategy != tc.wantStrategy {
+				t.Errorf("got %+v, want action %s receiver %v retry %s run strategy %q", got, tc.want, tc.wantReceiver, tc.wantRetry, tc.wantStrategy)
 			}
 			if tc.wantReason != "" && got.Reason != tc.wantReason {
 				t.Errorf("reason = %q, want %q", got.Reason, tc.wantReason)

@@ -88,8 +88,12 @@ func (r *vmReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 		Strategy: vm.EffectiveRunStrategy(), VMDeleting: vm.DeletionTimestamp != nil,
 		VMI: vmi, VMIControlled: controlled, Volumes: volumes,
 		RetryAt: failure.RetryAfterTimestamp.Time, Now: r.now(),
+		RestoreRunStrategy: vm.Annotations[kubevirtv1.RestoreRunStrategyAnnotation],
 	})
 	vmi, syncErr := r.act(ctx, vm, vmi, decision)
+	if syncErr == nil {
+		syncErr = r.setRunStrategy(ctx, vm, decision)
+	}
 	if !controlled && decision.Action == keepVMI {
 		vmi = nil // someone else's VMI says nothing about this VM
 	}
@@ -303,6 +307,32 @@ func (r *vmReconciler) deleteVMI(ctx context.Context, vm *kubevirtv1.VirtualMach
 	deleting := vmi.DeepCopy()
 	deleting.DeletionTimestamp = &metav1.Time{Time: r.now()}
 	return deleting, nil
+}
+
+// setRunStrategy writes the decision's run strategy into the VM's spec,
+// dropping the deprecated spec.running it replaces; vm becomes the VM as
+// written. The optimistic lock keeps a user's concurrent change, whose
+// update event brings the VM back here.
+func (r *vmReconciler) setRunStrategy(ctx context.Context, vm *kubevirtv1.VirtualMachine, decision vmiDecision) *syncFailure {
+	previous := vm.EffectiveRunStrategy()
+	if decision.RunStrategy == "" || decision.RunStrategy == previous {
+		return nil
+	}
+	updated := vm.DeepCopy()
+	strategy := decision.RunStrategy
+	updated.Spec.RunStrategy = &strategy
+	updated.Spec.Running = nil
+	if err := r.client.Patch(ctx, updated, client.MergeFromWithOptions(vm, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) {
+			return nil
+		}
+		r.recorder.Eventf(vm, nil, corev1.EventTypeWarning, "FailedUpdate", "UpdateRunStrategy", "cannot set runStrategy %s: %v", strategy, err)
+		return &syncFailure{Reason: "FailedUpdate", Message: fmt.Sprintf("cannot set runStrategy %s: %v", strategy, err)}
+	}
+	*vm = *updated
+	r.recorder.Eventf(vm, nil, corev1.EventTypeNormal, decision.Reason, "UpdateRunStrategy",
+		"runStrategy %s -> %s: %s", previous, strategy, decision.Message)
+	return nil
 }
 
 // warningStatuses are the printable statuses worth an event when entered.

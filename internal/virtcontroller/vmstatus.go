@@ -62,6 +62,9 @@ func printableStatus(obs vmObservation) kubevirtv1.VirtualMachinePrintableStatus
 		return kubevirtv1.VirtualMachineStatusTerminating
 	case vmi != nil && vmi.DeletionTimestamp != nil:
 		return kubevirtv1.VirtualMachineStatusStopping
+	case vmi != nil && vmi.MigratedAway():
+		// The guest runs in another cluster; here the VM is stopped for good.
+		return kubevirtv1.VirtualMachineStatusStopped
 	case isMigrating(vmi):
 		return kubevirtv1.VirtualMachineStatusMigrating
 	case vmiConditionIs(vmi, kubevirtv1.VirtualMachineInstancePaused, corev1.ConditionTrue):
@@ -151,10 +154,16 @@ func vmConditions(obs vmObservation) []kubevirtv1.VirtualMachineCondition {
 }
 
 func readyCondition(obs vmObservation) kubevirtv1.VirtualMachineCondition {
+	ready := kubevirtv1.VirtualMachineCondition{Type: kubevirtv1.VirtualMachineReady, Status: corev1.ConditionFalse}
+	if obs.Decision.Reason == reasonMigratedAway {
+		// Says where the guest went, which the ended VMI's own Ready
+		// condition only hints at.
+		ready.Reason, ready.Message = obs.Decision.Reason, obs.Decision.Message
+		return ready
+	}
 	if c := vmiCondition(obs.VMI, kubevirtv1.VirtualMachineInstanceReady); c != nil {
 		return mirror(*c)
 	}
-	ready := kubevirtv1.VirtualMachineCondition{Type: kubevirtv1.VirtualMachineReady, Status: corev1.ConditionFalse}
 	if obs.VMI != nil {
 		ready.Reason = "VMINotReady"
 		ready.Message = fmt.Sprintf("VMI %s is %s", obs.VMI.Name, phaseOrUnset(obs.VMI.Status.Phase))

@@ -1,6 +1,7 @@
 package virtcontroller
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,10 @@ func TestPrintableStatus(t *testing.T) {
 		{"no crash loop for Once", testVM(kubevirtv1.RunStrategyOnce), inPhase(kubevirtv1.Failed), volumeReadiness{}, backingOff, kubevirtv1.VirtualMachineStatusStopped},
 		{"succeeded under RerunOnFailure", testVM(kubevirtv1.RunStrategyRerunOnFailure), inPhase(kubevirtv1.Succeeded), volumeReadiness{}, startFailure{}, kubevirtv1.VirtualMachineStatusStopped},
 		{"unknown VMI phase", testVM(always), inPhase(kubevirtv1.Unknown), volumeReadiness{}, startFailure{}, kubevirtv1.VirtualMachineStatusUnknown},
+		{"migrated to another cluster", testVM(halted), migratedAway(), volumeReadiness{}, startFailure{}, kubevirtv1.VirtualMachineStatusStopped},
+		{"migrated to another cluster, still Always", testVM(always), migratedAway(), pendingDV, backingOff, kubevirtv1.VirtualMachineStatusStopped},
+		{"receiver, migration in progress", testVM(kubevirtv1.RunStrategyWaitAsReceiver), decentralizedVMI(kubevirtv1.WaitingForSync, false, false, false), volumeReadiness{}, startFailure{}, kubevirtv1.VirtualMachineStatusMigrating},
+		{"receiver, migration received", testVM(kubevirtv1.RunStrategyWaitAsReceiver), receivedVMI(), volumeReadiness{}, startFailure{}, kubevirtv1.VirtualMachineStatusRunning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := printableStatus(vmObservation{VM: tc.vm, VMI: tc.vmi, Volumes: tc.volumes, StartFailure: tc.failure, Now: testNow})
@@ -132,6 +137,13 @@ func TestReadyConditionExplainsAMissingVMI(t *testing.T) {
 				t.Errorf("Ready = %+v, want False/%s with a message", ready, tc.wantReason)
 			}
 		})
+	}
+	vmi := withCondition(migratedAway(), kubevirtv1.VirtualMachineInstanceReady, corev1.ConditionFalse, "Succeeded")
+	away := readyCondition(vmObservation{VM: testVM(kubevirtv1.RunStrategyHalted), VMI: vmi, Decision: decideVMI(runInput{
+		Strategy: kubevirtv1.RunStrategyHalted, VMI: vmi, VMIControlled: true,
+	})})
+	if away.Status != corev1.ConditionFalse || away.Reason != reasonMigratedAway || !strings.Contains(away.Message, "node t1 of another cluster") {
+		t.Errorf("Ready of a VM whose guest migrated away = %+v", away)
 	}
 	failed := computeVMStatus(vmObservation{
 		VM: testVM(kubevirtv1.RunStrategyAlways), Now: testNow,

@@ -39,7 +39,14 @@ func sharedLab(t testing.TB) *labEnv {
 	t.Helper()
 	testenv.RequireE2E(t)
 	sharedLabOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cclm-lab-")
+		// CCLM_E2E_LAB_DIR keeps the lab (and its logs) after the run, for
+		// debugging: the tests use the lab in that directory, starting it
+		// if needed, and never stop it.
+		dir, keep := os.LookupEnv("CCLM_E2E_LAB_DIR")
+		var err error
+		if !keep {
+			dir, err = os.MkdirTemp("", "cclm-lab-")
+		}
 		if err != nil {
 			sharedLabErr = err.Error()
 			return
@@ -52,7 +59,9 @@ func sharedLab(t testing.TB) *labEnv {
 		}
 		t.Logf("shared lab up in %s", time.Since(began).Round(100*time.Millisecond))
 		sharedLabEnv = &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
-		labsToStop = append(labsToStop, dir)
+		if !keep {
+			labsToStop = append(labsToStop, dir)
+		}
 	})
 	if sharedLabEnv == nil {
 		t.Fatalf("shared lab: %s", sharedLabErr)

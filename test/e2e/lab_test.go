@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/testenv"
 )
@@ -93,6 +100,7 @@ func TestLabUpDownCyclesLeaveNothingBehind(t *testing.T) {
 				t.Fatalf("cycle %d: cluster %s not healthy: %+v", cycle, c.Name, c)
 			}
 		}
+		requireSyncControllers(t, dir, status)
 		kubeconfig := filepath.Join(dir, "kubeconfig")
 		for _, context := range lab.ClusterNames {
 			out, err := exec.Command(filepath.Join(binDir, "kubectl"), "--kubeconfig", kubeconfig, "--context", context,
@@ -115,6 +123,68 @@ func TestLabUpDownCyclesLeaveNothingBehind(t *testing.T) {
 			t.Fatalf("cycle %d: lab down: %v\n%s", cycle, err, stderr)
 		}
 		assertNothingLeft(t, dir, status)
+	}
+}
+
+// syncRanges are the halves of the seed's migration range each cluster's
+// NAD allocates from: its synchronization controller's address is there.
+var syncRanges = map[string]netip.Prefix{
+	"ocp7": netip.MustParsePrefix("192.168.201.0/25"),
+	"ocp1": netip.MustParsePrefix("192.168.201.128/25"),
+}
+
+// requireSyncControllers checks what a ready lab promises for cross-cluster
+// migration: each cluster's KubeVirt CR publishes its synchronization
+// controller's address, in the cluster's half of the migration range, and
+// `cclm lab status` shows the controllers and their addresses.
+func requireSyncControllers(t *testing.T, dir string, status *lab.Status) {
+	t.Helper()
+	env := &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
+	published := map[string][]string{}
+	for _, name := range lab.ClusterNames {
+		kv := &kubevirtv1.KubeVirt{}
+		if err := env.client(t, name).Get(context.Background(), client.ObjectKey{Namespace: "openshift-cnv", Name: install.KubeVirtName}, kv); err != nil {
+			t.Fatal(err)
+		}
+		addresses := kv.Status.SynchronizationAddresses
+		if len(addresses) == 0 {
+			t.Fatalf("%s: KubeVirt status.synchronizationAddresses is empty after lab up", name)
+		}
+		for _, address := range addresses {
+			hostPort, err := netip.ParseAddrPort(address)
+			if err != nil || !syncRanges[name].Contains(hostPort.Addr()) {
+				t.Errorf("%s: synchronization address %q is not in %s, the cluster's half of the migration range (%v)", name, address, syncRanges[name], err)
+			}
+		}
+		published[name] = addresses
+		t.Logf("%s: synchronization controller at %v", name, addresses)
+	}
+	for _, c := range status.Clusters {
+		if !slices.Equal(c.SynchronizationAddresses, published[c.Name]) {
+			t.Errorf("lab status shows %s's synchronization addresses %v, the KubeVirt CR %v", c.Name, c.SynchronizationAddresses, published[c.Name])
+		}
+	}
+	for _, name := range lab.ClusterNames {
+		found := slices.ContainsFunc(status.Components, func(c lab.ComponentStatus) bool {
+			return c.Cluster == name && c.Kind == lab.KindController && c.Name == lab.SyncControllerName && c.Alive
+		})
+		if !found {
+			t.Errorf("lab status -o json lists no live %s of %s: %+v", lab.SyncControllerName, name, status.Components)
+		}
+	}
+	text, stderr, err := runCCLM(t, 30*time.Second, "lab", "status", "--dir", dir)
+	if err != nil {
+		t.Fatalf("lab status: %v\n%s", err, stderr)
+	}
+	for _, name := range lab.ClusterNames {
+		if !regexp.MustCompile(`(?m)^` + name + ` +controller +` + lab.SyncControllerName + ` +\d+ +true$`).MatchString(text) {
+			t.Errorf("lab status does not show %s's live %s:\n%s", name, lab.SyncControllerName, text)
+		}
+		for _, address := range published[name] {
+			if !regexp.MustCompile(`(?m)^` + name + ` .*` + regexp.QuoteMeta(address)).MatchString(text) {
+				t.Errorf("lab status does not show %s's synchronization address %s:\n%s", name, address, text)
+			}
+		}
 	}
 }
 
@@ -158,6 +228,12 @@ func assertNothingLeft(t *testing.T, dir string, status *lab.Status) {
 	_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	if _, err := os.Stat(filepath.Join(dir, "kubeconfig")); !os.IsNotExist(err) {
 		t.Fatalf("kubeconfig of a stopped lab still there: %v", err)
+	}
+	// The nodes' namespaces, the synchronization controllers' and the
+	// fabric's: cclm.<lab ID>[.<node>] in /run/netns.
+	namespaces, _ := filepath.Glob(filepath.Join("/run/netns", "cclm."+lab.ID(dir)+"*"))
+	if len(namespaces) > 0 {
+		t.Fatalf("network namespaces left after lab down: %v", namespaces)
 	}
 }
 

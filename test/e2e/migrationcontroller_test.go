@@ -41,6 +41,7 @@ const (
 	mcNodeDown    = "mc-c"
 	mcTargetReady = 5 * time.Second // PreparingTarget's deadline here
 	mcAbort       = 20 * time.Second
+	mcSync        = 5 * time.Second // a decentralized migration's wait for its peer
 )
 
 type mcEnv struct {
@@ -50,7 +51,7 @@ type mcEnv struct {
 
 func TestMigrationController(t *testing.T) {
 	env := startMigrationController(t)
-	t.Run("DecentralizedMigrationsAreLeftAlone", env.testDecentralizedIgnored)
+	t.Run("UnansweredSendToFailsAtTheSyncDeadline", env.testUnansweredSendTo)
 	t.Run("PhasesFollowTheNodeAgentsWithinLimits", env.testLifecycleAndLimits)
 	t.Run("StuckTargetFailsAtItsDeadline", env.testStuckTarget)
 }
@@ -100,7 +101,7 @@ func (e *mcEnv) runController(t *testing.T, restConfig *rest.Config) {
 	}
 	err = migrationcontroller.New(mgr, migrationcontroller.Options{
 		Namespace: virtNamespace,
-		Timeouts:  migrationcontroller.Timeouts{TargetReady: mcTargetReady, Abort: mcAbort},
+		Timeouts:  migrationcontroller.Timeouts{TargetReady: mcTargetReady, Abort: mcAbort, Sync: mcSync},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -326,39 +327,55 @@ func eventTime(e corev1.Event) time.Time {
 	return e.FirstTimestamp.Time
 }
 
-// A VMIM with sendTo belongs to the decentralized flow: this controller
-// gives it no phase and no finalizer.
-func (e *mcEnv) testDecentralizedIgnored(t *testing.T) {
+// A VMIM with sendTo whose peer never answers (no sync controller runs
+// here) goes Synchronizing, hands the VMI its source half, and fails at
+// the sync deadline with a reason naming the peer, instead of hanging as
+// upstream's does; the VMI runs on.
+func (e *mcEnv) testUnansweredSendTo(t *testing.T) {
+	const connectURL = "192.168.201.129:9185"
 	e.runningVMI(t, "outgoing", mcNodeA)
 	e.createMigration(t, "outgoing-source", "outgoing", func(m *kubevirtv1.VirtualMachineInstanceMigration) {
-		m.Spec.SendTo = &kubevirtv1.VirtualMachineInstanceMigrationSource{MigrationID: "outgoing-1", ConnectURL: "192.168.201.129:9185"}
+		m.Spec.SendTo = &kubevirtv1.VirtualMachineInstanceMigrationSource{MigrationID: "outgoing-1", ConnectURL: connectURL}
 	})
-	// A classic migration created after it is processed after it: once
-	// that one has a phase, the decentralized one would have had one too.
-	e.runningVMI(t, "marker", mcNodeB)
-	e.createMigration(t, "marker", "marker")
-	e.waitFor(t, "the classic migration to be processed", 30*time.Second, func() (bool, string) {
-		m := e.migration(t, "marker")
-		return m != nil && m.Status.Phase != "", describeMigrationOrNil(m)
+	var m *kubevirtv1.VirtualMachineInstanceMigration
+	e.waitFor(t, "the unanswered migration to fail", mcSync+30*time.Second, func() (bool, string) {
+		m = e.migration(t, "outgoing-source")
+		return m.IsFinal(), describeMigration(m)
 	})
-	time.Sleep(time.Second)
-	m := e.migration(t, "outgoing-source")
-	if m.Status.Phase != "" || len(m.Finalizers) != 0 || m.Status.MigrationState != nil {
-		t.Errorf("the decentralized migration was touched: %s", describeMigration(m))
+	if !passedThrough(m, kubevirtv1.MigrationSynchronizing) || m.Status.Phase != kubevirtv1.MigrationFailed {
+		t.Fatalf("want Synchronizing then Failed: %s", describeMigration(m))
 	}
-	if state := e.vmi(t, "outgoing").Status.MigrationState; state != nil {
-		t.Errorf("its VMI got a migrationState: %+v", state)
+	state := e.vmi(t, "outgoing").Status.MigrationState
+	switch {
+	case !state.IsDecentralizedSource() || state.MigrationUID != m.UID:
+		t.Fatalf("the VMI's migrationState is not this migration's source half: %+v", state)
+	case !state.Failed || !strings.Contains(state.FailureReason, connectURL):
+		t.Fatalf("the VMI's migrationState should be failed with a reason naming %s: %+v", connectURL, state)
+	case state.TargetNodeAddress != "":
+		t.Fatalf("no target ever answered, yet the state has a target address: %+v", state)
 	}
-	// Clean up so that neither holds a slot for the next tests.
-	for _, name := range []string{"outgoing-source", "marker"} {
-		if err := e.client.Delete(context.Background(), e.migration(t, name)); err != nil {
-			t.Fatal(err)
+	if took := state.EndTimestamp.Sub(state.StartTimestamp.Time); took < mcSync-time.Second || took > mcSync+5*time.Second {
+		t.Errorf("failed %s after the start, want about %s", took, mcSync)
+	}
+	if phase := e.vmi(t, "outgoing").Status.Phase; phase != kubevirtv1.Running {
+		t.Errorf("the VMI is %s after its migration failed, want Running", phase)
+	}
+	if err := e.client.Delete(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(t, "the migration to be deleted", 30*time.Second, func() (bool, string) {
+		left := e.migration(t, "outgoing-source")
+		return left == nil, describeMigrationOrNil(left)
+	})
+}
+
+func passedThrough(m *kubevirtv1.VirtualMachineInstanceMigration, phase kubevirtv1.VirtualMachineInstanceMigrationPhase) bool {
+	for _, stamp := range m.Status.PhaseTransitionTimestamps {
+		if stamp.Phase == phase {
+			return true
 		}
 	}
-	e.waitFor(t, "both migrations to be deleted", 30*time.Second, func() (bool, string) {
-		left := e.migration(t, "marker")
-		return e.migration(t, "outgoing-source") == nil && left == nil, "marker: " + describeMigrationOrNil(left)
-	})
+	return false
 }
 
 func describeMigrationOrNil(m *kubevirtv1.VirtualMachineInstanceMigration) string {

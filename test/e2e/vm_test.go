@@ -25,6 +25,8 @@ type vmSpec struct {
 	memory                       string // e.g. 128Mi
 	dataDisk                     string // size of a blank DataVolume, "" for none
 	image                        string // containerDisk image
+	mac                          string // the NIC's MAC, "" to let the controller choose
+	restoreRunStrategy           string // receiver VMs: annotation kubevirt.io/restore-run-strategy
 }
 
 func (s vmSpec) manifest() string {
@@ -37,7 +39,13 @@ func (s vmSpec) manifest() string {
 	if s.image == "" {
 		s.image = "cclm/guest"
 	}
-	var dvTemplates, dataDisk, dataVolume string
+	var dvTemplates, dataDisk, dataVolume, annotations, mac string
+	if s.restoreRunStrategy != "" {
+		annotations = fmt.Sprintf(", annotations: {%s: %s}", kubevirtv1.RestoreRunStrategyAnnotation, s.restoreRunStrategy)
+	}
+	if s.mac != "" {
+		mac = ", macAddress: " + strconv.Quote(s.mac)
+	}
 	if s.dataDisk != "" {
 		dvTemplates = fmt.Sprintf(`
   dataVolumeTemplates:
@@ -50,7 +58,7 @@ func (s vmSpec) manifest() string {
 	}
 	return fmt.Sprintf(`apiVersion: kubevirt.io/v1
 kind: VirtualMachine
-metadata: {name: %s, namespace: %s}
+metadata: {name: %s, namespace: %s%s}
 spec:
   runStrategy: %s%s
   template:
@@ -61,12 +69,12 @@ spec:
           disks:
           - {name: rootdisk, disk: {bus: virtio}}%s
           interfaces:
-          - {name: default, bridge: {}}
+          - {name: default, bridge: {}%s}
       networks:
       - {name: default, pod: {}}
       volumes:
       - {name: rootdisk, containerDisk: {image: %s}}%s
-`, s.name, s.namespace, s.runStrategy, dvTemplates, s.memory, dataDisk, s.image, dataVolume)
+`, s.name, s.namespace, annotations, s.runStrategy, dvTemplates, s.memory, dataDisk, mac, s.image, dataVolume)
 }
 
 // createVM makes the namespace (if needed) and the VM on a lab cluster.
@@ -268,6 +276,20 @@ func assertHeartbeatContinuous(t testing.TB, before, after *guestagent.Info, gap
 // nodeAgentPid reads the node agent's pid from the lab's state.
 func (l *labEnv) nodeAgentPid(t testing.TB, node string) int {
 	t.Helper()
+	return l.componentPid(t, func(c lab.ComponentState) bool { return c.Kind == lab.KindNode && c.Name == node }, "node agent "+node)
+}
+
+// controllerPid reads the pid of a cluster's controller (virt-controller,
+// virt-synchronization-controller) from the lab's state.
+func (l *labEnv) controllerPid(t testing.TB, cluster, name string) int {
+	t.Helper()
+	return l.componentPid(t, func(c lab.ComponentState) bool {
+		return c.Kind == lab.KindController && c.Cluster == cluster && c.Name == name
+	}, cluster+"'s "+name)
+}
+
+func (l *labEnv) componentPid(t testing.TB, match func(lab.ComponentState) bool, what string) int {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(l.dir, "state.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -276,12 +298,12 @@ func (l *labEnv) nodeAgentPid(t testing.TB, node string) int {
 	if err := json.Unmarshal(data, &state); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range state.Components {
-		if n.Kind == lab.KindNode && n.Name == node {
-			return n.Pid
+	for _, c := range state.Components {
+		if match(c) {
+			return c.Pid
 		}
 	}
-	t.Fatalf("node %s not in the lab's state", node)
+	t.Fatalf("%s is not in the lab's state", what)
 	return 0
 }
 

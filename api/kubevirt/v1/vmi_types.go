@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Annotations and labels with upstream names and meanings.
@@ -98,8 +99,22 @@ type DomainSpec struct {
 	// +optional
 	Machine *Machine `json:"machine,omitempty"`
 
+	// Firmware of the guest.
+	// +optional
+	Firmware *Firmware `json:"firmware,omitempty"`
+
 	// Devices attached to the guest.
 	Devices Devices `json:"devices"`
+}
+
+// Firmware is the guest's firmware (the subset cclm implements).
+type Firmware struct {
+	// UUID is the guest's SMBIOS UUID, which the guest sees and a live
+	// migration checks on both sides. The VM controller sets it from the
+	// VM's name (upstream's rule) when the template does not, so that a VM
+	// of the same name in another cluster receives the same guest.
+	// +optional
+	UUID types.UID `json:"uuid,omitempty"`
 }
 
 // ResourceRequirements are the compute resources of a VMI.
