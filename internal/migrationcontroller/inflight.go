@@ -184,6 +184,11 @@ func (s *stepper) trackProgress(state *kubevirtv1.VirtualMachineInstanceMigratio
 	}
 	watermark := nextWatermark(s.d.Watermark, state.Progress, s.now)
 	s.d.Watermark = watermark
+	if watermark == nil {
+		// Only remaining 0 seen so far (the start of a pass): nothing to
+		// measure progress from yet; the completion timeout still bounds it.
+		return time.Time{}, ""
+	}
 	deadline = watermark.Since.Add(time.Duration(*config.ProgressTimeout) * time.Second)
 	if !s.passed(deadline) {
 		return deadline, ""

@@ -1,7 +1,8 @@
 package e2e
 
-// BenchmarkLiveMigration compares cclm's live migration with plain QEMU's,
-// in one run, for the same guest. See docs/benchmarks.md.
+// BenchmarkLiveMigration compares cclm's live migration, inside a cluster
+// and across clusters, with plain QEMU's, in one run, for the same guest.
+// See docs/benchmarks.md.
 
 import (
 	"context"
@@ -43,8 +44,8 @@ var (
 		"BenchmarkLiveMigration: comma-separated rates (MiB/s) at which the guest agent dirties memory during the migrations; 0 is an idle guest")
 	benchDirtyWorkingSet = flag.Int("dirty-working-set", 24,
 		"BenchmarkLiveMigration: MiB of guest memory the dirty workload cycles over (a 128 MiB guest has about 50 MiB free)")
-	benchCases = flag.String("bench-cases", "plain,plain-tls,cclm",
-		"BenchmarkLiveMigration: which cases to run, of plain, plain-tls, cclm")
+	benchCases = flag.String("bench-cases", strings.Join(benchAllCases, ","),
+		"BenchmarkLiveMigration: which cases to run, of "+strings.Join(benchAllCases, ", "))
 	benchMultifd = flag.String("bench-multifd", "",
 		"BenchmarkLiveMigration: true or false forces multifd (2 channels) on or off for the plain QEMU cases; default: as qemu.DefaultMigrationParams, which the node agents use too")
 	benchDHParams = flag.String("bench-dh-params", "",
@@ -65,6 +66,14 @@ const (
 	// benchStuckPending: a VMIM that shows no phase beyond Pending for this
 	// long is not being driven at all.
 	benchStuckPending = 60 * time.Second
+	// The cross-cluster guest starts in this namespace of ocp7
+	// (sourceCluster); each hop moves it to the other cluster, into
+	// namespace <benchXCNamespace>-<hop>, under the same name.
+	benchXCNamespace = "bench-xc"
+	benchXCVMName    = "bench-xc"
+	// benchXCPoll is how often the receiver's preparation is read (the
+	// migration itself is watched).
+	benchXCPoll = 25 * time.Millisecond
 )
 
 // The cases, in the order they run at each dirty rate.
@@ -72,15 +81,27 @@ const (
 	benchCasePlain    = "plain"
 	benchCasePlainTLS = "plain-tls"
 	benchCaseCCLM     = "cclm"
+	benchCaseXC       = "cclm-xc"
 )
+
+var benchAllCases = []string{benchCasePlain, benchCasePlainTLS, benchCaseCCLM, benchCaseXC}
+
+// benchLabCase: the case migrates a VM of the lab (with VMIMs), not plain
+// QEMU.
+func benchLabCase(kind string) bool { return kind == benchCaseCCLM || kind == benchCaseXC }
 
 // benchSample is what one migration measured.
 type benchSample struct {
 	// total is what a user waits for. plain: from starting the target QEMU
 	// to the guest running there and the source gone (launch, configure,
 	// migrate-incoming, migrate, resume, quit). cclm: from creating the
-	// VMIM to seeing it Succeeded.
+	// VMIM to seeing it Succeeded. cclm-xc: from creating the source
+	// cluster's VMIM (spec.sendTo) to seeing both it and the target
+	// cluster's (spec.receive) Succeeded.
 	total time.Duration
+	// prep (cclm-xc) is the receiver's preparation, before total: from
+	// applying the receiver VM to its VMIM publishing a sync address.
+	prep time.Duration
 	// qemuTotal is QEMU's own total-time (migration setup to completed).
 	qemuTotal time.Duration
 	// dataPath (cclm) is migrationState start to end, as observed by a
@@ -102,10 +123,16 @@ type benchSample struct {
 	crashed bool
 	// timeline holds when each milestone happened (cclm: was first seen by
 	// a watch), relative to the target's launch (plain) or the VMIM's
-	// creation (cclm).
+	// creation (cclm; cclm-xc: the source VMIM's, the receiver's
+	// preparation before it).
 	timeline []benchMark
-	// phases (cclm) is the VMIM's status.phaseTransitionTimestamps.
-	phases []kubevirtv1.VirtualMachineInstanceMigrationPhaseTransitionTimestamp
+	// phases (cclm) is the VMIM's status.phaseTransitionTimestamps; for
+	// cclm-xc the source VMIM's, then the target VMIM's.
+	phases, targetPhases []kubevirtv1.VirtualMachineInstanceMigrationPhaseTransitionTimestamp
+	// began (cclm, cclm-xc) is when the (sending) VMIM was created, to find
+	// the migration in the lab's logs; hop (cclm-xc) is "source -> target".
+	began time.Time
+	hop   string
 }
 
 type benchMark struct {
@@ -114,12 +141,13 @@ type benchMark struct {
 }
 
 // benchState is shared by the sub-benchmarks of one BenchmarkLiveMigration
-// run: the two guests, and every sample, kept across the b.N rounds.
+// run: the three guests, and every sample, kept across the b.N rounds.
 type benchState struct {
 	ctx     context.Context
 	l       *labEnv
 	plain   *benchPlainGuest
-	cclm    *benchCCLMGuest
+	cclm    *benchCCLMGuest // in-cluster, on ocp7
+	xc      *benchCCLMGuest // cross-cluster, hopping between ocp7 and ocp1
 	mu      sync.Mutex
 	samples map[string][]benchSample // by benchKey(rate, case)
 	loads   map[string][]string      // /proc/loadavg around each case
@@ -127,6 +155,17 @@ type benchState struct {
 }
 
 func benchKey(rate float64, kind string) string { return fmt.Sprintf("%g/%s", rate, kind) }
+
+// labGuest is the lab VM a case migrates; nil for the plain cases.
+func (s *benchState) labGuest(kind string) *benchCCLMGuest {
+	switch kind {
+	case benchCaseCCLM:
+		return s.cclm
+	case benchCaseXC:
+		return s.xc
+	}
+	return nil
+}
 
 func (s *benchState) add(key string, sample benchSample) []benchSample {
 	s.mu.Lock()
@@ -144,10 +183,10 @@ func BenchmarkLiveMigration(b *testing.B) {
 	cases := map[string]bool{}
 	for _, c := range strings.Split(*benchCases, ",") {
 		switch c = strings.TrimSpace(c); c {
-		case benchCasePlain, benchCasePlainTLS, benchCaseCCLM:
+		case benchCasePlain, benchCasePlainTLS, benchCaseCCLM, benchCaseXC:
 			cases[c] = true
 		default:
-			b.Fatalf("-bench-cases: unknown case %q (use plain, plain-tls, cclm)", c)
+			b.Fatalf("-bench-cases: unknown case %q (use %s)", c, strings.Join(benchAllCases, ", "))
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -155,20 +194,28 @@ func BenchmarkLiveMigration(b *testing.B) {
 	l := benchLab(b)
 	state := &benchState{ctx: ctx, l: l, samples: map[string][]benchSample{}, loads: map[string][]string{}}
 
-	// The lab VM boots while the plain guest does.
+	// The lab VMs boot while the plain guest does.
 	if cases[benchCaseCCLM] {
-		state.cclm = newBenchCCLMGuest(b, l)
+		state.cclm = newBenchCCLMGuest(b, l, benchCluster, benchNamespace, benchVMName, false)
+	}
+	if cases[benchCaseXC] {
+		// The clusters trust each other's migration CAs, as in
+		// TestCrossClusterLiveMigration.
+		l.exchangeCAs(b)
+		state.xc = newBenchCCLMGuest(b, l, sourceCluster, benchXCNamespace, benchXCVMName, true)
 	}
 	if cases[benchCasePlain] || cases[benchCasePlainTLS] {
 		state.plain = newBenchPlainGuest(ctx, b, l)
 	}
-	if state.cclm != nil {
-		state.cclm.waitReady(b)
+	for _, g := range []*benchCCLMGuest{state.cclm, state.xc} {
+		if g != nil {
+			g.waitReady(b)
+		}
 	}
 	b.Logf("lab %s (id %s); load before the runs: %s", l.dir, lab.ID(l.dir), benchLoadAvg())
 
 	for _, rate := range rates {
-		for _, kind := range []string{benchCasePlain, benchCasePlainTLS, benchCaseCCLM} {
+		for _, kind := range benchAllCases {
 			if !cases[kind] {
 				continue
 			}
@@ -188,8 +235,8 @@ func (s *benchState) runCase(b *testing.B, rate float64, kind string) {
 	b.StopTimer()
 	key := benchKey(rate, kind)
 	// A guest that crashed late, after its last check, is replaced first.
-	for _, guest := range []string{benchCasePlain, benchCaseCCLM} {
-		if (guest == benchCaseCCLM && s.cclm == nil) || (guest == benchCasePlain && s.plain == nil) {
+	for _, guest := range []string{benchCasePlain, benchCaseCCLM, benchCaseXC} {
+		if (benchLabCase(guest) && s.labGuest(guest) == nil) || (guest == benchCasePlain && s.plain == nil) {
 			continue
 		}
 		if err := s.consoleCrash(guest); err != nil {
@@ -199,12 +246,16 @@ func (s *benchState) runCase(b *testing.B, rate float64, kind string) {
 			s.restartGuest(b, guest, 0)
 		}
 	}
-	// Only the guest being measured dirties memory; the other one idles.
-	if kind == benchCaseCCLM {
+	// Only the guest being measured dirties memory; the others idle.
+	for _, g := range []*benchCCLMGuest{s.cclm, s.xc} {
+		if g != s.labGuest(kind) {
+			g.dirty(b, 0)
+		}
+	}
+	if benchLabCase(kind) {
 		s.plain.dirty(s.ctx, b, 0)
-		s.cclm.dirty(b, rate)
+		s.labGuest(kind).dirty(b, rate)
 	} else {
-		s.cclm.dirty(b, 0)
 		s.plain.dirty(s.ctx, b, rate)
 	}
 	benchSettle(rate)
@@ -224,6 +275,12 @@ func (s *benchState) runCase(b *testing.B, rate float64, kind string) {
 			s.cclm.waitMigratable(b)
 			b.StartTimer()
 			sample = s.cclm.migrate(s.ctx, b)
+		case benchCaseXC:
+			s.xc.waitMigratable(b)
+			// The receiver's preparation is measured (prep) but not timed
+			// by the runner: b.StartTimer comes in migrateXC, at the
+			// source VMIM's creation.
+			sample = s.xc.migrateXC(s.ctx, b)
 		default:
 			b.StartTimer()
 			sample = s.plain.migrate(s.ctx, b, kind == benchCasePlainTLS)
@@ -239,6 +296,11 @@ func (s *benchState) runCase(b *testing.B, rate float64, kind string) {
 			b.Logf("%s migration %d at dirty %g MiB/s left a crashed guest; restarting it and going on", kind, i+1, rate)
 			s.restartGuest(b, kind, rate)
 		}
+		if kind == benchCaseXC {
+			// The namespace the guest left: its VM Halted, its VMI
+			// Succeeded (migrated away), no QEMU.
+			s.xc.dropLeftovers(b)
+		}
 		all = s.add(key, sample)
 	}
 	s.mu.Lock()
@@ -249,7 +311,10 @@ func (s *benchState) runCase(b *testing.B, rate float64, kind string) {
 	b.ReportMetric(benchMs(m.qemuTotal), "qemu-total-ms")
 	b.ReportMetric(benchMs(m.downtime), "downtime-ms")
 	b.ReportMetric(float64(m.bytes), "transferred-bytes")
-	if kind == benchCaseCCLM {
+	if kind == benchCaseXC {
+		b.ReportMetric(benchMs(m.prep), "prep-ms")
+	}
+	if benchLabCase(kind) {
 		b.ReportMetric(benchMs(m.dataPath), "datapath-ms")
 	} else {
 		b.ReportMetric(benchMs(m.paused), "paused-ms")
@@ -263,8 +328,8 @@ const guestCheckDelay = 1500 * time.Millisecond
 // consoleCrash reports a crash the guest's kernel printed on the serial
 // console of its current QEMU.
 func (s *benchState) consoleCrash(kind string) error {
-	if kind == benchCaseCCLM {
-		for _, console := range benchVMIConsoles() {
+	if g := s.labGuest(kind); g != nil {
+		for _, console := range g.consoles() {
 			if err := benchGuestHealthy(console); err != nil {
 				return err
 			}
@@ -281,10 +346,10 @@ func (s *benchState) checkGuest(b *testing.B, kind string) error {
 	if err := s.consoleCrash(kind); err != nil {
 		return err
 	}
-	if kind == benchCaseCCLM {
+	if g := s.labGuest(kind); g != nil {
 		var err error
 		for range 3 {
-			if _, err = s.cclm.l.guestInfo(b, benchCluster, benchNamespace, benchVMName); err == nil {
+			if _, err = g.l.guestInfo(b, g.cluster, g.namespace, g.name); err == nil {
 				return nil
 			}
 			time.Sleep(time.Second)
@@ -303,10 +368,13 @@ func (s *benchState) checkGuest(b *testing.B, kind string) error {
 // restartGuest replaces a crashed guest by a freshly booted one, dirtying
 // at rate.
 func (s *benchState) restartGuest(b *testing.B, kind string, rate float64) {
-	if kind == benchCaseCCLM {
-		g := s.cclm
-		g.l.mustKubectl(b, benchCluster, "", "delete", "vmi", benchVMName, "-n", benchNamespace, "--wait=true", "--timeout=120s")
-		g.waitReady(b)
+	if g := s.labGuest(kind); g != nil {
+		if kind == benchCaseXC {
+			g.replace(b)
+		} else {
+			g.l.mustKubectl(b, g.cluster, "", "delete", "vmi", g.name, "-n", g.namespace, "--wait=true", "--timeout=120s")
+			g.waitReady(b)
+		}
 		g.rate = -1
 		g.dirty(b, rate)
 	} else {
@@ -655,46 +723,89 @@ func benchMust(b testing.TB, err error) {
 // ---- cclm ----
 
 // benchCCLMGuest is the same guest as a VM in the lab, migrated by
-// VirtualMachineInstanceMigrations.
+// VirtualMachineInstanceMigrations: inside ocp7 (cclm), or from cluster to
+// cluster (cclm-xc), where it lives in a new namespace after each hop.
 type benchCCLMGuest struct {
 	l     *labEnv
-	kube  client.WithWatch
-	rate  float64
-	count int
+	kubes map[string]client.WithWatch // by cluster
+	// Where the guest runs now.
+	cluster, namespace, name string
+	rate                     float64
+	count                    int
+	// Cross-cluster: the MAC every receiver gets, the first namespace,
+	// the hops made (each namespace after the first is base-<hop>), and
+	// the namespace the last hop left.
+	crossCluster bool
+	mac, base    string
+	hops         int
+	left         *benchPlace
 }
 
-func newBenchCCLMGuest(b *testing.B, l *labEnv) *benchCCLMGuest {
+// benchPlace is a cluster and a namespace in it.
+type benchPlace struct{ cluster, namespace string }
+
+func newBenchCCLMGuest(b *testing.B, l *labEnv, cluster, namespace, name string, crossCluster bool) *benchCCLMGuest {
 	b.Helper()
-	kube, err := client.NewWithWatch(l.restConfig(b, benchCluster), client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		b.Fatal(err)
+	g := &benchCCLMGuest{l: l, kubes: map[string]client.WithWatch{}, cluster: cluster, namespace: namespace, name: name, base: namespace, crossCluster: crossCluster}
+	for _, c := range []string{sourceCluster, targetCluster} {
+		kube, err := client.NewWithWatch(l.restConfig(b, c), client.Options{Scheme: scheme.Scheme})
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.kubes[c] = kube
 	}
-	g := &benchCCLMGuest{l: l, kube: kube}
-	l.mustKubectl(b, benchCluster, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", benchNamespace), "apply", "-f", "-")
-	spec := vmSpec{name: benchVMName, namespace: benchNamespace, memory: fmt.Sprintf("%dMi", benchMemoryMiB)}
-	l.mustKubectl(b, benchCluster, spec.manifest(), "apply", "-f", "-")
+	if crossCluster {
+		// What an earlier run with -bench-lab-dir may have left.
+		g.deleteNamespaces(b)
+		b.Cleanup(func() { g.deleteNamespaces(b) })
+		g.create(b, namespace)
+		return g
+	}
+	g.create(b, namespace)
 	b.Cleanup(func() {
-		_, _, _ = l.kubectl(b, benchCluster, "", "delete", "vm", benchVMName, "-n", benchNamespace, "--wait=true", "--timeout=60s")
-		_, _, _ = l.kubectl(b, benchCluster, "", "delete", "vmim", "--all", "-n", benchNamespace, "--wait=false")
+		_, _, _ = l.kubectl(b, cluster, "", "delete", "vm", name, "-n", namespace, "--wait=true", "--timeout=60s")
+		_, _, _ = l.kubectl(b, cluster, "", "delete", "vmim", "--all", "-n", namespace, "--wait=false")
 	})
 	return g
 }
 
+// create makes the guest's VM (vmSpec's, 128 MiB) in namespace of the
+// guest's cluster, with the receivers' MAC once there is one.
+func (g *benchCCLMGuest) create(b *testing.B, namespace string) {
+	b.Helper()
+	g.namespace = namespace
+	g.l.mustKubectl(b, g.cluster, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", namespace), "apply", "-f", "-")
+	spec := vmSpec{name: g.name, namespace: namespace, memory: fmt.Sprintf("%dMi", benchMemoryMiB), mac: g.mac}
+	g.l.mustKubectl(b, g.cluster, spec.manifest(), "apply", "-f", "-")
+}
+
+// kube is a client of the cluster the guest runs in.
+func (g *benchCCLMGuest) kube() client.WithWatch { return g.kubes[g.cluster] }
+
 func (g *benchCCLMGuest) waitReady(b *testing.B) {
 	b.Helper()
 	began := time.Now()
-	g.l.waitGuestReady(b, benchCluster, benchNamespace, benchVMName, 3*time.Minute)
-	b.Logf("cclm VM %s/%s running with its agent after %s, on %s", benchNamespace, benchVMName,
-		time.Since(began).Round(100*time.Millisecond), g.l.vmi(b, benchCluster, benchNamespace, benchVMName).Status.NodeName)
+	g.l.waitGuestReady(b, g.cluster, g.namespace, g.name, 3*time.Minute)
+	vmi := g.l.vmi(b, g.cluster, g.namespace, g.name)
+	b.Logf("cclm VM %s/%s on %s running with its agent after %s, on %s", g.namespace, g.name, g.cluster,
+		time.Since(began).Round(100*time.Millisecond), vmi.Status.NodeName)
+	if g.crossCluster && g.mac == "" {
+		// Every receiver gets the MAC the controller chose for the first VM.
+		g.l.waitFor(b, "the cross-cluster VMI to report its NIC's MAC", 30*time.Second, func() (bool, string) {
+			vmi = g.l.vmi(b, g.cluster, g.namespace, g.name)
+			return vmi != nil && len(vmi.Status.Interfaces) > 0 && vmi.Status.Interfaces[0].MAC != "", fmt.Sprintf("%+v", vmi.Status.Interfaces)
+		})
+		g.mac = vmi.Status.Interfaces[0].MAC
+	}
 }
 
 // waitMigratable waits until the VM can be migrated again: its guest agent
 // answers on the node that owns the VMI, and no migration is in flight.
 func (g *benchCCLMGuest) waitMigratable(b *testing.B) {
 	b.Helper()
-	err := kube.Poll(context.Background(), 250*time.Millisecond, time.Minute, "VM "+benchNamespace+"/"+benchVMName+" to be migratable, its guest agent answering",
+	err := kube.Poll(context.Background(), 250*time.Millisecond, time.Minute, "VM "+g.namespace+"/"+g.name+" on "+g.cluster+" to be migratable, its guest agent answering",
 		func(ctx context.Context) (bool, string, error) {
-			vmi := g.l.vmi(b, benchCluster, benchNamespace, benchVMName)
+			vmi := g.l.vmi(b, g.cluster, g.namespace, g.name)
 			if vmi == nil {
 				return false, "no VMI", nil
 			}
@@ -702,7 +813,7 @@ func (g *benchCCLMGuest) waitMigratable(b *testing.B) {
 			if state != nil && !state.Completed && !state.Failed {
 				return false, "migration " + string(state.MigrationUID) + " still in flight", nil
 			}
-			for _, console := range benchVMIConsoles() {
+			for _, console := range g.consoles() {
 				if err := benchGuestHealthy(console); err != nil {
 					return false, "", err
 				}
@@ -710,13 +821,24 @@ func (g *benchCCLMGuest) waitMigratable(b *testing.B) {
 			if !conditionTrue(vmi, kubevirtv1.VirtualMachineInstanceIsMigratable) {
 				return false, "IsMigratable not True", nil
 			}
-			if _, err := g.l.guestInfo(b, benchCluster, benchNamespace, benchVMName); err != nil {
+			if g.hops > 0 {
+				// A receiver VM takes its restore-run-strategy after the
+				// hop: let the VM controller be done with it first.
+				var vm kubevirtv1.VirtualMachine
+				if err := g.kube().Get(ctx, client.ObjectKey{Namespace: g.namespace, Name: g.name}, &vm); err != nil {
+					return false, "", err
+				}
+				if strategy := vm.EffectiveRunStrategy(); strategy != kubevirtv1.RunStrategyAlways {
+					return false, "VM runStrategy " + string(strategy), nil
+				}
+			}
+			if _, err := g.l.guestInfo(b, g.cluster, g.namespace, g.name); err != nil {
 				return false, "guest agent on " + vmi.Status.NodeName + ": " + err.Error(), nil
 			}
 			return true, "", nil
 		})
 	if err != nil {
-		b.Fatalf("%v\n%s", err, benchDiagnose(b, g.l))
+		b.Fatalf("%v\n%s", err, g.diagnose(b))
 	}
 }
 
@@ -741,10 +863,10 @@ func benchGuestHealthy(consoleLog string) error {
 	return nil
 }
 
-// benchVMIConsoles are the console logs of the QEMUs that run the VMI.
-func benchVMIConsoles() []string {
+// consoles are the console logs of the QEMUs that run the guest's VMI.
+func (g *benchCCLMGuest) consoles() []string {
 	var logs []string
-	for _, pid := range qemuPids(benchNamespace, benchVMName) {
+	for _, pid := range qemuPids(g.namespace, g.name) {
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		args := strings.Split(string(cmdline), "\x00")
 		for i, arg := range args[:max(len(args)-1, 0)] {
@@ -756,11 +878,11 @@ func benchVMIConsoles() []string {
 	return logs
 }
 
-// benchDiagnose gathers what explains a guest that stopped answering: the
+// diagnose gathers what explains a guest that stopped answering: the
 // VM's QEMUs, their console and log tails, and the lab's view of it.
-func benchDiagnose(b testing.TB, l *labEnv) string {
+func (g *benchCCLMGuest) diagnose(b testing.TB) string {
 	var out strings.Builder
-	for _, pid := range qemuPids(benchNamespace, benchVMName) {
+	for _, pid := range qemuPids(g.namespace, g.name) {
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		args := strings.Split(string(cmdline), "\x00")
 		for i, arg := range args[:max(len(args)-1, 0)] {
@@ -772,7 +894,7 @@ func benchDiagnose(b testing.TB, l *labEnv) string {
 			}
 		}
 	}
-	vmis, _, _ := l.kubectl(b, benchCluster, "", "get", "vmi", benchVMName, "-n", benchNamespace, "-o", "yaml")
+	vmis, _, _ := g.l.kubectl(b, g.cluster, "", "get", "vmi", g.name, "-n", g.namespace, "-o", "yaml")
 	fmt.Fprintf(&out, "VMI:\n%s", vmis)
 	return out.String()
 }
@@ -788,7 +910,7 @@ func (g *benchCCLMGuest) dirty(b *testing.B, rate float64) {
 		return
 	}
 	g.waitMigratable(b)
-	g.l.guestCall(b, benchCluster, benchNamespace, benchVMName, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: rate, WorkingSetMiB: *benchDirtyWorkingSet}, nil)
+	g.l.guestCall(b, g.cluster, g.namespace, g.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: rate, WorkingSetMiB: *benchDirtyWorkingSet}, nil)
 	g.rate = rate
 }
 
@@ -805,15 +927,16 @@ func (g *benchCCLMGuest) migrate(ctx context.Context, b *testing.B) benchSample 
 	ctx, cancel := context.WithTimeout(ctx, benchMigrationTimeout)
 	defer cancel()
 	g.count++
-	name := fmt.Sprintf("%s-%d-%d", benchVMName, time.Now().Unix()%100000, g.count)
-	migratedBefore := g.migratedEvents(ctx, b)
+	name := fmt.Sprintf("%s-%d-%d", g.name, time.Now().Unix()%100000, g.count)
+	kc, namespace := g.kube(), g.namespace
+	migratedBefore := benchMigratedEvents(ctx, b, kc, namespace)
 
 	// Watch the VMIM and the VMI from before the creation: every change is
 	// stamped with the time it arrived here.
-	vmimWatch, err := g.kube.Watch(ctx, &kubevirtv1.VirtualMachineInstanceMigrationList{}, client.InNamespace(benchNamespace), client.MatchingFields{"metadata.name": name})
+	vmimWatch, err := kc.Watch(ctx, &kubevirtv1.VirtualMachineInstanceMigrationList{}, client.InNamespace(namespace), client.MatchingFields{"metadata.name": name})
 	benchMust(b, err)
 	defer vmimWatch.Stop()
-	vmiWatch, err := g.kube.Watch(ctx, &kubevirtv1.VirtualMachineInstanceList{}, client.InNamespace(benchNamespace), client.MatchingFields{"metadata.name": benchVMName})
+	vmiWatch, err := kc.Watch(ctx, &kubevirtv1.VirtualMachineInstanceList{}, client.InNamespace(namespace), client.MatchingFields{"metadata.name": g.name})
 	benchMust(b, err)
 	defer vmiWatch.Stop()
 	var vmiMu sync.Mutex
@@ -831,11 +954,11 @@ func (g *benchCCLMGuest) migrate(ctx context.Context, b *testing.B) benchSample 
 	}()
 
 	vmim := &kubevirtv1.VirtualMachineInstanceMigration{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: benchNamespace},
-		Spec:       kubevirtv1.VirtualMachineInstanceMigrationSpec{VMIName: benchVMName},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec:       kubevirtv1.VirtualMachineInstanceMigrationSpec{VMIName: g.name},
 	}
 	began := time.Now()
-	benchMust(b, g.kube.Create(ctx, vmim))
+	benchMust(b, kc.Create(ctx, vmim))
 	created := time.Since(began)
 
 	var vmimSeen []benchObserved
@@ -865,33 +988,33 @@ func (g *benchCCLMGuest) migrate(ctx context.Context, b *testing.B) benchSample 
 			}
 		case <-time.After(200 * time.Millisecond):
 			if events == nil {
-				if current := g.l.vmim(b, benchCluster, benchNamespace, name); current != nil && current.IsFinal() {
+				if current := g.l.vmim(b, g.cluster, namespace, name); current != nil && current.IsFinal() {
 					final, finalAt = current, time.Now()
 				}
 			}
 		case <-stuck.C:
-			current := g.l.vmim(b, benchCluster, benchNamespace, name)
-			_, _, _ = g.l.kubectl(b, benchCluster, "", "delete", "vmim", name, "-n", benchNamespace, "--wait=false")
+			current := g.l.vmim(b, g.cluster, namespace, name)
+			_, _, _ = g.l.kubectl(b, g.cluster, "", "delete", "vmim", name, "-n", namespace, "--wait=false")
 			phase := "<none>"
 			if current != nil && current.Status.Phase != "" {
 				phase = string(current.Status.Phase)
 			}
 			b.Fatalf("VMIM %s/%s is still in phase %s %s after its creation: no migration controller drives VMIMs in this lab (is it wired into `cclm lab`?); run the plain cases alone with -bench-cases=plain,plain-tls",
-				benchNamespace, name, phase, benchStuckPending)
+				namespace, name, phase, benchStuckPending)
 		case <-ctx.Done():
-			b.Fatalf("VMIM %s/%s did not end within %s: %s", benchNamespace, name, benchMigrationTimeout, benchDescribeVMIM(g.l.vmim(b, benchCluster, benchNamespace, name)))
+			b.Fatalf("VMIM %s/%s did not end within %s: %s", namespace, name, benchMigrationTimeout, benchDescribeVMIM(g.l.vmim(b, g.cluster, namespace, name)))
 		}
 	}
 	total := finalAt.Sub(began)
 	if final.Status.Phase != kubevirtv1.MigrationSucceeded {
-		b.Fatalf("VMIM %s/%s ended %s: %s", benchNamespace, name, final.Status.Phase, benchDescribeVMIM(final))
+		b.Fatalf("VMIM %s/%s ended %s: %s", namespace, name, final.Status.Phase, benchDescribeVMIM(final))
 	}
 	// Let the VMI watch catch up with what the VMIM already shows.
 	time.Sleep(100 * time.Millisecond)
 	vmiWatch.Stop()
 	<-vmiDone
 
-	sample := benchSample{total: total, phases: final.Status.PhaseTransitionTimestamps}
+	sample := benchSample{total: total, began: began, phases: final.Status.PhaseTransitionTimestamps}
 	if state := final.Status.MigrationState; state != nil {
 		if state.StartTimestamp != nil && state.EndTimestamp != nil {
 			sample.statusDataPath = state.EndTimestamp.Sub(state.StartTimestamp.Time)
@@ -902,7 +1025,7 @@ func (g *benchCCLMGuest) migrate(ctx context.Context, b *testing.B) benchSample 
 			sample.passes = p.Iteration
 		}
 	}
-	if total, _, ok := g.newMigratedEvent(ctx, b, migratedBefore); ok {
+	if total, _, ok := benchNewMigratedEvent(ctx, b, kc, namespace, migratedBefore); ok {
 		sample.qemuTotal = total
 	}
 	vmiMu.Lock()
@@ -917,7 +1040,7 @@ func (g *benchCCLMGuest) migrate(ctx context.Context, b *testing.B) benchSample 
 		sample.passes = lastState.Progress.Iteration
 	}
 	sample.timeline = append(sample.timeline, benchMark{"VMIM Succeeded seen (end)", total})
-	if started, ok := benchQEMUStartedAt(); ok && started.After(began) {
+	if started, ok := benchQEMUStartedAt(namespace, g.name); ok && started.After(began) {
 		sample.timeline = append(sample.timeline, benchMark{"target node agent launches QEMU (instance.json startedAt)", started.Sub(began)})
 	}
 	slices.SortStableFunc(sample.timeline, func(x, y benchMark) int { return int(x.at - y.at) })
@@ -986,9 +1109,9 @@ func benchTimeline(began time.Time, created time.Duration, uid types.UID, vmims,
 
 // benchQEMUStartedAt is when the node agent started the VM's newest QEMU,
 // as Launch recorded it in the run directory (instance.json).
-func benchQEMUStartedAt() (time.Time, bool) {
+func benchQEMUStartedAt(namespace, name string) (time.Time, bool) {
 	var newest time.Time
-	for _, pid := range qemuPids(benchNamespace, benchVMName) {
+	for _, pid := range qemuPids(namespace, name) {
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil {
 			continue
@@ -1013,13 +1136,13 @@ func benchQEMUStartedAt() (time.Time, bool) {
 	return newest, !newest.IsZero()
 }
 
-// migratedEvents names the VM's "Migrated" events (the source node agent's,
-// whose note carries QEMU's total time) that exist now.
-func (g *benchCCLMGuest) migratedEvents(ctx context.Context, b *testing.B) map[string]bool {
+// benchMigratedEvents names the "Migrated" events in namespace (the source
+// node agent's, whose note carries QEMU's total time) that exist now.
+func benchMigratedEvents(ctx context.Context, b *testing.B, kube client.Client, namespace string) map[string]bool {
 	b.Helper()
 	names := map[string]bool{}
 	var events corev1.EventList
-	if err := g.kube.List(ctx, &events, client.InNamespace(benchNamespace)); err != nil {
+	if err := kube.List(ctx, &events, client.InNamespace(namespace)); err != nil {
 		b.Logf("listing events: %v", err)
 		return names
 	}
@@ -1033,14 +1156,14 @@ func (g *benchCCLMGuest) migratedEvents(ctx context.Context, b *testing.B) map[s
 
 var benchMigratedNote = regexp.MustCompile(`in (\S+) \(downtime (\S+)\)`)
 
-// newMigratedEvent finds the Migrated event this migration added and
-// returns the QEMU total time and downtime it reports.
-func (g *benchCCLMGuest) newMigratedEvent(ctx context.Context, b *testing.B, before map[string]bool) (total, downtime time.Duration, ok bool) {
+// benchNewMigratedEvent finds the Migrated event this migration added in
+// namespace and returns the QEMU total time and downtime it reports.
+func benchNewMigratedEvent(ctx context.Context, b *testing.B, kube client.Client, namespace string, before map[string]bool) (total, downtime time.Duration, ok bool) {
 	b.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		var events corev1.EventList
-		if err := g.kube.List(ctx, &events, client.InNamespace(benchNamespace)); err == nil {
+		if err := kube.List(ctx, &events, client.InNamespace(namespace)); err == nil {
 			for _, e := range events.Items {
 				if e.Reason != "Migrated" || before[e.Name] {
 					continue
@@ -1070,6 +1193,383 @@ func benchDescribeVMIM(m *kubevirtv1.VirtualMachineInstanceMigration) string {
 		s += fmt.Sprintf(", %s -> %s, failureReason %q", state.SourceNode, state.TargetNode, state.FailureReason)
 	}
 	return s
+}
+
+// ---- cclm across clusters ----
+
+// benchOtherCluster is where the cross-cluster guest goes from cluster.
+func benchOtherCluster(cluster string) string {
+	if cluster == sourceCluster {
+		return targetCluster
+	}
+	return sourceCluster
+}
+
+// migrateXC moves the guest to the other cluster, by hand as the user
+// guide says (see TestCrossClusterLiveMigration): a receiver VM with the
+// same name and MAC in a new namespace there, with runStrategy
+// WaitAsReceiver; a VMIM with spec.receive; once it publishes a sync
+// address, a VMIM with spec.sendTo here. total runs from creating the
+// sendTo VMIM to seeing both VMIMs Succeeded; prep is the receiver's part
+// before it.
+func (g *benchCCLMGuest) migrateXC(ctx context.Context, b *testing.B) benchSample {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(ctx, benchMigrationTimeout)
+	defer cancel()
+	from, to := benchPlace{g.cluster, g.namespace}, benchPlace{benchOtherCluster(g.cluster), fmt.Sprintf("%s-%d", g.base, g.hops+1)}
+	g.hops++
+	a := &attempt{
+		namespace:   to.namespace,
+		migrationID: fmt.Sprintf("%s-%d-%d", g.name, g.hops, time.Now().Unix()),
+		sourceVMIM:  fmt.Sprintf("%s-send-%d", g.name, g.hops),
+		targetVMIM:  fmt.Sprintf("%s-receive-%d", g.name, g.hops),
+	}
+	spec := vmSpec{name: g.name, namespace: from.namespace, memory: fmt.Sprintf("%dMi", benchMemoryMiB)}
+	steps := g.l.prepareReceiver(b, to.cluster, spec, g.mac, a, benchXCPoll)
+
+	srcKube, dstKube := g.kubes[from.cluster], g.kubes[to.cluster]
+	migratedBefore := benchMigratedEvents(ctx, b, srcKube, from.namespace)
+	// Watch both VMIMs and both VMIs from before the creation; every
+	// change is stamped with the time it arrived here.
+	w := &benchXCWatches{changed: make(chan struct{}, 1)}
+	w.watch(ctx, b, srcKube, &kubevirtv1.VirtualMachineInstanceMigrationList{}, from.namespace, a.sourceVMIM, &w.srcVMIM)
+	w.watch(ctx, b, dstKube, &kubevirtv1.VirtualMachineInstanceMigrationList{}, to.namespace, a.targetVMIM, &w.dstVMIM)
+	w.watch(ctx, b, srcKube, &kubevirtv1.VirtualMachineInstanceList{}, from.namespace, g.name, &w.srcVMI)
+	w.watch(ctx, b, dstKube, &kubevirtv1.VirtualMachineInstanceList{}, to.namespace, g.name, &w.dstVMI)
+	defer w.stop()
+
+	b.StartTimer()
+	began := time.Now()
+	benchMust(b, srcKube.Create(ctx, newVMIM(from.namespace, a.sourceVMIM, g.name, a.sendTo)))
+	created := time.Since(began)
+
+	stuck := time.NewTimer(benchStuckPending)
+	defer stuck.Stop()
+	// The watches deliver; the poll is a fallback should one end early.
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	var srcFinal, dstFinal *kubevirtv1.VirtualMachineInstanceMigration
+	var srcAt, dstAt time.Time
+	for srcFinal == nil || dstFinal == nil {
+		select {
+		case <-w.changed:
+		case <-poll.C:
+			if w.ended() {
+				for _, side := range []struct {
+					kube      client.Client
+					namespace string
+					name      string
+					into      *[]benchObserved
+				}{{srcKube, from.namespace, a.sourceVMIM, &w.srcVMIM}, {dstKube, to.namespace, a.targetVMIM, &w.dstVMIM}} {
+					var m kubevirtv1.VirtualMachineInstanceMigration
+					if err := side.kube.Get(ctx, client.ObjectKey{Namespace: side.namespace, Name: side.name}, &m); err == nil {
+						w.add(side.into, &m)
+					}
+				}
+			}
+		case <-stuck.C:
+			if m := w.last(&w.srcVMIM); m == nil || m.Status.Phase == kubevirtv1.MigrationPending || m.Status.Phase == kubevirtv1.MigrationPhaseUnset {
+				b.Fatalf("VMIM %s/%s on %s is still Pending %s after its creation: %s", from.namespace, a.sourceVMIM, from.cluster, benchStuckPending, benchDescribeVMIM(m))
+			}
+		case <-ctx.Done():
+			b.Fatalf("the cross-cluster migration did not end within %s: source %s, target %s", benchMigrationTimeout,
+				benchDescribeVMIM(w.last(&w.srcVMIM)), benchDescribeVMIM(w.last(&w.dstVMIM)))
+		}
+		if m, at := w.final(&w.srcVMIM); srcFinal == nil && m != nil {
+			srcFinal, srcAt = m, at
+		}
+		if m, at := w.final(&w.dstVMIM); dstFinal == nil && m != nil {
+			dstFinal, dstAt = m, at
+		}
+		for _, m := range []*kubevirtv1.VirtualMachineInstanceMigration{srcFinal, dstFinal} {
+			if m != nil && m.Status.Phase != kubevirtv1.MigrationSucceeded {
+				b.Fatalf("VMIM %s/%s ended %s%s\n%s:\n%s\n%s:\n%s", m.Namespace, m.Name, m.Status.Phase, vmimReason(m),
+					from.cluster, g.l.describe(b, from.cluster, from.namespace), to.cluster, g.l.describe(b, to.cluster, to.namespace))
+			}
+		}
+	}
+	end := srcAt
+	if dstAt.After(end) {
+		end = dstAt
+	}
+	total := end.Sub(began)
+	b.StopTimer()
+	// Let the VMI watches catch up with what the VMIMs already show.
+	time.Sleep(100 * time.Millisecond)
+	w.stop()
+
+	sample := benchSample{total: total, prep: steps.addressed.Sub(steps.vmCreated), began: began, hop: from.cluster + " -> " + to.cluster,
+		phases: srcFinal.Status.PhaseTransitionTimestamps, targetPhases: dstFinal.Status.PhaseTransitionTimestamps}
+	if state := srcFinal.Status.MigrationState; state != nil {
+		if state.StartTimestamp != nil && state.EndTimestamp != nil {
+			sample.statusDataPath = state.EndTimestamp.Sub(state.StartTimestamp.Time)
+		}
+		if p := state.Progress; p != nil {
+			sample.downtime = time.Duration(p.DowntimeMs) * time.Millisecond
+			sample.bytes = p.TransferredBytes
+			sample.passes = p.Iteration
+		}
+	}
+	if total, _, ok := benchNewMigratedEvent(ctx, b, srcKube, from.namespace, migratedBefore); ok {
+		sample.qemuTotal = total
+	}
+	w.mu.Lock()
+	var lastState *kubevirtv1.VirtualMachineInstanceMigrationState
+	sample.timeline, sample.dataPath, lastState = benchXCTimeline(began, created, steps, srcFinal.UID, dstFinal.UID, w)
+	w.mu.Unlock()
+	// The source VMI's own last migrationState is the source agent's
+	// final word; the VMIM's copy may predate it.
+	if lastState != nil && lastState.Progress != nil && lastState.Progress.DowntimeMs > 0 {
+		sample.downtime = time.Duration(lastState.Progress.DowntimeMs) * time.Millisecond
+		sample.bytes = lastState.Progress.TransferredBytes
+		sample.passes = lastState.Progress.Iteration
+	}
+	sample.timeline = append(sample.timeline, benchMark{"both VMIMs Succeeded seen (end)", total})
+	if started, ok := benchQEMUStartedAt(to.namespace, g.name); ok && started.After(began) {
+		sample.timeline = append(sample.timeline, benchMark{"target node agent launches QEMU (instance.json startedAt)", started.Sub(began)})
+	}
+	slices.SortStableFunc(sample.timeline, func(x, y benchMark) int { return int(x.at - y.at) })
+
+	g.cluster, g.namespace, g.left = to.cluster, to.namespace, &from
+	return sample
+}
+
+// benchXCWatches are the four watches of one cross-cluster migration and
+// what they delivered.
+type benchXCWatches struct {
+	mu                               sync.Mutex
+	srcVMIM, dstVMIM, srcVMI, dstVMI []benchObserved
+	watches                          []watch.Interface
+	done                             []chan struct{}
+	closed                           int
+	changed                          chan struct{}
+	stopped                          bool
+}
+
+// watch starts a watch of one object, appending what it delivers to into.
+func (w *benchXCWatches) watch(ctx context.Context, b *testing.B, kube client.WithWatch, list client.ObjectList, namespace, name string, into *[]benchObserved) {
+	b.Helper()
+	wi, err := kube.Watch(ctx, list, client.InNamespace(namespace), client.MatchingFields{"metadata.name": name})
+	benchMust(b, err)
+	done := make(chan struct{})
+	w.watches, w.done = append(w.watches, wi), append(w.done, done)
+	go func() {
+		defer close(done)
+		for event := range wi.ResultChan() {
+			if obj, ok := event.Object.(client.Object); ok && event.Type != watch.Error {
+				w.add(into, obj)
+			}
+		}
+		w.mu.Lock()
+		w.closed++
+		w.mu.Unlock()
+	}()
+}
+
+func (w *benchXCWatches) add(into *[]benchObserved, obj client.Object) {
+	w.mu.Lock()
+	*into = append(*into, benchObserved{time.Now(), obj})
+	w.mu.Unlock()
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+// ended: a watch ended before it was stopped.
+func (w *benchXCWatches) ended() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed > 0 && !w.stopped
+}
+
+func (w *benchXCWatches) stop() {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	for _, wi := range w.watches {
+		wi.Stop()
+	}
+	for _, done := range w.done {
+		<-done
+	}
+}
+
+// last is the newest VMIM in seen, nil if none.
+func (w *benchXCWatches) last(seen *[]benchObserved) *kubevirtv1.VirtualMachineInstanceMigration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(*seen) == 0 {
+		return nil
+	}
+	return (*seen)[len(*seen)-1].obj.(*kubevirtv1.VirtualMachineInstanceMigration)
+}
+
+// final is the first final VMIM in seen and when it arrived.
+func (w *benchXCWatches) final(seen *[]benchObserved) (*kubevirtv1.VirtualMachineInstanceMigration, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, o := range *seen {
+		if m := o.obj.(*kubevirtv1.VirtualMachineInstanceMigration); m.IsFinal() {
+			return m, o.at
+		}
+	}
+	return nil, time.Time{}
+}
+
+// benchXCTimeline turns what the four watches saw into first-seen
+// milestones, relative to the source VMIM's creation (the receiver's
+// preparation comes before, negative), and the data path: the source
+// VMI's migrationState of this migration first seen, to the source VMI
+// seen Succeeded (its QEMU quit). It returns the source VMI's last
+// migrationState too.
+func benchXCTimeline(began time.Time, created time.Duration, steps receiverSteps, srcUID, dstUID types.UID, w *benchXCWatches) ([]benchMark, time.Duration, *kubevirtv1.VirtualMachineInstanceMigrationState) {
+	marks := []benchMark{
+		{"receiver VM applied (target cluster)", steps.vmCreated.Sub(began)},
+		{"receiver VMI WaitingForSync seen", steps.waiting.Sub(began)},
+		{"receiving VMIM created", steps.vmimCreated.Sub(began)},
+		{"receiving VMIM's sync address seen (prep end)", steps.addressed.Sub(began)},
+		{"sending VMIM create returned (source cluster)", created},
+	}
+	seen := map[string]bool{}
+	mark := func(what string, at time.Time) time.Duration {
+		if seen[what] {
+			return -1
+		}
+		seen[what] = true
+		marks = append(marks, benchMark{what, at.Sub(began)})
+		return at.Sub(began)
+	}
+	for _, side := range []struct {
+		what string
+		seen []benchObserved
+	}{{"source VMIM phase ", w.srcVMIM}, {"target VMIM phase ", w.dstVMIM}} {
+		for _, o := range side.seen {
+			m := o.obj.(*kubevirtv1.VirtualMachineInstanceMigration)
+			switch m.Status.Phase {
+			case kubevirtv1.MigrationPhaseUnset:
+			case kubevirtv1.MigrationPending, kubevirtv1.MigrationWaitingForSync:
+				// The receiving VMIM had these before: its watch may
+				// deliver them late, they are no milestone.
+				if m.IsDecentralizedSource() {
+					mark(side.what+string(m.Status.Phase), o.at)
+				}
+			default:
+				mark(side.what+string(m.Status.Phase), o.at)
+			}
+		}
+	}
+	var start, end time.Duration = -1, -1
+	var last *kubevirtv1.VirtualMachineInstanceMigrationState
+	for _, o := range w.srcVMI {
+		vmi := o.obj.(*kubevirtv1.VirtualMachineInstance)
+		state := vmi.Status.MigrationState
+		if state == nil || state.MigrationUID != srcUID {
+			continue
+		}
+		last = state
+		if at := mark("source VMI migrationState written (Synchronizing)", o.at); at >= 0 {
+			start = at
+		}
+		if state.TargetNodeAddress != "" {
+			mark("source VMI has the target's address (synced)", o.at)
+		}
+		if p := state.Progress; p != nil {
+			mark("source VMI: first progress (source streaming)", o.at)
+			if p.DowntimeMs > 0 {
+				mark("source VMI: progress with downtime (QEMU completed on the source)", o.at)
+			}
+		}
+		if state.Completed {
+			mark("source VMI completed (synced from the target)", o.at)
+		}
+		if vmi.Status.Phase == kubevirtv1.Succeeded {
+			if at := mark("source VMI Succeeded (source QEMU quit)", o.at); at >= 0 {
+				end = at
+			}
+		}
+	}
+	for _, o := range w.dstVMI {
+		vmi := o.obj.(*kubevirtv1.VirtualMachineInstance)
+		state := vmi.Status.MigrationState
+		if state == nil || !o.at.After(began) {
+			continue
+		}
+		if state.SourceState != nil && state.SourceState.MigrationUID == srcUID {
+			mark("target VMI has the sourceState (synced)", o.at)
+		}
+		if state.MigrationUID != dstUID {
+			continue
+		}
+		mark("target VMI migrationState claimed (target node chosen)", o.at)
+		if state.TargetNodeAddress != "" {
+			mark("target VMI targetNodeAddress (target QEMU listening)", o.at)
+		}
+		if vmi.Status.NodeName == state.TargetNode && state.TargetNode != "" {
+			mark("target VMI nodeName = target (target resumed, took over)", o.at)
+		}
+		if state.Completed {
+			mark("target VMI completed", o.at)
+		}
+	}
+	if start < 0 || end < 0 {
+		return marks, 0, last
+	}
+	return marks, end - start, last
+}
+
+// dropLeftovers deletes the namespace the last hop left: its VM Halted,
+// its VMI Succeeded (migrated away), the sending VMIM; no QEMU any more.
+func (g *benchCCLMGuest) dropLeftovers(b *testing.B) {
+	b.Helper()
+	if g.left == nil {
+		return
+	}
+	left := *g.left
+	g.left = nil
+	g.l.waitFor(b, "no QEMU left in "+left.cluster+"/"+left.namespace, 30*time.Second, func() (bool, string) {
+		pids := qemuPids(left.namespace, g.name)
+		return len(pids) == 0, fmt.Sprintf("QEMUs %v", pids)
+	})
+	g.l.mustKubectl(b, left.cluster, "", "delete", "namespace", left.namespace, "--wait=true", "--timeout=120s")
+}
+
+// replace puts a freshly booted guest in the place of a crashed one: the
+// old namespace deleted, a new VM (the same name and MAC) in the next
+// namespace of the same cluster.
+func (g *benchCCLMGuest) replace(b *testing.B) {
+	b.Helper()
+	g.dropLeftovers(b)
+	g.l.mustKubectl(b, g.cluster, "", "delete", "namespace", g.namespace, "--wait=true", "--timeout=120s")
+	g.hops++
+	g.create(b, fmt.Sprintf("%s-%d", g.base, g.hops))
+	g.waitReady(b)
+}
+
+// deleteNamespaces deletes the cross-cluster guest's namespaces, the
+// first one and every base-<hop>, on both clusters.
+func (g *benchCCLMGuest) deleteNamespaces(b *testing.B) {
+	b.Helper()
+	pattern := regexp.MustCompile(`^namespace/` + regexp.QuoteMeta(g.base) + `(-[0-9]+)?$`)
+	for _, cluster := range []string{sourceCluster, targetCluster} {
+		out, _, err := g.l.kubectl(b, cluster, "", "get", "namespaces", "-o", "name")
+		if err != nil {
+			continue
+		}
+		var names []string
+		for _, line := range strings.Fields(out) {
+			if pattern.MatchString(line) {
+				names = append(names, line)
+			}
+		}
+		if len(names) > 0 {
+			_, _, _ = g.l.kubectl(b, cluster, "", append([]string{"delete", "--wait=true", "--timeout=120s"}, names...)...)
+		}
+	}
 }
 
 // ---- figures ----
@@ -1106,6 +1606,7 @@ func benchMedians(samples []benchSample) benchSample {
 		statusDataPath: benchMedian(benchPick(samples, func(s benchSample) time.Duration { return s.statusDataPath })),
 		downtime:       benchMedian(benchPick(samples, func(s benchSample) time.Duration { return s.downtime })),
 		paused:         benchMedian(benchPick(samples, func(s benchSample) time.Duration { return s.paused })),
+		prep:           benchMedian(benchPick(samples, func(s benchSample) time.Duration { return s.prep })),
 		bytes:          benchMedian(benchPick(samples, func(s benchSample) int64 { return s.bytes })),
 		passes:         benchMedian(benchPick(samples, func(s benchSample) int64 { return s.passes })),
 	}
@@ -1137,18 +1638,21 @@ func (s *benchState) printReport(w *os.File, rates []float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fmt.Fprintf(w, "\nLive migration, 128 MiB guest, medians over n runs (TCG, %d CPUs; load average at the end %s)\n", runtime.NumCPU(), benchLoadAvg())
-	fmt.Fprintf(w, "%-6s %-10s %2s %18s %9s %9s %9s %9s %9s %8s %6s %9s %8s  %s\n",
-		"dirty", "case", "n", "total ms (min-max)", "QEMU ms", "other ms", "path ms", "down ms", "paused", "MiB sent", "passes", "status s", "crashed", "load (1/5/15 min, before -> after)")
+	fmt.Fprintf(w, "%-6s %-10s %2s %18s %9s %9s %9s %9s %9s %8s %6s %9s %9s %8s  %s\n",
+		"dirty", "case", "n", "total ms (min-max)", "QEMU ms", "other ms", "path ms", "down ms", "paused", "MiB sent", "passes", "status s", "prep ms", "crashed", "load (1/5/15 min, before -> after)")
 	for _, rate := range rates {
-		for _, kind := range []string{benchCasePlain, benchCasePlainTLS, benchCaseCCLM} {
+		for _, kind := range benchAllCases {
 			samples := s.samples[benchKey(rate, kind)]
 			if len(samples) == 0 {
 				continue
 			}
 			m := benchMedians(samples)
 			lo, hi := benchMinMax(samples)
-			path, paused, status := "-", "-", "-"
-			if kind == benchCaseCCLM {
+			path, paused, status, prep := "-", "-", "-", "-"
+			if kind == benchCaseXC {
+				prep = fmt.Sprintf("%.0f", benchMs(m.prep))
+			}
+			if benchLabCase(kind) {
 				path = fmt.Sprintf("%.0f", benchMs(m.dataPath))
 				status = fmt.Sprintf("%.0f", m.statusDataPath.Seconds())
 			} else {
@@ -1161,14 +1665,14 @@ func (s *benchState) printReport(w *os.File, rates []float64) {
 				}
 			}
 			other := benchMedian(benchPick(samples, func(s benchSample) time.Duration { return s.total - s.qemuTotal }))
-			fmt.Fprintf(w, "%-6g %-10s %2d %7.0f (%4.0f-%4.0f) %9.0f %9.0f %9s %9.0f %9s %8.1f %6d %9s %8s  %s\n",
+			fmt.Fprintf(w, "%-6g %-10s %2d %7.0f (%4.0f-%4.0f) %9.0f %9.0f %9s %9.0f %9s %8.1f %6d %9s %9s %8s  %s\n",
 				rate, kind, len(samples), benchMs(m.total), benchMs(lo), benchMs(hi), benchMs(m.qemuTotal), benchMs(other), path, benchMs(m.downtime), paused,
-				float64(m.bytes)/(1<<20), m.passes, status, fmt.Sprintf("%d/%d", crashed, len(samples)), strings.Join(s.loads[benchKey(rate, kind)], "; "))
+				float64(m.bytes)/(1<<20), m.passes, status, prep, fmt.Sprintf("%d/%d", crashed, len(samples)), strings.Join(s.loads[benchKey(rate, kind)], "; "))
 		}
 	}
 	fmt.Fprintln(w, "\nPasses over memory (QEMU's dirty-sync-count) of each run; * marks a run after which the guest crashed")
 	for _, rate := range rates {
-		for _, kind := range []string{benchCasePlain, benchCasePlainTLS, benchCaseCCLM} {
+		for _, kind := range benchAllCases {
 			samples := s.samples[benchKey(rate, kind)]
 			if len(samples) == 0 {
 				continue
@@ -1184,26 +1688,24 @@ func (s *benchState) printReport(w *os.File, rates []float64) {
 			fmt.Fprintf(w, "  dirty %-4g %-10s %s\n", rate, kind, strings.Join(each, " "))
 		}
 	}
-	fmt.Fprintln(w, "\nRatios cclm / plain QEMU (aim: total <= 1.3x, downtime <= 1.5x)")
+	fmt.Fprintln(w, "\nRatios cclm / plain QEMU (aim: total <= 1.3x, downtime <= 1.5x), and cross-cluster / the others")
 	for _, rate := range rates {
-		c := s.samples[benchKey(rate, benchCaseCCLM)]
-		if len(c) == 0 {
-			continue
-		}
-		cm := benchMedians(c)
-		for _, kind := range []string{benchCasePlain, benchCasePlainTLS} {
-			p := s.samples[benchKey(rate, kind)]
-			if len(p) == 0 {
+		for _, pair := range [][2]string{
+			{benchCaseCCLM, benchCasePlain}, {benchCaseCCLM, benchCasePlainTLS},
+			{benchCaseXC, benchCasePlain}, {benchCaseXC, benchCasePlainTLS}, {benchCaseXC, benchCaseCCLM},
+		} {
+			c, p := s.samples[benchKey(rate, pair[0])], s.samples[benchKey(rate, pair[1])]
+			if len(c) == 0 || len(p) == 0 {
 				continue
 			}
-			pm := benchMedians(p)
-			fmt.Fprintf(w, "dirty %g MiB/s, cclm / %-9s total %5.2fx  downtime %5.2fx  QEMU total %5.2fx  bytes %5.2fx\n",
-				rate, kind+":", benchRatio(cm.total, pm.total), benchRatio(cm.downtime, pm.downtime), benchRatio(cm.qemuTotal, pm.qemuTotal),
+			cm, pm := benchMedians(c), benchMedians(p)
+			fmt.Fprintf(w, "dirty %g MiB/s, %-7s / %-9s total %5.2fx  downtime %5.2fx  QEMU total %5.2fx  bytes %5.2fx\n",
+				rate, pair[0], pair[1]+":", benchRatio(cm.total, pm.total), benchRatio(cm.downtime, pm.downtime), benchRatio(cm.qemuTotal, pm.qemuTotal),
 				float64(cm.bytes)/max(float64(pm.bytes), 1))
 		}
 	}
 	for _, rate := range rates {
-		for _, kind := range []string{benchCasePlain, benchCasePlainTLS, benchCaseCCLM} {
+		for _, kind := range benchAllCases {
 			s.printTimeline(w, rate, kind)
 		}
 	}
@@ -1217,8 +1719,11 @@ func (s *benchState) printTimeline(w *os.File, rate float64, kind string) {
 		return
 	}
 	start := "the target QEMU's launch"
-	if kind == benchCaseCCLM {
+	switch kind {
+	case benchCaseCCLM:
 		start = "VMIM creation; first seen by a watch"
+	case benchCaseXC:
+		start = "the sending VMIM's creation; first seen by a watch, the receiver's preparation (polled every " + benchXCPoll.String() + ") before"
 	}
 	fmt.Fprintf(w, "\n%s at dirty %g MiB/s: milestones in ms after %s (median, +since the previous, [each run])\n", kind, rate, start)
 	var order []string
@@ -1242,16 +1747,24 @@ func (s *benchState) printTimeline(w *os.File, rate float64, kind string) {
 		fmt.Fprintf(w, "  %7.0f  (+%5.0f)  %-58s [%s]\n", benchMs(med), benchMs(med-previous), what, strings.Join(each, " "))
 		previous = med
 	}
-	if kind != benchCaseCCLM {
+	if !benchLabCase(kind) {
 		return
 	}
-	for i, sample := range c {
+	format := func(transitions []kubevirtv1.VirtualMachineInstanceMigrationPhaseTransitionTimestamp) string {
 		var phases []string
-		for _, p := range sample.phases {
+		for _, p := range transitions {
 			phases = append(phases, fmt.Sprintf("%s %s", p.Phase, p.PhaseTransitionTimestamp.Format("15:04:05")))
 		}
-		fmt.Fprintf(w, "  run %d status.phaseTransitionTimestamps (1 s resolution): %s; migrationState end-start %s\n",
-			i+1, strings.Join(phases, ", "), sample.statusDataPath)
+		return strings.Join(phases, ", ")
+	}
+	for i, sample := range c {
+		if kind == benchCaseXC {
+			fmt.Fprintf(w, "  run %d, %s, created %s: status.phaseTransitionTimestamps (1 s resolution): source %s; target %s; source migrationState end-start %s\n",
+				i+1, sample.hop, sample.began.Format("15:04:05.000"), format(sample.phases), format(sample.targetPhases), sample.statusDataPath)
+			continue
+		}
+		fmt.Fprintf(w, "  run %d, created %s: status.phaseTransitionTimestamps (1 s resolution): %s; migrationState end-start %s\n",
+			i+1, sample.began.Format("15:04:05.000"), format(sample.phases), sample.statusDataPath)
 	}
 }
 
