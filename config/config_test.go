@@ -15,19 +15,28 @@ import (
 
 // expectedKinds is every kind cclm serves, with its plural.
 var expectedKinds = map[schema.GroupKind]string{
-	{Group: "kubevirt.io", Kind: "KubeVirt"}:                        "kubevirts",
-	{Group: "kubevirt.io", Kind: "VirtualMachine"}:                  "virtualmachines",
-	{Group: "kubevirt.io", Kind: "VirtualMachineInstance"}:          "virtualmachineinstances",
-	{Group: "kubevirt.io", Kind: "VirtualMachineInstanceMigration"}: "virtualmachineinstancemigrations",
-	{Group: "cdi.kubevirt.io", Kind: "DataVolume"}:                  "datavolumes",
-	{Group: "k8s.cni.cncf.io", Kind: "NetworkAttachmentDefinition"}: "network-attachment-definitions",
-	{Group: "whereabouts.cni.cncf.io", Kind: "IPPool"}:              "ippools",
-	{Group: "forklift.konveyor.io", Kind: "ForkliftController"}:     "forkliftcontrollers",
-	{Group: "forklift.konveyor.io", Kind: "Provider"}:               "providers",
-	{Group: "forklift.konveyor.io", Kind: "NetworkMap"}:             "networkmaps",
-	{Group: "forklift.konveyor.io", Kind: "StorageMap"}:             "storagemaps",
-	{Group: "forklift.konveyor.io", Kind: "Plan"}:                   "plans",
-	{Group: "forklift.konveyor.io", Kind: "Migration"}:              "migrations",
+	{Group: "kubevirt.io", Kind: "KubeVirt"}:                         "kubevirts",
+	{Group: "kubevirt.io", Kind: "VirtualMachine"}:                   "virtualmachines",
+	{Group: "kubevirt.io", Kind: "VirtualMachineInstance"}:           "virtualmachineinstances",
+	{Group: "kubevirt.io", Kind: "VirtualMachineInstanceMigration"}:  "virtualmachineinstancemigrations",
+	{Group: "cdi.kubevirt.io", Kind: "DataVolume"}:                   "datavolumes",
+	{Group: "k8s.cni.cncf.io", Kind: "NetworkAttachmentDefinition"}:  "network-attachment-definitions",
+	{Group: "whereabouts.cni.cncf.io", Kind: "IPPool"}:               "ippools",
+	{Group: "forklift.konveyor.io", Kind: "ForkliftController"}:      "forkliftcontrollers",
+	{Group: "forklift.konveyor.io", Kind: "Provider"}:                "providers",
+	{Group: "forklift.konveyor.io", Kind: "NetworkMap"}:              "networkmaps",
+	{Group: "forklift.konveyor.io", Kind: "StorageMap"}:              "storagemaps",
+	{Group: "forklift.konveyor.io", Kind: "Plan"}:                    "plans",
+	{Group: "forklift.konveyor.io", Kind: "Migration"}:               "migrations",
+	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationPolicy"}:    "nodenetworkconfigurationpolicies",
+	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationEnactment"}: "nodenetworkconfigurationenactments",
+	{Group: "hco.kubevirt.io", Kind: "HyperConverged"}:               "hyperconvergeds",
+}
+
+// clusterScoped are the kinds that, as upstream, are not namespaced.
+var clusterScoped = map[schema.GroupKind]bool{
+	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationPolicy"}:    true,
+	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationEnactment"}: true,
 }
 
 func TestCRDsCoverEveryKind(t *testing.T) {
@@ -50,8 +59,12 @@ func TestCRDsCoverEveryKind(t *testing.T) {
 		if crd.Spec.Names.Plural != plural {
 			t.Errorf("%s: plural %q, want %q", gk, crd.Spec.Names.Plural, plural)
 		}
-		if crd.Spec.Scope != apiextensionsv1.NamespaceScoped {
-			t.Errorf("%s: scope %s, want Namespaced", gk, crd.Spec.Scope)
+		wantScope := apiextensionsv1.NamespaceScoped
+		if clusterScoped[gk] {
+			wantScope = apiextensionsv1.ClusterScoped
+		}
+		if crd.Spec.Scope != wantScope {
+			t.Errorf("%s: scope %s, want %s", gk, crd.Spec.Scope, wantScope)
 		}
 		if crd.Name != plural+"."+crd.Spec.Group {
 			t.Errorf("%s: name %q", gk, crd.Name)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/cclm-io/cclm/internal/hco"
 	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
@@ -17,9 +18,10 @@ import (
 func newControllerCommand() *cobra.Command {
 	var opts virtcontroller.Options
 	var kubeconfig string
+	var hyperConverged bool
 	cmd := &cobra.Command{
 		Use:   "controller",
-		Short: "Run the virt controller: VMs to VMIs, scheduling, DataVolumes, migrations (virt-controller + CDI)",
+		Short: "Run the virt controller: VMs to VMIs, scheduling, DataVolumes, migrations, HyperConverged settings (virt-controller + CDI + HCO)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -30,6 +32,12 @@ func newControllerCommand() *cobra.Command {
 			opts.AlsoRun = append(opts.AlsoRun, func(mgr ctrl.Manager) error {
 				return migrationcontroller.New(mgr, migrationcontroller.Options{Namespace: opts.Namespace})
 			})
+			if hyperConverged {
+				// HyperConverged -> KubeVirt CR, as OpenShift's operator.
+				opts.AlsoRun = append(opts.AlsoRun, func(mgr ctrl.Manager) error {
+					return hco.New(mgr, hco.Options{Namespace: opts.Namespace, Logger: opts.Logger.WithName("hyperconverged")})
+				})
+			}
 			return virtcontroller.Run(cmd.Context(), restConfig, opts)
 		},
 	}
@@ -39,5 +47,6 @@ func newControllerCommand() *cobra.Command {
 	flags.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader among replicas; only it acts")
 	flags.StringVar(&opts.MetricsAddr, "metrics-address", "0", "serve /metrics here (host:port); 0 for none")
 	flags.StringVar(&opts.HealthProbeAddr, "health-address", "0", "serve /healthz and /readyz here; 0 for none")
+	flags.BoolVar(&hyperConverged, "hyperconverged", true, "write the HyperConverged CR kubevirt-hyperconverged's live-migration settings into the KubeVirt CR, as OpenShift's operator (needs hco.PolicyRules)")
 	return cmd
 }

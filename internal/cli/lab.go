@@ -18,7 +18,7 @@ func newLabCommand() *cobra.Command {
 		Use:   "lab",
 		Short: "Run the seed's two clusters, ocp7 and ocp1, on this machine",
 	}
-	cmd.AddCommand(newLabUpCommand(), newLabServeCommand(), newLabStatusCommand(), newLabDownCommand())
+	cmd.AddCommand(newLabUpCommand(), newLabServeCommand(), newLabStatusCommand(), newLabNodesCommand(), newLabDownCommand())
 	return cmd
 }
 
@@ -27,6 +27,8 @@ func labFlags(cmd *cobra.Command, opts *lab.Options) {
 	cmd.Flags().IntVar(&opts.Nodes, "nodes", 2, "nodes per cluster")
 	cmd.Flags().StringVar(&opts.VirtNamespace, "virt-namespace", "openshift-cnv", "namespace of the KubeVirt CR, the migration NAD and the sync controller")
 	cmd.Flags().StringVar(&opts.BinDir, "bin-dir", defaultBinDir(), "directory with etcd, kube-apiserver and kube-controller-manager (make kube)")
+	cmd.Flags().BoolVar(&opts.WithoutMigrationNetwork, "without-migration-network", false,
+		"leave out the seed's migration network (NodeNetworkConfigurationPolicy, NADs, the HyperConverged and KubeVirt settings) to build it by following the seed page")
 }
 
 func newLabUpCommand() *cobra.Command {
@@ -42,6 +44,9 @@ func newLabUpCommand() *cobra.Command {
 			}
 			serveArgs := []string{"lab", "serve", "--dir", absolute.Dir, "--bin-dir", absolute.BinDir,
 				"--nodes", strconv.Itoa(absolute.Nodes), "--virt-namespace", absolute.VirtNamespace}
+			if absolute.WithoutMigrationNetwork {
+				serveArgs = append(serveArgs, "--without-migration-network")
+			}
 			return lab.Up(cmd.Context(), absolute, serveArgs, cmd.ErrOrStderr())
 		},
 	}
@@ -152,4 +157,86 @@ func orNone(value string) string {
 		return "<none>"
 	}
 	return value
+}
+
+func newLabNodesCommand() *cobra.Command {
+	var dir, output string
+	cmd := &cobra.Command{
+		Use:   "nodes",
+		Short: "Show every node's uplink, bridge and migration0 address, and where the sync controllers run",
+		Long: `Show what the seed checks with oc debug and oc exec: per node of both clusters
+its roles, its uplinks (enp*), the bridge its migration0 sits on with that
+bridge's ports, and migration0's address (also published on the Node as
+annotation cclm.io/migration-address); per cluster the synchronization
+controller's network namespace, its migration0 and the addresses the
+KubeVirt CR publishes (status.synchronizationAddresses). Node namespaces
+are named for ` + "`ip netns exec NETNS ip -br a`" + `.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			report, err := lab.GetNodes(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), report)
+			}
+			printLabNodes(cmd.OutOrStdout(), report)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", ".cclm-lab", "the lab's directory")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func printLabNodes(out io.Writer, report *lab.NodesReport) {
+	table := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(table, "CLUSTER\tNODE\tROLES\tREADY\tUPLINKS\tBRIDGE\tMIGRATION0\tPROBLEM")
+	for _, n := range report.Nodes {
+		var uplinks []string
+		for _, u := range n.Uplinks {
+			uplinks = append(uplinks, u.Name+"@"+orNone(u.Master))
+		}
+		fmt.Fprintf(table, "%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\n", n.Cluster, orNone(n.Name), orNone(strings.Join(n.Roles, ",")), n.Ready,
+			orNone(strings.Join(uplinks, ",")), orNone(migrationBridge(n.Migration0, n.Bridges)), orNone(migration0Column(n.Migration0)), n.Problem)
+	}
+	table.Flush()
+	fmt.Fprintln(out)
+	table = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(table, "CLUSTER\tSYNC CONTROLLER\tNETNS\tPID\tALIVE\tMIGRATION0\tSYNC ADDRESS\tPROBLEM")
+	for _, s := range report.SyncControllers {
+		fmt.Fprintf(table, "%s\t%s\t%s\t%d\t%t\t%s\t%s\t%s\n", s.Cluster, s.Name, orNone(s.Netns), s.Pid, s.Alive,
+			orNone(migration0Column(s.Migration0)), orNone(strings.Join(s.SynchronizationAddresses, ",")), s.Problem)
+	}
+	table.Flush()
+}
+
+// migrationBridge shows the bridge migration0 sits on (else the seed's
+// br-2001, if the node has it) with its ports: "br-2001[enp2s0]".
+func migrationBridge(migration0 *lab.InterfaceReport, bridges []lab.BridgeReport) string {
+	name := lab.MigrationBridge
+	if migration0 != nil && migration0.Parent != "" {
+		name = migration0.Parent
+	}
+	for _, b := range bridges {
+		if b.Name == name {
+			return b.Name + "[" + strings.Join(b.Ports, ",") + "]"
+		}
+	}
+	return ""
+}
+
+// migration0Column shows migration0 as `ip -4 -br a show dev migration0` does.
+func migration0Column(i *lab.InterfaceReport) string {
+	if i == nil {
+		return ""
+	}
+	address := i.IPv4()
+	if !address.IsValid() {
+		return i.State
+	}
+	return address.String() + " " + i.State
 }

@@ -42,7 +42,8 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newLabCommand(), newNodeCommand(), newGuestCommand(), newConsoleCommand(), newControllerCommand(), newSyncCommand())
+	root.AddCommand(newLabCommand(), newNodeCommand(), newGuestCommand(), newConsoleCommand(), newControllerCommand(), newSyncCommand(),
+		newConnectCommand(), newPreflightCommand(), newMigrateCommand(), newToolkitCommand())
 	return root
 }
 

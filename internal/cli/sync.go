@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -107,10 +108,9 @@ func inLabNode(ctx context.Context, restConfig *rest.Config, flags syncFlags, op
 	if err != nil {
 		return err
 	}
-	iface, err := migrationnet.Setup(ctx, direct, node, synccontroller.LeaderElectionID, opts.VirtNamespace, ipam.DefaultPoolNamespace)
-	if errors.Is(err, migrationnet.ErrNoMigrationNetwork) {
-		return fmt.Errorf("the synchronization controller needs a migration network to serve on: %w", err)
-	}
+	iface, err := waitForMigrationNetwork(ctx, logger, func(ctx context.Context) (migrationnet.Interface, error) {
+		return migrationnet.Setup(ctx, direct, node, synccontroller.LeaderElectionID, opts.VirtNamespace, ipam.DefaultPoolNamespace)
+	})
 	if err != nil {
 		return fmt.Errorf("migration network of lab node %s: %w", flags.netnsNode, err)
 	}
@@ -119,4 +119,45 @@ func inLabNode(ctx context.Context, restConfig *rest.Config, flags syncFlags, op
 	opts.Listen = node.Listen
 	opts.Dial = node.DialContext
 	return nil
+}
+
+// Retry intervals of waitForMigrationNetwork: the first, and the longest
+// (variables for the tests).
+var (
+	networkFirstRetry = time.Second
+	networkMaxRetry   = 10 * time.Second
+)
+
+// waitForMigrationNetwork runs setup until it succeeds or ctx ends. The
+// controller needs migration0's address before it can issue its server
+// certificate and serve; without a migration network yet (a lab started
+// with --without-migration-network, whose reader builds the network by
+// following the seed page), it waits as a pod waits for its network
+// rather than exiting, logging each different reason once. The wait ends
+// only with ctx: how long a person takes to follow the page is theirs.
+func waitForMigrationNetwork(ctx context.Context, logger *slog.Logger, setup func(context.Context) (migrationnet.Interface, error)) (migrationnet.Interface, error) {
+	retry, last := networkFirstRetry, ""
+	for {
+		iface, err := setup(ctx)
+		if err == nil {
+			return iface, nil
+		}
+		if ctx.Err() != nil {
+			return migrationnet.Interface{}, fmt.Errorf("stopped waiting for the migration network: %w", err)
+		}
+		if message := err.Error(); message != last {
+			last = message
+			if errors.Is(err, migrationnet.ErrNoMigrationNetwork) {
+				logger.Warn("waiting for a migration network to serve on (the KubeVirt CR's spec.configuration.migrations.network, or the HyperConverged CR's spec.liveMigrationConfig.network)", "err", err)
+			} else {
+				logger.Warn("waiting for the migration network", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return migrationnet.Interface{}, fmt.Errorf("stopped waiting for the migration network: %w", err)
+		case <-time.After(retry):
+		}
+		retry = min(2*retry, networkMaxRetry)
+	}
 }

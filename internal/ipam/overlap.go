@@ -28,6 +28,17 @@ func Disjoint(a, b Config) error {
 		spansString(both), a.IPAM.source(), b.IPAM.source(), splitAdvice(a.IPAM, b.IPAM))
 }
 
+// SharedAddresses lists, as ranges ("192.168.201.1-192.168.201.127"), the
+// addresses both configurations could hand out; "none" if they are
+// disjoint.
+func SharedAddresses(a, b Config) string {
+	return spansString(intersect(a.IPAM.assignable(), b.IPAM.assignable()))
+}
+
+// DisjointAdvice says how to make a and b disjoint (Disjoint's fix alone,
+// for callers that show the problem and its fix apart).
+func DisjointAdvice(a, b Config) string { return splitAdvice(a.IPAM, b.IPAM) }
+
 // splitAdvice suggests how to make two IPAMs disjoint; for one range
 // shared by both, the seed's way: each NAD excludes the other's half.
 func splitAdvice(a, b IPAM) string {

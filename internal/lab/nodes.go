@@ -22,7 +22,6 @@ import (
 	"github.com/cclm-io/cclm/internal/controlplane"
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/kube"
-	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/internal/procutil"
 	"github.com/cclm-io/cclm/internal/synccontroller"
@@ -109,8 +108,12 @@ func startNodes(ctx context.Context, opts Options, clusters []*controlplane.Clus
 			return nodes, err
 		}
 	}
-	if err := waitForSync(ctx, clusters, opts.VirtNamespace, nodes, logger); err != nil {
-		return nodes, err
+	// Without the migration network the sync controllers wait for it
+	// (the seed's reader builds it later).
+	if !opts.WithoutMigrationNetwork {
+		if err := waitForSync(ctx, clusters, opts.VirtNamespace, nodes, logger); err != nil {
+			return nodes, err
+		}
 	}
 	for i, cluster := range clusters {
 		for index := range opts.Nodes {
@@ -120,6 +123,10 @@ func startNodes(ctx context.Context, opts Options, clusters []*controlplane.Clus
 		}
 		logger.Printf("%s: %d node agents started", cluster.Name, opts.Nodes)
 	}
+	if err := nodes.startToolkit(ctx, self, opts, clusters); err != nil {
+		return nodes, err
+	}
+	logger.Printf("%s: %s started", TargetCluster(), ToolkitControllerName)
 	return nodes, nil
 }
 
@@ -128,7 +135,7 @@ func nodeAgentKubeconfig(ctx context.Context, cluster *controlplane.Cluster, vir
 	if err != nil {
 		return "", err
 	}
-	config, err := install.InstallComponent(ctx, admin, virtNamespace, install.NodeAgent)
+	config, err := install.InstallComponent(ctx, admin, virtNamespace, nodeAgentComponent())
 	if err != nil {
 		return "", fmt.Errorf("%s: node agent account: %w", cluster.Name, err)
 	}
@@ -137,11 +144,9 @@ func nodeAgentKubeconfig(ctx context.Context, cluster *controlplane.Cluster, vir
 }
 
 func (n *labNodes) start(self string, opts Options, cluster *controlplane.Cluster, kubeconfig, name string) error {
-	node, err := n.fabric.AddNode(name)
-	if err != nil {
-		return err
-	}
-	if err := applyNodeBridge(node); err != nil {
+	// The node's br-2001 comes from the seed's NodeNetworkConfigurationPolicy,
+	// which its agent applies.
+	if _, err := n.fabric.AddNode(name); err != nil {
 		return err
 	}
 	nodeDir := filepath.Join(cluster.Dir, "nodes", name)
@@ -187,7 +192,7 @@ func (n *labNodes) startController(ctx context.Context, self string, opts Option
 	if err := install.StorageClass(ctx, admin); err != nil {
 		return fmt.Errorf("%s: %w", cluster.Name, err)
 	}
-	config, err := install.InstallVirtController(ctx, admin, opts.VirtNamespace, migrationcontroller.PolicyRules...)
+	config, err := install.InstallVirtController(ctx, admin, opts.VirtNamespace, virtControllerRules()...)
 	if err != nil {
 		return fmt.Errorf("%s: virt controller account: %w", cluster.Name, err)
 	}

@@ -67,9 +67,11 @@ func applyMigrationNAD(ctx context.Context, restConfig *rest.Config, cluster, na
 	return applier.Apply(ctx, nad)
 }
 
-// applyNodeBridge does on a lab node what the seed's
+// applyNodeBridge does on a lab node namespace what the seed's
 // NodeNetworkConfigurationPolicy does on a worker: bridge br-2001, STP
-// off, with the uplink enp2s0 as its port.
+// off, with the uplink enp2s0 as its port. The workers' agents apply the
+// policy itself; this is for the synchronization controllers' namespaces,
+// which are no Kubernetes nodes.
 func applyNodeBridge(node *netlab.Node) error {
 	return node.CreateBridge(MigrationBridge, netlab.MigrationUplink)
 }

@@ -31,6 +31,10 @@ type Options struct {
 	BinDir        string
 	Nodes         int
 	VirtNamespace string
+	// WithoutMigrationNetwork leaves out the seed's migration network
+	// (NodeNetworkConfigurationPolicy, NADs, HyperConverged and KubeVirt
+	// settings) for a person to build by following the seed page.
+	WithoutMigrationNetwork bool
 }
 
 // Validate checks the options and names the flag to fix.
@@ -97,6 +101,11 @@ func Serve(ctx context.Context, opts Options, logOut io.Writer) error {
 	if err := waitForNodes(ctx, clusters, opts.Nodes, nodes); err != nil {
 		return err
 	}
+	if !opts.WithoutMigrationNetwork {
+		if err := waitForMigrationNetwork(ctx, clusters, opts.Nodes, nodes, logger); err != nil {
+			return err
+		}
+	}
 	if err := writeState(p, state); err != nil {
 		return err
 	}
@@ -154,21 +163,13 @@ func startCluster(ctx context.Context, opts Options, name string, logger *log.Lo
 	if err != nil {
 		return cluster, err
 	}
-	err = install.KubeVirt(ctx, restConfig, install.KubeVirtOptions{
-		Namespace:        opts.VirtNamespace,
-		FeatureGates:     []string{DecentralizedLiveMigrationGate},
-		MigrationNetwork: MigrationNADName,
-	})
-	if err != nil {
-		return cluster, fmt.Errorf("%s: install KubeVirt: %w", name, err)
-	}
-	if err := applyMigrationNAD(ctx, restConfig, name, opts.VirtNamespace); err != nil {
-		return cluster, fmt.Errorf("%s: migration network: %w", name, err)
+	if err := installKubeVirt(ctx, restConfig, opts, name); err != nil {
+		return cluster, err
 	}
 	if err := install.MigrationPKI(ctx, restConfig, opts.VirtNamespace); err != nil {
 		return cluster, fmt.Errorf("%s: migration certificates: %w", name, err)
 	}
-	logger.Printf("%s: KubeVirt CR %s/%s installed with feature gate %s", name, opts.VirtNamespace, install.KubeVirtName, DecentralizedLiveMigrationGate)
+	logger.Printf("%s: %s", name, describeKubeVirt(opts))
 	return cluster, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/cclm-io/cclm/internal/controlplane"
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/internal/scheme"
 )
 
@@ -70,4 +72,20 @@ func syncAddresses(ctx context.Context, reader client.Reader, virtNamespace stri
 		return nil, fmt.Errorf("read KubeVirt %s/%s: %w", virtNamespace, install.KubeVirtName, err)
 	}
 	return kv.Status.SynchronizationAddresses, nil
+}
+
+// SyncDialer dials from the network namespace of a lab cluster's
+// synchronization controller (lab node SyncNodeName(cluster) of the lab in
+// dir), that is from where that controller dials its peer: what
+// preflight's SyncReachable needs in the lab (preflight.Input.DialSync,
+// with the cluster of the dialing side). address is host:port with an IP.
+func SyncDialer(dir string) func(ctx context.Context, cluster, address string) (net.Conn, error) {
+	id := ID(dir)
+	return func(ctx context.Context, cluster, address string) (net.Conn, error) {
+		node, err := netlab.OpenNode(id, SyncNodeName(cluster))
+		if err != nil {
+			return nil, err
+		}
+		return node.DialContext(ctx, "tcp", address)
+	}
 }

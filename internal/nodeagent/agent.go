@@ -8,7 +8,6 @@ package nodeagent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -31,8 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/ipam"
-	"github.com/cclm-io/cclm/internal/migrationnet"
 	"github.com/cclm-io/cclm/internal/qemu"
 	"github.com/cclm-io/cclm/internal/scheme"
 )
@@ -111,7 +108,10 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	migrationAddress, err := setUpMigrationNetwork(ctx, restConfig, env, opts, logger)
+	// migration0 comes up once the migration network is there (it may
+	// wait for a NodeNetworkConfigurationPolicy's bridge); it publishes
+	// its own address on the Node.
+	migration0, err := newMigration0Keeper(restConfig, clientset, env, opts, logger)
 	if err != nil {
 		return err
 	}
@@ -122,13 +122,13 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	facts := nodeFacts{
 		Name: opts.NodeName, CPU: host, Capacity: capacity(opts.CPUs, opts.Memory, opts.Storage),
 		Address: apiServer.address(), APIPort: apiServer.port(), APICertSHA256: apiServer.certSHA256, Extra: opts.ExtraLabels,
-		MigrationAddress: migrationAddress,
 	}
 	if err := registerNode(ctx, clientset, facts); err != nil {
 		return err
 	}
 	logger.Info("node registered", "node", opts.NodeName, "hostModel", host.HostModel, "models", len(host.Models))
 	go keepLease(ctx, clientset, facts, func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
+	go migration0.run(ctx)
 
 	mgr, err := newManager(restConfig, logger)
 	if err != nil {
@@ -150,6 +150,14 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	runner.migrator = &migrator{runner: runner, logger: logger, secrets: mgr.GetAPIReader(), network: env, virtNamespace: opts.VirtNamespace, active: map[types.UID]*activeMigration{}}
 	apiServer.runner = runner
 	if err := setupControllers(mgr, store, runner); err != nil {
+		return err
+	}
+	nncp := &nncpReconciler{client: mgr.GetClient(), reader: mgr.GetAPIReader(), node: opts.NodeName,
+		host: netlinkHost{node: env.node}, logger: logger, applied: migration0.kick}
+	if err := setupNNCP(mgr, nncp); err != nil {
+		return err
+	}
+	if err := setupMigrationNetworkWatch(mgr, migration0); err != nil {
 		return err
 	}
 	go apiServer.serve(ctx, logger)
@@ -205,25 +213,4 @@ func guestImage(dir string) guestFiles {
 		kernel = filepath.Join(dir, "vmlinuz")
 	}
 	return guestFiles{Kernel: kernel, Initrd: filepath.Join(dir, "initramfs.img")}
-}
-
-// setUpMigrationNetwork gives the node its migration0 from the KubeVirt
-// CR's migration network, as Multus and whereabouts do for virt-handler.
-// With no migration network configured, migrations cannot run from or to
-// this node, and the agent says so but runs its VMs.
-func setUpMigrationNetwork(ctx context.Context, restConfig *rest.Config, env *labNode, opts Options, logger *slog.Logger) (string, error) {
-	direct, err := client.New(restConfig, client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		return "", err
-	}
-	iface, err := migrationnet.Setup(ctx, direct, env.node, opts.NodeName, opts.VirtNamespace, ipam.DefaultPoolNamespace)
-	if errors.Is(err, migrationnet.ErrNoMigrationNetwork) {
-		logger.Warn("no migration network: this node can neither send nor receive live migrations", "err", err)
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("migration network: %w", err)
-	}
-	logger.Info("migration network ready", "interface", iface.Name, "address", iface.Address, "nad", iface.NAD)
-	return iface.Address.String(), nil
 }

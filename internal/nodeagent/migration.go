@@ -751,6 +751,14 @@ func (m *migrator) finishDecentralizedSource(ctx context.Context, vmi *kubevirtv
 	if err := running.instance.Quit(stopCtx); err != nil {
 		_ = running.instance.Kill()
 	}
+	// The final figures (downtime above all), as the classic source
+	// records them with completed; a progress write lost to a conflict
+	// during the switchover must not leave them out.
+	if err := m.patchMigrationState(stopCtx, current, func(s *kubevirtv1.VirtualMachineInstanceMigrationState) {
+		s.Progress = progressOf(progress)
+	}); err != nil {
+		r.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "MigrationStatusLost", "Migrate", "could not record the final progress: %v", err)
+	}
 	r.recorder.Eventf(vmi, nil, corev1.EventTypeNormal, "Migrated", "Migrate", "migrated to node %s of the target cluster in %s (downtime %s)",
 		current.Status.MigrationState.TargetNode, progress.TotalTime, progress.Downtime)
 	return r.ended(stopCtx, current, running)

@@ -10,7 +10,9 @@ import (
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	cniv1 "github.com/cclm-io/cclm/api/cni/v1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	hcov1beta1 "github.com/cclm-io/cclm/api/hco/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	nmstatev1 "github.com/cclm-io/cclm/api/nmstate/v1"
 	whereaboutsv1alpha1 "github.com/cclm-io/cclm/api/whereabouts/v1alpha1"
 )
 
@@ -25,6 +27,8 @@ func init() {
 		cniv1.AddToScheme,
 		forkliftv1beta1.AddToScheme,
 		whereaboutsv1alpha1.AddToScheme,
+		nmstatev1.AddToScheme,
+		hcov1beta1.AddToScheme,
 	} {
 		utilruntime.Must(add(Scheme))
 	}

@@ -316,6 +316,15 @@ func storageFilter(node *corev1.Node, need *demand, usage nodeUsage) *rejection 
 	return nil
 }
 
+// LocalStorageFree is the local storage a node can still give new volumes,
+// counted as Schedule counts it: its allocatable ephemeral-storage (else
+// its capacity) less its local PVs and the unbound claims already placed
+// on it (pvcs and pvs: all of the cluster's). free may be negative.
+func LocalStorageFree(node *corev1.Node, pvcs []corev1.PersistentVolumeClaim, pvs []corev1.PersistentVolume) (free, allocatable int64) {
+	allocatable = allocatableOf(node, corev1.ResourceEphemeralStorage)
+	return allocatable - usageOf(node, nil, "", nil, pvcs, pvs).storage, allocatable
+}
+
 // allocatableOf is the node's allocatable amount, else its capacity (a
 // node agent may publish only one of them).
 func allocatableOf(node *corev1.Node, name corev1.ResourceName) int64 {

@@ -95,7 +95,10 @@ func newTraveller(t *testing.T, l *labEnv) *traveller {
 	l.createVM(t, sourceCluster, vm.spec)
 	vm.booted = l.waitGuestReady(t, sourceCluster, vm.spec.namespace, vm.spec.name, 90*time.Second)
 	began := time.Now()
-	l.guestCall(t, sourceCluster, vm.spec.namespace, vm.spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk"}, &vm.written)
+	l.guestCall(t, sourceCluster, vm.spec.namespace, vm.spec.name, guestagent.CmdDiskWrite,
+		// A seed of this run: no other disk, and no earlier run's, can
+		// have the same digest.
+		guestagent.DiskArgs{Disk: "datadisk", Seed: uint64(time.Now().UnixNano())}, &vm.written)
 	t.Logf("the guest wrote its whole %s data disk in %s", vm.spec.dataDisk, time.Since(began).Round(100*time.Millisecond))
 	var vmi *kubevirtv1.VirtualMachineInstance
 	l.waitFor(t, "the source VMI to report its NIC's IP and MAC", 30*time.Second, func() (bool, string) {

@@ -1,0 +1,97 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	"github.com/cclm-io/cclm/internal/controlplane"
+	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/procutil"
+	"github.com/cclm-io/cclm/internal/toolkit"
+)
+
+// ToolkitControllerName is the lab component that runs the migration
+// toolkit (upstream's Deployment name).
+const ToolkitControllerName = toolkit.LeaderElectionID
+
+// ToolkitNamespace is the toolkit's namespace, the seed's.
+const ToolkitNamespace = toolkit.DefaultNamespace
+
+// SourceCluster and TargetCluster are the seed's roles of the lab's
+// clusters: VMs move from the first of ClusterNames (ocp7) to the last
+// (ocp1), where the toolkit runs.
+func SourceCluster() string { return ClusterNames[0] }
+
+// TargetCluster: see SourceCluster.
+func TargetCluster() string { return ClusterNames[len(ClusterNames)-1] }
+
+// startToolkit sets up the migration toolkit on the target cluster as the
+// seed's reader does (namespace openshift-mtv, ForkliftController
+// forklift-controller with feature_ocp_live_migration "true"), installs
+// the toolkit's account, and runs `cclm toolkit` as that account. Its
+// preflight dials sync addresses from the sync controllers' namespaces.
+// One replica, so no leader election: a killed toolkit's successor acts
+// at once instead of waiting out the dead one's Lease.
+func (n *labNodes) startToolkit(ctx context.Context, self string, opts Options, clusters []*controlplane.Cluster) error {
+	var cluster *controlplane.Cluster
+	for _, c := range clusters {
+		if c.Name == TargetCluster() {
+			cluster = c
+		}
+	}
+	if cluster == nil {
+		return fmt.Errorf("toolkit: no cluster %s in the lab", TargetCluster())
+	}
+	admin, err := cluster.RESTConfig()
+	if err != nil {
+		return err
+	}
+	applier, err := kube.NewApplier(admin)
+	if err != nil {
+		return err
+	}
+	err = applier.Apply(ctx,
+		&corev1.Namespace{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{Name: ToolkitNamespace},
+		},
+		&forkliftv1beta1.ForkliftController{
+			TypeMeta:   metav1.TypeMeta{APIVersion: forkliftv1beta1.GroupVersion.String(), Kind: "ForkliftController"},
+			ObjectMeta: metav1.ObjectMeta{Name: toolkit.ForkliftControllerName, Namespace: ToolkitNamespace},
+			Spec:       forkliftv1beta1.ForkliftControllerSpec{FeatureOCPLiveMigration: "true"},
+		})
+	if err != nil {
+		return fmt.Errorf("%s: toolkit namespace and ForkliftController: %w", cluster.Name, err)
+	}
+	config, err := install.InstallComponent(ctx, admin, ToolkitNamespace, toolkit.Component)
+	if err != nil {
+		return fmt.Errorf("%s: toolkit account: %w", cluster.Name, err)
+	}
+	kubeconfig := filepath.Join(cluster.Dir, toolkit.ServiceAccountName+".kubeconfig")
+	if err := clientcmd.WriteToFile(*config, kubeconfig); err != nil {
+		return err
+	}
+	spec := procutil.Spec{
+		Name: cluster.Name + "/" + ToolkitControllerName,
+		Path: self,
+		Args: []string{"toolkit",
+			"--kubeconfig", kubeconfig,
+			"--namespace", ToolkitNamespace,
+			"--virt-namespace", opts.VirtNamespace,
+			"--cluster-name", cluster.Name,
+			"--leader-elect=false",
+			"--lab-id", n.id,
+			"--lab-source-cluster", SourceCluster(),
+			"--lab-target-cluster", TargetCluster(),
+		},
+		LogPath: filepath.Join(cluster.Dir, "logs", ToolkitControllerName+".log"),
+	}
+	return n.add(spec, ComponentState{Name: ToolkitControllerName, Kind: KindController, Cluster: cluster.Name})
+}

@@ -1,0 +1,146 @@
+package toolkit
+
+import (
+	"fmt"
+	"reflect"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Names shared with upstream Forklift and the rest of cclm.
+const (
+	// ServiceAccountName is the account the toolkit runs as in its
+	// namespace (upstream's name).
+	ServiceAccountName = "forklift-controller"
+	// LeaderElectionID is the Lease replicas elect their leader with.
+	LeaderElectionID = "forklift-controller"
+	// DefaultNamespace is the toolkit's namespace: the ForkliftController,
+	// the Providers and their Secrets.
+	DefaultNamespace = "openshift-mtv"
+	// DefaultVirtNamespace holds the KubeVirt CR on both clusters.
+	DefaultVirtNamespace = "openshift-cnv"
+	// ForkliftControllerName is the ForkliftController the lab and the
+	// seed create.
+	ForkliftControllerName = "forklift-controller"
+	// eventSource names the toolkit in the events it records.
+	eventSource = "forklift-controller"
+)
+
+// Labels on everything the toolkit creates, on both clusters.
+const (
+	LabelPlan      = "forklift.konveyor.io/plan"
+	LabelMigration = "forklift.konveyor.io/migration"
+	LabelVMID      = "forklift.konveyor.io/vm-id"
+)
+
+// Pipeline step names (Task.Name), in order.
+const (
+	StepInitialize            = "Initialize"
+	StepCopyResources         = "CopyResources"
+	StepCreateVolumes         = "CreateVolumes"
+	StepCreateReceiver        = "CreateReceiver"
+	StepWaitForReceiver       = "WaitForReceiver"
+	StepCreateTargetMigration = "CreateTargetMigration"
+	StepCreateSourceMigration = "CreateSourceMigration"
+	StepMigrate               = "Migrate"
+	StepCleanup               = "Cleanup"
+)
+
+// Steps are the pipeline's steps in order.
+var Steps = []string{
+	StepInitialize, StepCopyResources, StepCreateVolumes, StepCreateReceiver, StepWaitForReceiver,
+	StepCreateTargetMigration, StepCreateSourceMigration, StepMigrate, StepCleanup,
+}
+
+var stepDescriptions = map[string]string{
+	StepInitialize:            "Find the VM on the source and record what the migration needs of it.",
+	StepCopyResources:         "Copy the Secrets and ConfigMaps the VM references to the target namespace.",
+	StepCreateVolumes:         "Create blank DataVolumes (or PVCs) of the VM's disks on the target.",
+	StepCreateReceiver:        "Create the receiving VM on the target (runStrategy WaitAsReceiver).",
+	StepWaitForReceiver:       "Wait for the receiving VMI to wait for the synchronization (WaitingForSync).",
+	StepCreateTargetMigration: "Create the receiving migration on the target and wait for its synchronization address.",
+	StepCreateSourceMigration: "Create the sending migration on the source.",
+	StepMigrate:               "Live-migrate the VM: watch both migrations until they end.",
+	StepCleanup:               "Remove the migrations; after a failure or cancel, what was created on the target.",
+}
+
+// Task phases (Task.Phase).
+const (
+	PhasePending   = "Pending"
+	PhaseRunning   = "Running"
+	PhaseCompleted = "Completed"
+	PhaseFailed    = "Failed"
+)
+
+// Final VM phases (VMStatus.Phase once the pipeline ended).
+const (
+	VMCompleted = "Completed"
+	VMFailed    = "Failed"
+	VMCanceled  = "Canceled"
+)
+
+// Annotations of pipeline tasks: what Initialize recorded, and the
+// transfer figures Migrate mirrors.
+const (
+	AnnotationSourceNode    = "cclm.io/source-node"
+	AnnotationSourceVMI     = "cclm.io/source-vmi-uid"
+	AnnotationRunStrategy   = "cclm.io/run-strategy"
+	AnnotationMACs          = "cclm.io/macs"
+	AnnotationMemoryBytes   = "cclm.io/memory-bytes"
+	AnnotationDiskBytes     = "cclm.io/disk-bytes"
+	AnnotationConnectURL    = "cclm.io/connect-url"
+	AnnotationOutcome       = "cclm.io/outcome"
+	AnnotationRemaining     = "cclm.io/remaining-bytes"
+	AnnotationDirtyRate     = "cclm.io/dirty-rate-bytes-per-second"
+	AnnotationIteration     = "cclm.io/iteration"
+	AnnotationDowntime      = "cclm.io/downtime-ms"
+	AnnotationSourcePhase   = "cclm.io/source-phase"
+	AnnotationTargetPhase   = "cclm.io/target-phase"
+	AnnotationKeptTargetVM  = "cclm.io/kept-target-vm"
+	AnnotationCleanupReason = "cclm.io/cleanup-reason"
+)
+
+// MigrationID is the ID both halves of a VM's cross-cluster migration
+// share: "<vmID>-<Migration UID>".
+func MigrationID(vmID string, migrationUID types.UID) string {
+	return vmID + "-" + string(migrationUID)
+}
+
+// VMIMName is the name of both VMIMs of a VM's migration: "<vm name>-<first
+// 8 characters of the Migration UID>".
+func VMIMName(vmName string, migrationUID types.UID) string {
+	uid := string(migrationUID)
+	if len(uid) > 8 {
+		uid = uid[:8]
+	}
+	return fmt.Sprintf("%s-%s", vmName, uid)
+}
+
+// Labels are the labels of everything made for one VM of one migration.
+func Labels(planUID, migrationUID types.UID, vmID string) map[string]string {
+	return map[string]string{
+		LabelPlan:      string(planUID),
+		LabelMigration: string(migrationUID),
+		LabelVMID:      vmID,
+	}
+}
+
+// owned reports whether obj was made by the toolkit for this VM of this
+// migration: it carries both labels.
+func owned(obj client.Object, migrationUID types.UID, vmID string) bool {
+	if isNil(obj) || vmID == "" {
+		return false
+	}
+	labels := obj.GetLabels()
+	return labels[LabelMigration] == string(migrationUID) && labels[LabelVMID] == vmID
+}
+
+// isNil reports whether obj is nil, typed or not.
+func isNil(obj client.Object) bool {
+	if obj == nil {
+		return true
+	}
+	v := reflect.ValueOf(obj)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}

@@ -1,0 +1,1095 @@
+package toolkit
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/migrationcontroller"
+)
+
+// Timeouts bound the pipeline's steps; zero fields take the defaults.
+type Timeouts struct {
+	// Step bounds each step before Migrate: every creation (until the
+	// object is seen) and every wait (the receiver VMI waiting, the sync
+	// address published). Default 2 min.
+	Step time.Duration
+	// Cleanup bounds Cleanup: the VMIMs' deletion (the agents confirm an
+	// abort within a minute) and the target's objects'. Default 3 min.
+	Cleanup time.Duration
+	// MigrateMargin is added to the VMIMs' own bounds (synchronization,
+	// completion timeout per GiB, abort and handover) to bound Migrate.
+	// Default 2 min.
+	MigrateMargin time.Duration
+	// PlanReady bounds a new Migration's wait for its Plan to be
+	// evaluated. Default 2 min.
+	PlanReady time.Duration
+}
+
+// Default timeouts.
+const (
+	DefaultStepTimeout      = 2 * time.Minute
+	DefaultCleanupTimeout   = 3 * time.Minute
+	DefaultMigrateMargin    = 2 * time.Minute
+	DefaultPlanReadyTimeout = 2 * time.Minute
+)
+
+func (t Timeouts) withDefaults() Timeouts {
+	or := func(d, fallback time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return fallback
+	}
+	return Timeouts{
+		Step:          or(t.Step, DefaultStepTimeout),
+		Cleanup:       or(t.Cleanup, DefaultCleanupTimeout),
+		MigrateMargin: or(t.MigrateMargin, DefaultMigrateMargin),
+		PlanReady:     or(t.PlanReady, DefaultPlanReadyTimeout),
+	}
+}
+
+// VMObserved is everything StepVM decides on for one VM of a Migration.
+// The reconciler fills it with direct reads of both clusters; tests build
+// it by hand.
+type VMObserved struct {
+	// Now is the time of the decision.
+	Now time.Time
+	// Status is the VM's status as recorded in the Migration.
+	Status forkliftv1beta1.VMStatus
+	// Cancel: the Migration's spec.cancel names this VM.
+	Cancel bool
+	// MayStart: the VM may leave Initialize's Pending (the toolkit's
+	// in-flight limit has room).
+	MayStart bool
+	// PlanUID and MigrationUID go into labels, names and the migration ID.
+	PlanUID, MigrationUID types.UID
+	// TargetNamespace is where the VM goes on the target.
+	TargetNamespace string
+	// NetworkMap and StorageMap are the plan's maps.
+	NetworkMap []forkliftv1beta1.NetworkPair
+	StorageMap []forkliftv1beta1.StoragePair
+	// CompletionTimeoutPerGiB is the target KubeVirt CR's (seconds), for
+	// Migrate's bound; 0 takes KubeVirt's default.
+	CompletionTimeoutPerGiB int64
+	Timeouts                Timeouts
+	// Inventory: the maps of Source and Target and References were read
+	// (the reconciler reads them only for the steps that need them, see
+	// NeedsInventory). A step that needs them waits without.
+	Inventory bool
+	// References are the Secrets and ConfigMaps the VM references
+	// (ReferencedResources of the source VM).
+	References []ResourceRef
+	Source     SourceView
+	Target     TargetView
+	// LastError is the last action of this VM that failed in this
+	// process, if any: said when a step gives up, and a permanent one
+	// (the API server refused the object as invalid) fails the step.
+	LastError *ActionError
+}
+
+// SourceView is the VM's side of the source cluster.
+type SourceView struct {
+	// Err: the source could not be read (unreachable, token refused); the
+	// objects below are then unknown, not absent.
+	Err string
+	// VM, its VMI and the sending VMIM (by its deterministic name); nil
+	// when absent.
+	VM   *kubevirtv1.VirtualMachine
+	VMI  *kubevirtv1.VirtualMachineInstance
+	VMIM *kubevirtv1.VirtualMachineInstanceMigration
+	// The VM's DataVolumes, PVCs, and referenced Secrets and ConfigMaps
+	// that exist, by name (with Inventory).
+	DataVolumes map[string]*cdiv1beta1.DataVolume
+	PVCs        map[string]*corev1.PersistentVolumeClaim
+	Secrets     map[string]*corev1.Secret
+	ConfigMaps  map[string]*corev1.ConfigMap
+}
+
+// TargetView is the VM's side of the target cluster.
+type TargetView struct {
+	// Err: the target could not be read.
+	Err string
+	// Namespace is the target namespace, nil if absent.
+	Namespace *corev1.Namespace
+	// VM, its VMI and the receiving VMIM, by name; nil when absent.
+	VM   *kubevirtv1.VirtualMachine
+	VMI  *kubevirtv1.VirtualMachineInstance
+	VMIM *kubevirtv1.VirtualMachineInstanceMigration
+	// DataVolumes, PVCs, Secrets and ConfigMaps of the target namespace
+	// that exist, by name: those of the VM's names (whoever made them),
+	// and the volumes labelled for this VM of this migration (with
+	// Inventory).
+	DataVolumes map[string]*cdiv1beta1.DataVolume
+	PVCs        map[string]*corev1.PersistentVolumeClaim
+	Secrets     map[string]*corev1.Secret
+	ConfigMaps  map[string]*corev1.ConfigMap
+}
+
+// ActionError is an action that failed.
+type ActionError struct {
+	// Step the action was for.
+	Step    string
+	Message string
+	// Permanent: retrying cannot help (the object is invalid).
+	Permanent bool
+}
+
+// Side is a cluster of the migration.
+type Side string
+
+// The two sides.
+const (
+	SideSource Side = "source"
+	SideTarget Side = "target"
+)
+
+// Op is what an action does.
+type Op string
+
+// Operations.
+const (
+	OpCreate Op = "create"
+	OpDelete Op = "delete"
+)
+
+// Action is one write the decision asks for.
+type Action struct {
+	Side   Side
+	Op     Op
+	Object client.Object
+}
+
+func (a Action) String() string {
+	return fmt.Sprintf("%s %s %s on the %s", a.Op, kindOf(a.Object), objectName(a.Object), a.Side)
+}
+
+// VMDecision is what StepVM decided; the reconciler writes the status
+// (conditional on the Migration's version) and then does the actions.
+type VMDecision struct {
+	Status       forkliftv1beta1.VMStatus
+	Actions      []Action
+	RequeueAfter time.Duration
+	Events       []Event
+}
+
+// Event is a Kubernetes event on the Migration.
+type Event struct {
+	Type, Reason, Message string
+}
+
+// NeedsInventory says whether the VM's current step needs VMObserved's
+// maps and References: CopyResources, CreateVolumes and Cleanup.
+func NeedsInventory(status forkliftv1beta1.VMStatus) bool {
+	if isFinal(status.Phase) {
+		return false
+	}
+	switch status.Phase {
+	case StepCopyResources, StepCreateVolumes, StepCleanup:
+		return true
+	}
+	return false
+}
+
+// Requeue intervals.
+const (
+	// pollSource: the source cluster is not watched; a step waiting on it
+	// looks again this often (Migrate mirrors progress at this pace).
+	pollSource = time.Second
+	// pollTarget: target objects are watched; this is a fallback.
+	pollTarget = 2 * time.Second
+	// afterAction: look again this soon after acting (the watch event of
+	// the created object usually comes first).
+	afterAction = 500 * time.Millisecond
+)
+
+// StepVM decides the next move of one VM's pipeline from what is observed
+// now. It is pure: no I/O, no clock but obs.Now. One call makes at most
+// one transition (or asks for the writes of one step); the write of its
+// decision, or the objects it creates, bring the next call.
+//
+// What is created is derived from what exists: a step creates only
+// objects that are absent, under deterministic names, and completes once
+// it sees them, checked against the labels; so a controller restarted at
+// any point, with the status it last wrote, carries on and never makes an
+// object twice.
+func StepVM(obs VMObserved) VMDecision {
+	s := &vmStepper{obs: obs, t: obs.Timeouts.withDefaults(), now: metav1.NewTime(obs.Now)}
+	s.d.Status = *obs.Status.DeepCopy()
+	ensurePipeline(&s.d.Status)
+	s.decide()
+	return s.d
+}
+
+type vmStepper struct {
+	obs VMObserved
+	t   Timeouts
+	now metav1.Time
+	d   VMDecision
+}
+
+// ensurePipeline gives a VM status without one the pipeline, all Pending.
+func ensurePipeline(status *forkliftv1beta1.VMStatus) {
+	if len(status.Pipeline) == len(Steps) {
+		return
+	}
+	status.Pipeline = NewPipeline()
+}
+
+// NewPipeline is the pipeline of a VM that has not started.
+func NewPipeline() []forkliftv1beta1.Step {
+	pipeline := make([]forkliftv1beta1.Step, len(Steps))
+	for i, name := range Steps {
+		pipeline[i] = forkliftv1beta1.Step{Task: forkliftv1beta1.Task{
+			Name: name, Description: stepDescriptions[name], Phase: PhasePending,
+		}}
+	}
+	return pipeline
+}
+
+func isFinal(phase string) bool {
+	return phase == VMCompleted || phase == VMFailed || phase == VMCanceled
+}
+
+// IsFinal reports whether the VM's pipeline ended.
+func IsFinal(status forkliftv1beta1.VMStatus) bool { return isFinal(status.Phase) }
+
+func stepIndex(name string) int {
+	for i, step := range Steps {
+		if step == name {
+			return i
+		}
+	}
+	return -1
+}
+
+var cleanupIndex = stepIndex(StepCleanup)
+var migrateIndex = stepIndex(StepMigrate)
+
+// current is the index of the step the VM is in: Cleanup once it runs,
+// else the first step not completed.
+func (s *vmStepper) current() int {
+	pipeline := s.d.Status.Pipeline
+	if pipeline[cleanupIndex].Phase != PhasePending {
+		return cleanupIndex
+	}
+	for i := range pipeline {
+		if pipeline[i].Phase != PhaseCompleted {
+			return i
+		}
+	}
+	return cleanupIndex
+}
+
+func (s *vmStepper) step(i int) *forkliftv1beta1.Step { return &s.d.Status.Pipeline[i] }
+
+func (s *vmStepper) decide() {
+	if isFinal(s.d.Status.Phase) {
+		return
+	}
+	i := s.current()
+	if s.obs.Cancel && s.cancelApplies(i) {
+		s.cancel(i)
+		return
+	}
+	step := s.step(i)
+	if step.Phase == PhasePending {
+		if i == 0 && !s.obs.MayStart {
+			s.d.RequeueAfter = pollTarget
+			return
+		}
+		s.start(i)
+	}
+	if step.Phase == PhaseFailed && i == cleanupIndex {
+		s.finish()
+		return
+	}
+	if s.obs.LastError != nil && s.obs.LastError.Permanent && s.obs.LastError.Step == step.Name && i != cleanupIndex {
+		s.fail(i, s.obs.LastError.Message)
+		return
+	}
+	switch step.Name {
+	case StepInitialize:
+		s.initialize(i)
+	case StepCopyResources:
+		s.copyResources(i)
+	case StepCreateVolumes:
+		s.createVolumes(i)
+	case StepCreateReceiver:
+		s.createReceiver(i)
+	case StepWaitForReceiver:
+		s.waitForReceiver(i)
+	case StepCreateTargetMigration:
+		s.createTargetMigration(i)
+	case StepCreateSourceMigration:
+		s.createSourceMigration(i)
+	case StepMigrate:
+		s.migrate(i)
+	case StepCleanup:
+		s.cleanup(i)
+	}
+}
+
+// ---- transitions ----
+
+func (s *vmStepper) start(i int) {
+	step := s.step(i)
+	step.Phase = PhaseRunning
+	step.Started = s.nowPtr()
+	step.Completed = nil
+	s.d.Status.Phase = step.Name
+	if s.d.Status.Started == nil {
+		s.d.Status.Started = s.nowPtr()
+	}
+}
+
+// complete ends step i, records annotations and starts the next step
+// (its handler runs on the next call, with fresh observations); Migrate
+// leads to Cleanup of a success, Cleanup to the end.
+func (s *vmStepper) complete(i int, annotations map[string]string) {
+	step := s.step(i)
+	step.Phase = PhaseCompleted
+	step.Completed = s.nowPtr()
+	step.Reason = ""
+	s.annotate(i, annotations)
+	switch i {
+	case cleanupIndex:
+		s.finish()
+	case migrateIndex:
+		s.beginCleanup(VMCompleted, "the VM migrated")
+	default:
+		s.start(i + 1)
+	}
+}
+
+func (s *vmStepper) annotate(i int, annotations map[string]string) {
+	if len(annotations) == 0 {
+		return
+	}
+	step := s.step(i)
+	if step.Annotations == nil {
+		step.Annotations = map[string]string{}
+	}
+	for k, v := range annotations {
+		step.Annotations[k] = v
+	}
+}
+
+// fail ends step i as Failed with why; the VM fails, after Cleanup.
+func (s *vmStepper) fail(i int, reasons ...string) {
+	step := s.step(i)
+	failure := &forkliftv1beta1.Error{Phase: step.Name, Reasons: reasons}
+	step.Phase = PhaseFailed
+	step.Completed = s.nowPtr()
+	step.Error = failure
+	if i == cleanupIndex {
+		s.finish()
+		return
+	}
+	s.d.Status.Error = failure.DeepCopy()
+	s.event(corev1.EventTypeWarning, "VMFailed", fmt.Sprintf("%s failed in %s: %s", s.vmName(), step.Name, strings.Join(reasons, "; ")))
+	s.beginCleanup(VMFailed, strings.Join(reasons, "; "))
+}
+
+// beginCleanup starts Cleanup for an outcome (VMCompleted, VMFailed or
+// VMCanceled), which it keeps in the step's annotations.
+func (s *vmStepper) beginCleanup(outcome, why string) {
+	cleanup := s.step(cleanupIndex)
+	cleanup.Phase = PhaseRunning
+	cleanup.Started = s.nowPtr()
+	cleanup.Completed = nil
+	s.annotate(cleanupIndex, map[string]string{AnnotationOutcome: outcome, AnnotationCleanupReason: why})
+	s.d.Status.Phase = StepCleanup
+	s.d.RequeueAfter = afterAction
+}
+
+// finish ends the VM with Cleanup's outcome. A Cleanup that failed leaves
+// a success a success (the guest moved) with a warning condition, and
+// adds its reason to a failure.
+func (s *vmStepper) finish() {
+	cleanup := s.step(cleanupIndex)
+	outcome := cleanup.Annotations[AnnotationOutcome]
+	if outcome == "" {
+		outcome = VMFailed
+	}
+	st := &s.d.Status
+	st.Phase = outcome
+	st.Completed = s.nowPtr()
+	if cleanup.Error != nil {
+		message := "cleanup incomplete: " + strings.Join(cleanup.Error.Reasons, "; ")
+		switch {
+		case outcome == VMCompleted:
+			st.Conditions = append(st.Conditions, forkliftv1beta1.Condition{
+				Type: "CleanupIncomplete", Status: forkliftv1beta1.ConditionTrue, Category: forkliftv1beta1.CategoryWarn,
+				Reason: "DeadlineExceeded", Message: message, LastTransitionTime: s.now,
+			})
+		case st.Error != nil:
+			st.Error.Reasons = append(st.Error.Reasons, message)
+		default:
+			st.Error = &forkliftv1beta1.Error{Phase: StepCleanup, Reasons: []string{message}}
+		}
+	}
+	s.d.RequeueAfter = 0
+	switch outcome {
+	case VMCompleted:
+		s.event(corev1.EventTypeNormal, "VMMigrated", fmt.Sprintf("%s migrated", s.vmName()))
+	case VMCanceled:
+		s.event(corev1.EventTypeNormal, "VMCanceled", fmt.Sprintf("%s: migration canceled", s.vmName()))
+	}
+}
+
+// cancelApplies: a cancel stops the VM unless it is already in Cleanup
+// (a success's, a failure's or a cancel's) or its guest already arrived.
+func (s *vmStepper) cancelApplies(i int) bool {
+	if i == cleanupIndex {
+		return false
+	}
+	if i == migrateIndex && succeeded(s.obs.Target.VMIM) {
+		return false
+	}
+	return true
+}
+
+func (s *vmStepper) cancel(i int) {
+	step := s.step(i)
+	if step.Phase == PhaseRunning {
+		step.Phase = PhaseFailed
+		step.Reason = "Canceled"
+		step.Completed = s.nowPtr()
+	}
+	s.event(corev1.EventTypeNormal, "VMCanceling", fmt.Sprintf("%s: canceled in %s; cleaning up", s.vmName(), step.Name))
+	s.beginCleanup(VMCanceled, "canceled by the user in "+step.Name)
+}
+
+// ---- waiting and acting, with the step's deadline ----
+
+// deadline is step i's bound.
+func (s *vmStepper) deadline(i int) time.Duration {
+	switch i {
+	case migrateIndex:
+		return s.migrateBudget()
+	case cleanupIndex:
+		return s.t.Cleanup
+	}
+	return s.t.Step
+}
+
+// expired fails step i if its deadline passed, saying what it waited for,
+// and reports whether it did.
+func (s *vmStepper) expired(i int, waitingFor string) bool {
+	step := s.step(i)
+	if step.Started == nil {
+		return false
+	}
+	limit := s.deadline(i)
+	if s.now.Sub(step.Started.Time) < limit {
+		return false
+	}
+	reason := fmt.Sprintf("%s did not finish within %s: %s", step.Name, limit, waitingFor)
+	if e := s.obs.LastError; e != nil && e.Step == step.Name {
+		reason += "; last error: " + e.Message
+	}
+	s.fail(i, reason)
+	return true
+}
+
+// wait keeps step i running, saying why, and looks again after poll or
+// at the deadline, whichever comes first.
+func (s *vmStepper) wait(i int, waitingFor string, poll time.Duration) {
+	if s.expired(i, waitingFor) {
+		return
+	}
+	step := s.step(i)
+	step.Reason = waitingFor
+	if e := s.obs.LastError; e != nil && e.Step == step.Name {
+		step.Reason += " (retrying: " + e.Message + ")"
+	}
+	remaining := s.deadline(i) - s.now.Sub(step.Started.Time)
+	s.requeueIn(min(poll, max(remaining, time.Second)))
+}
+
+// act asks for actions for step i, unless its deadline passed.
+func (s *vmStepper) act(i int, what string, actions ...Action) {
+	if s.expired(i, what) {
+		return
+	}
+	s.step(i).Reason = what
+	s.d.Actions = append(s.d.Actions, actions...)
+	s.requeueIn(afterAction)
+}
+
+func (s *vmStepper) requeueIn(d time.Duration) {
+	if d <= 0 {
+		d = afterAction
+	}
+	if s.d.RequeueAfter == 0 || d < s.d.RequeueAfter {
+		s.d.RequeueAfter = d
+	}
+}
+
+func (s *vmStepper) event(eventType, reason, message string) {
+	s.d.Events = append(s.d.Events, Event{Type: eventType, Reason: reason, Message: message})
+}
+
+// ---- the steps ----
+
+func (s *vmStepper) initialize(i int) {
+	src := s.obs.Source
+	if src.Err != "" {
+		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+		return
+	}
+	vm := src.VM
+	st := &s.d.Status
+	switch {
+	case vm == nil:
+		s.fail(i, fmt.Sprintf("VM %s does not exist on the source cluster: remove it from the plan, or fix its name", s.vmName()))
+		return
+	case st.ID != "" && string(vm.UID) != st.ID:
+		s.fail(i, fmt.Sprintf("VM %s/%s has UID %s, not %s as the plan says: it was replaced; update the plan's VM id", vm.Namespace, vm.Name, vm.UID, st.ID))
+		return
+	case vm.DeletionTimestamp != nil:
+		s.fail(i, fmt.Sprintf("VM %s/%s is being deleted on the source", vm.Namespace, vm.Name))
+		return
+	case vm.Spec.Template == nil:
+		s.fail(i, fmt.Sprintf("VM %s/%s has no template", vm.Namespace, vm.Name))
+		return
+	}
+	vmi := src.VMI
+	if vmi == nil || vmi.Status.Phase != kubevirtv1.Running || vmi.Status.NodeName == "" {
+		state := "it has no VMI"
+		if vmi != nil {
+			state = fmt.Sprintf("its VMI is %s", vmi.Status.Phase)
+			if vmi.Status.Phase == kubevirtv1.Running {
+				state += " on no node"
+			}
+		}
+		s.fail(i, fmt.Sprintf("VM %s/%s is not running (%s): only a running VM can be live-migrated; start it, or remove it from the plan", vm.Namespace, vm.Name, state))
+		return
+	}
+	probe := vm.Spec.Template.Spec.DeepCopy()
+	if err := rewriteNetworks(probe, vm.Namespace, s.obs.NetworkMap); err != nil {
+		s.fail(i, fmt.Sprintf("VM %s/%s: %v", vm.Namespace, vm.Name, err))
+		return
+	}
+	st.ID, st.Name, st.Namespace = string(vm.UID), vm.Name, vm.Namespace
+	s.complete(i, map[string]string{
+		AnnotationSourceNode:  vmi.Status.NodeName,
+		AnnotationSourceVMI:   string(vmi.UID),
+		AnnotationRunStrategy: string(vm.EffectiveRunStrategy()),
+		AnnotationMACs:        interfaceMACs(vm, vmi),
+		AnnotationMemoryBytes: strconv.FormatInt(vm.Spec.Template.Spec.GuestMemoryBytes(), 10),
+	})
+}
+
+func (s *vmStepper) copyResources(i int) {
+	if !s.ready(i) {
+		return
+	}
+	target, src := s.obs.Target, s.obs.Source
+	namespace := s.obs.TargetNamespace
+	if target.Namespace == nil {
+		s.act(i, "creating namespace "+namespace, Action{Side: SideTarget, Op: OpCreate, Object: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}})
+		return
+	}
+	var creates []Action
+	for _, ref := range s.obs.References {
+		if target.has(ref) {
+			continue // copied, or there already: kept as it is
+		}
+		if src.Err != "" {
+			s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+			return
+		}
+		original := src.get(ref)
+		if original == nil {
+			s.fail(i, fmt.Sprintf("VM %s references %s, which does not exist in namespace %s on the source", s.vmName(), ref, s.d.Status.Namespace))
+			return
+		}
+		creates = append(creates, Action{Side: SideTarget, Op: OpCreate, Object: copyOf(original, namespace, s.labels())})
+	}
+	if len(creates) > 0 {
+		s.act(i, fmt.Sprintf("copying %d referenced Secrets and ConfigMaps", len(creates)), creates...)
+		return
+	}
+	s.complete(i, nil)
+}
+
+func (s *vmStepper) createVolumes(i int) {
+	if !s.ready(i) {
+		return
+	}
+	src, target := s.obs.Source, s.obs.Target
+	if src.Err != "" {
+		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+		return
+	}
+	if src.VM == nil {
+		s.fail(i, fmt.Sprintf("VM %s disappeared from the source", s.vmName()))
+		return
+	}
+	planned, err := planVolumes(src.VM, src.DataVolumes, src.PVCs, s.obs.StorageMap)
+	if err != nil {
+		s.fail(i, err.Error())
+		return
+	}
+	namespace := s.obs.TargetNamespace
+	var creates []Action
+	for _, p := range planned {
+		var existing client.Object
+		if p.Kind == VolumeDataVolume {
+			if dv := target.DataVolumes[p.Name]; dv != nil {
+				existing = dv
+			} else if pvc := target.PVCs[p.Name]; pvc != nil {
+				s.fail(i, fmt.Sprintf("PVC %s/%s already exists on the target and was not made by this migration: delete it, or migrate to another namespace", namespace, p.Name))
+				return
+			}
+		} else if pvc := target.PVCs[p.Name]; pvc != nil {
+			existing = pvc
+		}
+		if existing != nil {
+			if !s.owns(existing) {
+				s.fail(i, fmt.Sprintf("%s %s/%s already exists on the target and was not made by this migration: delete it, or migrate to another namespace", p.Kind, namespace, p.Name))
+				return
+			}
+			continue
+		}
+		creates = append(creates, Action{Side: SideTarget, Op: OpCreate, Object: volumeObject(p, namespace, s.labels())})
+	}
+	if len(creates) > 0 {
+		s.act(i, fmt.Sprintf("creating %d volumes", len(creates)), creates...)
+		return
+	}
+	s.complete(i, map[string]string{AnnotationDiskBytes: strconv.FormatInt(totalBytes(planned), 10)})
+}
+
+func (s *vmStepper) createReceiver(i int) {
+	src, target := s.obs.Source, s.obs.Target
+	if target.Err != "" {
+		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+		return
+	}
+	if vm := target.VM; vm != nil {
+		if !s.owns(vm) {
+			s.fail(i, fmt.Sprintf("VM %s/%s already exists on the target and was not made by this migration: delete it, or migrate to another namespace", vm.Namespace, vm.Name))
+			return
+		}
+		s.complete(i, nil)
+		return
+	}
+	if src.Err != "" {
+		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+		return
+	}
+	if src.VM == nil {
+		s.fail(i, fmt.Sprintf("VM %s disappeared from the source", s.vmName()))
+		return
+	}
+	initialized := s.step(0).Annotations
+	vm, err := receiverVM(receiverInput{
+		Source: src.VM, TargetNamespace: s.obs.TargetNamespace,
+		MACs:        parseMACs(initialized[AnnotationMACs]),
+		RunStrategy: kubevirtv1.VirtualMachineRunStrategy(initialized[AnnotationRunStrategy]),
+		NetworkMap:  s.obs.NetworkMap, Labels: s.labels(),
+	})
+	if err != nil {
+		s.fail(i, err.Error())
+		return
+	}
+	s.act(i, "creating the receiving VM", Action{Side: SideTarget, Op: OpCreate, Object: vm})
+}
+
+func (s *vmStepper) waitForReceiver(i int) {
+	target := s.obs.Target
+	if target.Err != "" {
+		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+		return
+	}
+	vm, vmi := target.VM, target.VMI
+	switch {
+	case vm == nil:
+		s.fail(i, fmt.Sprintf("the receiving VM %s/%s was deleted", s.obs.TargetNamespace, s.d.Status.Name))
+	case vmi == nil:
+		s.wait(i, "waiting for the receiving VMI to be created"+vmSays(vm), pollTarget)
+	case vmi.Status.Phase == kubevirtv1.WaitingForSync:
+		s.complete(i, nil)
+	case vmi.Status.Phase == kubevirtv1.Failed:
+		s.fail(i, fmt.Sprintf("the receiving VMI %s/%s failed: %s", vmi.Namespace, vmi.Name, vmi.Status.Reason))
+	default:
+		s.wait(i, fmt.Sprintf("waiting for the receiving VMI to reach WaitingForSync (phase %q)%s", vmi.Status.Phase, vmSays(vm)), pollTarget)
+	}
+}
+
+// vmSays is the VM's printable status and failure, for wait messages.
+func vmSays(vm *kubevirtv1.VirtualMachine) string {
+	said := ""
+	if vm.Status.PrintableStatus != "" {
+		said = fmt.Sprintf("; VM status %s", vm.Status.PrintableStatus)
+	}
+	for _, c := range vm.Status.Conditions {
+		if c.Type == kubevirtv1.VirtualMachineFailure && c.Status == corev1.ConditionTrue {
+			said += ": " + c.Message
+		}
+	}
+	return said
+}
+
+func (s *vmStepper) createTargetMigration(i int) {
+	target := s.obs.Target
+	if target.Err != "" {
+		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+		return
+	}
+	m := target.VMIM
+	if m == nil {
+		st := s.d.Status
+		s.act(i, "creating the receiving migration", Action{Side: SideTarget, Op: OpCreate,
+			Object: targetVMIM(s.vmimName(), s.obs.TargetNamespace, st.Name, s.migrationID(), s.labels())})
+		return
+	}
+	switch {
+	case !s.owns(m):
+		s.fail(i, fmt.Sprintf("VMIM %s/%s already exists on the target and was not made by this migration", m.Namespace, m.Name))
+	case m.Status.Phase == kubevirtv1.MigrationFailed:
+		s.fail(i, fmt.Sprintf("the receiving migration %s/%s failed: %s", m.Namespace, m.Name, vmimFailure(m)))
+	case len(m.Status.SynchronizationAddresses) > 0:
+		s.complete(i, map[string]string{AnnotationConnectURL: m.Status.SynchronizationAddresses[0]})
+	default:
+		s.wait(i, fmt.Sprintf("waiting for the receiving migration %s/%s to publish its synchronization address (phase %q)", m.Namespace, m.Name, m.Status.Phase), pollTarget)
+	}
+}
+
+func (s *vmStepper) createSourceMigration(i int) {
+	src, target := s.obs.Source, s.obs.Target
+	if src.Err != "" {
+		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+		return
+	}
+	if m := src.VMIM; m != nil {
+		if !s.owns(m) {
+			s.fail(i, fmt.Sprintf("VMIM %s/%s already exists on the source and was not made by this migration", m.Namespace, m.Name))
+			return
+		}
+		s.complete(i, nil)
+		return
+	}
+	// Send only to a receiver that still waits.
+	if target.Err != "" {
+		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+		return
+	}
+	switch tm := target.VMIM; {
+	case tm == nil:
+		s.fail(i, fmt.Sprintf("the receiving migration %s/%s was deleted", s.obs.TargetNamespace, s.vmimName()))
+		return
+	case tm.Status.Phase == kubevirtv1.MigrationFailed:
+		s.fail(i, fmt.Sprintf("the receiving migration %s/%s failed: %s", tm.Namespace, tm.Name, vmimFailure(tm)))
+		return
+	}
+	connectURL := s.step(stepIndex(StepCreateTargetMigration)).Annotations[AnnotationConnectURL]
+	if connectURL == "" && len(target.VMIM.Status.SynchronizationAddresses) > 0 {
+		connectURL = target.VMIM.Status.SynchronizationAddresses[0]
+	}
+	if connectURL == "" {
+		s.fail(i, "no synchronization address of the receiving migration is known")
+		return
+	}
+	st := s.d.Status
+	s.act(i, "creating the sending migration", Action{Side: SideSource, Op: OpCreate,
+		Object: sourceVMIM(s.vmimName(), st.Namespace, st.Name, s.migrationID(), connectURL, s.labels())})
+}
+
+func (s *vmStepper) migrate(i int) {
+	src, target := s.obs.Source, s.obs.Target
+	tm, sm := target.VMIM, src.VMIM
+	s.mirrorProgress(i, sm, tm, src.Err == "")
+	if target.Err != "" {
+		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+		return
+	}
+	if succeeded(tm) {
+		if src.Err == "" && (sm == nil || sm.IsFinal()) {
+			s.complete(i, nil)
+			return
+		}
+		phase := "unknown: " + src.Err
+		if src.Err == "" {
+			phase = string(sm.Status.Phase)
+		}
+		s.wait(i, fmt.Sprintf("the guest runs on the target; waiting for the sending migration to end (phase %s)", phase), pollSource)
+		return
+	}
+	switch {
+	case tm == nil:
+		s.fail(i, fmt.Sprintf("the receiving migration %s/%s was deleted", s.obs.TargetNamespace, s.vmimName()))
+		return
+	case tm.Status.Phase == kubevirtv1.MigrationFailed:
+		reason := fmt.Sprintf("the receiving migration failed: %s", vmimFailure(tm))
+		if src.Err == "" && sm != nil && sm.Status.Phase == kubevirtv1.MigrationFailed {
+			reason += fmt.Sprintf("; the sending migration failed: %s", vmimFailure(sm))
+		}
+		s.fail(i, reason)
+		return
+	}
+	if src.Err != "" {
+		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+		return
+	}
+	switch {
+	case sm == nil:
+		s.fail(i, fmt.Sprintf("the sending migration %s/%s was deleted on the source", s.d.Status.Namespace, s.vmimName()))
+	case sm.Status.Phase == kubevirtv1.MigrationFailed:
+		s.fail(i, fmt.Sprintf("the sending migration failed: %s", vmimFailure(sm)))
+	default:
+		s.wait(i, fmt.Sprintf("migrating: sending migration %s, receiving migration %s", phaseOf(sm), phaseOf(tm)), pollSource)
+	}
+}
+
+func phaseOf(m *kubevirtv1.VirtualMachineInstanceMigration) string {
+	if m.Status.Phase == "" {
+		return "not yet accepted"
+	}
+	return string(m.Status.Phase)
+}
+
+func succeeded(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
+	return m != nil && m.Status.Phase == kubevirtv1.MigrationSucceeded
+}
+
+// mirrorProgress copies the sending migration's progress into Migrate:
+// bytes transferred of the total, and the annotations of the contract.
+func (s *vmStepper) mirrorProgress(i int, sm, tm *kubevirtv1.VirtualMachineInstanceMigration, sourceRead bool) {
+	annotations := map[string]string{}
+	if tm != nil {
+		annotations[AnnotationTargetPhase] = string(tm.Status.Phase)
+	}
+	if sourceRead && sm != nil {
+		annotations[AnnotationSourcePhase] = string(sm.Status.Phase)
+		if state := sm.Status.MigrationState; state != nil && state.Progress != nil {
+			p := state.Progress
+			s.step(i).Progress = forkliftv1beta1.Progress{Completed: p.TransferredBytes, Total: p.TotalBytes}
+			annotations[AnnotationRemaining] = strconv.FormatInt(p.RemainingBytes, 10)
+			annotations[AnnotationDirtyRate] = strconv.FormatInt(p.DirtyRateBytesPerSecond, 10)
+			annotations[AnnotationIteration] = strconv.FormatInt(p.Iteration, 10)
+			downtime := p.DowntimeMs
+			if downtime == 0 && tm != nil && tm.Status.MigrationState != nil && tm.Status.MigrationState.Progress != nil {
+				// The target's copy (pushed by the sync controller) may
+				// have the final figure first.
+				downtime = tm.Status.MigrationState.Progress.DowntimeMs
+			}
+			if downtime == 0 {
+				downtime = p.ExpectedDowntimeMs
+			}
+			annotations[AnnotationDowntime] = strconv.FormatInt(downtime, 10)
+		}
+	}
+	s.annotate(i, annotations)
+}
+
+// migrateBudget bounds Migrate by the VMIMs' own deadlines: the source's
+// synchronization, KubeVirt's completion timeout per GiB of memory and
+// disks (at least one GiB), the abort and handover waits, plus a margin.
+func (s *vmStepper) migrateBudget() time.Duration {
+	bytes := parseInt(s.step(0).Annotations[AnnotationMemoryBytes]) + parseInt(s.step(stepIndex(StepCreateVolumes)).Annotations[AnnotationDiskBytes])
+	return MigrateBudget(bytes, s.obs.CompletionTimeoutPerGiB, s.t.MigrateMargin)
+}
+
+// MigrateBudget is Migrate's bound for a VM of memory and disks totalling
+// bytes, with KubeVirt's completionTimeoutPerGiB (0: its default).
+func MigrateBudget(bytes, completionTimeoutPerGiB int64, margin time.Duration) time.Duration {
+	const gib = 1 << 30
+	gibs := max((bytes+gib-1)/gib, 1)
+	if completionTimeoutPerGiB <= 0 {
+		completionTimeoutPerGiB = kubevirtv1.DefaultCompletionTimeoutPerGiB
+	}
+	completion := time.Duration(gibs*completionTimeoutPerGiB) * time.Second
+	return migrationcontroller.DefaultSyncTimeout + completion + migrationcontroller.DefaultAbortTimeout + migrationcontroller.DefaultHandoverTimeout + margin
+}
+
+func parseInt(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// cleanup removes the VMIMs; after a failure or cancel, once they are
+// gone, what was made on the target for this VM (never anything on the
+// source but the sending VMIM, and never a target VM whose VMI runs the
+// guest).
+func (s *vmStepper) cleanup(i int) {
+	if !s.ready(i) {
+		return
+	}
+	src, target := s.obs.Source, s.obs.Target
+	outcome := s.step(i).Annotations[AnnotationOutcome]
+	var deletes []Action
+	var remaining []string
+	remove := func(side Side, obj client.Object) {
+		if isNil(obj) || !s.owns(obj) {
+			return
+		}
+		remaining = append(remaining, fmt.Sprintf("%s %s on the %s", kindOf(obj), objectName(obj), side))
+		if obj.GetDeletionTimestamp() == nil {
+			deletes = append(deletes, Action{Side: side, Op: OpDelete, Object: obj})
+		}
+	}
+	remove(SideTarget, target.VMIM)
+	if src.Err != "" {
+		if len(deletes) > 0 {
+			s.act(i, "deleting the migrations", deletes...)
+			return
+		}
+		s.wait(i, "cannot read the source cluster to delete the sending migration: "+src.Err, pollSource)
+		return
+	}
+	remove(SideSource, src.VMIM)
+	if len(remaining) > 0 || outcome == VMCompleted {
+		s.removeOrFinish(i, "the migrations", deletes, remaining)
+		return
+	}
+	// A failure or cancel: the target's objects, once both VMIMs are gone.
+	keep := target.VMI != nil && target.VMI.Status.Phase == kubevirtv1.Running && target.VM != nil && s.owns(target.VM)
+	if keep {
+		s.annotate(i, map[string]string{AnnotationKeptTargetVM: fmt.Sprintf("VM %s/%s kept with its disks: its VMI runs the guest on %s", target.VM.Namespace, target.VM.Name, target.VMI.Status.NodeName)})
+	} else {
+		remove(SideTarget, target.VM)
+		for _, name := range sortedKeys(target.DataVolumes) {
+			remove(SideTarget, target.DataVolumes[name])
+		}
+		for _, name := range sortedKeys(target.PVCs) {
+			remove(SideTarget, target.PVCs[name])
+		}
+	}
+	for _, name := range sortedKeys(target.Secrets) {
+		remove(SideTarget, target.Secrets[name])
+	}
+	for _, name := range sortedKeys(target.ConfigMaps) {
+		remove(SideTarget, target.ConfigMaps[name])
+	}
+	s.removeOrFinish(i, "what was made on the target", deletes, remaining)
+}
+
+func (s *vmStepper) removeOrFinish(i int, what string, deletes []Action, remaining []string) {
+	switch {
+	case len(deletes) > 0:
+		s.act(i, "deleting "+what, deletes...)
+	case len(remaining) > 0:
+		s.wait(i, "waiting for the deletion of "+strings.Join(remaining, ", "), pollSource)
+	default:
+		s.complete(i, nil)
+	}
+}
+
+// ready: the step has what it needs (the inventory), and the target could
+// be read; else it waits.
+func (s *vmStepper) ready(i int) bool {
+	if !s.obs.Inventory {
+		s.requeueIn(afterAction)
+		return false
+	}
+	if s.obs.Target.Err != "" {
+		s.wait(i, "cannot read the target cluster: "+s.obs.Target.Err, pollTarget)
+		return false
+	}
+	return true
+}
+
+// ---- helpers ----
+
+func (s *vmStepper) labels() map[string]string {
+	return Labels(s.obs.PlanUID, s.obs.MigrationUID, s.d.Status.ID)
+}
+
+func (s *vmStepper) owns(obj client.Object) bool {
+	return owned(obj, s.obs.MigrationUID, s.d.Status.ID)
+}
+
+func (s *vmStepper) migrationID() string { return MigrationID(s.d.Status.ID, s.obs.MigrationUID) }
+
+func (s *vmStepper) vmimName() string { return VMIMName(s.d.Status.Name, s.obs.MigrationUID) }
+
+func (s *vmStepper) nowPtr() *metav1.Time {
+	t := s.now
+	return &t
+}
+
+func (s *vmStepper) vmName() string { return vmRefName(s.d.Status.Ref) }
+
+func vmRefName(ref forkliftv1beta1.Ref) string {
+	switch {
+	case ref.Name != "" && ref.Namespace != "":
+		return ref.Namespace + "/" + ref.Name
+	case ref.Name != "":
+		return ref.Name
+	}
+	return "id " + ref.ID
+}
+
+func (t TargetView) has(ref ResourceRef) bool {
+	switch ref.Kind {
+	case KindSecret:
+		return t.Secrets[ref.Name] != nil
+	case KindConfigMap:
+		return t.ConfigMaps[ref.Name] != nil
+	}
+	return false
+}
+
+func (v SourceView) get(ref ResourceRef) client.Object {
+	switch ref.Kind {
+	case KindSecret:
+		if secret := v.Secrets[ref.Name]; secret != nil {
+			return secret
+		}
+	case KindConfigMap:
+		if configMap := v.ConfigMaps[ref.Name]; configMap != nil {
+			return configMap
+		}
+	}
+	return nil
+}
+
+func sortedKeys[T any](m map[string]T) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *kubevirtv1.VirtualMachine:
+		return "VM"
+	case *kubevirtv1.VirtualMachineInstanceMigration:
+		return "VMIM"
+	case *cdiv1beta1.DataVolume:
+		return "DataVolume"
+	case *corev1.PersistentVolumeClaim:
+		return "PVC"
+	case *corev1.Secret:
+		return "Secret"
+	case *corev1.ConfigMap:
+		return "ConfigMap"
+	case *corev1.Namespace:
+		return "Namespace"
+	}
+	return fmt.Sprintf("%T", obj)
+}
+
+func objectName(obj client.Object) string {
+	if obj.GetNamespace() == "" {
+		return obj.GetName()
+	}
+	return obj.GetNamespace() + "/" + obj.GetName()
+}

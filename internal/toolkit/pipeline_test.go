@@ -1,0 +1,552 @@
+package toolkit
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+)
+
+// expect is what a StepVM decision must hold. Zero fields are not
+// checked, except actions (none expected unless listed) and failed (no
+// error unless given).
+type expect struct {
+	phase   string            // VMStatus.Phase
+	steps   map[string]string // step -> phase
+	actions []string          // Action.String(), in order
+	failed  string            // in VMStatus.Error's reasons
+	reason  string            // in the current step's Reason
+	outcome string            // Cleanup's outcome annotation
+	requeue time.Duration
+	events  []string
+}
+
+type stepCase struct {
+	name string
+	obs  VMObserved
+	want expect
+}
+
+func TestStepVM(t *testing.T) {
+	groups := map[string][]stepCase{
+		"Initialize":            initializeCases(),
+		"CopyResources":         copyResourcesCases(),
+		"CreateVolumes":         createVolumesCases(),
+		"CreateReceiver":        createReceiverCases(),
+		"WaitForReceiver":       waitForReceiverCases(),
+		"CreateTargetMigration": createTargetMigrationCases(),
+		"CreateSourceMigration": createSourceMigrationCases(),
+		"Migrate":               migrateCases(),
+		"Cleanup":               cleanupCases(),
+		"Cancel":                cancelCases(),
+		"Final":                 finalCases(),
+	}
+	for group, cases := range groups {
+		for _, tc := range cases {
+			t.Run(group+"/"+tc.name, func(t *testing.T) {
+				d := StepVM(tc.obs)
+				checkDecision(t, d, tc.want)
+				checkInvariants(t, tc.obs, d)
+			})
+		}
+	}
+}
+
+const (
+	createNamespace  = "create Namespace dst on the target"
+	createDataVolume = "create DataVolume dst/vm1-data on the target"
+	createVM         = "create VM dst/vm1 on the target"
+	createTargetVMIM = "create VMIM dst/vm1-1234abcd on the target"
+	createSourceVMIM = "create VMIM src/vm1-1234abcd on the source"
+	deleteTargetVMIM = "delete VMIM dst/vm1-1234abcd on the target"
+	deleteSourceVMIM = "delete VMIM src/vm1-1234abcd on the source"
+	deleteVM         = "delete VM dst/vm1 on the target"
+	deleteDataVolume = "delete DataVolume dst/vm1-data on the target"
+)
+
+func initializeCases() []stepCase {
+	pending := forkliftv1beta1.VMStatus{Ref: forkliftv1beta1.Ref{Name: vmName, Namespace: sourceNamespace}, Pipeline: NewPipeline()}
+	fails := func(says string) expect {
+		return expect{phase: StepCleanup, failed: says, outcome: VMFailed, steps: map[string]string{StepInitialize: PhaseFailed, StepCleanup: PhaseRunning}, events: []string{"VMFailed"}}
+	}
+	byID := pending
+	byID.ID = "other-uid"
+	unmapped := observe(pending, 0)
+	unmapped.NetworkMap = nil
+	return []stepCase{
+		{"a running VM: recorded, then CopyResources starts", observe(pending, 0),
+			expect{phase: StepCopyResources, steps: map[string]string{StepInitialize: PhaseCompleted, StepCopyResources: PhaseRunning}, requeue: 0}},
+		{"no slot: stays Pending", observe(pending, 0, func(o *VMObserved) { o.MayStart = false }),
+			expect{steps: map[string]string{StepInitialize: PhasePending}, requeue: pollTarget}},
+		{"source unreachable: waits", observe(pending, 0, sourceErr("connection refused")),
+			expect{phase: StepInitialize, reason: "cannot read the source cluster: connection refused", requeue: pollSource}},
+		{"source unreachable past the deadline: fails", observe(statusIn(StepInitialize, 0), DefaultStepTimeout, sourceErr("connection refused")),
+			fails("Initialize did not finish within 2m0s: cannot read the source cluster: connection refused")},
+		{"no VM", observe(pending, 0, noSourceVM), fails("VM src/vm1 does not exist on the source cluster")},
+		{"another UID than the plan's", observe(byID, 0), fails("has UID vm-uid, not other-uid")},
+		{"VM stopped", observe(pending, 0, func(o *VMObserved) { o.Source.VMI = nil }), fails("is not running (it has no VMI)")},
+		{"VMI not running", observe(pending, 0, withSourceVMI(kubevirtv1.Scheduled)), fails("is not running (its VMI is Scheduled)")},
+		{"a network the map lacks", unmapped, fails("network default (the pod network) is not in the plan's NetworkMap")},
+	}
+}
+
+func copyResourcesCases() []stepCase {
+	status := statusIn(StepCopyResources, 0)
+	withRefs := func(o *VMObserved) {
+		o.References = []ResourceRef{{Kind: KindSecret, Name: "creds"}, {Kind: KindConfigMap, Name: "settings"}}
+		o.Source.Secrets = map[string]*corev1.Secret{"creds": {ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: sourceNamespace}, Data: map[string][]byte{"k": []byte("v")}}}
+		o.Source.ConfigMaps = map[string]*corev1.ConfigMap{"settings": {ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: sourceNamespace}}}
+	}
+	secretThere := func(o *VMObserved) {
+		o.Target.Secrets["creds"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: targetNamespace}}
+	}
+	configMapThere := func(o *VMObserved) {
+		o.Target.ConfigMaps["settings"] = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: targetNamespace, Labels: ours()}}
+	}
+	return []stepCase{
+		{"without the inventory: looks again", observe(status, 0, withoutInventory), expect{phase: StepCopyResources, requeue: afterAction}},
+		{"no target namespace: made", observe(status, 0, withoutNamespace), expect{phase: StepCopyResources, actions: []string{createNamespace}, requeue: afterAction}},
+		{"nothing referenced: done", observe(status, 0),
+			expect{phase: StepCreateVolumes, steps: map[string]string{StepCopyResources: PhaseCompleted, StepCreateVolumes: PhaseRunning}}},
+		{"references copied if absent", observe(status, 0, withRefs),
+			expect{phase: StepCopyResources, actions: []string{"create Secret dst/creds on the target", "create ConfigMap dst/settings on the target"}}},
+		{"one already there (not ours: kept), one copied", observe(status, 0, withRefs, secretThere),
+			expect{phase: StepCopyResources, actions: []string{"create ConfigMap dst/settings on the target"}}},
+		{"both there: done", observe(status, 0, withRefs, secretThere, configMapThere), expect{phase: StepCreateVolumes}},
+		{"a reference missing on the source", observe(status, 0, withRefs, func(o *VMObserved) { o.Source.ConfigMaps = nil }),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "references ConfigMap settings, which does not exist in namespace src on the source", events: []string{"VMFailed"}}},
+		{"target unreachable past the deadline", observe(status, DefaultStepTimeout, func(o *VMObserved) { o.Target.Err = "timeout" }),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "CopyResources did not finish within 2m0s: cannot read the target cluster: timeout", events: []string{"VMFailed"}}},
+	}
+}
+
+func createVolumesCases() []stepCase {
+	status := statusIn(StepCreateVolumes, 0)
+	pvcDisk := func(o *VMObserved) {
+		o.Source.VM.Spec.Template.Spec.Volumes[1] = kubevirtv1.Volume{Name: "datadisk", PersistentVolumeClaim: &kubevirtv1.PersistentVolumeClaimVolumeSource{ClaimName: dataVolume}}
+		o.Source.DataVolumes = nil
+	}
+	otherClass := func(o *VMObserved) { o.Source.PVCs[dataVolume].Spec.StorageClassName = ptrTo("fast") }
+	return []stepCase{
+		{"a blank DataVolume per disk", observe(status, 0), expect{phase: StepCreateVolumes, actions: []string{createDataVolume}, requeue: afterAction}},
+		{"a PVC for a PVC disk", observe(status, 0, pvcDisk), expect{phase: StepCreateVolumes, actions: []string{"create PVC dst/vm1-data on the target"}}},
+		{"ours exists: done, disk bytes recorded", observe(status, 0, withTargetDV(ours())),
+			expect{phase: StepCreateReceiver, steps: map[string]string{StepCreateVolumes: PhaseCompleted, StepCreateReceiver: PhaseRunning}}},
+		{"someone else's DataVolume of that name", observe(status, 0, withTargetDV(nil)),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "DataVolume dst/vm1-data already exists on the target and was not made by this migration", events: []string{"VMFailed"}}},
+		{"a PVC of that name in the way", observe(status, 0, func(o *VMObserved) {
+			o.Target.PVCs[dataVolume] = &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: dataVolume, Namespace: targetNamespace}}
+		}), expect{phase: StepCleanup, outcome: VMFailed, failed: "PVC dst/vm1-data already exists on the target", events: []string{"VMFailed"}}},
+		{"an unmapped storage class", observe(status, 0, otherClass),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "storage class fast (DataVolume src/vm1-data) is not in the plan's StorageMap", events: []string{"VMFailed"}}},
+		{"the source DataVolume is gone", observe(status, 0, func(o *VMObserved) { o.Source.DataVolumes = nil }),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "DataVolume src/vm1-data does not exist on the source", events: []string{"VMFailed"}}},
+		{"creation refused as invalid: fails at once", observe(status, 0, withLastError(StepCreateVolumes, "create DataVolume dst/vm1-data: invalid", true)),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "create DataVolume dst/vm1-data: invalid", events: []string{"VMFailed"}}},
+		{"creation failing: retried, said", observe(status, 30*time.Second, withLastError(StepCreateVolumes, "create DataVolume dst/vm1-data: forbidden", false)),
+			expect{phase: StepCreateVolumes, actions: []string{createDataVolume}}},
+		{"still absent at the deadline: fails with the last error", observe(status, DefaultStepTimeout, withLastError(StepCreateVolumes, "forbidden", false)),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "CreateVolumes did not finish within 2m0s: creating 1 volumes; last error: forbidden", events: []string{"VMFailed"}}},
+	}
+}
+
+func ptrTo(s string) *string { return &s }
+
+func createReceiverCases() []stepCase {
+	status := statusIn(StepCreateReceiver, 0)
+	return []stepCase{
+		{"creates the receiver", observe(status, 0), expect{phase: StepCreateReceiver, actions: []string{createVM}, requeue: afterAction}},
+		{"ours exists: done", observe(status, 0, withTargetVM(ours())), expect{phase: StepWaitForReceiver, steps: map[string]string{StepCreateReceiver: PhaseCompleted}}},
+		{"someone else's VM of that name", observe(status, 0, withTargetVM(map[string]string{"app": "x"})),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "VM dst/vm1 already exists on the target and was not made by this migration", events: []string{"VMFailed"}}},
+		{"another migration's VM of that name", observe(status, 0, withTargetVM(Labels(planUID, "other-migration", vmUID))),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "already exists on the target", events: []string{"VMFailed"}}},
+		{"source unreachable: waits", observe(status, 0, sourceErr("EOF")), expect{phase: StepCreateReceiver, reason: "cannot read the source cluster: EOF", requeue: pollSource}},
+	}
+}
+
+func waitForReceiverCases() []stepCase {
+	status := statusIn(StepWaitForReceiver, 0)
+	return []stepCase{
+		{"no VMI yet: waits, saying the VM's status", observe(status, 0, withTargetVM(ours()), func(o *VMObserved) {
+			o.Target.VM.Status.PrintableStatus = kubevirtv1.VirtualMachineStatusProvisioning
+		}), expect{phase: StepWaitForReceiver, reason: "waiting for the receiving VMI to be created; VM status Provisioning", requeue: pollTarget}},
+		{"VMI pending: waits", observe(status, 0, withTargetVM(ours()), withTargetVMI(kubevirtv1.Pending)),
+			expect{phase: StepWaitForReceiver, reason: `(phase "Pending")`}},
+		{"WaitingForSync: done", observe(status, 0, withTargetVM(ours()), withTargetVMI(kubevirtv1.WaitingForSync)),
+			expect{phase: StepCreateTargetMigration, steps: map[string]string{StepWaitForReceiver: PhaseCompleted, StepCreateTargetMigration: PhaseRunning}}},
+		{"VMI failed", observe(status, 0, withTargetVM(ours()), withTargetVMI(kubevirtv1.Failed)),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "the receiving VMI dst/vm1 failed: it broke", events: []string{"VMFailed"}}},
+		{"VM deleted", observe(status, 0), expect{phase: StepCleanup, outcome: VMFailed, failed: "the receiving VM dst/vm1 was deleted", events: []string{"VMFailed"}}},
+		{"the deadline", observe(status, DefaultStepTimeout, withTargetVM(ours())),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "WaitForReceiver did not finish within 2m0s: waiting for the receiving VMI to be created", events: []string{"VMFailed"}}},
+		{"one second before the deadline: waits one second", observe(status, DefaultStepTimeout-time.Second, withTargetVM(ours())),
+			expect{phase: StepWaitForReceiver, requeue: time.Second}},
+	}
+}
+
+func createTargetMigrationCases() []stepCase {
+	status := statusIn(StepCreateTargetMigration, 0)
+	ready := []obsOption{withTargetVM(ours()), withTargetVMI(kubevirtv1.WaitingForSync)}
+	with := func(options ...obsOption) VMObserved { return observe(status, 0, append(ready, options...)...) }
+	return []stepCase{
+		{"creates the receiving VMIM", with(), expect{phase: StepCreateTargetMigration, actions: []string{createTargetVMIM}}},
+		{"no address yet: waits", with(withTargetVMIM(kubevirtv1.MigrationPending)),
+			expect{phase: StepCreateTargetMigration, reason: "to publish its synchronization address", requeue: pollTarget}},
+		{"an address: recorded, done", with(withTargetVMIM(kubevirtv1.MigrationWaitingForSync, addressed)),
+			expect{phase: StepCreateSourceMigration, steps: map[string]string{StepCreateTargetMigration: PhaseCompleted}}},
+		{"failed", with(withTargetVMIM(kubevirtv1.MigrationFailed, failedWith("no slot"))),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "the receiving migration dst/vm1-1234abcd failed: no slot", events: []string{"VMFailed"}}},
+		{"someone else's VMIM of that name", with(withTargetVMIM(kubevirtv1.MigrationPending, foreign)),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "already exists on the target and was not made by this migration", events: []string{"VMFailed"}}},
+		{"no address at the deadline", observe(status, DefaultStepTimeout, append(ready, withTargetVMIM(kubevirtv1.MigrationPending))...),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "CreateTargetMigration did not finish within 2m0s", events: []string{"VMFailed"}}},
+	}
+}
+
+func createSourceMigrationCases() []stepCase {
+	status := statusIn(StepCreateSourceMigration, 0)
+	ready := []obsOption{withTargetVM(ours()), withTargetVMI(kubevirtv1.WaitingForSync), withTargetVMIM(kubevirtv1.MigrationWaitingForSync, addressed)}
+	with := func(options ...obsOption) VMObserved { return observe(status, 0, append(ready, options...)...) }
+	return []stepCase{
+		{"creates the sending VMIM on the source", with(), expect{phase: StepCreateSourceMigration, actions: []string{createSourceVMIM}}},
+		{"exists: done, Migrate starts", with(withSourceVMIM(kubevirtv1.MigrationPending)),
+			expect{phase: StepMigrate, steps: map[string]string{StepCreateSourceMigration: PhaseCompleted, StepMigrate: PhaseRunning}}},
+		{"someone else's VMIM of that name", with(withSourceVMIM(kubevirtv1.MigrationPending, foreign)),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "already exists on the source", events: []string{"VMFailed"}}},
+		{"the receiver failed meanwhile: no send", with(withTargetVMIM(kubevirtv1.MigrationFailed, failedWith("sync timeout"))),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "failed: sync timeout", events: []string{"VMFailed"}}},
+		{"the receiver was deleted: no send", with(func(o *VMObserved) { o.Target.VMIM = nil }),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "the receiving migration dst/vm1-1234abcd was deleted", events: []string{"VMFailed"}}},
+		{"source unreachable: waits", with(sourceErr("EOF")), expect{phase: StepCreateSourceMigration, requeue: pollSource}},
+	}
+}
+
+func migrateCases() []stepCase {
+	status := statusIn(StepMigrate, 0)
+	budget := MigrateBudget(134217728+268435456, 0, DefaultMigrateMargin)
+	return []stepCase{
+		{"transferring: waits, mirrors progress", observe(status, 10*time.Second,
+			withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning, progress(100, 400, 300))),
+			expect{phase: StepMigrate, reason: "migrating: sending migration Running, receiving migration Running", requeue: pollSource}},
+		{"both succeeded: Cleanup of a success", observe(status, 10*time.Second,
+			withTargetVMIM(kubevirtv1.MigrationSucceeded), withSourceVMIM(kubevirtv1.MigrationSucceeded, progress(400, 400, 0))),
+			expect{phase: StepCleanup, outcome: VMCompleted, steps: map[string]string{StepMigrate: PhaseCompleted, StepCleanup: PhaseRunning}}},
+		{"the guest arrived, the source not yet done: waits", observe(status, 10*time.Second,
+			withTargetVMIM(kubevirtv1.MigrationSucceeded), withSourceVMIM(kubevirtv1.MigrationRunning)),
+			expect{phase: StepMigrate, reason: "the guest runs on the target; waiting for the sending migration to end"}},
+		{"the receiver failed", observe(status, 10*time.Second,
+			withTargetVMIM(kubevirtv1.MigrationFailed, failedWith("cancelled by the peer cluster")), withSourceVMIM(kubevirtv1.MigrationFailed, failedWith("progress timeout"))),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "the receiving migration failed: cancelled by the peer cluster; the sending migration failed: progress timeout", events: []string{"VMFailed"}}},
+		{"the sender failed", observe(status, 10*time.Second, withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationFailed, failedWith("boom"))),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "the sending migration failed: boom", events: []string{"VMFailed"}}},
+		{"the sending VMIM deleted behind our back", observe(status, 10*time.Second, withTargetVMIM(kubevirtv1.MigrationRunning)),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "the sending migration src/vm1-1234abcd was deleted on the source", events: []string{"VMFailed"}}},
+		{"the receiving VMIM deleted behind our back", observe(status, 10*time.Second, withSourceVMIM(kubevirtv1.MigrationRunning)),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "the receiving migration dst/vm1-1234abcd was deleted", events: []string{"VMFailed"}}},
+		{"source unreachable: waits (the VMIMs have their own deadlines)", observe(status, 10*time.Second, withTargetVMIM(kubevirtv1.MigrationRunning), sourceErr("EOF")),
+			expect{phase: StepMigrate, reason: "cannot read the source cluster: EOF", requeue: pollSource}},
+		{"past the budget: fails", observe(status, budget, withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning)),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "Migrate did not finish within " + budget.String(), events: []string{"VMFailed"}}},
+	}
+}
+
+func cleanupCases() []stepCase {
+	migrations := []obsOption{withSourceVMIM(kubevirtv1.MigrationSucceeded), withTargetVMIM(kubevirtv1.MigrationSucceeded)}
+	failedMigrations := []obsOption{withSourceVMIM(kubevirtv1.MigrationRunning), withTargetVMIM(kubevirtv1.MigrationRunning)}
+	targetObjects := []obsOption{withTargetVM(ours()), withTargetVMI(kubevirtv1.WaitingForSync), withTargetDV(ours())}
+	with := func(status forkliftv1beta1.VMStatus, d time.Duration, options ...[]obsOption) VMObserved {
+		var all []obsOption
+		for _, o := range options {
+			all = append(all, o...)
+		}
+		return observe(status, d, all...)
+	}
+	success, failure := inCleanup(VMCompleted, 0), inCleanup(VMFailed, 0)
+	return []stepCase{
+		{"success: both VMIMs deleted", with(success, 0, migrations, targetObjects),
+			expect{phase: StepCleanup, actions: []string{deleteTargetVMIM, deleteSourceVMIM}}},
+		{"success: deletions under way: waits", with(success, 0, []obsOption{withSourceVMIM(kubevirtv1.MigrationSucceeded, deleting)}),
+			expect{phase: StepCleanup, reason: "waiting for the deletion of VMIM src/vm1-1234abcd on the source"}},
+		{"success: VMIMs gone: Completed, the target's objects kept", with(success, 0, targetObjects),
+			expect{phase: VMCompleted, steps: map[string]string{StepCleanup: PhaseCompleted}, events: []string{"VMMigrated"}}},
+		{"failure: the VMIMs first", with(failure, 0, failedMigrations, targetObjects),
+			expect{phase: StepCleanup, failed: "boom", actions: []string{deleteTargetVMIM, deleteSourceVMIM}}},
+		{"failure: then the target's objects", with(failure, 0, targetObjects),
+			expect{phase: StepCleanup, failed: "boom", actions: []string{deleteVM, deleteDataVolume}}},
+		{"failure: and copies", with(failure, 0, targetObjects, []obsOption{func(o *VMObserved) {
+			o.Target.Secrets["creds"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: targetNamespace, Labels: ours()}}
+			o.Target.Secrets["theirs"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: targetNamespace}}
+		}}), expect{phase: StepCleanup, failed: "boom", actions: []string{deleteVM, deleteDataVolume, "delete Secret dst/creds on the target"}}},
+		{"failure: all gone: Failed", with(failure, 0), expect{phase: VMFailed, failed: "boom"}},
+		{"failure: a target VM running the guest is kept, with its disks", with(failure, 0, []obsOption{withTargetVM(ours()), withTargetVMI(kubevirtv1.Running), withTargetDV(ours())}),
+			expect{phase: VMFailed, failed: "boom"}},
+		{"someone else's objects are never deleted", with(failure, 0, []obsOption{withTargetVM(nil), withTargetDV(nil), withTargetVMIM(kubevirtv1.MigrationRunning, foreign)}),
+			expect{phase: VMFailed, failed: "boom"}},
+		{"source unreachable: the target VMIM deleted, then waits", with(failure, 0, failedMigrations, []obsOption{sourceErr("EOF")}),
+			expect{phase: StepCleanup, failed: "boom", actions: []string{deleteTargetVMIM}}},
+		{"source unreachable, nothing else to do: waits", with(failure, 0, []obsOption{sourceErr("EOF")}),
+			expect{phase: StepCleanup, failed: "boom", reason: "cannot read the source cluster to delete the sending migration: EOF", requeue: pollSource}},
+		{"without the inventory: looks again", with(failure, 0, []obsOption{withoutInventory}), expect{phase: StepCleanup, failed: "boom", requeue: afterAction}},
+		{"failure: past the deadline: Failed, saying what is left", with(failure, DefaultCleanupTimeout, []obsOption{withTargetVMIM(kubevirtv1.MigrationFailed, deleting)}),
+			expect{phase: VMFailed, failed: "cleanup incomplete: Cleanup did not finish within 3m0s: waiting for the deletion of VMIM dst/vm1-1234abcd on the target", steps: map[string]string{StepCleanup: PhaseFailed}}},
+		{"success: past the deadline: still Completed, with a warning", with(success, DefaultCleanupTimeout, []obsOption{withTargetVMIM(kubevirtv1.MigrationSucceeded, deleting)}),
+			expect{phase: VMCompleted, steps: map[string]string{StepCleanup: PhaseFailed}, events: []string{"VMMigrated"}}},
+	}
+}
+
+func cancelCases() []stepCase {
+	var cases []stepCase
+	for _, step := range Steps[:migrateIndex+1] {
+		status := statusIn(step, 0)
+		cases = append(cases, stepCase{"in " + step, observe(status, time.Second, canceled, withTargetVMIM(kubevirtv1.MigrationRunning)),
+			expect{phase: StepCleanup, outcome: VMCanceled, steps: map[string]string{step: PhaseFailed, StepCleanup: PhaseRunning}, events: []string{"VMCanceling"}}})
+	}
+	pending := forkliftv1beta1.VMStatus{Ref: forkliftv1beta1.Ref{Name: vmName, Namespace: sourceNamespace}, Pipeline: NewPipeline()}
+	return append(cases,
+		stepCase{"before it started", observe(pending, 0, canceled),
+			expect{phase: StepCleanup, outcome: VMCanceled, steps: map[string]string{StepInitialize: PhasePending}, events: []string{"VMCanceling"}}},
+		stepCase{"in Cleanup of a cancel: removes the target's objects", observe(inCleanup(VMCanceled, 0), time.Second, canceled, withTargetVM(ours()), withTargetDV(ours())),
+			expect{phase: StepCleanup, actions: []string{deleteVM, deleteDataVolume}}},
+		stepCase{"in Cleanup of a cancel: done: Canceled", observe(inCleanup(VMCanceled, 0), time.Second, canceled),
+			expect{phase: VMCanceled, events: []string{"VMCanceled"}}},
+		stepCase{"too late: the guest arrived", observe(statusIn(StepMigrate, 0), time.Second, canceled,
+			withTargetVMIM(kubevirtv1.MigrationSucceeded), withSourceVMIM(kubevirtv1.MigrationSucceeded)),
+			expect{phase: StepCleanup, outcome: VMCompleted}},
+		stepCase{"too late: Cleanup of a failure", observe(inCleanup(VMFailed, 0), time.Second, canceled), expect{phase: VMFailed, failed: "boom"}},
+	)
+}
+
+func finalCases() []stepCase {
+	var cases []stepCase
+	for _, phase := range []string{VMCompleted, VMFailed, VMCanceled} {
+		status := inCleanup(phase, 0)
+		status.Phase, status.Completed = phase, mtp(0)
+		status.Pipeline[cleanupIndex].Phase, status.Pipeline[cleanupIndex].Completed = PhaseCompleted, mtp(0)
+		want := expect{phase: phase}
+		if phase == VMFailed {
+			want.failed = "boom"
+		}
+		cases = append(cases, stepCase{phase + " stays " + phase, observe(status, time.Hour, canceled, withTargetVM(ours())), want})
+	}
+	return cases
+}
+
+func checkDecision(t *testing.T, d VMDecision, want expect) {
+	t.Helper()
+	st := d.Status
+	if want.phase != "" && st.Phase != want.phase {
+		t.Errorf("phase %q, want %q (reason %q, error %+v)", st.Phase, want.phase, currentReason(st), st.Error)
+	}
+	for step, phase := range want.steps {
+		if got := st.Pipeline[stepIndex(step)].Phase; got != phase {
+			t.Errorf("step %s is %s, want %s", step, got, phase)
+		}
+	}
+	var actions []string
+	for _, a := range d.Actions {
+		actions = append(actions, a.String())
+	}
+	if !slices.Equal(actions, want.actions) {
+		t.Errorf("actions %q, want %q", actions, want.actions)
+	}
+	switch {
+	case want.failed == "" && st.Error != nil:
+		t.Errorf("unexpected error %+v", st.Error)
+	case want.failed != "" && (st.Error == nil || !strings.Contains(strings.Join(st.Error.Reasons, " | "), want.failed)):
+		t.Errorf("error %+v, want one saying %q", st.Error, want.failed)
+	}
+	if want.reason != "" && !strings.Contains(currentReason(st), want.reason) {
+		t.Errorf("reason %q, want it to say %q", currentReason(st), want.reason)
+	}
+	if want.outcome != "" && st.Pipeline[cleanupIndex].Annotations[AnnotationOutcome] != want.outcome {
+		t.Errorf("cleanup outcome %q, want %q", st.Pipeline[cleanupIndex].Annotations[AnnotationOutcome], want.outcome)
+	}
+	if want.requeue != 0 && d.RequeueAfter != want.requeue {
+		t.Errorf("requeue %s, want %s", d.RequeueAfter, want.requeue)
+	}
+	var events []string
+	for _, e := range d.Events {
+		events = append(events, e.Reason)
+	}
+	if !slices.Equal(events, want.events) {
+		t.Errorf("events %q, want %q", events, want.events)
+	}
+}
+
+func currentReason(st forkliftv1beta1.VMStatus) string {
+	if i := stepIndex(st.Phase); i >= 0 {
+		return st.Pipeline[i].Reason
+	}
+	return ""
+}
+
+// checkInvariants: whatever the decision, the pipeline stays coherent
+// and nothing of the source but the sending VMIM is touched; what is made
+// carries the labels.
+func checkInvariants(t *testing.T, obs VMObserved, d VMDecision) {
+	t.Helper()
+	st := d.Status
+	running := 0
+	for _, step := range st.Pipeline {
+		switch step.Phase {
+		case PhaseRunning:
+			running++
+			if step.Started == nil || step.Completed != nil {
+				t.Errorf("running step %s has timestamps %v / %v", step.Name, step.Started, step.Completed)
+			}
+			if step.Name != st.Phase {
+				t.Errorf("step %s runs but the VM's phase is %q", step.Name, st.Phase)
+			}
+		case PhaseCompleted, PhaseFailed:
+			if step.Started == nil || step.Completed == nil || step.Completed.Before(step.Started) {
+				t.Errorf("ended step %s has timestamps %v / %v", step.Name, step.Started, step.Completed)
+			}
+		}
+	}
+	if running > 1 {
+		t.Errorf("%d steps run at once", running)
+	}
+	if isFinal(st.Phase) && (running > 0 || st.Completed == nil) {
+		t.Errorf("final phase %s with %d steps running, completed %v", st.Phase, running, st.Completed)
+	}
+	if isFinal(st.Phase) && len(d.Actions) > 0 {
+		t.Errorf("actions after the end: %v", d.Actions)
+	}
+	for _, a := range d.Actions {
+		if _, isNamespace := a.Object.(*corev1.Namespace); isNamespace {
+			continue
+		}
+		if a.Side == SideSource && !(a.Object.GetName() == vmimName) {
+			t.Errorf("touches the source: %s", a)
+		}
+		if labels := a.Object.GetLabels(); labels[LabelMigration] != string(migrationUID) || labels[LabelVMID] != vmUID || labels[LabelPlan] != string(planUID) {
+			t.Errorf("%s: labels %v", a, labels)
+		}
+	}
+	if obs.Status.Phase != "" && !isFinal(obs.Status.Phase) && st.Phase == "" {
+		t.Errorf("the VM lost its phase")
+	}
+}
+
+// The objects the steps make, as upstream's user guide makes them by hand.
+func TestObjectsMade(t *testing.T) {
+	t.Run("the receiver VM", func(t *testing.T) {
+		status := statusIn(StepCreateReceiver, 0)
+		status.Pipeline[0].Annotations[AnnotationRunStrategy] = string(kubevirtv1.RunStrategyRerunOnFailure)
+		d := StepVM(observe(status, 0, func(o *VMObserved) {
+			o.Source.VM.Spec.Template.Spec.Domain.Devices.Interfaces[0].MacAddress = ""
+			o.Source.VM.Spec.Template.Spec.Domain.Firmware = &kubevirtv1.Firmware{UUID: "fw-uuid"}
+		}))
+		vm := d.Actions[0].Object.(*kubevirtv1.VirtualMachine)
+		switch {
+		case vm.Name != vmName || vm.Namespace != targetNamespace:
+			t.Errorf("named %s/%s", vm.Namespace, vm.Name)
+		case vm.EffectiveRunStrategy() != kubevirtv1.RunStrategyWaitAsReceiver:
+			t.Errorf("run strategy %s", vm.EffectiveRunStrategy())
+		case vm.Annotations[kubevirtv1.RestoreRunStrategyAnnotation] != "RerunOnFailure":
+			t.Errorf("restore-run-strategy %q: want the source's, as Initialize recorded it", vm.Annotations[kubevirtv1.RestoreRunStrategyAnnotation])
+		case len(vm.Spec.DataVolumeTemplates) != 0:
+			t.Errorf("dataVolumeTemplates %v: the DataVolumes are made before", vm.Spec.DataVolumeTemplates)
+		case vm.Spec.Template.Spec.Domain.Devices.Interfaces[0].MacAddress != mac:
+			t.Errorf("MAC %q, want the guest's %s", vm.Spec.Template.Spec.Domain.Devices.Interfaces[0].MacAddress, mac)
+		case vm.Spec.Template.Spec.Domain.Firmware == nil || vm.Spec.Template.Spec.Domain.Firmware.UUID != "fw-uuid":
+			t.Errorf("firmware %+v", vm.Spec.Template.Spec.Domain.Firmware)
+		case vm.Spec.Template.Spec.Volumes[1].DataVolume == nil || vm.Spec.Template.Spec.Volumes[1].DataVolume.Name != dataVolume:
+			t.Errorf("volumes %+v", vm.Spec.Template.Spec.Volumes)
+		case vm.Labels["app"] != vmName || vm.Labels[LabelVMID] != vmUID || vm.Spec.Template.ObjectMeta.Labels[LabelMigration] != string(migrationUID):
+			t.Errorf("labels %v, template labels %v", vm.Labels, vm.Spec.Template.ObjectMeta.Labels)
+		}
+	})
+	t.Run("networks through the map", func(t *testing.T) {
+		spec := sourceVM().Spec.Template.Spec
+		spec.Networks = append(spec.Networks, kubevirtv1.Network{Name: "blue", Multus: &kubevirtv1.MultusNetwork{NetworkName: "blue-net"}},
+			kubevirtv1.Network{Name: "gone", Multus: &kubevirtv1.MultusNetwork{NetworkName: "other/drop"}})
+		spec.Domain.Devices.Interfaces = append(spec.Domain.Devices.Interfaces, kubevirtv1.Interface{Name: "blue"}, kubevirtv1.Interface{Name: "gone"})
+		pairs := append(slices.Clone(networkMap),
+			forkliftv1beta1.NetworkPair{Source: forkliftv1beta1.Ref{Name: "blue-net"}, Destination: forkliftv1beta1.DestinationNetwork{Type: "multus", Namespace: "net", Name: "red"}},
+			forkliftv1beta1.NetworkPair{Source: forkliftv1beta1.Ref{Namespace: "other", Name: "drop"}, Destination: forkliftv1beta1.DestinationNetwork{Type: "ignored"}})
+		if err := rewriteNetworks(&spec, sourceNamespace, pairs); err != nil {
+			t.Fatal(err)
+		}
+		if len(spec.Networks) != 2 || spec.Networks[1].Multus == nil || spec.Networks[1].Multus.NetworkName != "net/red" || len(spec.Domain.Devices.Interfaces) != 2 {
+			t.Errorf("networks %+v, interfaces %+v", spec.Networks, spec.Domain.Devices.Interfaces)
+		}
+	})
+	t.Run("the DataVolume: at least the source's size, the mapped class", func(t *testing.T) {
+		status := statusIn(StepCreateVolumes, 0)
+		d := StepVM(observe(status, 0, func(o *VMObserved) {
+			o.Source.PVCs[dataVolume] = sourcePVC("300Mi") // the provisioner rounded up
+			o.StorageMap = []forkliftv1beta1.StoragePair{{Source: forkliftv1beta1.Ref{Name: "cclm-local"}, Destination: forkliftv1beta1.DestinationStorage{StorageClass: "fast", AccessMode: corev1.ReadWriteMany}}}
+		}))
+		dv := d.Actions[0].Object.(*cdiv1beta1.DataVolume)
+		size := dv.Spec.Storage.Resources.Requests[corev1.ResourceStorage]
+		if dv.Spec.Source.Blank == nil || size.Cmp(resource.MustParse("300Mi")) != 0 || *dv.Spec.Storage.StorageClassName != "fast" ||
+			!slices.Equal(dv.Spec.Storage.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}) {
+			t.Errorf("DataVolume %+v", dv.Spec)
+		}
+	})
+	t.Run("the VMIMs", func(t *testing.T) {
+		d := StepVM(observe(statusIn(StepCreateTargetMigration, 0), 0, withTargetVM(ours()), withTargetVMI(kubevirtv1.WaitingForSync)))
+		receive := d.Actions[0].Object.(*kubevirtv1.VirtualMachineInstanceMigration)
+		if receive.Spec.Receive == nil || receive.Spec.Receive.MigrationID != vmUID+"-"+string(migrationUID) || receive.Spec.SendTo != nil || receive.Spec.VMIName != vmName {
+			t.Errorf("receiving VMIM %+v", receive.Spec)
+		}
+		d = StepVM(observe(statusIn(StepCreateSourceMigration, 0), 0, withTargetVM(ours()), withTargetVMIM(kubevirtv1.MigrationWaitingForSync, addressed)))
+		send := d.Actions[0].Object.(*kubevirtv1.VirtualMachineInstanceMigration)
+		if send.Spec.SendTo == nil || send.Spec.SendTo.MigrationID != receive.Spec.Receive.MigrationID || send.Spec.SendTo.ConnectURL != connectURL || send.Namespace != sourceNamespace {
+			t.Errorf("sending VMIM %s/%s %+v", send.Namespace, send.Name, send.Spec)
+		}
+	})
+	t.Run("Initialize records", func(t *testing.T) {
+		pending := forkliftv1beta1.VMStatus{Ref: forkliftv1beta1.Ref{Name: vmName, Namespace: sourceNamespace}, Pipeline: NewPipeline()}
+		d := StepVM(observe(pending, 0))
+		got := d.Status.Pipeline[0].Annotations
+		if d.Status.ID != vmUID || got[AnnotationSourceNode] != "ocp7-worker-0" || got[AnnotationRunStrategy] != "Always" ||
+			got[AnnotationMACs] != "default="+mac || got[AnnotationMemoryBytes] != "134217728" || got[AnnotationSourceVMI] != "vmi-uid" {
+			t.Errorf("id %q, annotations %v", d.Status.ID, got)
+		}
+		if d.Status.Started == nil || d.Status.Pipeline[0].Started == nil || d.Status.Pipeline[0].Completed == nil {
+			t.Errorf("timestamps missing: %+v", d.Status)
+		}
+	})
+	t.Run("Migrate mirrors the progress", func(t *testing.T) {
+		d := StepVM(observe(statusIn(StepMigrate, 0), time.Second, withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning, progress(100, 400, 300))))
+		step := d.Status.Pipeline[migrateIndex]
+		want := map[string]string{
+			AnnotationRemaining: "300", AnnotationDirtyRate: "1048576", AnnotationIteration: "3", AnnotationDowntime: "25",
+			AnnotationSourcePhase: "Running", AnnotationTargetPhase: "Running",
+		}
+		for k, v := range want {
+			if step.Annotations[k] != v {
+				t.Errorf("annotation %s = %q, want %q", k, step.Annotations[k], v)
+			}
+		}
+		if step.Progress != (forkliftv1beta1.Progress{Completed: 100, Total: 400}) {
+			t.Errorf("progress %+v", step.Progress)
+		}
+	})
+}
+
+func TestMigrateBudget(t *testing.T) {
+	for _, tc := range []struct {
+		bytes, perGiB int64
+		want          time.Duration
+	}{
+		{0, 0, 5*time.Minute + 150*time.Second + 2*time.Minute + time.Minute},
+		{384 << 20, 150, 5*time.Minute + 150*time.Second + 2*time.Minute + time.Minute},
+		{(3 << 30) + 1, 100, 5*time.Minute + 400*time.Second + 2*time.Minute + time.Minute},
+	} {
+		if got := MigrateBudget(tc.bytes, tc.perGiB, time.Minute); got != tc.want {
+			t.Errorf("MigrateBudget(%d, %d) = %s, want %s", tc.bytes, tc.perGiB, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/pkg/guestagent"
+)
+
+// migrateOutput is `cclm migrate -o json`'s document.
+type migrateOutput struct {
+	Source, Target, Plan, Migration, Result, Error string
+	Problems                                       []struct{ Type, Category, Reason, Message string }
+	VMs                                            []struct {
+		Name, Namespace, Result string
+		Started, Completed      *time.Time
+		DurationSeconds         float64
+		DowntimeMs              *int64
+		Bytes                   int64
+		Error                   string
+	}
+}
+
+func (l *labEnv) runMigrate(t *testing.T, namespace string, vms ...string) (migrateOutput, string, error) {
+	t.Helper()
+	args := append([]string{"migrate"}, vms...)
+	args = append(args, "--source", sourceCluster, "--target", targetCluster, "-n", namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
+	stdout, stderr, err := runCCLM(t, 8*time.Minute, args...)
+	var doc migrateOutput
+	if jerr := json.Unmarshal([]byte(stdout), &doc); jerr != nil {
+		t.Fatalf("cclm migrate -o json: stdout is not one JSON document (%v); exit %v\nstdout:\n%s\nstderr:\n%s", jerr, err, stdout, stderr)
+	}
+	return doc, stderr, err
+}
+
+// `cclm migrate` end to end on the lab, after `cclm connect`: a running VM
+// with a written disk moves from ocp7 to ocp1 through the toolkit's Plan
+// and Migration; the command exits 0 and its JSON says Succeeded with the
+// downtime; the guest did not reboot and its disk is intact on ocp1. A
+// second migrate of the same VM, now halted on ocp7, is refused by the
+// Plan's preflight, and the command says why.
+func TestMigrateCommand(t *testing.T) {
+	l := sharedLab(t)
+	l.runConnect(t)
+	spec := vmSpec{name: "mover", namespace: "cclm-migrate", memory: "128Mi", dataDisk: "256Mi"}
+	l.createVM(t, sourceCluster, spec)
+	l.ensureNamespace(t, targetCluster, spec.namespace)
+	before := l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
+	var written guestagent.DiskWriteResult
+	l.guestCall(t, sourceCluster, spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &written)
+	l.waitFor(t, "the source VMI to report its NIC", 30*time.Second, func() (bool, string) {
+		vmi := l.vmi(t, sourceCluster, spec.namespace, spec.name)
+		return vmiShowsRunningGuest(vmi), vmiPhase(vmi)
+	})
+
+	began := time.Now()
+	doc, stderr, err := l.runMigrate(t, spec.namespace, spec.name)
+	if err != nil {
+		t.Fatalf("cclm migrate: %v\n%+v\nstderr:\n%s\nocp1:\n%s", err, doc, stderr, l.describe(t, targetCluster, spec.namespace))
+	}
+	t.Logf("cclm migrate took %s; progress it printed:\n%s", time.Since(began).Round(100*time.Millisecond), stderr)
+	if doc.Result != "Succeeded" || len(doc.VMs) != 1 {
+		t.Fatalf("result %s: %+v", doc.Result, doc)
+	}
+	vm := doc.VMs[0]
+	if vm.Name != spec.name || vm.Namespace != spec.namespace || vm.Result != "Succeeded" || vm.Error != "" {
+		t.Fatalf("VM result: %+v", vm)
+	}
+	if vm.DowntimeMs == nil || vm.Bytes <= 0 || vm.Started == nil || vm.Completed == nil || vm.DurationSeconds <= 0 {
+		t.Fatalf("VM result lacks its figures (downtime, bytes, timings): %+v", vm)
+	}
+	t.Logf("%s: %.1f s, downtime %d ms, %d bytes", vm.Name, vm.DurationSeconds, *vm.DowntimeMs, vm.Bytes)
+	if !strings.Contains(stderr, "Migrate (8/9)") && !strings.Contains(stderr, spec.namespace+"/"+spec.name+": Succeeded") {
+		t.Fatalf("no progress on stderr:\n%s", stderr)
+	}
+
+	after := l.waitGuestReady(t, targetCluster, spec.namespace, spec.name, 30*time.Second)
+	if after.BootID != before.BootID {
+		t.Fatalf("the guest rebooted: %s -> %s", before.BootID, after.BootID)
+	}
+	var verified guestagent.DiskVerifyResult
+	l.guestCall(t, targetCluster, spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &verified)
+	if !verified.OK || verified.Digest != written.Digest {
+		t.Fatalf("the data disk on ocp1: %+v; written on ocp7 with digest %s", verified, written.Digest)
+	}
+	l.waitFor(t, "the source VM to be Halted", time.Minute, func() (bool, string) {
+		var v kubevirtv1.VirtualMachine
+		if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &v); err != nil {
+			return false, err.Error()
+		}
+		return v.EffectiveRunStrategy() == kubevirtv1.RunStrategyHalted, fmt.Sprintf("runStrategy %s", v.EffectiveRunStrategy())
+	})
+	if pids := qemuPids(spec.namespace, spec.name); len(pids) != 1 {
+		t.Fatalf("want exactly one QEMU of the VM (on ocp1), found %v", pids)
+	}
+
+	// Again: the VM is halted on ocp7 now; the Plan is not Ready, nothing
+	// migrates, and the command exits non-zero with the reason.
+	again, stderr, err := l.runMigrate(t, spec.namespace, spec.name)
+	if err == nil || again.Result != "PlanNotReady" || len(again.Problems) == 0 {
+		t.Fatalf("migrating a halted VM must be refused by the plan: exit %v, %+v\n%s", err, again, stderr)
+	}
+	var types []string
+	for _, p := range again.Problems {
+		types = append(types, p.Type)
+	}
+	if !strings.Contains(strings.Join(types, ","), "VMRunning") {
+		t.Fatalf("want a VMRunning problem, got %v", again.Problems)
+	}
+	if again.Migration != "" {
+		t.Fatalf("a Migration was created for a plan that is not Ready: %s", again.Migration)
+	}
+}

@@ -1,0 +1,561 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	connectconfig "github.com/cclm-io/cclm/config/connect"
+	"github.com/cclm-io/cclm/internal/lab"
+	"github.com/cclm-io/cclm/internal/toolkit"
+	"github.com/cclm-io/cclm/pkg/guestagent"
+)
+
+// The toolkit (`cclm toolkit`, the lab's forklift-controller on ocp1)
+// drives whole cross-cluster migrations from a Plan and a Migration, after
+// the seed's manual setup (done here by hand, as `cclm connect` would): two
+// VMs of one plan at once, then one VM with the controller killed at each
+// step of its pipeline.
+func TestToolkit(t *testing.T) {
+	l := sharedLab(t)
+	began := time.Now()
+	l.exchangeCAs(t)
+	l.connectByHand(t)
+	t.Logf("connected by hand (token, Providers, maps) in %s", time.Since(began).Round(100*time.Millisecond))
+	t.Run("TwoVMsOfOnePlanMigrate", func(t *testing.T) { l.toolkitMigratesTwoVMs(t) })
+	t.Run("KilledAtEachStep", func(t *testing.T) { l.toolkitSurvivesKills(t) })
+	t.Run("CanceledMidTransfer", func(t *testing.T) { l.toolkitCancels(t) })
+}
+
+// Names of the hand-made setup, the seed's and cclm connect's.
+const (
+	mtvNamespace    = lab.ToolkitNamespace
+	sourceProvider  = sourceCluster // named after the source's context
+	hostProvider    = "host"
+	toolkitNetMap   = "toolkit-pod"
+	toolkitStoreMap = "toolkit-local"
+)
+
+// connectByHand does the seed's manual steps: on ocp7 the ClusterRole
+// live-migration-role, ServiceAccount cclm in openshift-mtv bound to it
+// and its token Secret; on ocp1 a Secret with that token and ocp7's CA,
+// the Provider ocp7 and the host Provider; and the maps the plans use. It
+// waits for both Providers to be Ready.
+func (l *labEnv) connectByHand(t *testing.T) {
+	t.Helper()
+	l.mustKubectl(t, sourceCluster, string(connectconfig.ClusterRoleYAML), "apply", "-f", "-")
+	l.mustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: cclm, namespace: %[1]s}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: cclm}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %[2]s}
+subjects: [{kind: ServiceAccount, name: cclm, namespace: %[1]s}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: cclm, namespace: %[1]s, annotations: {kubernetes.io/service-account.name: cclm}}
+type: kubernetes.io/service-account-token
+`, mtvNamespace, connectconfig.ClusterRoleName), "apply", "-f", "-")
+	source := l.client(t, sourceCluster)
+	var token []byte
+	l.waitFor(t, "the token controller to fill Secret cclm on ocp7", time.Minute, func() (bool, string) {
+		var secret corev1.Secret
+		if err := source.Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: "cclm"}, &secret); err != nil {
+			return false, err.Error()
+		}
+		token = secret.Data[corev1.ServiceAccountTokenKey]
+		return len(token) > 0, "no token yet"
+	})
+	sourceConfig := l.restConfig(t, sourceCluster)
+	target := l.client(t, targetCluster)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: sourceProvider + "-token", Namespace: mtvNamespace}}
+	l.createOrUpdate(t, target, secret, func() {
+		secret.Data = map[string][]byte{forkliftv1beta1.SecretToken: token, forkliftv1beta1.SecretCACert: sourceConfig.CAData}
+	})
+	openshift := forkliftv1beta1.OpenShift
+	remote := &forkliftv1beta1.Provider{ObjectMeta: metav1.ObjectMeta{Name: sourceProvider, Namespace: mtvNamespace}}
+	l.createOrUpdate(t, target, remote, func() {
+		remote.Spec = forkliftv1beta1.ProviderSpec{Type: &openshift, URL: sourceConfig.Host, Secret: corev1.ObjectReference{Name: secret.Name, Namespace: mtvNamespace}}
+	})
+	host := &forkliftv1beta1.Provider{ObjectMeta: metav1.ObjectMeta{Name: hostProvider, Namespace: mtvNamespace}}
+	l.createOrUpdate(t, target, host, func() { host.Spec = forkliftv1beta1.ProviderSpec{Type: &openshift} })
+	pair := forkliftv1beta1.ProviderPair{
+		Source:      corev1.ObjectReference{Name: sourceProvider, Namespace: mtvNamespace},
+		Destination: corev1.ObjectReference{Name: hostProvider, Namespace: mtvNamespace},
+	}
+	networkMap := &forkliftv1beta1.NetworkMap{ObjectMeta: metav1.ObjectMeta{Name: toolkitNetMap, Namespace: mtvNamespace}}
+	l.createOrUpdate(t, target, networkMap, func() {
+		networkMap.Spec = forkliftv1beta1.NetworkMapSpec{Provider: pair, Map: []forkliftv1beta1.NetworkPair{{
+			Source: forkliftv1beta1.Ref{Type: "pod"}, Destination: forkliftv1beta1.DestinationNetwork{Type: "pod"},
+		}}}
+	})
+	storageMap := &forkliftv1beta1.StorageMap{ObjectMeta: metav1.ObjectMeta{Name: toolkitStoreMap, Namespace: mtvNamespace}}
+	l.createOrUpdate(t, target, storageMap, func() {
+		storageMap.Spec = forkliftv1beta1.StorageMapSpec{Provider: pair, Map: []forkliftv1beta1.StoragePair{{
+			Source: forkliftv1beta1.Ref{Name: "cclm-local"}, Destination: forkliftv1beta1.DestinationStorage{StorageClass: "cclm-local"},
+		}}}
+	})
+	for _, name := range []string{sourceProvider, hostProvider} {
+		l.waitFor(t, "Provider "+name+" to be Ready", time.Minute, func() (bool, string) {
+			var p forkliftv1beta1.Provider
+			if err := target.Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: name}, &p); err != nil {
+				return false, err.Error()
+			}
+			return p.Status.Phase == toolkit.PhaseReady, fmt.Sprintf("phase %q, conditions %+v", p.Status.Phase, p.Status.Conditions)
+		})
+	}
+}
+
+// createOrUpdate makes obj as set says, whether it exists or not.
+func (l *labEnv) createOrUpdate(t *testing.T, c client.Client, obj client.Object, set func()) {
+	t.Helper()
+	err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
+	if client.IgnoreNotFound(err) != nil {
+		t.Fatal(err)
+	}
+	set()
+	if err != nil {
+		err = c.Create(context.Background(), obj)
+	} else {
+		err = c.Update(context.Background(), obj)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// guest is a VM on ocp7 with a written data disk, as it was before the
+// migration.
+type guest struct {
+	spec    vmSpec
+	uid     string
+	booted  *guestagent.Info
+	written guestagent.DiskWriteResult
+}
+
+// newGuests starts VMs on ocp7 in namespace, all at once, and writes
+// each one's data disk.
+func (l *labEnv) newGuests(t *testing.T, namespace string, names ...string) []*guest {
+	t.Helper()
+	var guests []*guest
+	for _, name := range names {
+		g := &guest{spec: vmSpec{name: name, namespace: namespace, memory: "128Mi", dataDisk: "64Mi"}}
+		l.createVM(t, sourceCluster, g.spec)
+		guests = append(guests, g)
+	}
+	for _, g := range guests {
+		g.booted = l.waitGuestReady(t, sourceCluster, namespace, g.spec.name, 2*time.Minute)
+		l.guestCall(t, sourceCluster, namespace, g.spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk"}, &g.written)
+		var vm kubevirtv1.VirtualMachine
+		if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: g.spec.name}, &vm); err != nil {
+			t.Fatal(err)
+		}
+		g.uid = string(vm.UID)
+		l.waitFor(t, "VMI "+g.spec.name+" to be storage-live-migratable with its NIC reported", 30*time.Second, func() (bool, string) {
+			vmi := l.vmi(t, sourceCluster, namespace, g.spec.name)
+			return vmiShowsRunningGuest(vmi), fmt.Sprintf("%+v", vmi.Status.Conditions)
+		})
+	}
+	return guests
+}
+
+// applyPlan makes a live Plan of the guests, to namespace on ocp1, and
+// waits for it to be Ready.
+func (l *labEnv) applyPlan(t *testing.T, name, namespace string, guests []*guest) *forkliftv1beta1.Plan {
+	t.Helper()
+	target := l.client(t, targetCluster)
+	plan := &forkliftv1beta1.Plan{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mtvNamespace}}
+	l.createOrUpdate(t, target, plan, func() {
+		plan.Spec = forkliftv1beta1.PlanSpec{
+			Type: forkliftv1beta1.MigrationLive, TargetNamespace: namespace,
+			Provider: forkliftv1beta1.ProviderPair{
+				Source:      corev1.ObjectReference{Name: sourceProvider, Namespace: mtvNamespace},
+				Destination: corev1.ObjectReference{Name: hostProvider, Namespace: mtvNamespace},
+			},
+			Map: forkliftv1beta1.PlanMap{
+				Network: corev1.ObjectReference{Name: toolkitNetMap, Namespace: mtvNamespace},
+				Storage: corev1.ObjectReference{Name: toolkitStoreMap, Namespace: mtvNamespace},
+			},
+		}
+		for _, g := range guests {
+			plan.Spec.VMs = append(plan.Spec.VMs, forkliftv1beta1.PlanVM{Ref: forkliftv1beta1.Ref{ID: g.uid, Name: g.spec.name, Namespace: g.spec.namespace}})
+		}
+	})
+	began := time.Now()
+	l.waitFor(t, "Plan "+name+" to be Ready", 2*time.Minute, func() (bool, string) {
+		if err := target.Get(context.Background(), client.ObjectKeyFromObject(plan), plan); err != nil {
+			return false, err.Error()
+		}
+		ready := forkliftv1beta1.FindCondition(plan.Status.Conditions, forkliftv1beta1.ConditionReady)
+		return ready != nil && ready.Status == forkliftv1beta1.ConditionTrue && plan.Status.ObservedGeneration == plan.Generation,
+			fmt.Sprintf("conditions %+v", plan.Status.Conditions)
+	})
+	t.Logf("Plan %s Ready (preflight passed) %s after it was applied", name, time.Since(began).Round(100*time.Millisecond))
+	return plan
+}
+
+// startMigration creates a Migration of the plan.
+func (l *labEnv) startToolkitMigration(t *testing.T, plan *forkliftv1beta1.Plan, name string) *forkliftv1beta1.Migration {
+	t.Helper()
+	m := &forkliftv1beta1.Migration{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mtvNamespace},
+		Spec:       forkliftv1beta1.MigrationSpec{Plan: corev1.ObjectReference{Name: plan.Name, Namespace: plan.Namespace}},
+	}
+	if err := l.client(t, targetCluster).Create(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (l *labEnv) toolkitMigration(t *testing.T, m *forkliftv1beta1.Migration) *forkliftv1beta1.Migration {
+	t.Helper()
+	current := &forkliftv1beta1.Migration{}
+	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(m), current); err != nil {
+		t.Fatal(err)
+	}
+	return current
+}
+
+// phaseLog remembers when each VM was first seen in each phase.
+type phaseLog map[string][]string
+
+func (p phaseLog) see(m *forkliftv1beta1.Migration, since time.Time) {
+	for _, vm := range m.Status.VMs {
+		seen := p[vm.Name]
+		if vm.Phase != "" && (len(seen) == 0 || !strings.HasPrefix(seen[len(seen)-1], vm.Phase+" ")) {
+			p[vm.Name] = append(seen, fmt.Sprintf("%s %s", vm.Phase, time.Since(since).Round(100*time.Millisecond)))
+		}
+	}
+}
+
+// awaitMigration polls the Migration until it ends, calling each on
+// every reading, and fails the test unless it Succeeded.
+func (l *labEnv) awaitMigration(t *testing.T, m *forkliftv1beta1.Migration, timeout time.Duration, each func(*forkliftv1beta1.Migration)) *forkliftv1beta1.Migration {
+	t.Helper()
+	began := time.Now()
+	seen := phaseLog{}
+	var current *forkliftv1beta1.Migration
+	waitEvery(t, "Migration "+m.Name+" to end", 100*time.Millisecond, timeout, func() (bool, string) {
+		current = l.toolkitMigration(t, m)
+		seen.see(current, began)
+		if each != nil {
+			each(current)
+		}
+		return toolkit.MigrationEnded(current), describeToolkitMigration(current)
+	})
+	for vm, phases := range seen {
+		t.Logf("VM %s seen in: %s", vm, strings.Join(phases, ", "))
+	}
+	if c := forkliftv1beta1.FindCondition(current.Status.Conditions, forkliftv1beta1.ConditionSucceeded); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
+		t.Fatalf("Migration %s ended: %s", m.Name, describeToolkitMigration(current))
+	}
+	t.Logf("Migration %s Succeeded %s after it was created", m.Name, time.Since(began).Round(100*time.Millisecond))
+	return current
+}
+
+func describeToolkitMigration(m *forkliftv1beta1.Migration) string {
+	var parts []string
+	for _, c := range m.Status.Conditions {
+		parts = append(parts, fmt.Sprintf("%s=%s %s", c.Type, c.Status, c.Message))
+	}
+	for _, vm := range m.Status.VMs {
+		step := ""
+		for _, s := range vm.Pipeline {
+			if s.Phase == toolkit.PhaseRunning || s.Phase == toolkit.PhaseFailed {
+				step += fmt.Sprintf(" [%s %s: %s]", s.Name, s.Phase, s.Reason)
+			}
+		}
+		errText := ""
+		if vm.Error != nil {
+			errText = " error: " + strings.Join(vm.Error.Reasons, "; ")
+		}
+		parts = append(parts, fmt.Sprintf("VM %s: %s%s%s", vm.Name, vm.Phase, step, errText))
+	}
+	return strings.Join(parts, " | ")
+}
+
+// assertPipelineCompleted: every step of every VM Completed, with its
+// timestamps; it logs each step's duration.
+func assertPipelineCompleted(t *testing.T, m *forkliftv1beta1.Migration) {
+	t.Helper()
+	for _, vm := range m.Status.VMs {
+		if vm.Phase != toolkit.VMCompleted || vm.Started == nil || vm.Completed == nil {
+			t.Errorf("VM %s ended %s (%v-%v)", vm.Name, vm.Phase, vm.Started, vm.Completed)
+		}
+		var took []string
+		for _, s := range vm.Pipeline {
+			if s.Phase != toolkit.PhaseCompleted || s.Started == nil || s.Completed == nil || s.Completed.Before(s.Started) {
+				t.Errorf("VM %s: step %s is %s (%v-%v)", vm.Name, s.Name, s.Phase, s.Started, s.Completed)
+				continue
+			}
+			took = append(took, fmt.Sprintf("%s %s", s.Name, s.Completed.Sub(s.Started.Time)))
+		}
+		migrate := vm.Pipeline[slices.IndexFunc(vm.Pipeline, func(s forkliftv1beta1.Step) bool { return s.Name == toolkit.StepMigrate })]
+		t.Logf("VM %s: %s; transferred %d of %d bytes, downtime %s ms", vm.Name, strings.Join(took, ", "),
+			migrate.Progress.Completed, migrate.Progress.Total, migrate.Annotations[toolkit.AnnotationDowntime])
+	}
+}
+
+// assertArrivedOnce: the guest runs on ocp1 with the same boot and data,
+// in one QEMU; the source VM is Halted with its VMI Succeeded; of what the
+// migration made, one VM and its DataVolume are left on ocp1 and no VMIM
+// on either side, and nothing else of the VM's name in either namespace.
+func (l *labEnv) assertArrivedOnce(t *testing.T, m *forkliftv1beta1.Migration, targetNamespace string, g *guest) {
+	t.Helper()
+	after := l.waitGuestReady(t, targetCluster, targetNamespace, g.spec.name, time.Minute)
+	if after.BootID != g.booted.BootID {
+		t.Errorf("%s rebooted: boot %s on ocp7, %s on ocp1", g.spec.name, g.booted.BootID, after.BootID)
+	}
+	var verified guestagent.DiskVerifyResult
+	l.guestCall(t, targetCluster, targetNamespace, g.spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
+	if !verified.OK || verified.Digest != g.written.Digest {
+		t.Errorf("%s's data disk on ocp1: %+v; written on ocp7 with digest %s", g.spec.name, verified, g.written.Digest)
+	}
+	if pids := qemuPids(targetNamespace, g.spec.name); len(pids) != 1 {
+		t.Errorf("%s: want one QEMU on ocp1, found %v", g.spec.name, pids)
+	}
+	if pids := qemuPids(g.spec.namespace, g.spec.name); len(pids) != 0 && g.spec.namespace != targetNamespace {
+		t.Errorf("%s: QEMU %v still runs on ocp7", g.spec.name, pids)
+	}
+	t.Logf("%s: the same boot %s on ocp1, data disk digest %s intact", g.spec.name, after.BootID, verified.Digest)
+	l.waitFor(t, "source VM "+g.spec.name+" to be Halted", time.Minute, func() (bool, string) {
+		var vm kubevirtv1.VirtualMachine
+		if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: g.spec.namespace, Name: g.spec.name}, &vm); err != nil {
+			return false, err.Error()
+		}
+		return vm.EffectiveRunStrategy() == kubevirtv1.RunStrategyHalted, "runStrategy " + string(vm.EffectiveRunStrategy())
+	})
+	labels := client.MatchingLabels{toolkit.LabelMigration: string(m.UID), toolkit.LabelVMID: g.uid}
+	count := func(cluster, namespace string, list client.ObjectList) int {
+		if err := l.client(t, cluster).List(context.Background(), list, client.InNamespace(namespace), labels); err != nil {
+			t.Fatal(err)
+		}
+		switch typed := list.(type) {
+		case *kubevirtv1.VirtualMachineList:
+			return len(typed.Items)
+		case *kubevirtv1.VirtualMachineInstanceMigrationList:
+			return len(typed.Items)
+		case *cdiv1beta1.DataVolumeList:
+			return len(typed.Items)
+		}
+		return -1
+	}
+	l.waitFor(t, "the VMIMs of "+g.spec.name+" to be cleaned up", 30*time.Second, func() (bool, string) {
+		source, target := count(sourceCluster, g.spec.namespace, &kubevirtv1.VirtualMachineInstanceMigrationList{}), count(targetCluster, targetNamespace, &kubevirtv1.VirtualMachineInstanceMigrationList{})
+		return source == 0 && target == 0, fmt.Sprintf("%d VMIMs on ocp7, %d on ocp1", source, target)
+	})
+	for _, c := range []struct {
+		cluster, namespace string
+		list               client.ObjectList
+		want               int
+	}{
+		{targetCluster, targetNamespace, &kubevirtv1.VirtualMachineList{}, 1},
+		{targetCluster, targetNamespace, &cdiv1beta1.DataVolumeList{}, 1},
+		{sourceCluster, g.spec.namespace, &kubevirtv1.VirtualMachineList{}, 0},
+		{sourceCluster, g.spec.namespace, &cdiv1beta1.DataVolumeList{}, 0},
+	} {
+		if n := count(c.cluster, c.namespace, c.list); n != c.want {
+			t.Errorf("%s: %d %T labelled for it on %s, want %d", g.spec.name, n, c.list, c.cluster, c.want)
+		}
+	}
+	// Nothing else of the name either: no second VMIM of any name for
+	// this VM, no stray VM or DataVolume.
+	var vmims kubevirtv1.VirtualMachineInstanceMigrationList
+	if err := l.client(t, targetCluster).List(context.Background(), &vmims, client.InNamespace(targetNamespace)); err != nil {
+		t.Fatal(err)
+	}
+	for _, vmim := range vmims.Items {
+		if vmim.Spec.VMIName == g.spec.name {
+			t.Errorf("VMIM %s of %s left on ocp1", vmim.Name, g.spec.name)
+		}
+	}
+	var vm kubevirtv1.VirtualMachine
+	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: targetNamespace, Name: g.spec.name}, &vm); err != nil {
+		t.Fatal(err)
+	}
+	if vm.EffectiveRunStrategy() != kubevirtv1.RunStrategyAlways {
+		l.waitFor(t, "the receiver VM to take its restore-run-strategy", 30*time.Second, func() (bool, string) {
+			if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(&vm), &vm); err != nil {
+				return false, err.Error()
+			}
+			return vm.EffectiveRunStrategy() == kubevirtv1.RunStrategyAlways, string(vm.EffectiveRunStrategy())
+		})
+	}
+}
+
+// Two running VMs of one plan: both move at once, each through the whole
+// pipeline, and the plan's status mirrors them.
+func (l *labEnv) toolkitMigratesTwoVMs(t *testing.T) {
+	const namespace = "toolkit-two"
+	guests := l.newGuests(t, namespace, "alpha", "beta")
+	plan := l.applyPlan(t, "toolkit-two", namespace, guests)
+	m := l.startToolkitMigration(t, plan, "toolkit-two-1")
+	overlapped := false
+	m = l.awaitMigration(t, m, 5*time.Minute, func(m *forkliftv1beta1.Migration) {
+		inFlight := 0
+		for _, vm := range m.Status.VMs {
+			if vm.Phase == toolkit.StepMigrate {
+				inFlight++
+			}
+		}
+		overlapped = overlapped || inFlight == 2
+	})
+	if !overlapped {
+		t.Logf("the two VMs were never seen in Migrate at the same time (the polls may have missed it)")
+	}
+	assertPipelineCompleted(t, m)
+	for _, g := range guests {
+		l.assertArrivedOnce(t, m, namespace, g)
+	}
+	var mirrored forkliftv1beta1.Plan
+	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(plan), &mirrored); err != nil {
+		t.Fatal(err)
+	}
+	if len(mirrored.Status.Migration.VMs) != 2 || mirrored.Status.Migration.VMs[0].Phase != toolkit.VMCompleted || mirrored.Status.Migration.Completed == nil {
+		t.Errorf("the plan's status.migration: %+v", mirrored.Status.Migration)
+	}
+	if c := forkliftv1beta1.FindCondition(mirrored.Status.Conditions, forkliftv1beta1.ConditionSucceeded); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
+		l.waitFor(t, "the plan to show Succeeded", 30*time.Second, func() (bool, string) {
+			if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(plan), &mirrored); err != nil {
+				return false, err.Error()
+			}
+			c := forkliftv1beta1.FindCondition(mirrored.Status.Conditions, forkliftv1beta1.ConditionSucceeded)
+			return c != nil && c.Status == forkliftv1beta1.ConditionTrue, fmt.Sprintf("%+v", mirrored.Status.Conditions)
+		})
+	}
+}
+
+// The toolkit SIGKILLed as soon as the VM is seen in each of these steps
+// (the lab restarts it within a second): the migration carries on and
+// ends as one without kills, nothing made twice.
+var killSteps = []string{
+	toolkit.StepCreateVolumes, toolkit.StepCreateReceiver, toolkit.StepWaitForReceiver, toolkit.StepCreateTargetMigration,
+	toolkit.StepCreateSourceMigration, toolkit.StepMigrate, toolkit.StepCleanup,
+}
+
+func (l *labEnv) toolkitSurvivesKills(t *testing.T) {
+	const namespace = "toolkit-kill"
+	// A slow link keeps Migrate long enough to be killed in.
+	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"16Mi"}`)
+	defer restore()
+	guests := l.newGuests(t, namespace, "gamma")
+	plan := l.applyPlan(t, "toolkit-kill", namespace, guests)
+	m := l.startToolkitMigration(t, plan, "toolkit-kill-1")
+	next := 0
+	var killedIn []string
+	m = l.awaitMigration(t, m, 5*time.Minute, func(current *forkliftv1beta1.Migration) {
+		if next >= len(killSteps) || len(current.Status.VMs) == 0 {
+			return
+		}
+		phase := current.Status.VMs[0].Phase
+		at := slices.Index(toolkit.Steps, phase)
+		if at < 0 || at < slices.Index(toolkit.Steps, killSteps[next]) {
+			return
+		}
+		pid := l.controllerPid(t, targetCluster, lab.ToolkitControllerName)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killedIn = append(killedIn, phase)
+		for next < len(killSteps) && slices.Index(toolkit.Steps, killSteps[next]) <= at {
+			next++
+		}
+		l.waitFor(t, "the lab to restart the toolkit", 30*time.Second, func() (bool, string) {
+			now := l.controllerPid(t, targetCluster, lab.ToolkitControllerName)
+			return now != pid, fmt.Sprintf("pid still %d", pid)
+		})
+	})
+	t.Logf("the toolkit was killed in %d steps: %s", len(killedIn), strings.Join(killedIn, ", "))
+	if len(killedIn) < 3 || !slices.Contains(killedIn, toolkit.StepMigrate) {
+		t.Errorf("killed in %v only: want at least three steps, Migrate among them", killedIn)
+	}
+	assertPipelineCompleted(t, m)
+	l.assertArrivedOnce(t, m, namespace, guests[0])
+}
+
+// A VM canceled through spec.cancel while its memory and disk stream: the
+// sending VMIM is deleted (the sync controller tells ocp1), what was made
+// on ocp1 is removed, and the guest runs on at the source, the same boot.
+func (l *labEnv) toolkitCancels(t *testing.T) {
+	const namespace = "toolkit-cancel"
+	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"4Mi","progressTimeout":300}`)
+	defer restore()
+	guests := l.newGuests(t, namespace, "delta")
+	g := guests[0]
+	const targetNamespace = namespace + "-to" // QEMUs of both sides told apart by namespace
+	plan := l.applyPlan(t, "toolkit-cancel", targetNamespace, guests)
+	m := l.startToolkitMigration(t, plan, "toolkit-cancel-1")
+	target := l.client(t, targetCluster)
+	var canceledAt time.Time
+	waitEvery(t, "Migration "+m.Name+" to end", 100*time.Millisecond, 4*time.Minute, func() (bool, string) {
+		current := l.toolkitMigration(t, m)
+		if canceledAt.IsZero() && len(current.Status.VMs) == 1 && current.Status.VMs[0].Phase == toolkit.StepMigrate {
+			migrate := current.Status.VMs[0].Pipeline[slices.Index(toolkit.Steps, toolkit.StepMigrate)]
+			if migrate.Progress.Completed > 0 {
+				current.Spec.Cancel = []forkliftv1beta1.Ref{{Name: g.spec.name, Namespace: g.spec.namespace}}
+				if err := target.Update(context.Background(), current); err != nil {
+					return false, err.Error()
+				}
+				canceledAt = time.Now()
+				t.Logf("canceled after %d of %d bytes", migrate.Progress.Completed, migrate.Progress.Total)
+			}
+		}
+		m = current
+		return toolkit.MigrationEnded(current), describeToolkitMigration(current)
+	})
+	if c := forkliftv1beta1.FindCondition(m.Status.Conditions, forkliftv1beta1.ConditionCanceled); c == nil || c.Status != forkliftv1beta1.ConditionTrue || m.Status.VMs[0].Phase != toolkit.VMCanceled {
+		t.Fatalf("after the cancel the Migration ended: %s", describeToolkitMigration(m))
+	}
+	t.Logf("canceled and cleaned up %s after the cancel", time.Since(canceledAt).Round(100*time.Millisecond))
+	labels := client.MatchingLabels{toolkit.LabelMigration: string(m.UID)}
+	for _, c := range []struct {
+		cluster string
+		list    client.ObjectList
+	}{
+		{targetCluster, &kubevirtv1.VirtualMachineList{}}, {targetCluster, &cdiv1beta1.DataVolumeList{}},
+		{targetCluster, &kubevirtv1.VirtualMachineInstanceMigrationList{}}, {sourceCluster, &kubevirtv1.VirtualMachineInstanceMigrationList{}},
+	} {
+		if err := l.client(t, c.cluster).List(context.Background(), c.list, labels); err != nil {
+			t.Fatal(err)
+		}
+		if n := meta.LenList(c.list); n != 0 {
+			t.Errorf("%d %T left on %s after the cancel", n, c.list, c.cluster)
+		}
+	}
+	l.waitFor(t, "no QEMU of the receiver on ocp1", time.Minute, func() (bool, string) {
+		source, receiver := qemuPids(namespace, g.spec.name), qemuPids(targetNamespace, g.spec.name)
+		vmi := l.vmi(t, sourceCluster, namespace, g.spec.name)
+		return len(source) == 1 && len(receiver) == 0 && vmi != nil && vmi.Status.Phase == kubevirtv1.Running,
+			fmt.Sprintf("source QEMUs %v, receiver QEMUs %v, source %s", source, receiver, vmiPhase(vmi))
+	})
+	info := l.waitGuestReady(t, sourceCluster, namespace, g.spec.name, 30*time.Second)
+	if info.BootID != g.booted.BootID {
+		t.Fatalf("the guest rebooted: %s -> %s", g.booted.BootID, info.BootID)
+	}
+	var vm kubevirtv1.VirtualMachine
+	if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: g.spec.name}, &vm); err != nil {
+		t.Fatal(err)
+	}
+	if vm.EffectiveRunStrategy() != kubevirtv1.RunStrategyAlways {
+		t.Errorf("the source VM's runStrategy is %s after the cancel", vm.EffectiveRunStrategy())
+	}
+}
