@@ -115,6 +115,12 @@ func runPreflight(ctx context.Context, pair *clusterPair, vms []forkliftv1beta1.
 		VMs:              vms,
 		TargetNamespace:  targetNamespace,
 		DialSync:         labSyncDialer(pair.labDir, pair.sideNames()),
+		SourceName:       pair.sourceName,
+		TargetName:       pair.targetName,
+		// The user's own source context may read Nodes, which the seed's
+		// ClusterRole does not grant the token: with it the host-model CPU
+		// of the VM's node is known and can be matched on the target.
+		SourceNodes: pair.source,
 	}
 	asToolkit, err := client.New(sourceConfig, client.Options{Scheme: scheme.Scheme})
 	if err != nil {

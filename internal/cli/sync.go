@@ -9,10 +9,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/cclm-io/cclm/internal/ipam"
@@ -61,15 +59,11 @@ func newSyncCommand() *cobra.Command {
 			if err := flags.check(); err != nil {
 				return err
 			}
-			restConfig, err := clientcmd.BuildConfigFromFlags("", flags.kubeconfig)
+			restConfig, logger, controllerLogger, err := componentStart(flags.kubeconfig, opts.ClusterName)
 			if err != nil {
-				return fmt.Errorf("--kubeconfig %q: %w", flags.kubeconfig, err)
+				return err
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			if opts.ClusterName != "" {
-				logger = logger.With("cluster", opts.ClusterName)
-			}
-			opts.Logger = logr.FromSlogHandler(logger.Handler())
+			opts.Logger = controllerLogger
 			opts.ListenAddress = flags.listenAddress
 			if flags.labID != "" {
 				if err := inLabNode(cmd.Context(), restConfig, flags, &opts, logger); err != nil {

@@ -3,14 +3,10 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"net"
 	"os"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/netlab"
@@ -46,15 +42,11 @@ func newToolkitCommand() *cobra.Command {
 			if err := flags.check(); err != nil {
 				return err
 			}
-			restConfig, err := clientcmd.BuildConfigFromFlags("", flags.kubeconfig)
+			restConfig, logger, controllerLogger, err := componentStart(flags.kubeconfig, opts.ClusterName)
 			if err != nil {
-				return fmt.Errorf("--kubeconfig %q: %w", flags.kubeconfig, err)
+				return err
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			if opts.ClusterName != "" {
-				logger = logger.With("cluster", opts.ClusterName)
-			}
-			opts.Logger = logr.FromSlogHandler(logger.Handler())
+			opts.Logger = controllerLogger
 			if flags.labID != "" {
 				opts.DialSync = toolkitSyncDialer(flags.labID, flags.labSource, flags.labTarget)
 			}

@@ -545,8 +545,7 @@ func (s *vmStepper) event(eventType, reason, message string) {
 
 func (s *vmStepper) initialize(i int) {
 	src := s.obs.Source
-	if src.Err != "" {
-		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+	if s.sourceUnreadable(i) {
 		return
 	}
 	vm := src.VM
@@ -607,8 +606,7 @@ func (s *vmStepper) copyResources(i int) {
 		if target.has(ref) {
 			continue // copied, or there already: kept as it is
 		}
-		if src.Err != "" {
-			s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+		if s.sourceUnreadable(i) {
 			return
 		}
 		original := src.get(ref)
@@ -630,8 +628,7 @@ func (s *vmStepper) createVolumes(i int) {
 		return
 	}
 	src, target := s.obs.Source, s.obs.Target
-	if src.Err != "" {
-		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+	if s.sourceUnreadable(i) {
 		return
 	}
 	if src.VM == nil {
@@ -675,8 +672,7 @@ func (s *vmStepper) createVolumes(i int) {
 
 func (s *vmStepper) createReceiver(i int) {
 	src, target := s.obs.Source, s.obs.Target
-	if target.Err != "" {
-		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+	if s.targetUnreadable(i) {
 		return
 	}
 	if vm := target.VM; vm != nil {
@@ -687,8 +683,7 @@ func (s *vmStepper) createReceiver(i int) {
 		s.complete(i, nil)
 		return
 	}
-	if src.Err != "" {
-		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+	if s.sourceUnreadable(i) {
 		return
 	}
 	if src.VM == nil {
@@ -711,8 +706,7 @@ func (s *vmStepper) createReceiver(i int) {
 
 func (s *vmStepper) waitForReceiver(i int) {
 	target := s.obs.Target
-	if target.Err != "" {
-		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+	if s.targetUnreadable(i) {
 		return
 	}
 	vm, vmi := target.VM, target.VMI
@@ -746,8 +740,7 @@ func vmSays(vm *kubevirtv1.VirtualMachine) string {
 
 func (s *vmStepper) createTargetMigration(i int) {
 	target := s.obs.Target
-	if target.Err != "" {
-		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+	if s.targetUnreadable(i) {
 		return
 	}
 	m := target.VMIM
@@ -771,8 +764,7 @@ func (s *vmStepper) createTargetMigration(i int) {
 
 func (s *vmStepper) createSourceMigration(i int) {
 	src, target := s.obs.Source, s.obs.Target
-	if src.Err != "" {
-		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+	if s.sourceUnreadable(i) {
 		return
 	}
 	if m := src.VMIM; m != nil {
@@ -784,8 +776,7 @@ func (s *vmStepper) createSourceMigration(i int) {
 		return
 	}
 	// Send only to a receiver that still waits.
-	if target.Err != "" {
-		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+	if s.targetUnreadable(i) {
 		return
 	}
 	switch tm := target.VMIM; {
@@ -813,8 +804,7 @@ func (s *vmStepper) migrate(i int) {
 	src, target := s.obs.Source, s.obs.Target
 	tm, sm := target.VMIM, src.VMIM
 	s.mirrorProgress(i, sm, tm, src.Err == "")
-	if target.Err != "" {
-		s.wait(i, "cannot read the target cluster: "+target.Err, pollTarget)
+	if s.targetUnreadable(i) {
 		return
 	}
 	if succeeded(tm) {
@@ -841,8 +831,7 @@ func (s *vmStepper) migrate(i int) {
 		s.fail(i, reason)
 		return
 	}
-	if src.Err != "" {
-		s.wait(i, "cannot read the source cluster: "+src.Err, pollSource)
+	if s.sourceUnreadable(i) {
 		return
 	}
 	switch {
@@ -996,11 +985,7 @@ func (s *vmStepper) ready(i int) bool {
 		s.requeueIn(afterAction)
 		return false
 	}
-	if s.obs.Target.Err != "" {
-		s.wait(i, "cannot read the target cluster: "+s.obs.Target.Err, pollTarget)
-		return false
-	}
-	return true
+	return !s.targetUnreadable(i)
 }
 
 // ---- helpers ----
@@ -1092,4 +1077,23 @@ func objectName(obj client.Object) string {
 		return obj.GetName()
 	}
 	return obj.GetNamespace() + "/" + obj.GetName()
+}
+
+// sourceUnreadable and targetUnreadable wait, and say so, while a
+// cluster's objects could not be read this time: a step cannot decide
+// without them.
+func (s *vmStepper) sourceUnreadable(i int) bool {
+	return s.unreadable(i, "source", s.obs.Source.Err, pollSource)
+}
+
+func (s *vmStepper) targetUnreadable(i int) bool {
+	return s.unreadable(i, "target", s.obs.Target.Err, pollTarget)
+}
+
+func (s *vmStepper) unreadable(i int, side, err string, poll time.Duration) bool {
+	if err == "" {
+		return false
+	}
+	s.wait(i, "cannot read the "+side+" cluster: "+err, poll)
+	return true
 }
