@@ -167,48 +167,49 @@ func evalPermissions(r *runner, all, denied []permission) Check {
 		r.permissionFix()+"; the rules missing: "+rulesFor(denied))
 }
 
-// summarize groups permissions as "get/list virtualmachines.kubevirt.io, ...".
-func summarize(perms []permission) string {
-	type key struct{ group, resource string }
-	var order []key
-	verbs := map[key][]string{}
+// resourceVerbs is a set of permissions grouped by resource, in the
+// order the resources first appear, each with its verbs once.
+type resourceVerbs struct {
+	group, resource string
+	verbs           []string
+}
+
+func groupByResource(perms []permission) []resourceVerbs {
+	var grouped []resourceVerbs
+	index := map[[2]string]int{}
 	for _, p := range perms {
-		k := key{p.group, p.resource}
-		if _, ok := verbs[k]; !ok {
-			order = append(order, k)
+		k := [2]string{p.group, p.resource}
+		i, ok := index[k]
+		if !ok {
+			i = len(grouped)
+			index[k] = i
+			grouped = append(grouped, resourceVerbs{group: p.group, resource: p.resource})
 		}
-		if !slices.Contains(verbs[k], p.verb) {
-			verbs[k] = append(verbs[k], p.verb)
+		if !slices.Contains(grouped[i].verbs, p.verb) {
+			grouped[i].verbs = append(grouped[i].verbs, p.verb)
 		}
 	}
+	return grouped
+}
+
+// summarize groups permissions as "get/list virtualmachines.kubevirt.io, ...".
+func summarize(perms []permission) string {
 	var parts []string
-	for _, k := range order {
-		resource := k.resource
-		if k.group != "" {
-			resource += "." + k.group
+	for _, g := range groupByResource(perms) {
+		resource := g.resource
+		if g.group != "" {
+			resource += "." + g.group
 		}
-		parts = append(parts, strings.Join(verbs[k], "/")+" "+resource)
+		parts = append(parts, strings.Join(g.verbs, "/")+" "+resource)
 	}
 	return strings.Join(parts, ", ")
 }
 
 // rulesFor writes the ClusterRole rules that would grant perms.
 func rulesFor(perms []permission) string {
-	type key struct{ group, resource string }
-	var order []key
-	verbs := map[key][]string{}
-	for _, p := range perms {
-		k := key{p.group, p.resource}
-		if _, ok := verbs[k]; !ok {
-			order = append(order, k)
-		}
-		if !slices.Contains(verbs[k], p.verb) {
-			verbs[k] = append(verbs[k], p.verb)
-		}
-	}
 	var rules []string
-	for _, k := range order {
-		rules = append(rules, fmt.Sprintf("{apiGroups: [%q], resources: [%s], verbs: [%s]}", k.group, k.resource, strings.Join(verbs[k], ", ")))
+	for _, g := range groupByResource(perms) {
+		rules = append(rules, fmt.Sprintf("{apiGroups: [%q], resources: [%s], verbs: [%s]}", g.group, g.resource, strings.Join(g.verbs, ", ")))
 	}
 	return strings.Join(rules, ", ")
 }
