@@ -7,7 +7,7 @@ KUBE_BINARIES := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manage
 # suite must stay well inside CI's limit.
 E2E_TIMEOUT ?= 45m
 
-.PHONY: help setup kube build guest test test-unit demo lint clean
+.PHONY: help setup kube build guest test test-unit test-fault demo lint clean
 help: ## show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
@@ -31,8 +31,15 @@ build: ## build bin/cclm
 test-unit: ## unit tests only (seconds, no prerequisites)
 	$(GO) test ./...
 
+# The fault suite (test/fault) is left out of `make test` until it is
+# stable on TCG hosts: see docs/faults.md. It runs with `make test-fault`.
+TEST_PACKAGES = $(shell $(GO) list ./... | grep -v /test/fault)
+
 test: setup ## everything: unit and integration tests on real control planes
-	CCLM_E2E=1 $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./...
+	CCLM_E2E=1 $(GO) test -count=1 -timeout $(E2E_TIMEOUT) $(TEST_PACKAGES)
+
+test-fault: setup ## the fault suite: kills components during cross-cluster migrations (CCLM_FAULT_SOAK=1 for all points)
+	CCLM_E2E=1 $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./test/fault
 
 demo: setup ## the lab demo
 	bash hack/demo.sh

@@ -604,6 +604,20 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	m.mu.Unlock()
 	state := vmi.Status.MigrationState
 	disks := mirroredDisks(source.Domain())
+	if source.Adopted() {
+		// This agent restarted with the migration under way: the QEMU may
+		// still be sending, unattended, toward a target that is being torn
+		// down, and would stop the guest for a switchover nobody completes.
+		// Cancel what QEMU runs; the guest runs on here.
+		if p, err := source.QueryMigrate(ctx); err == nil && p.Status != qemu.MigrationNone && !p.Status.Finished() {
+			cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := source.CancelMigration(cancelCtx, disks); err != nil {
+				return fmt.Errorf("the node agent restarted during the migration (QEMU was %s); cancelling it: %w", p.Status, err)
+			}
+			return fmt.Errorf("the node agent restarted during the migration (QEMU was %s): cancelled it, the guest runs on at the source", p.Status)
+		}
+	}
 	params := migrationParams(state, len(disks))
 	if params.AutoConverge && source.Accel() == qemu.AccelTCG {
 		// QEMU 7.2 corrupted guest memory when auto-converge throttled a

@@ -62,6 +62,11 @@ type vmiRunner struct {
 
 	mu        sync.Mutex
 	instances map[types.UID]*runningVMI
+	// adopting serializes adoptions: QEMU's QMP socket takes one client,
+	// so a second concurrent qemu.Adopt of the same QEMU (the VMI and
+	// migration reconcilers after a restart) would time out and take a
+	// running QEMU for a dead one.
+	adopting sync.Mutex
 }
 
 // runningVMI is a QEMU this agent launched or adopted.
@@ -246,6 +251,11 @@ func (r *vmiRunner) forget(uid types.UID) *runningVMI {
 
 // adopt finds the QEMU of a VMI after this agent restarted.
 func (r *vmiRunner) adopt(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) *runningVMI {
+	if running := r.instance(vmi.UID); running != nil {
+		return running
+	}
+	r.adopting.Lock()
+	defer r.adopting.Unlock()
 	if running := r.instance(vmi.UID); running != nil {
 		return running
 	}

@@ -2,9 +2,11 @@ package synccontroller
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"testing"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/pki"
 )
 
 // FuzzParseVMIStatus feeds the parser what a peer could send: it must never
@@ -38,6 +40,56 @@ func FuzzParseVMIStatus(f *testing.F) {
 			}
 			if _, err := parseVMIStatus(encoded); err != nil {
 				t.Fatalf("the patched status does not parse back: %v\n%s", err, encoded)
+			}
+		}
+	})
+}
+
+// FuzzParseBundle feeds the trust bundle parser what a user could paste
+// into ConfigMap kubevirt-external-ca: it must never panic, and it must
+// trust only CA certificates, each once, counting every other PEM block as
+// invalid.
+//
+//	go test -fuzz FuzzParseBundle ./internal/synccontroller
+func FuzzParseBundle(f *testing.F) {
+	ca, err := pki.NewCA("kubevirt-ca@openshift-cnv")
+	if err != nil {
+		f.Fatal(err)
+	}
+	leaf, err := ca.Issue(pki.CertRequest{CommonName: "leaf", Client: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	key, err := ca.KeyPEM()
+	if err != nil {
+		f.Fatal(err)
+	}
+	caPEM := string(ca.CertPEM())
+	f.Add(caPEM)
+	f.Add(caPEM + caPEM + string(leaf.CertPEM()))
+	f.Add(string(key) + "garbage\n" + caPEM)
+	f.Add("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, bundle string) {
+		cas, invalid := parseBundle(bundle)
+		blocks := 0
+		for rest := []byte(bundle); ; blocks++ {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				break
+			}
+		}
+		if invalid < 0 || len(cas)+invalid > blocks {
+			t.Fatalf("%d CAs and %d invalid from %d PEM blocks", len(cas), invalid, blocks)
+		}
+		for i, cert := range cas {
+			if !cert.IsCA {
+				t.Fatalf("trusted a certificate that is not a CA: %s", cert.Subject)
+			}
+			for _, other := range cas[:i] {
+				if other.Equal(cert) {
+					t.Fatalf("trusted %s twice", cert.Subject)
+				}
 			}
 		}
 	})
