@@ -15,6 +15,7 @@ import (
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/nodeagent"
 	"github.com/cclm-io/cclm/internal/scheme"
 	"github.com/cclm-io/cclm/internal/testenv"
@@ -165,9 +166,30 @@ func (l *labEnv) waitGuestReady(t testing.TB, contextName, namespace, name strin
 			return info.HeartbeatUnixNano > 0, "the guest agent's heartbeat has not ticked yet", nil
 		})
 	if err != nil {
-		t.Fatalf("%v\n%s", err, l.describe(t, contextName, namespace))
+		t.Fatalf("%v\n%s%s", err, l.describe(t, contextName, namespace), l.consoleTail(t, contextName, namespace, name))
 	}
 	return info
+}
+
+// consoleTail is the end of what a VMI's guest printed on its serial
+// console (a kernel oops shows there), for failure messages.
+func (l *labEnv) consoleTail(t testing.TB, contextName, namespace, name string) string {
+	vmi := l.vmi(t, contextName, namespace, name)
+	if vmi == nil || len(vmi.UID) < 13 {
+		return ""
+	}
+	logs, _ := filepath.Glob(filepath.Join("/run/cclm", lab.ID(l.dir), "*", string(vmi.UID)[:13], "console.log"))
+	if len(logs) == 0 {
+		return "\n(no console log of the VMI found)"
+	}
+	data, err := os.ReadFile(logs[0])
+	if err != nil {
+		return ""
+	}
+	if len(data) > 3000 {
+		data = data[len(data)-3000:]
+	}
+	return "\nthe guest's console (" + logs[0] + "), last lines:\n" + string(data)
 }
 
 // vmi reads a VMI; nil when it does not exist.
