@@ -192,15 +192,17 @@ func observe(status forkliftv1beta1.VMStatus, now time.Duration, options ...obsO
 		PlanUID: planUID, MigrationUID: migrationUID, TargetNamespace: targetNamespace,
 		NetworkMap: networkMap, StorageMap: storageMap,
 		Inventory: NeedsInventory(status),
-		Source: SourceView{
+		Source: SourceView{ClusterView{
 			VM: sourceVM(), VMI: sourceVMI(kubevirtv1.Running),
 			DataVolumes: map[string]*cdiv1beta1.DataVolume{dataVolume: blankDV("256Mi", nil)},
 			PVCs:        map[string]*corev1.PersistentVolumeClaim{dataVolume: sourcePVC("256Mi")},
-		},
+		}},
 		Target: TargetView{
-			Namespace:   &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: targetNamespace}},
-			DataVolumes: map[string]*cdiv1beta1.DataVolume{}, PVCs: map[string]*corev1.PersistentVolumeClaim{},
-			Secrets: map[string]*corev1.Secret{}, ConfigMaps: map[string]*corev1.ConfigMap{},
+			Namespace: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: targetNamespace}},
+			ClusterView: ClusterView{
+				DataVolumes: map[string]*cdiv1beta1.DataVolume{}, PVCs: map[string]*corev1.PersistentVolumeClaim{},
+				Secrets: map[string]*corev1.Secret{}, ConfigMaps: map[string]*corev1.ConfigMap{},
+			},
 		},
 	}
 	for _, option := range options {
@@ -210,7 +212,7 @@ func observe(status forkliftv1beta1.VMStatus, now time.Duration, options ...obsO
 }
 
 func sourceErr(message string) obsOption {
-	return func(o *VMObserved) { o.Source = SourceView{Err: message} }
+	return func(o *VMObserved) { o.Source = SourceView{ClusterView: ClusterView{Err: message}} }
 }
 
 func noSourceVM(o *VMObserved) { o.Source.VM, o.Source.VMI = nil, nil }

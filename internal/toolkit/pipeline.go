@@ -98,42 +98,36 @@ type VMObserved struct {
 	LastError *ActionError
 }
 
-// SourceView is the VM's side of the source cluster.
-type SourceView struct {
-	// Err: the source could not be read (unreachable, token refused); the
-	// objects below are then unknown, not absent.
+// ClusterView is what one cluster holds of a VM's migration.
+type ClusterView struct {
+	// Err: the cluster could not be read (unreachable, token refused);
+	// the objects below are then unknown, not absent.
 	Err string
-	// VM, its VMI and the sending VMIM (by its deterministic name); nil
+	// VM, its VMI and this side's VMIM (by its deterministic name); nil
 	// when absent.
 	VM   *kubevirtv1.VirtualMachine
 	VMI  *kubevirtv1.VirtualMachineInstance
 	VMIM *kubevirtv1.VirtualMachineInstanceMigration
-	// The VM's DataVolumes, PVCs, and referenced Secrets and ConfigMaps
-	// that exist, by name (with Inventory).
+	// DataVolumes, PVCs, Secrets and ConfigMaps that exist, by name (with
+	// Inventory): on the source the VM's own; on the target those of the
+	// VM's names (whoever made them) and the volumes labelled for this VM
+	// of this migration.
 	DataVolumes map[string]*cdiv1beta1.DataVolume
 	PVCs        map[string]*corev1.PersistentVolumeClaim
 	Secrets     map[string]*corev1.Secret
 	ConfigMaps  map[string]*corev1.ConfigMap
 }
 
+// SourceView is the VM's side of the source cluster.
+type SourceView struct {
+	ClusterView
+}
+
 // TargetView is the VM's side of the target cluster.
 type TargetView struct {
-	// Err: the target could not be read.
-	Err string
+	ClusterView
 	// Namespace is the target namespace, nil if absent.
 	Namespace *corev1.Namespace
-	// VM, its VMI and the receiving VMIM, by name; nil when absent.
-	VM   *kubevirtv1.VirtualMachine
-	VMI  *kubevirtv1.VirtualMachineInstance
-	VMIM *kubevirtv1.VirtualMachineInstanceMigration
-	// DataVolumes, PVCs, Secrets and ConfigMaps of the target namespace
-	// that exist, by name: those of the VM's names (whoever made them),
-	// and the volumes labelled for this VM of this migration (with
-	// Inventory).
-	DataVolumes map[string]*cdiv1beta1.DataVolume
-	PVCs        map[string]*corev1.PersistentVolumeClaim
-	Secrets     map[string]*corev1.Secret
-	ConfigMaps  map[string]*corev1.ConfigMap
 }
 
 // ActionError is an action that failed.

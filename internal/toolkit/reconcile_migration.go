@@ -350,7 +350,7 @@ func (r *migrationReconciler) observeSource(ctx context.Context, obs *VMObserved
 	}
 	view, err := readSource(ctx, c, obs)
 	if err != nil {
-		obs.Source = SourceView{Err: err.Error()}
+		obs.Source = SourceView{ClusterView: ClusterView{Err: err.Error()}}
 		return
 	}
 	obs.Source = view
@@ -480,7 +480,7 @@ func readResource(ctx context.Context, c client.Reader, namespace string, ref Re
 func (r *migrationReconciler) observeTarget(ctx context.Context, obs *VMObserved) {
 	view, err := readTarget(ctx, r.reader, obs)
 	if err != nil {
-		obs.Target = TargetView{Err: err.Error()}
+		obs.Target = TargetView{ClusterView: ClusterView{Err: err.Error()}}
 		return
 	}
 	obs.Target = view
