@@ -54,27 +54,17 @@ func (l *labEnv) exchangeCAs(t testing.TB) {
 		if err := from.Get(context.Background(), client.ObjectKey{Namespace: virtNamespace, Name: install.CABundleConfigMap}, &bundle); err != nil {
 			t.Fatal(err)
 		}
-		external := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: virtNamespace, Name: install.ExternalCAConfigMap}}
-		err := to.Get(context.Background(), client.ObjectKeyFromObject(external), external)
-		if client.IgnoreNotFound(err) != nil {
-			t.Fatal(err)
-		}
 		peerCA := bundle.Data[install.CABundleKey]
-		if strings.Contains(external.Data[install.CABundleKey], strings.TrimSpace(peerCA)) {
-			continue
-		}
-		if external.Data == nil {
-			external.Data = map[string]string{}
-		}
-		external.Data[install.CABundleKey] += peerCA
-		if external.ResourceVersion == "" {
-			err = to.Create(context.Background(), external)
-		} else {
-			err = to.Update(context.Background(), external)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		external := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: virtNamespace, Name: install.ExternalCAConfigMap}}
+		l.createOrUpdate(t, to, external, func() {
+			if strings.Contains(external.Data[install.CABundleKey], strings.TrimSpace(peerCA)) {
+				return
+			}
+			if external.Data == nil {
+				external.Data = map[string]string{}
+			}
+			external.Data[install.CABundleKey] += peerCA
+		})
 	}
 }
 

@@ -126,7 +126,7 @@ type: kubernetes.io/service-account-token
 }
 
 // createOrUpdate makes obj as set says, whether it exists or not.
-func (l *labEnv) createOrUpdate(t *testing.T, c client.Client, obj client.Object, set func()) {
+func (l *labEnv) createOrUpdate(t testing.TB, c client.Client, obj client.Object, set func()) {
 	t.Helper()
 	err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
 	if client.IgnoreNotFound(err) != nil {
