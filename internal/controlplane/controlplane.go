@@ -3,6 +3,9 @@
 // kube-controller-manager, on loopback with free ports. It makes the PKI,
 // installs cclm's CRDs and admission policies, and hands back an admin
 // kubeconfig. Tests and `cclm lab` both use it.
+//
+// Once started, a cluster restarts each of its components that ends, as the
+// kubelet restarts the static pods that run a real cluster's control plane.
 package controlplane
 
 import (
@@ -13,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -30,6 +34,22 @@ const loopback = "127.0.0.1"
 // stopGrace is how long a component gets to end after SIGTERM.
 const stopGrace = 10 * time.Second
 
+// The components of a control plane, by the names that ProcessPids and
+// Options.OnRestart use: those of their binaries.
+const (
+	Etcd                  = "etcd"
+	KubeAPIServer         = "kube-apiserver"
+	KubeControllerManager = "kube-controller-manager"
+)
+
+// DefaultRestartDelay is how long a component that ended stays down before
+// it is restarted. The kubelet does not restart a static pod's container at
+// once either, and the fault suite relies on the gap: a kube-apiserver it
+// kills must be seen down (clients failing, then retrying) before it comes
+// back, not back before anyone noticed. Three seconds also keep a component
+// that fails at once from spinning a core of a two-core machine.
+const DefaultRestartDelay = 3 * time.Second
+
 // Options configure one control plane.
 type Options struct {
 	// Name is the cluster's name, used for its kubeconfig context too.
@@ -40,6 +60,16 @@ type Options struct {
 	BinDir string
 	// StartTimeout bounds the whole start; zero means two minutes.
 	StartTimeout time.Duration
+	// RestartDelay is how long a component that ended stays down before it
+	// is restarted; zero means DefaultRestartDelay.
+	RestartDelay time.Duration
+	// Logf, if set, is told of each component that ends and of its restart.
+	Logf func(format string, args ...any)
+	// OnRestart, if set, is called with a component's name (Etcd, ...) and
+	// new pid each time it was restarted, e.g. to republish the pids. It
+	// runs on the goroutine that supervises the component and must not
+	// call Stop, which waits for that goroutine.
+	OnRestart func(component string, pid int)
 }
 
 // Cluster is a running control plane.
@@ -54,8 +84,28 @@ type Cluster struct {
 	// (system:masters), for the lab and tests only.
 	AdminKubeconfig string
 
-	pki       *clusterPKI
-	processes []*procutil.Process
+	pki *clusterPKI
+
+	// mu guards each component's current process, which a restart
+	// replaces, and stopSupervision.
+	mu              sync.Mutex
+	components      []*component // in start order
+	stopSupervision context.CancelFunc
+	supervisors     sync.WaitGroup
+}
+
+// component is one process of the control plane and the Spec it is
+// (re)started from.
+type component struct {
+	name    string
+	spec    procutil.Spec
+	process *procutil.Process // guarded by Cluster.mu
+}
+
+// ProcessPid is the current process ID of a control-plane component.
+type ProcessPid struct {
+	Name string // Etcd, KubeAPIServer or KubeControllerManager
+	Pid  int
 }
 
 // Start brings up etcd, kube-apiserver and kube-controller-manager, waits
@@ -99,7 +149,7 @@ func Start(ctx context.Context, opts Options) (cluster *Cluster, err error) {
 	}
 
 	etcdURL := "http://" + net.JoinHostPort(loopback, strconv.Itoa(ports[0]))
-	if err := c.start(procutil.Spec{
+	if err := c.start(Etcd, procutil.Spec{
 		Name: opts.Name + "/etcd",
 		Path: filepath.Join(opts.BinDir, "etcd"),
 		Args: []string{
@@ -114,7 +164,7 @@ func Start(ctx context.Context, opts Options) (cluster *Cluster, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := c.start(c.apiServerSpec(opts.BinDir, etcdURL, ports[2])); err != nil {
+	if err := c.start(KubeAPIServer, c.apiServerSpec(opts.BinDir, etcdURL, ports[2])); err != nil {
 		return nil, err
 	}
 	restConfig, err := c.RESTConfig()
@@ -124,12 +174,15 @@ func Start(ctx context.Context, opts Options) (cluster *Cluster, err error) {
 	if err := c.waitReady(ctx, restConfig); err != nil {
 		return nil, err
 	}
-	if err := c.start(c.controllerManagerSpec(opts.BinDir, controllerKubeconfig, ports[3])); err != nil {
+	if err := c.start(KubeControllerManager, c.controllerManagerSpec(opts.BinDir, controllerKubeconfig, ports[3])); err != nil {
 		return nil, err
 	}
 	if err := install.CRDs(ctx, restConfig); err != nil {
 		return nil, fmt.Errorf("%s: install cclm API: %w", opts.Name, err)
 	}
+	// Only now: a component that ends while the cluster starts is an
+	// error of the start, reported with its log, not something to retry.
+	c.supervise(opts)
 	return c, nil
 }
 
@@ -140,7 +193,7 @@ func validate(opts Options) error {
 	if opts.Dir == "" {
 		return errors.New("controlplane: Options.Dir is empty; give a directory for the cluster's state")
 	}
-	for _, binary := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
+	for _, binary := range []string{Etcd, KubeAPIServer, KubeControllerManager} {
 		if _, err := os.Stat(filepath.Join(opts.BinDir, binary)); err != nil {
 			return fmt.Errorf("controlplane: %s not found in %q; build it with `make kube`", binary, opts.BinDir)
 		}
@@ -211,17 +264,67 @@ func (c *Cluster) controllerManagerSpec(binDir, kubeconfig string, port int) pro
 	}
 }
 
-// start launches one component; its log goes to Dir/logs/<component>.log.
-func (c *Cluster) start(spec procutil.Spec) error {
+// start launches one component; its log goes to Dir/logs/<name>.log unless
+// spec says otherwise.
+func (c *Cluster) start(name string, spec procutil.Spec) error {
 	if spec.LogPath == "" {
-		spec.LogPath = filepath.Join(c.Dir, "logs", filepath.Base(spec.Path)+".log")
+		spec.LogPath = filepath.Join(c.Dir, "logs", name+".log")
 	}
 	p, err := procutil.Start(spec)
 	if err != nil {
 		return err
 	}
-	c.processes = append(c.processes, p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.components = append(c.components, &component{name: name, spec: spec, process: p})
 	return nil
+}
+
+// supervise restarts each component that ends, from its Spec, until Stop.
+func (c *Cluster) supervise(opts Options) {
+	delay := opts.RestartDelay
+	if delay == 0 {
+		delay = DefaultRestartDelay
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopSupervision = cancel
+	for _, comp := range c.components {
+		supervisor := procutil.Supervisor{
+			Spec:      comp.spec,
+			Delay:     delay,
+			Logf:      opts.Logf,
+			Restarted: func(p *procutil.Process) { c.restarted(comp, p, opts) },
+		}
+		first := comp.process
+		c.supervisors.Go(func() { supervisor.Run(ctx, first) })
+	}
+}
+
+// restarted records a component's new process, then tells the caller. The
+// callbacks run without c.mu held: OnRestart may ask for ProcessPids.
+func (c *Cluster) restarted(comp *component, p *procutil.Process, opts Options) {
+	c.mu.Lock()
+	comp.process = p
+	c.mu.Unlock()
+	if opts.Logf != nil {
+		opts.Logf("%s restarted (pid %d)", comp.spec.Name, p.Pid())
+	}
+	if opts.OnRestart != nil {
+		opts.OnRestart(comp.name, p.Pid())
+	}
+}
+
+// current returns the components' current processes, in start order.
+func (c *Cluster) current() []*procutil.Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	processes := make([]*procutil.Process, 0, len(c.components))
+	for _, comp := range c.components {
+		processes = append(processes, comp.process)
+	}
+	return processes
 }
 
 // waitReady polls /readyz until it answers ok, a component dies, or ctx ends.
@@ -246,14 +349,15 @@ func (c *Cluster) waitReady(ctx context.Context, restConfig *rest.Config) error 
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: kube-apiserver not ready before the deadline (last answer: %v); see %s",
-				c.Name, lastErr, c.processes[len(c.processes)-1].LogPath)
+				c.Name, lastErr, filepath.Join(c.Dir, "logs", KubeAPIServer+".log"))
 		case <-ticker.C:
 		}
 	}
 }
 
+// deadProcess is the first component whose current process has ended.
 func (c *Cluster) deadProcess() *procutil.Process {
-	for _, p := range c.processes {
+	for _, p := range c.current() {
 		if !p.Running() {
 			return p
 		}
@@ -261,7 +365,10 @@ func (c *Cluster) deadProcess() *procutil.Process {
 	return nil
 }
 
-// Healthy reports the first component that has ended, or nil.
+// Healthy reports the first component that is down right now (it ended and
+// its restart is pending, or failed), or nil once every one runs again. A
+// running process is all it checks: a restarted kube-apiserver counts as
+// healthy before it answers, /readyz says when it does.
 func (c *Cluster) Healthy() error {
 	if dead := c.deadProcess(); dead != nil {
 		return dead.ExitError()
@@ -269,20 +376,42 @@ func (c *Cluster) Healthy() error {
 	return nil
 }
 
-// Pids returns the process IDs of the control plane's components.
+// Pids returns the current process IDs of the components, in start order.
 func (c *Cluster) Pids() []int {
-	pids := make([]int, 0, len(c.processes))
-	for _, p := range c.processes {
-		pids = append(pids, p.Pid())
+	processes := c.ProcessPids()
+	pids := make([]int, 0, len(processes))
+	for _, p := range processes {
+		pids = append(pids, p.Pid)
 	}
 	return pids
 }
 
-// Stop ends the components in the reverse order of their start and waits
-// until each is gone. It is safe to call more than once.
+// ProcessPids returns each component's name and current process ID, in
+// start order (etcd, kube-apiserver, kube-controller-manager).
+func (c *Cluster) ProcessPids() []ProcessPid {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pids := make([]ProcessPid, 0, len(c.components))
+	for _, comp := range c.components {
+		pids = append(pids, ProcessPid{Name: comp.name, Pid: comp.process.Pid()})
+	}
+	return pids
+}
+
+// Stop ends supervision first, so that no component restarts behind it,
+// then the components in the reverse order of their start, and waits until
+// each is gone. It is safe to call more than once.
 func (c *Cluster) Stop() {
-	for i := len(c.processes) - 1; i >= 0; i-- {
-		c.processes[i].Stop(stopGrace)
+	c.mu.Lock()
+	stopSupervision := c.stopSupervision
+	c.mu.Unlock()
+	if stopSupervision != nil {
+		stopSupervision()
+	}
+	c.supervisors.Wait()
+	processes := c.current()
+	for i := len(processes) - 1; i >= 0; i-- {
+		processes[i].Stop(stopGrace)
 	}
 }
 

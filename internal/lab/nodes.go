@@ -73,6 +73,9 @@ type labNodes struct {
 	mu        sync.Mutex
 	processes []*procutil.Process
 	states    []ComponentState
+
+	stopSupervision context.CancelFunc
+	supervisors     sync.WaitGroup
 }
 
 // startNodes makes the lab's fabric and, per cluster, the virt controller,
@@ -258,46 +261,46 @@ func (n *labNodes) startSync(ctx context.Context, self string, opts Options, clu
 	return n.add(spec, ComponentState{Name: SyncControllerName, Kind: KindController, Cluster: cluster.Name})
 }
 
+// restartDelay is how long a node agent or controller that ended stays
+// down: a second, since the fault suite expects them back at once.
+const restartDelay = time.Second
+
 // supervise restarts a component that ends while the lab runs, as the
 // kubelet restarts a pod: a node agent's or a controller's crash or kill
 // must not end the node or the cluster. onRestart is told the new state.
 func (n *labNodes) supervise(ctx context.Context, logger *log.Logger, onRestart func([]ComponentState)) {
-	for i := range n.specs {
-		go n.superviseOne(ctx, i, logger, onRestart)
+	ctx, cancel := context.WithCancel(ctx)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stopSupervision = cancel
+	for i, spec := range n.specs {
+		supervisor := procutil.Supervisor{
+			Spec:      spec,
+			Delay:     restartDelay,
+			What:      describeComponent(n.states[i]),
+			Logf:      logger.Printf,
+			Restarted: func(process *procutil.Process) { onRestart(n.replace(i, process)) },
+		}
+		first := n.processes[i]
+		n.supervisors.Go(func() { supervisor.Run(ctx, first) })
 	}
 }
 
-func (n *labNodes) superviseOne(ctx context.Context, i int, logger *log.Logger, onRestart func([]ComponentState)) {
+// replace records the restarted process of component i and returns a copy
+// of every component's state.
+func (n *labNodes) replace(i int, process *procutil.Process) []ComponentState {
 	n.mu.Lock()
-	what := describeComponent(n.states[i])
-	n.mu.Unlock()
-	for {
-		n.mu.Lock()
-		process := n.processes[i]
-		n.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-process.Exited():
-		}
-		logger.Printf("%s ended (%v); restarting it in 1s", what, process.ExitError())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-		restarted, err := procutil.Start(n.specs[i])
-		if err != nil {
-			logger.Printf("%s: restart: %v", what, err)
-			continue
-		}
-		n.mu.Lock()
-		n.processes[i] = restarted
-		n.states[i].Pid = restarted.Pid()
-		states := append([]ComponentState(nil), n.states...)
-		n.mu.Unlock()
-		onRestart(states)
-	}
+	defer n.mu.Unlock()
+	n.processes[i] = process
+	n.states[i].Pid = process.Pid()
+	return append([]ComponentState(nil), n.states...)
+}
+
+// snapshot is a copy of every component's state.
+func (n *labNodes) snapshot() []ComponentState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]ComponentState(nil), n.states...)
 }
 
 // describeComponent names a component in the supervisor's log: "node
@@ -312,6 +315,14 @@ func describeComponent(state ComponentState) string {
 // stop ends the node agents and controllers, then the VMs the agents left
 // running (a node agent leaves its QEMUs on purpose), then the namespaces.
 func (n *labNodes) stop(logger *log.Logger) {
+	n.mu.Lock()
+	stopSupervision := n.stopSupervision
+	n.mu.Unlock()
+	// Supervision first, so that nothing restarts behind the stop.
+	if stopSupervision != nil {
+		stopSupervision()
+	}
+	n.supervisors.Wait()
 	n.mu.Lock()
 	processes := append([]*procutil.Process(nil), n.processes...)
 	n.mu.Unlock()

@@ -70,7 +70,8 @@ func Serve(ctx context.Context, opts Options, logOut io.Writer) error {
 
 	// Whatever a crashed supervisor left is stale: we hold the lock now.
 	removeRuntimeFiles(p)
-	clusters, err := startClusters(ctx, opts, logger)
+	publisher := &statePublisher{p: p, logger: logger}
+	clusters, err := startClusters(ctx, opts, logger, publisher)
 	defer func() {
 		for _, c := range clusters {
 			logger.Printf("%s: stopping control plane", c.Name)
@@ -92,12 +93,7 @@ func Serve(ctx context.Context, opts Options, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	state := &State{Pid: os.Getpid(), Ready: true, StartedAt: time.Now().UTC(), Components: nodes.states}
-	for _, c := range clusters {
-		state.Clusters = append(state.Clusters, ClusterState{
-			Name: c.Name, Server: c.Server, VirtNamespace: opts.VirtNamespace, Ports: c.Ports, Pids: c.Pids(),
-		})
-	}
+	startedAt := time.Now().UTC()
 	if err := waitForNodes(ctx, clusters, opts.Nodes, nodes); err != nil {
 		return err
 	}
@@ -106,14 +102,18 @@ func Serve(ctx context.Context, opts Options, logOut io.Writer) error {
 			return err
 		}
 	}
-	if err := writeState(p, state); err != nil {
+	err = publisher.publish(func() *State {
+		state := &State{Pid: os.Getpid(), Ready: true, StartedAt: startedAt, Components: nodes.snapshot()}
+		for _, c := range clusters {
+			state.Clusters = append(state.Clusters, clusterState(c, opts.VirtNamespace))
+		}
+		return state
+	})
+	if err != nil {
 		return err
 	}
 	nodes.supervise(ctx, logger, func(states []ComponentState) {
-		state.Components = states
-		if err := writeState(p, state); err != nil {
-			logger.Printf("write state: %v", err)
-		}
+		publisher.update(func(state *State) { state.Components = states })
 	})
 	logger.Printf("lab ready: kubeconfig %s (contexts %v)", p.kubeconfig(), ClusterNames)
 	watchHealth(ctx, clusters, logger)
@@ -123,13 +123,13 @@ func Serve(ctx context.Context, opts Options, logOut io.Writer) error {
 // startClusters starts every cluster in parallel and installs KubeVirt's API
 // in each. The clusters that did start are returned even on error, so the
 // caller can stop them.
-func startClusters(ctx context.Context, opts Options, logger *log.Logger) ([]*controlplane.Cluster, error) {
+func startClusters(ctx context.Context, opts Options, logger *log.Logger, publisher *statePublisher) ([]*controlplane.Cluster, error) {
 	results := make([]*controlplane.Cluster, len(ClusterNames))
 	errs := make([]error, len(ClusterNames))
 	var wg sync.WaitGroup
 	for i, name := range ClusterNames {
 		wg.Go(func() {
-			results[i], errs[i] = startCluster(ctx, opts, name, logger)
+			results[i], errs[i] = startCluster(ctx, opts, name, logger, publisher)
 		})
 	}
 	wg.Wait()
@@ -147,13 +147,19 @@ func startClusters(ctx context.Context, opts Options, logger *log.Logger) ([]*co
 	return started, nil
 }
 
-func startCluster(ctx context.Context, opts Options, name string, logger *log.Logger) (*controlplane.Cluster, error) {
+// startCluster starts a cluster whose control plane restarts its processes
+// as they end; each restart republishes the lab's state with the new pid.
+func startCluster(ctx context.Context, opts Options, name string, logger *log.Logger, publisher *statePublisher) (*controlplane.Cluster, error) {
 	logger.Printf("%s: starting etcd, kube-apiserver, kube-controller-manager", name)
 	began := time.Now()
 	cluster, err := controlplane.Start(ctx, controlplane.Options{
 		Name:   name,
 		Dir:    filepath.Join(opts.Dir, "clusters", name),
 		BinDir: opts.BinDir,
+		Logf:   logger.Printf,
+		OnRestart: func(component string, pid int) {
+			publisher.update(func(state *State) { state.setControlPlanePid(name, component, pid) })
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -173,9 +179,11 @@ func startCluster(ctx context.Context, opts Options, name string, logger *log.Lo
 	return cluster, nil
 }
 
-// watchHealth logs a component that ends on its own, until ctx ends.
+// watchHealth logs each change of a control plane's health until ctx
+// ends: degraded when a process of it is down (its restart is pending),
+// healthy again once all run.
 func watchHealth(ctx context.Context, clusters []*controlplane.Cluster, logger *log.Logger) {
-	reported := map[string]bool{}
+	problems := map[string]string{}
 	ticker := time.NewTicker(2 * time.Second)
 	defer ticker.Stop()
 	for {
@@ -185,12 +193,28 @@ func watchHealth(ctx context.Context, clusters []*controlplane.Cluster, logger *
 		case <-ticker.C:
 		}
 		for _, c := range clusters {
-			if err := c.Healthy(); err != nil && !reported[c.Name] {
-				reported[c.Name] = true
-				logger.Printf("%s: control plane degraded: %v", c.Name, err)
+			if line, changed := healthChange(problems, c.Name, c.Healthy()); changed {
+				logger.Print(line)
 			}
 		}
 	}
+}
+
+// healthChange records a cluster's health in problems (its last problem,
+// "" when healthy, as it starts) and says what to log if it changed.
+func healthChange(problems map[string]string, cluster string, health error) (line string, changed bool) {
+	problem := ""
+	if health != nil {
+		problem = health.Error()
+	}
+	if problems[cluster] == problem {
+		return "", false
+	}
+	problems[cluster] = problem
+	if problem == "" {
+		return cluster + ": control plane healthy again", true
+	}
+	return cluster + ": control plane degraded: " + problem, true
 }
 
 func writeKubeconfig(p paths, clusters []*controlplane.Cluster) error {
