@@ -19,7 +19,7 @@ const (
 	// when the wait ends.
 	ConditionWaiting kubevirtv1.VirtualMachineInstanceMigrationConditionType = "migrationWaiting"
 	// ConditionFailed is True on a failed migration, with why.
-	ConditionFailed kubevirtv1.VirtualMachineInstanceMigrationConditionType = "migrationFailed"
+	ConditionFailed = kubevirtv1.MigrationFailedCondition
 	// ConditionAbortRequested is True once the controller asked the node
 	// agents to abort; its lastTransitionTime starts the abort deadline.
 	ConditionAbortRequested = kubevirtv1.VirtualMachineInstanceMigrationAbortRequested

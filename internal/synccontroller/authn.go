@@ -1,6 +1,7 @@
 package synccontroller
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,6 +12,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/cclm-io/cclm/internal/install"
 )
@@ -62,6 +68,28 @@ func (a *authenticator) clientConfig(peerAddress string) *tls.Config {
 			return a.verify(state.PeerCertificates, x509.ExtKeyUsageServerAuth, ServerName, "refused the synchronization controller at "+peerAddress, peerAddress)
 		},
 	}
+}
+
+// recheckCaller is a gRPC interceptor that checks the caller's certificate
+// against the trust bundle as it is now, on every call. The handshake's
+// check alone would let a peer whose CA was taken out of
+// kubevirt-external-ca go on over the HTTP/2 connection it opened before:
+// gRPC keeps connections for as long as they work.
+func (a *authenticator) recheckCaller(ctx context.Context, request any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	caller, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "no peer in the call's context")
+	}
+	tlsInfo, ok := caller.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "the call did not come over TLS")
+	}
+	address := caller.Addr.String()
+	host, _, _ := net.SplitHostPort(address)
+	if err := a.verify(tlsInfo.State.PeerCertificates, x509.ExtKeyUsageClientAuth, "", "refused a call from "+address, host); err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	return handler(ctx, request)
 }
 
 // verify checks a peer's chain; a refusal is reported as what + why, once

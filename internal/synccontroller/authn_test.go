@@ -1,6 +1,7 @@
 package synccontroller
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -13,6 +14,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/funcr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/cclm-io/cclm/internal/pki"
 )
@@ -232,5 +240,45 @@ func TestDescribeRefusal(t *testing.T) {
 		if got := describeRefusal(tc.err); got != tc.want {
 			t.Errorf("describeRefusal(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// A peer whose CA is taken out of the trust bundle is refused on its next
+// call, also over the connection it opened while it was trusted (the fault
+// suite's "peer CA removed": gRPC had kept the connection, and the peer
+// synchronized on).
+func TestCallsOfAPeerNoLongerTrustedAreRefused(t *testing.T) {
+	ocp7, ocp1 := newTLSCluster(t, "ocp7"), newTLSCluster(t, "ocp1")
+	ocp7.trusts(ocp7.ca, ocp1.ca)
+	ocp1.trusts(ocp1.ca, ocp7.ca)
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := grpc.NewServer(grpc.Creds(credentials.NewTLS(ocp1.auth.serverConfig())), grpc.UnaryInterceptor(ocp1.auth.recheckCaller))
+	healthpb.RegisterHealthServer(server, health.NewServer())
+	go func() { _ = server.Serve(listener) }()
+	defer server.Stop()
+	conn, err := grpc.NewClient(listener.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(ocp7.auth.clientConfig(listener.Addr().String()))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	check := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	if err := check(); err != nil {
+		t.Fatalf("a call of a trusted peer: %v", err)
+	}
+	ocp1.trusts(ocp1.ca) // ocp7's CA taken out of kubevirt-external-ca
+	err = check()
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "unknown authority") {
+		t.Fatalf("a call over the open connection after the CA was removed: %v, want Unauthenticated naming the unknown authority", err)
+	}
+	if conn.GetState() == connectivity.Shutdown {
+		t.Fatal("the client connection was shut down; the test needs it open to show the refusal is per call")
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -75,12 +76,47 @@ func (c *controller) reconcileMigration(ctx context.Context, request reconcile.R
 		return c.cancelPeer(ctx, request.NamespacedName)
 	}
 	vmi, err := c.vmiOf(ctx, m)
-	if err != nil || vmi == nil || !belongsTo(vmi, m) {
-		// Without its VMI (or with a VMI busy with another migration)
-		// there is nothing to push; the VMI's arrival wakes this up.
+	if err != nil {
 		return reconcile.Result{}, err
 	}
+	if vmi == nil || !belongsTo(vmi, m) {
+		if !m.IsFinal() {
+			// Without its VMI (or with a VMI busy with another migration)
+			// there is nothing to push yet; the VMI's arrival wakes this up.
+			return reconcile.Result{}, nil
+		}
+		// It ended without its VMI (gone, or the VM's next instance or
+		// migration has it): the peer hears the outcome from the
+		// migration itself rather than waiting for it to its deadline.
+		vmi = endedMigrationsVMI(m)
+	}
 	return c.follow(ctx, m, vmi)
+}
+
+// endedPushWindow is how long after its end a migration's outcome is still
+// pushed by a leader that did not follow it: longer than any peer waits.
+const endedPushWindow = 5 * time.Minute
+
+// endedWithin tells whether m entered its final phase less than window ago.
+func endedWithin(m *kubevirtv1.VirtualMachineInstanceMigration, now time.Time, window time.Duration) bool {
+	for _, stamp := range m.Status.PhaseTransitionTimestamps {
+		if stamp.Phase == m.Status.Phase && stamp.PhaseTransitionTimestamp.Time.After(now.Add(-window)) {
+			return true
+		}
+	}
+	return false
+}
+
+// endedMigrationsVMI stands for the VMI of a migration that ended without
+// it: what the migration's status mirrored of it.
+func endedMigrationsVMI(m *kubevirtv1.VirtualMachineInstanceMigration) *kubevirtv1.VirtualMachineInstance {
+	vmi := &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Spec.VMIName, UID: ownHalfVMIUID(m)}}
+	vmi.Status.MigrationState = m.Status.MigrationState.DeepCopy()
+	if vmi.Status.MigrationState == nil {
+		vmi.Status.MigrationState = &kubevirtv1.VirtualMachineInstanceMigrationState{}
+	}
+	vmi.Status.MigrationState.MigrationUID = m.UID
+	return vmi
 }
 
 // belongsTo reports whether the VMI's migration state is m's, or not
@@ -102,9 +138,12 @@ func (c *controller) vmiOf(ctx context.Context, m *kubevirtv1.VirtualMachineInst
 // follow does what planPush decides for a migration whose VMI exists.
 func (c *controller) follow(ctx context.Context, m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance) (reconcile.Result, error) {
 	key := client.ObjectKeyFromObject(m)
-	if _, following := c.contacts.lookup(key); m.IsFinal() && !following {
-		// A migration that ended before this leader came: its peer was
-		// told by then, or gave up at its own deadline.
+	if _, following := c.contacts.lookup(key); m.IsFinal() && !following && !endedWithin(m, c.now(), endedPushWindow) {
+		// A migration that ended well before this leader came: its peer
+		// was told by then, or gave up at its own deadline. One that ended
+		// lately may have ended while no leader ran (the fault suite's
+		// target sync controller killed mid-transfer: the source never
+		// heard that the guest had arrived): its outcome is pushed once.
 		return reconcile.Result{}, nil
 	}
 	status, err := c.ownStatus(ctx, m, vmi)
@@ -132,11 +171,15 @@ func (c *controller) follow(ctx context.Context, m *kubevirtv1.VirtualMachineIns
 // written to the VMI too while the migration runs.
 func (c *controller) ownStatus(ctx context.Context, m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance) (*kubevirtv1.VirtualMachineInstanceStatus, error) {
 	status := vmi.Status.DeepCopy()
+	if m.IsFinal() {
+		endedStatus(m, vmi, status)
+	}
 	withOwnHalf(status, ownSide{
 		role: roleOf(m), syncAddress: c.address,
 		migrationUID: m.UID, vmiUID: vmi.UID, vmiName: vmi.Name, vmiNamespace: vmi.Namespace,
 	})
-	if m.IsFinal() || !statusChanged(&vmi.Status, status) {
+	if m.IsFinal() || anotherMigrationsVMI(m, vmi) != "" || !statusChanged(&vmi.Status, status) {
+		// Nothing is written into a VMI that is not the migration's.
 		return status, nil
 	}
 	updated := vmi.DeepCopy()

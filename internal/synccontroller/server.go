@@ -49,6 +49,7 @@ func (s *server) Start(ctx context.Context) error {
 	}
 	grpcServer := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.auth.serverConfig())),
+		grpc.UnaryInterceptor(s.auth.recheckCaller),
 		grpc.MaxRecvMsgSize(2*maxStatusJSON),
 	)
 	syncpb.RegisterSynchronizeServer(grpcServer, s)
@@ -122,6 +123,10 @@ func (s *server) receiveStatus(ctx context.Context, request *syncpb.VMIStatusReq
 	if err != nil {
 		return nil, err
 	}
+	if why := notForThisVMI(m, vmi); why != "" {
+		// Answered, not refused: the peer has nothing to retry.
+		return &syncpb.VMIStatusResponse{Message: "ignored: " + why}, nil
+	}
 	updated := vmi.DeepCopy()
 	applyPeerStatus(&updated.Status, peerStatus, sender)
 	if !statusChanged(&vmi.Status, &updated.Status) {
@@ -147,6 +152,9 @@ func (s *server) CancelMigration(ctx context.Context, request *syncpb.MigrationC
 	vmi, err := s.localVMI(ctx, m)
 	if err != nil {
 		return nil, err
+	}
+	if why := notForThisVMI(m, vmi); why != "" {
+		return &syncpb.MigrationCancelResponse{Message: "nothing to cancel: " + why}, nil
 	}
 	updated := vmi.DeepCopy()
 	if !applyCancel(&updated.Status) {

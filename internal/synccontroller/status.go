@@ -180,6 +180,71 @@ func fillCommon(half *kubevirtv1.VirtualMachineInstanceCommonMigrationState, kno
 	}
 }
 
+// notForThisVMI says why a peer's message about migration m must not
+// touch vmi, "" when it may. A VMI is found by the migration's spec.vmiName,
+// and by then it may be another migration's, or another instance of the
+// VM (the one the migration moved crashed and was started again): writing
+// an old migration's outcome into it would fail the next migration of the
+// VM before it began, with that old reason. Nor does a migration that is
+// over take news from its peer any more.
+func notForThisVMI(m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance) string {
+	if m.IsFinal() {
+		return fmt.Sprintf("migration %s/%s is over (%s)", m.Namespace, m.Name, m.Status.Phase)
+	}
+	return anotherMigrationsVMI(m, vmi)
+}
+
+// anotherMigrationsVMI says why vmi, found by m's spec.vmiName, is not m's
+// VMI any more; "" when it is (or m has not claimed one yet).
+func anotherMigrationsVMI(m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance) string {
+	if state := vmi.Status.MigrationState; state != nil && state.MigrationUID != "" && state.MigrationUID != m.UID {
+		return fmt.Sprintf("VMI %s/%s now carries migration %s, not %s", vmi.Namespace, vmi.Name, state.MigrationUID, m.UID)
+	}
+	if uid := ownHalfVMIUID(m); uid != "" && uid != vmi.UID {
+		return fmt.Sprintf("VMI %s/%s is a new instance (UID %s; the migration's was %s)", vmi.Namespace, vmi.Name, vmi.UID, uid)
+	}
+	return ""
+}
+
+// endedStatus is what a migration that ended tells its peer: its own
+// mirrored state rather than its VMI's when the VMI is another
+// migration's or instance's now (the VM crashed and was started again),
+// and, when it failed, that it failed and why, whatever the VMI says. A
+// peer still waiting would otherwise wait for a VMI that will never
+// report this migration again.
+func endedStatus(m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance, status *kubevirtv1.VirtualMachineInstanceStatus) {
+	if anotherMigrationsVMI(m, vmi) != "" {
+		*status = kubevirtv1.VirtualMachineInstanceStatus{MigrationState: m.Status.MigrationState.DeepCopy()}
+	}
+	if m.Status.Phase != kubevirtv1.MigrationFailed {
+		return
+	}
+	reason := m.FailureMessage()
+	if reason == "" {
+		reason = fmt.Sprintf("migration %s/%s failed", m.Namespace, m.Name)
+	}
+	markFailed(ensureMigrationState(status), reason)
+}
+
+// ownHalfVMIUID is the UID of the VMI the migration's own half named, as
+// its status mirrors it; "" before it did.
+func ownHalfVMIUID(m *kubevirtv1.VirtualMachineInstanceMigration) types.UID {
+	state := m.Status.MigrationState
+	var half *kubevirtv1.VirtualMachineInstanceCommonMigrationState
+	switch {
+	case state == nil:
+		return ""
+	case roleOf(m) == roleSource && state.SourceState != nil:
+		half = &state.SourceState.VirtualMachineInstanceCommonMigrationState
+	case roleOf(m) == roleTarget && state.TargetState != nil:
+		half = &state.TargetState.VirtualMachineInstanceCommonMigrationState
+	}
+	if half == nil || half.VirtualMachineInstanceUID == nil {
+		return ""
+	}
+	return *half.VirtualMachineInstanceUID
+}
+
 // applyPeerStatus copies into local what the peer's pushed status says
 // about the peer's side. Only the peer's half and the outcome fields are
 // touched; local's own half stays as its agents wrote it.
@@ -241,7 +306,10 @@ func applyTargetCompletion(state, target *kubevirtv1.VirtualMachineInstanceMigra
 // propagateFailure fails the local side when the peer's failed; the first
 // reason stays, so that two sides failing each other do not loop.
 func propagateFailure(state, peerState *kubevirtv1.VirtualMachineInstanceMigrationState, peerRole role) {
-	if peerState == nil || !peerState.Failed {
+	if peerState == nil || !peerState.Failed || state.Completed {
+		// A completed migration stays completed: the guest runs at the
+		// target, whatever the peer concluded since (a source that gave up
+		// waiting for the word of it keeps its QEMU paused).
 		return
 	}
 	reason := firstSet(peerState.FailureReason, "no reason given")

@@ -301,3 +301,158 @@ func requireEqual(t *testing.T, what string, want, got any) {
 	gotJSON, _ := json.Marshal(got)
 	t.Errorf("%s:\n got: %s\nwant: %s", what, gotJSON, wantJSON)
 }
+
+// A peer's message about a migration touches the VMI only while the VMI is
+// that migration's: the VM's next instance, or its next migration, never
+// takes an old outcome (found by the fault suite: the source QEMU killed
+// mid-transfer, the VM started again, and its next migration failed at once
+// with the old reason).
+func TestPeerMessagesOnlyReachTheirMigrationsVMI(t *testing.T) {
+	sending := func(phase kubevirtv1.VirtualMachineInstanceMigrationPhase, vmiUID types.UID) *kubevirtv1.VirtualMachineInstanceMigration {
+		m := &kubevirtv1.VirtualMachineInstanceMigration{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "send", UID: "uid-vmim-ocp7"},
+			Spec: kubevirtv1.VirtualMachineInstanceMigrationSpec{VMIName: "vm1",
+				SendTo: &kubevirtv1.VirtualMachineInstanceMigrationSource{MigrationID: "m1", ConnectURL: "192.168.201.128:9185"}},
+		}
+		m.Status.Phase = phase
+		if vmiUID != "" {
+			m.Status.MigrationState = &kubevirtv1.VirtualMachineInstanceMigrationState{SourceState: &kubevirtv1.VirtualMachineInstanceMigrationSourceState{
+				VirtualMachineInstanceCommonMigrationState: kubevirtv1.VirtualMachineInstanceCommonMigrationState{VirtualMachineInstanceUID: ptrTo(vmiUID)},
+			}}
+		}
+		return m
+	}
+	vmi := func(uid, migrationUID types.UID) *kubevirtv1.VirtualMachineInstance {
+		v := &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "vm1", UID: uid}}
+		if migrationUID != "" {
+			v.Status.MigrationState = &kubevirtv1.VirtualMachineInstanceMigrationState{MigrationUID: migrationUID}
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		name    string
+		m       *kubevirtv1.VirtualMachineInstanceMigration
+		vmi     *kubevirtv1.VirtualMachineInstance
+		refused string // part of the reason; "" when accepted
+	}{
+		{"unclaimed VMI, migration just made", sending(kubevirtv1.MigrationPending, ""), vmi("uid-vmi-ocp7", ""), ""},
+		{"the migration's own VMI", sending(kubevirtv1.MigrationRunning, "uid-vmi-ocp7"), vmi("uid-vmi-ocp7", "uid-vmim-ocp7"), ""},
+		{"migration over", sending(kubevirtv1.MigrationFailed, "uid-vmi-ocp7"), vmi("uid-vmi-ocp7", "uid-vmim-ocp7"), "is over"},
+		{"VMI carries the next migration", sending(kubevirtv1.MigrationRunning, "uid-vmi-ocp7"), vmi("uid-vmi-ocp7", "uid-next"), "now carries migration uid-next"},
+		{"VMI started again after a crash", sending(kubevirtv1.MigrationRunning, "uid-vmi-ocp7"), vmi("uid-vmi-again", ""), "is a new instance"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			why := notForThisVMI(tc.m, tc.vmi)
+			if tc.refused == "" && why != "" || tc.refused != "" && !strings.Contains(why, tc.refused) {
+				t.Errorf("notForThisVMI = %q, want %q", why, tc.refused)
+			}
+		})
+	}
+}
+
+// A migration that ended tells its peer how, also when its VMI is no longer
+// its own (found by the fault suite: the source QEMU killed before the
+// transfer, the VM started again, and the target waited for ever for a
+// source that would never report the dead migration).
+func TestEndedMigrationTellsItsOutcome(t *testing.T) {
+	failed := failedSendingMigration()
+	failed.Status.Phase = kubevirtv1.MigrationFailed
+	failed.Status.MigrationState = &kubevirtv1.VirtualMachineInstanceMigrationState{
+		MigrationUID: "uid-vmim-ocp7", Failed: true, FailureReason: "VMI default/vm1 is Failed, not Running",
+		SourceState: &kubevirtv1.VirtualMachineInstanceMigrationSourceState{
+			VirtualMachineInstanceCommonMigrationState: kubevirtv1.VirtualMachineInstanceCommonMigrationState{VirtualMachineInstanceUID: ptrTo(types.UID("uid-vmi-ocp7"))},
+		},
+	}
+	restarted := &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "vm1", UID: "uid-vmi-again"}}
+	restarted.Status.Phase = kubevirtv1.Running
+
+	status := restarted.Status.DeepCopy()
+	endedStatus(failed, restarted, status)
+	state := status.MigrationState
+	if state == nil || !state.Failed || state.FailureReason != "VMI default/vm1 is Failed, not Running" {
+		t.Fatalf("pushed state %+v: want the migration's failure and reason", state)
+	}
+	if status.Phase == kubevirtv1.Running || *state.SourceState.VirtualMachineInstanceUID != "uid-vmi-ocp7" {
+		t.Fatalf("pushed status %+v: want the migration's own, not the restarted VMI's", status)
+	}
+
+	// A migration that succeeded pushes its VMI's status as it is.
+	succeeded := failed.DeepCopy()
+	succeeded.Status.Phase = kubevirtv1.MigrationSucceeded
+	own := &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "vm1", UID: "uid-vmi-ocp7"}}
+	own.Status.MigrationState = &kubevirtv1.VirtualMachineInstanceMigrationState{MigrationUID: "uid-vmim-ocp7", Completed: true}
+	status = own.Status.DeepCopy()
+	endedStatus(succeeded, own, status)
+	if !equality.Semantic.DeepEqual(status, &own.Status) {
+		t.Fatalf("a succeeded migration's status changed: %+v", status.MigrationState)
+	}
+}
+
+// A migration that failed before it claimed its VMI's state (the VMI had
+// failed already) and whose VMI is gone still tells its peer, with the
+// reason of its migrationFailed condition.
+func TestMigrationEndedWithoutItsVMITellsItsPeer(t *testing.T) {
+	m := failedSendingMigration()
+	m.Status.Phase = kubevirtv1.MigrationFailed
+	m.Status.Conditions = []kubevirtv1.VirtualMachineInstanceMigrationCondition{{
+		Type: kubevirtv1.MigrationFailedCondition, Status: "True", Message: "VMI default/vm1 is Failed, not Running",
+	}}
+	vmi := endedMigrationsVMI(m)
+	status := vmi.Status.DeepCopy()
+	endedStatus(m, vmi, status)
+	if state := status.MigrationState; !state.Failed || state.FailureReason != "VMI default/vm1 is Failed, not Running" || state.MigrationUID != m.UID {
+		t.Fatalf("pushed state %+v", state)
+	}
+}
+
+// A leader that did not follow a migration still pushes its outcome when
+// it ended lately: it may have ended while no leader ran.
+func TestEndedWithin(t *testing.T) {
+	now := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	ended := func(phase kubevirtv1.VirtualMachineInstanceMigrationPhase, ago time.Duration) *kubevirtv1.VirtualMachineInstanceMigration {
+		m := &kubevirtv1.VirtualMachineInstanceMigration{}
+		m.Status.Phase = phase
+		m.Status.PhaseTransitionTimestamps = []kubevirtv1.VirtualMachineInstanceMigrationPhaseTransitionTimestamp{
+			{Phase: kubevirtv1.MigrationRunning, PhaseTransitionTimestamp: metav1.NewTime(now.Add(-time.Hour))},
+			{Phase: phase, PhaseTransitionTimestamp: metav1.NewTime(now.Add(-ago))},
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		m    *kubevirtv1.VirtualMachineInstanceMigration
+		want bool
+	}{
+		{"succeeded a moment ago", ended(kubevirtv1.MigrationSucceeded, 20*time.Second), true},
+		{"failed a moment ago", ended(kubevirtv1.MigrationFailed, time.Minute), true},
+		{"ended long ago", ended(kubevirtv1.MigrationSucceeded, time.Hour), false},
+		{"no timestamp of its final phase", &kubevirtv1.VirtualMachineInstanceMigration{Status: kubevirtv1.VirtualMachineInstanceMigrationStatus{Phase: kubevirtv1.MigrationFailed}}, false},
+	} {
+		if got := endedWithin(tc.m, now, endedPushWindow); got != tc.want {
+			t.Errorf("%s: endedWithin = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A target that completed (the guest runs there) is not failed by a source
+// that gave up waiting for the word of it.
+func TestCompletedMigrationIsNotFailedByThePeer(t *testing.T) {
+	local := &kubevirtv1.VirtualMachineInstanceStatus{MigrationState: &kubevirtv1.VirtualMachineInstanceMigrationState{Completed: true}}
+	peer := sourceVMIStatus()
+	peer.MigrationState.Failed, peer.MigrationState.FailureReason = true, "the target cluster did not report the migration completed"
+	applyPeerStatus(local, peer, roleSource)
+	if local.MigrationState.Failed || !local.MigrationState.Completed {
+		t.Fatalf("completed state after the peer's failure: %+v", local.MigrationState)
+	}
+}
+
+// failedSendingMigration is ocp7's sending half of migration m1, Failed.
+func failedSendingMigration() *kubevirtv1.VirtualMachineInstanceMigration {
+	m := &kubevirtv1.VirtualMachineInstanceMigration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "send", UID: "uid-vmim-ocp7"},
+		Spec: kubevirtv1.VirtualMachineInstanceMigrationSpec{VMIName: "vm1",
+			SendTo: &kubevirtv1.VirtualMachineInstanceMigrationSource{MigrationID: "m1", ConnectURL: "192.168.201.128:9185"}},
+	}
+	m.Status.Phase = kubevirtv1.MigrationFailed
+	return m
+}

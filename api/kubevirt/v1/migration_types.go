@@ -391,6 +391,25 @@ func (m *VirtualMachineInstanceMigration) IsDecentralizedTarget() bool {
 }
 
 // IsFinal reports whether the migration has succeeded or failed.
+// MigrationFailedCondition is the condition of a failed migration; its
+// message says why, also for a migration that failed before it had a
+// migrationState.
+const MigrationFailedCondition VirtualMachineInstanceMigrationConditionType = "migrationFailed"
+
+// FailureMessage is why m failed: migrationState.failureReason, else the
+// message of its migrationFailed condition; "" if it did not fail.
+func (m *VirtualMachineInstanceMigration) FailureMessage() string {
+	if state := m.Status.MigrationState; state != nil && state.FailureReason != "" {
+		return state.FailureReason
+	}
+	for _, c := range m.Status.Conditions {
+		if c.Type == MigrationFailedCondition && c.Status == corev1.ConditionTrue {
+			return c.Message
+		}
+	}
+	return ""
+}
+
 func (m *VirtualMachineInstanceMigration) IsFinal() bool {
 	return m.Status.Phase == MigrationSucceeded || m.Status.Phase == MigrationFailed
 }
