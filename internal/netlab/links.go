@@ -382,15 +382,26 @@ func (ns *Namespace) addAddress(linkName string, address netip.Prefix) error {
 
 // LinkUp brings a link administratively up.
 func (ns *Namespace) LinkUp(name string) error {
+	return ns.setLinkState(name, "up", netlink.LinkSetUp)
+}
+
+// LinkDown brings a link administratively down: what a pulled cable or a
+// switch port shut does to the traffic through it (the fault suite cuts a
+// node's migration uplink with it).
+func (ns *Namespace) LinkDown(name string) error {
+	return ns.setLinkState(name, "down", netlink.LinkSetDown)
+}
+
+func (ns *Namespace) setLinkState(name, state string, set func(netlink.Link) error) error {
 	err := ns.Do(func() error {
 		link, err := ns.lookupLink("link", name)
 		if err != nil {
 			return err
 		}
-		return netlink.LinkSetUp(link)
+		return set(link)
 	})
 	if err != nil {
-		return fmt.Errorf("bring %q up in %s: %w", name, ns, err)
+		return fmt.Errorf("bring %q %s in %s: %w", name, state, ns, err)
 	}
 	return nil
 }

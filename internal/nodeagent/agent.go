@@ -160,6 +160,9 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	if err := setupMigrationNetworkWatch(mgr, migration0); err != nil {
 		return err
 	}
+	if err := mgr.Add(&runDirSweeper{reader: mgr.GetClient(), runner: runner, logger: logger}); err != nil {
+		return err
+	}
 	go apiServer.serve(ctx, logger)
 	return mgr.Start(ctx)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"k8s.io/apimachinery/pkg/types"
 	"net"
 	"net/netip"
 	"strings"
@@ -151,7 +152,7 @@ func domainNICs(vmi *kubevirtv1.VirtualMachineInstance, vmNetwork netip.Prefix) 
 		if err != nil {
 			return nil, netip.Prefix{}, fmt.Errorf("spec.domain.devices.interfaces[%s].macAddress %q: %v", iface.Name, iface.MacAddress, err)
 		}
-		nics = append(nics, qemu.NIC{Name: iface.Name, Tap: tapName(vmi, iface.Name), MAC: mac.String()})
+		nics = append(nics, qemu.NIC{Name: iface.Name, Tap: TapName(vmi.UID, iface.Name), MAC: mac.String()})
 		if i == 0 && vmNetwork.IsValid() {
 			address = addressFromMAC(vmNetwork, mac)
 		}
@@ -159,10 +160,11 @@ func domainNICs(vmi *kubevirtv1.VirtualMachineInstance, vmNetwork netip.Prefix) 
 	return nics, address, nil
 }
 
-// tapName is unique per VMI UID and interface, and short enough for Linux
-// (15 bytes).
-func tapName(vmi *kubevirtv1.VirtualMachineInstance, iface string) string {
-	sum := sha256.Sum256([]byte(string(vmi.UID) + "/" + iface))
+// TapName is the node's tap of a VMI's interface: unique per VMI UID and
+// interface, and short enough for Linux (15 bytes). The fault suite uses
+// it to find taps no VMI owns.
+func TapName(vmi types.UID, iface string) string {
+	sum := sha256.Sum256([]byte(string(vmi) + "/" + iface))
 	return "tap" + hex.EncodeToString(sum[:6])
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,6 +50,13 @@ const (
 	progressInterval = time.Second
 	// takeoverTimeout bounds the source's wait for the target to run.
 	takeoverTimeout = time.Minute
+	// decentralizedTakeoverTimeout bounds it when the target is another
+	// cluster: its word crosses two clusters' API servers and
+	// synchronization controllers, any of which may be restarting (an API
+	// server back from a crash refuses requests until its RBAC caches
+	// fill; a new sync leader waits out the old one's lease). The
+	// migration controller's synchronization deadline, 5 minutes.
+	decentralizedTakeoverTimeout = 5 * time.Minute
 )
 
 // migrationNetwork gives a node's address on the migration network.
@@ -105,6 +113,11 @@ func (m *migrator) reconcile(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 		return
 	}
 	if state.Completed {
+		if migrationRole(state, vmi.Status.NodeName, m.runner.node) == qemu.RoleSource && state.IsDecentralizedSource() && vmi.Status.Phase == kubevirtv1.Running {
+			// The guest runs in the target cluster, and this side did not
+			// stop its source: the agent restarted after the switchover.
+			m.ensure(ctx, vmi, qemu.RoleSource, m.finishCompletedSource)
+		}
 		return
 	}
 	switch migrationRole(state, vmi.Status.NodeName, m.runner.node) {
@@ -319,6 +332,9 @@ func (m *migrator) runTarget(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	if err != nil {
 		return err
 	}
+	if found, err := m.recoverIncoming(ctx, vmi, dom); found {
+		return err
+	}
 	cleanup := func() { m.discardTarget(dom, active) }
 	if err := prepareDisks(dom, volumes, active); err != nil {
 		cleanup()
@@ -346,6 +362,32 @@ func (m *migrator) runTarget(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 		return fmt.Errorf("incoming migration: %w", err)
 	}
 	return m.takeOver(ctx, vmi, instance, dom)
+}
+
+// recoverIncoming handles the incoming QEMU this agent started before it
+// restarted, if the target's run directory holds one (found). If the guest
+// had arrived, the agent takes it over, as it would have: the source is
+// paused for good by then, and this QEMU is the VM. Otherwise nothing
+// follows that migration any more (its QMP session and deadlines died with
+// the agent): the QEMU is stopped and this side fails; the source cancels
+// and runs on, and the next migration starts clean.
+func (m *migrator) recoverIncoming(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, dom qemu.Domain) (found bool, err error) {
+	pid, running := qemu.RunningIn(dom.RunDir)
+	if !running {
+		return false, nil
+	}
+	instance, err := qemu.Adopt(ctx, dom.RunDir)
+	if err == nil {
+		if p, err := instance.QueryMigrate(ctx); err == nil && p.Status == qemu.MigrationCompleted {
+			m.logger.Info("the guest had arrived before the node agent restarted; taking it over", "domain", dom.Name, "pid", pid)
+			return true, m.takeOver(ctx, vmi, instance, dom)
+		}
+		_ = instance.Kill()
+		_ = instance.Close()
+	} else if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return true, fmt.Errorf("the node agent restarted during the incoming migration and could not stop the incoming QEMU (pid %d) it had started: %w", pid, err)
+	}
+	return true, fmt.Errorf("the node agent restarted during the incoming migration: it stopped the incoming QEMU (pid %d) it had started, which nothing followed any more; the guest runs on at the source", pid)
 }
 
 // targetVolume is what the target knows of a disk's volume.
@@ -726,7 +768,7 @@ func (m *migrator) finishSource(ctx context.Context, vmi *kubevirtv1.VirtualMach
 	claimed := func(current *kubevirtv1.VirtualMachineInstance) (bool, error) {
 		return current.Status.NodeName == target, nil
 	}
-	if _, err := m.awaitTakeover(ctx, vmi, claimed, fmt.Sprintf("target node %s did not report the guest running", target)); err != nil {
+	if _, err := m.awaitTakeover(ctx, vmi, takeoverTimeout, claimed, fmt.Sprintf("target node %s did not report the guest running", target)); err != nil {
 		return err
 	}
 	r.forget(vmi.UID)
@@ -757,7 +799,7 @@ func (m *migrator) finishDecentralizedSource(ctx context.Context, vmi *kubevirtv
 	completed := func(current *kubevirtv1.VirtualMachineInstance) (bool, error) {
 		return decentralizedTakeover(current.Status.MigrationState, uid)
 	}
-	current, err := m.awaitTakeover(ctx, vmi, completed, "the target cluster did not report the migration completed")
+	current, err := m.awaitTakeover(ctx, vmi, decentralizedTakeoverTimeout, completed, "the target cluster did not report the migration completed")
 	if err != nil {
 		return err
 	}
@@ -778,6 +820,25 @@ func (m *migrator) finishDecentralizedSource(ctx context.Context, vmi *kubevirtv
 	return r.ended(stopCtx, current, running)
 }
 
+// finishCompletedSource stops the source of a decentralized migration the
+// target cluster reported completed while this agent was not following it
+// (it restarted after the switchover): the source QEMU, paused for good
+// since the switchover, quits, and the VMI ends Succeeded. Without it the
+// paused QEMU would stay, and the VMI Running, for ever.
+func (m *migrator) finishCompletedSource(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, _ *activeMigration) error {
+	r := m.runner
+	running := r.adopt(ctx, vmi)
+	if running == nil {
+		return r.ended(ctx, vmi, nil)
+	}
+	if err := running.instance.Quit(ctx); err != nil {
+		_ = running.instance.Kill()
+	}
+	r.recorder.Eventf(vmi, nil, corev1.EventTypeNormal, "Migrated", "Migrate", "migrated to node %s of the target cluster; the source, left paused when this node agent restarted, is stopped",
+		vmi.Status.MigrationState.TargetNode)
+	return r.ended(ctx, vmi, running)
+}
+
 // decentralizedTakeover is pure: whether the target cluster runs the guest
 // of migration uid by the VMI's migrationState, and the error that keeps
 // the paused source if it never will.
@@ -796,13 +857,13 @@ func decentralizedTakeover(state *kubevirtv1.VirtualMachineInstanceMigrationStat
 }
 
 // awaitTakeover polls the VMI until takenOver says the target runs the
-// guest or says why it never will, for at most takeoverTimeout; it
+// guest or says why it never will, for at most timeout; it
 // returns the VMI as it was then. An abort does not end the wait: once the
 // source's QEMU has sent the guest, only the target can say whether it
 // runs, and the paused source waits for that.
-func (m *migrator) awaitTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, takenOver func(*kubevirtv1.VirtualMachineInstance) (bool, error), notYet string) (*kubevirtv1.VirtualMachineInstance, error) {
+func (m *migrator) awaitTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, timeout time.Duration, takenOver func(*kubevirtv1.VirtualMachineInstance) (bool, error), notYet string) (*kubevirtv1.VirtualMachineInstance, error) {
 	ctx = context.WithoutCancel(ctx)
-	deadline := time.Now().Add(takeoverTimeout)
+	deadline := time.Now().Add(timeout)
 	for {
 		var current kubevirtv1.VirtualMachineInstance
 		if err := m.runner.client.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err == nil {
@@ -814,7 +875,7 @@ func (m *migrator) awaitTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMac
 		if time.Now().After(deadline) {
 			// The source is paused and the target did not take over: do not
 			// risk two copies; say so and keep the source for an operator.
-			return nil, fmt.Errorf("%s within %s after the migration completed; the paused source QEMU is kept", notYet, takeoverTimeout)
+			return nil, fmt.Errorf("%s within %s after the migration completed; the paused source QEMU is kept", notYet, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -109,11 +109,17 @@ func (running *runningVMI) shutDownByGuest() bool {
 }
 
 func (r *vmiRunner) runDir(uid types.UID) string {
+	return filepath.Join(r.runRoot, runDirName(uid))
+}
+
+// runDirName is a VMI's directory name in the run root: the UID's first 13
+// characters, since unix socket paths in it are limited to 107 bytes.
+func runDirName(uid types.UID) string {
 	id := string(uid)
 	if len(id) > 13 {
 		id = id[:13]
 	}
-	return filepath.Join(r.runRoot, id)
+	return id
 }
 
 func (r *vmiRunner) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -401,7 +407,7 @@ func (r *vmiRunner) cleanUp(ctx context.Context, vmi *kubevirtv1.VirtualMachineI
 		_ = running.instance.Close()
 	} else {
 		for _, iface := range vmi.Spec.Domain.Devices.Interfaces {
-			_ = r.env.DeleteTap(tapName(vmi, iface.Name))
+			_ = r.env.DeleteTap(TapName(vmi.UID, iface.Name))
 		}
 	}
 	if err := os.RemoveAll(r.runDir(vmi.UID)); err != nil {

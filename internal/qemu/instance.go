@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,6 +21,8 @@ type Instance struct {
 	mon     *monitor
 	adopted bool
 	clock   migrationClock
+	// sending is set once an outgoing migration was started (Migrate).
+	sending atomic.Bool
 }
 
 func newInstance(dom Domain, accel Accel, proc *process) *Instance {

@@ -92,13 +92,30 @@ func Launch(ctx context.Context, dom Domain, opts Options) (*Instance, error) {
 	return in, nil
 }
 
+// LaunchedDomain is the Domain that Launch recorded in runDir: what a
+// QEMU started there was given (its taps, its disks), also once it is gone.
+func LaunchedDomain(runDir string) (Domain, error) {
+	var record launchRecord
+	if err := readJSONFile(pathsIn(runDir).Meta, &record); err != nil {
+		return Domain{}, err
+	}
+	return record.Domain, nil
+}
+
+// RunningIn is the pid of the QEMU that runs in runDir, if one does.
+func RunningIn(runDir string) (pid int, running bool) {
+	paths := pathsIn(runDir)
+	pid, err := readPIDFile(paths.PIDFile)
+	return pid, err == nil && verifyQEMU(pid, paths.PIDFile, nil) == nil
+}
+
 // prepareRunDir creates the run directory and clears what a QEMU that is
 // gone left behind; it refuses to touch the files of one still running.
 func prepareRunDir(runDir string, paths RunPaths) error {
 	if err := os.MkdirAll(runDir, 0o750); err != nil {
 		return err
 	}
-	if pid, err := readPIDFile(paths.PIDFile); err == nil && verifyQEMU(pid, paths.PIDFile, nil) == nil {
+	if pid, running := RunningIn(runDir); running {
 		return fmt.Errorf("QEMU pid %d already runs in %s: Adopt it, or stop it first", pid, runDir)
 	}
 	for _, stale := range []string{paths.QMP, paths.Agent, paths.Serial, paths.PIDFile} {

@@ -191,6 +191,7 @@ func (in *Instance) MigrateIncoming(ctx context.Context, uri string) (string, er
 // Migrate starts the outgoing migration to uri; follow it with
 // WaitMigration or QueryMigrate.
 func (in *Instance) Migrate(ctx context.Context, uri string) error {
+	in.sending.Store(true)
 	if err := in.Execute(ctx, "migrate", map[string]any{"uri": uri}, nil); err != nil {
 		return fmt.Errorf("%s: starting migration to %s: %w", in.dom.Name, uri, err)
 	}
@@ -202,6 +203,16 @@ func (in *Instance) Migrate(ctx context.Context, uri string) error {
 func (in *Instance) ContinueMigration(ctx context.Context) error {
 	if err := in.Execute(ctx, "migrate-continue", map[string]any{"state": string(MigrationPreSwitchover)}, nil); err != nil {
 		return fmt.Errorf("%s: continuing the migration after pre-switchover: %w", in.dom.Name, err)
+	}
+	// migrate-continue only wakes the migration thread: until that thread
+	// runs, query-migrate still says pre-switchover, and a WaitMigration
+	// right after would take the old pause for a new one.
+	_, err := in.waitMigrationStatus(ctx, "continuing the migration", nil, func(s MigrationStatus) bool {
+		return s != MigrationPreSwitchover
+	})
+	var ended *MigrationError
+	if err != nil && !errors.As(err, &ended) {
+		return err
 	}
 	return nil
 }
@@ -476,6 +487,12 @@ var ErrMigrationCompleted = errors.New("the migration had already completed")
 // on as before (QEMU resumes a source it paused for the migration). The
 // caller then kills the target.
 func (in *Instance) CancelMigration(ctx context.Context, mirroredDisks []string) error {
+	if !in.sending.Load() && !in.adopted {
+		// No migration was started from this QEMU: query-migrate may show
+		// the incoming migration that brought the VM here as "completed",
+		// which is not this one's outcome. Only the mirrors run.
+		return in.CancelMirrors(ctx, mirroredDisks)
+	}
 	var errs []error
 	if err := in.Execute(ctx, "migrate_cancel", nil, nil); err != nil {
 		errs = append(errs, fmt.Errorf("%s: migrate_cancel: %w", in.dom.Name, err))

@@ -256,6 +256,17 @@ func TestLiveMigrationWithDiskAndTLS(t *testing.T) {
 		t.Fatalf("disk on the target: %+v; the source wrote digest %s", verified, written.Digest)
 	}
 	t.Logf("target runs the same boot %s; disk-verify on the target OK (%.2fs)", after.BootID, verified.Seconds)
+	// The VM's next migration, cancelled before it started (its disk copy
+	// failed): the incoming migration that brought the VM here shows as
+	// "completed" in query-migrate, and must not be taken for this one's.
+	if err := dst.CancelMigration(ctx, nil); err != nil {
+		t.Fatalf("cancelling a migration never started on the VM that arrived: %v", err)
+	}
+	// A node agent that restarted while taking the guest over runs the
+	// takeover again: stopping the NBD server a second time is no error.
+	if err := dst.StopNBDServer(ctx); err != nil {
+		t.Fatalf("stopping the stopped NBD server: %v", err)
+	}
 }
 
 // checkLiveWriter stops the guest's continuous writer, which ran through

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -33,7 +34,14 @@ func (in *Instance) StartNBDServer(ctx context.Context, addr string, tls bool) e
 // StopNBDServer stops the NBD server and its exports (on the target, once
 // the migration completed and before Resume).
 func (in *Instance) StopNBDServer(ctx context.Context) error {
-	if err := in.Execute(ctx, "nbd-server-stop", nil, nil); err != nil {
+	err := in.Execute(ctx, "nbd-server-stop", nil, nil)
+	var qmpErr *QMPError
+	if errors.As(err, &qmpErr) && strings.Contains(qmpErr.Desc, "NBD server not running") {
+		// Stopped already, by an earlier run of the caller (a node agent
+		// that restarted while taking over a migrated guest).
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("%s: stopping the NBD server: %w", in.dom.Name, err)
 	}
 	return nil
@@ -252,7 +260,8 @@ func (in *Instance) waitMirrorsReady(ctx context.Context, names []string, events
 			job, running := jobs[mirrorJobID(name)]
 			switch {
 			case !running:
-				return false, fmt.Errorf("%s: mirror of disk %s ended before it was in sync: %v (the target disk must have exactly the source's size)", in.dom.Name, name, outcomeOf(outcomes, mirrorJobID(name)))
+				outcome := outcomeOf(outcomes, mirrorJobID(name))
+				return false, fmt.Errorf("%s: mirror of disk %s ended before it was in sync: %v%s", in.dom.Name, name, outcome, mirrorEndHint(outcome))
 			case job.Error != "":
 				return false, fmt.Errorf("%s: mirror of disk %s failed: %s", in.dom.Name, name, job.Error)
 			case !job.Ready:
@@ -261,6 +270,18 @@ func (in *Instance) waitMirrorsReady(ctx context.Context, names []string, events
 		}
 		return true, nil
 	})
+}
+
+// mirrorEndHint says what to do about a mirror that ended early, for the
+// causes it can tell.
+func mirrorEndHint(outcome error) string {
+	switch message := outcome.Error(); {
+	case strings.Contains(message, "No space left on device"):
+		return " (the target's storage is full: free room on the target node's storage, or migrate to another node)"
+	case strings.Contains(message, "size"):
+		return " (the target disk must have exactly the source's size)"
+	}
+	return ""
 }
 
 func outcomeOf(outcomes jobOutcomes, id string) error {
