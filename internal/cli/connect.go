@@ -164,7 +164,7 @@ func newConnectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			verdict, err := providerVerdict(cmd.Context(), pair, result.Provider, steps)
+			verdict, err := providerVerdict(cmd.Context(), pair, result.Provider, result.Changed(), steps)
 			if err != nil {
 				return err
 			}
@@ -211,7 +211,7 @@ const providerWait = time.Minute
 // providerVerdict waits for the toolkit on the target to check the source's
 // Provider and prints what it found; nil when there is no toolkit (no
 // ForkliftController: the preflight says so) or it did not answer in time.
-func providerVerdict(ctx context.Context, pair *clusterPair, provider *forkliftv1beta1.Provider, out io.Writer) (*connect.ProviderVerdict, error) {
+func providerVerdict(ctx context.Context, pair *clusterPair, provider *forkliftv1beta1.Provider, credentialsChanged bool, out io.Writer) (*connect.ProviderVerdict, error) {
 	object := "Provider " + provider.Namespace + "/" + provider.Name
 	var controllers forkliftv1beta1.ForkliftControllerList
 	if err := pair.targetClient.List(ctx, &controllers, client.InNamespace(provider.Namespace)); err != nil {
@@ -221,7 +221,7 @@ func providerVerdict(ctx context.Context, pair *clusterPair, provider *forkliftv
 		fmt.Fprintf(out, "%-5s %-55s not checked: no ForkliftController in %s (see the preflight)\n", pair.targetName, object, provider.Namespace)
 		return nil, nil
 	}
-	verdict, err := connect.WaitProviderVerdict(ctx, pair.targetClient, client.ObjectKeyFromObject(provider), providerWait)
+	verdict, err := connect.WaitProviderVerdict(ctx, pair.targetClient, client.ObjectKeyFromObject(provider), providerWait, credentialsChanged)
 	switch {
 	case err != nil:
 		return nil, err

@@ -13,8 +13,11 @@ package connect
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -322,8 +325,12 @@ func (r *run) targetProviders(ctx context.Context, c client.Client, token string
 		URL:    source.Config.Host,
 		Secret: corev1.ObjectReference{Name: secretName, Namespace: ns},
 	}
-	provider := &forkliftv1beta1.Provider{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: source.Name}, Spec: spec}
-	outcome, err = ensure(ctx, c, provider, providerUpdate(spec))
+	digest := secretDigest(data)
+	provider := &forkliftv1beta1.Provider{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: source.Name, Annotations: map[string]string{SecretDigestAnnotation: digest}},
+		Spec:       spec,
+	}
+	outcome, err = ensure(ctx, c, provider, providerUpdate(spec, digest))
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +338,7 @@ func (r *run) targetProviders(ctx context.Context, c client.Client, token string
 
 	hostSpec := forkliftv1beta1.ProviderSpec{Type: &openshift}
 	host := &forkliftv1beta1.Provider{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: HostProvider}, Spec: hostSpec}
-	outcome, err = ensure(ctx, c, host, providerUpdate(hostSpec))
+	outcome, err = ensure(ctx, c, host, providerUpdate(hostSpec, ""))
 	if err != nil {
 		return nil, err
 	}
@@ -345,12 +352,38 @@ func providerSecretLabels() map[string]string {
 	return map[string]string{"createdForProviderType": "openshift", "createdForResourceType": "providers"}
 }
 
-func providerUpdate(spec forkliftv1beta1.ProviderSpec) func(*forkliftv1beta1.Provider) bool {
+// SecretDigestAnnotation on a Provider is a digest of the Secret that
+// cclm connect last put its credentials in. A new token changes only the
+// Secret, which the toolkit does not watch (it may read Secrets by name
+// only); the annotation's change makes it check the Provider again at once
+// rather than at its next periodic check.
+const SecretDigestAnnotation = "forklift.cclm.io/secret-digest"
+
+// secretDigest is a short digest of a Secret's data, never the data: the
+// annotation is readable by anyone who may read Providers.
+func secretDigest(data map[string][]byte) string {
+	hash := sha256.New()
+	for _, key := range slices.Sorted(maps.Keys(data)) {
+		fmt.Fprintf(hash, "%s=%x;", key, sha256.Sum256(data[key]))
+	}
+	return hex.EncodeToString(hash.Sum(nil))[:16]
+}
+
+// providerUpdate makes a Provider's spec what connect wants and, with a
+// digest, records the digest of its Secret.
+func providerUpdate(spec forkliftv1beta1.ProviderSpec, digest string) func(*forkliftv1beta1.Provider) bool {
 	return func(existing *forkliftv1beta1.Provider) bool {
+		changed := false
+		if digest != "" && existing.Annotations[SecretDigestAnnotation] != digest {
+			if existing.Annotations == nil {
+				existing.Annotations = map[string]string{}
+			}
+			existing.Annotations[SecretDigestAnnotation], changed = digest, true
+		}
 		same := existing.Spec.Type != nil && *existing.Spec.Type == *spec.Type && existing.Spec.URL == spec.URL &&
 			existing.Spec.Secret.Name == spec.Secret.Name && existing.Spec.Secret.Namespace == spec.Secret.Namespace
 		if same {
-			return false
+			return changed
 		}
 		settings := existing.Spec.Settings
 		existing.Spec = spec

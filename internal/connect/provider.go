@@ -56,8 +56,11 @@ type ProviderVerdict struct {
 
 // WaitProviderVerdict waits, up to timeout, for the toolkit to check the
 // Provider's current generation (status.observedGeneration and a Ready
-// condition). It returns nil when the toolkit gave no verdict in time.
-func WaitProviderVerdict(ctx context.Context, target client.Reader, key client.ObjectKey, timeout time.Duration) (*ProviderVerdict, error) {
+// condition). With untilReady, a verdict other than Ready does not end the
+// wait: the credentials were just changed, and the verdict may be the old
+// ones' until the toolkit checks again; the last verdict is returned at the
+// deadline. It returns nil when the toolkit gave no verdict in time.
+func WaitProviderVerdict(ctx context.Context, target client.Reader, key client.ObjectKey, timeout time.Duration, untilReady bool) (*ProviderVerdict, error) {
 	var verdict *ProviderVerdict
 	what := fmt.Sprintf("the toolkit to check Provider %s", key)
 	err := kube.Poll(ctx, 250*time.Millisecond, timeout, what, func(ctx context.Context) (bool, string, error) {
@@ -65,11 +68,13 @@ func WaitProviderVerdict(ctx context.Context, target client.Reader, key client.O
 		if err := target.Get(ctx, key, &p); err != nil {
 			return false, err.Error(), nil
 		}
-		verdict = providerVerdict(&p)
-		return verdict != nil, "no status for its generation yet", nil
+		if verdict = providerVerdict(&p); verdict == nil {
+			return false, "no status for its generation yet", nil
+		}
+		return verdict.Ready || !untilReady, verdict.Phase, nil
 	})
 	if err != nil && ctx.Err() == nil {
-		return nil, nil
+		return verdict, nil
 	}
 	return verdict, err
 }

@@ -188,6 +188,33 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// A source read refused for the token names the Provider and the fix
+// (the Migration's reason after a token revoked mid-plan); other errors
+// are said as they are.
+func TestSourceReadError(t *testing.T) {
+	gr := schema.GroupResource{Group: "kubevirt.io", Resource: "virtualmachines"}
+	for _, tc := range []struct {
+		err  error
+		want []string
+	}{
+		{fmt.Errorf("read VM src/vm1: %w", apierrors.NewUnauthorized("Unauthorized")),
+			[]string{"read VM src/vm1: Unauthorized", "refused the token of Provider openshift-mtv/ocp7 (401 Unauthorized)", "cclm connect"}},
+		{fmt.Errorf("read VMI src/vm1: %w", apierrors.NewForbidden(gr, "vm1", errors.New("no"))),
+			[]string{"read VMI src/vm1: ", "the token of Provider openshift-mtv/ocp7 may not do this on the source (403 Forbidden)", "live-migration-role"}},
+		{errors.New("read VM src/vm1: EOF"), []string{"read VM src/vm1: EOF"}},
+	} {
+		got := sourceReadError(tc.err, "openshift-mtv/ocp7")
+		for _, want := range tc.want {
+			if !strings.Contains(got, want) {
+				t.Errorf("%v: %q lacks %q", tc.err, got, want)
+			}
+		}
+		if !apierrors.IsUnauthorized(tc.err) && !apierrors.IsForbidden(tc.err) && got != tc.err.Error() {
+			t.Errorf("%v: %q, want the error as it is", tc.err, got)
+		}
+	}
+}
+
 func readyPlan() *forkliftv1beta1.Plan {
 	return &forkliftv1beta1.Plan{
 		ObjectMeta: metav1.ObjectMeta{Name: "plan", Namespace: DefaultNamespace, UID: planUID, Generation: 1},

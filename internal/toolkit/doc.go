@@ -63,7 +63,11 @@
 //     VM's namespace.
 //     Migrate: watch both VMIMs until they end, mirroring the sending
 //     one's progress (bytes transferred of total; remaining, dirty rate,
-//     iteration, downtime and both phases as annotations).
+//     iteration, downtime and both phases as annotations). Once the
+//     receiving VMIM succeeded (the guest runs on the target) while the
+//     source cannot be read (its token revoked), the VM migrated: Cleanup
+//     removes the sending VMIM if the source comes back in time, else the
+//     VM ends Completed with a CleanupIncomplete condition naming it.
 //     Cleanup: after a success delete both VMIMs; after a failure or a
 //     cancel delete both VMIMs, then, once they are gone, what was made on
 //     the target (VM, DataVolumes, PVCs, copies) — except a target VM

@@ -202,7 +202,10 @@ func New(mgr ctrl.Manager, target *rest.Config, opts Options) error {
 		recheck: opts.ProviderRecheck, probe: probeSource, now: time.Now,
 	}
 	err := ctrl.NewControllerManagedBy(mgr).Named("provider").
-		For(&forkliftv1beta1.Provider{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A spec change, or a new annotation: cclm connect annotates a
+		// Provider whose Secret it changed (the toolkit does not watch
+		// Secrets), so that new credentials are checked at once.
+		For(&forkliftv1beta1.Provider{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
 		Complete(providers)
 	if err != nil {

@@ -802,15 +802,19 @@ func (s *vmStepper) migrate(i int) {
 		return
 	}
 	if succeeded(tm) {
-		if src.Err == "" && (sm == nil || sm.IsFinal()) {
+		// The receiving migration succeeds only once the guest runs on the
+		// target: the VM migrated. With the source readable, Migrate waits
+		// for the sending migration to end too (the source's handover);
+		// with the source unreadable (its token revoked, unreachable), it
+		// cannot know, and waiting would only turn this success into a
+		// failure at Migrate's deadline while the guest runs here. Cleanup
+		// then removes the sending migration once the source can be read
+		// again, within its own deadline, and says so if it cannot.
+		if src.Err != "" || sm == nil || sm.IsFinal() {
 			s.complete(i, nil)
 			return
 		}
-		phase := "unknown: " + src.Err
-		if src.Err == "" {
-			phase = string(sm.Status.Phase)
-		}
-		s.wait(i, fmt.Sprintf("the guest runs on the target; waiting for the sending migration to end (phase %s)", phase), pollSource)
+		s.wait(i, fmt.Sprintf("the guest runs on the target; waiting for the sending migration to end (phase %s)", sm.Status.Phase), pollSource)
 		return
 	}
 	switch {
@@ -931,7 +935,7 @@ func (s *vmStepper) cleanup(i int) {
 			s.act(i, "deleting the migrations", deletes...)
 			return
 		}
-		s.wait(i, "cannot read the source cluster to delete the sending migration: "+src.Err, pollSource)
+		s.wait(i, fmt.Sprintf("cannot read the source cluster to delete the sending migration %s/%s: %s", s.d.Status.Namespace, s.vmimName(), src.Err), pollSource)
 		return
 	}
 	remove(SideSource, src.VMIM)

@@ -254,6 +254,12 @@ func migrateCases() []stepCase {
 			expect{phase: StepCleanup, outcome: VMFailed, failed: "the receiving migration dst/vm1-1234abcd was deleted", events: []string{"VMFailed"}}},
 		{"source unreachable: waits (the VMIMs have their own deadlines)", observe(status, 10*time.Second, withTargetVMIM(kubevirtv1.MigrationRunning), sourceErr("EOF")),
 			expect{phase: StepMigrate, reason: "cannot read the source cluster: EOF", requeue: pollSource}},
+		// The guest arrived while the source cannot be read (its token
+		// revoked mid-transfer): a success, not a wait until Migrate's
+		// deadline that would end Failed with the guest running here.
+		{"the guest arrived, the source unreadable: Cleanup of a success", observe(status, 10*time.Second,
+			withTargetVMIM(kubevirtv1.MigrationSucceeded), sourceErr("read VM src/vm1: Unauthorized")),
+			expect{phase: StepCleanup, outcome: VMCompleted, steps: map[string]string{StepMigrate: PhaseCompleted, StepCleanup: PhaseRunning}}},
 		{"past the budget: fails", observe(status, budget, withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning)),
 			expect{phase: StepCleanup, outcome: VMFailed, failed: "Migrate did not finish within " + budget.String(), events: []string{"VMFailed"}}},
 	}
@@ -294,7 +300,11 @@ func cleanupCases() []stepCase {
 		{"source unreachable: the target VMIM deleted, then waits", with(failure, 0, failedMigrations, []obsOption{sourceErr("EOF")}),
 			expect{phase: StepCleanup, failed: "boom", actions: []string{deleteTargetVMIM}}},
 		{"source unreachable, nothing else to do: waits", with(failure, 0, []obsOption{sourceErr("EOF")}),
-			expect{phase: StepCleanup, failed: "boom", reason: "cannot read the source cluster to delete the sending migration: EOF", requeue: pollSource}},
+			expect{phase: StepCleanup, failed: "boom", reason: "cannot read the source cluster to delete the sending migration src/vm1-1234abcd: EOF", requeue: pollSource}},
+		{"success, source unreadable: waits, naming the sending migration", with(success, 0, []obsOption{sourceErr("Unauthorized")}),
+			expect{phase: StepCleanup, reason: "cannot read the source cluster to delete the sending migration src/vm1-1234abcd: Unauthorized", requeue: pollSource}},
+		{"success, source unreadable past the deadline: Completed, with a warning naming what is left", with(success, DefaultCleanupTimeout, []obsOption{sourceErr("Unauthorized")}),
+			expect{phase: VMCompleted, steps: map[string]string{StepCleanup: PhaseFailed}, events: []string{"VMMigrated"}}},
 		{"without the inventory: looks again", with(failure, 0, []obsOption{withoutInventory}), expect{phase: StepCleanup, failed: "boom", requeue: afterAction}},
 		{"failure: past the deadline: Failed, saying what is left", with(failure, DefaultCleanupTimeout, []obsOption{withTargetVMIM(kubevirtv1.MigrationFailed, deleting)}),
 			expect{phase: VMFailed, failed: "cleanup incomplete: Cleanup did not finish within 3m0s: waiting for the deletion of VMIM dst/vm1-1234abcd on the target", steps: map[string]string{StepCleanup: PhaseFailed}}},

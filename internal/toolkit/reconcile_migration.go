@@ -171,7 +171,7 @@ func (r *migrationReconciler) advance(ctx context.Context, m *forkliftv1beta1.Mi
 			LastError: r.lastError(m.UID, status.Ref),
 		}
 		wg.Go(func() {
-			r.observeSource(readCtx, &obs, source, sourceErr)
+			r.observeSource(readCtx, &obs, source, sourceErr, refName(plan.Spec.Provider.Source, plan.Namespace))
 			r.observeTarget(readCtx, &obs)
 			decisions[i] = StepVM(obs)
 		})
@@ -343,20 +343,34 @@ func get(ctx context.Context, c client.Reader, key client.ObjectKey, obj client.
 	return err == nil, err
 }
 
-func (r *migrationReconciler) observeSource(ctx context.Context, obs *VMObserved, c client.Client, sourceErr string) {
+func (r *migrationReconciler) observeSource(ctx context.Context, obs *VMObserved, c client.Client, sourceErr, provider string) {
 	if sourceErr != "" {
 		obs.Source.Err = sourceErr
 		return
 	}
 	view, err := readSource(ctx, c, obs)
 	if err != nil {
-		obs.Source = SourceView{ClusterView: ClusterView{Err: err.Error()}}
+		obs.Source = SourceView{ClusterView: ClusterView{Err: sourceReadError(err, provider)}}
 		return
 	}
 	obs.Source = view
 	if obs.Inventory {
 		obs.References = ReferencedResources(view.VM)
 	}
+}
+
+// sourceReadError says what a failed read of the source means: a token
+// the source refuses (revoked, expired) or may not read with is named as
+// the Provider's, with its fix, since that is what the user must act on;
+// "Unauthorized" alone says nothing of which credentials.
+func sourceReadError(err error, provider string) string {
+	switch {
+	case apierrors.IsUnauthorized(err):
+		return fmt.Sprintf("%v: the source cluster refused the token of Provider %s (401 Unauthorized): it was revoked or expired; put a valid token in the Provider's Secret (cclm connect does)", err, provider)
+	case apierrors.IsForbidden(err):
+		return fmt.Sprintf("%v: the token of Provider %s may not do this on the source (403 Forbidden): bind its account to the ClusterRole live-migration-role (cclm connect does)", err, provider)
+	}
+	return err.Error()
 }
 
 // readSource reads the VM (by name, or by UID when the plan gives only
