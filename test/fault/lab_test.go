@@ -3,7 +3,6 @@ package fault
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -149,12 +148,42 @@ func (l *labEnv) describe(t testing.TB, cluster, namespace string) string {
 // get reads an object; false when it does not exist.
 func (l *labEnv) get(t testing.TB, cluster, namespace, name string, obj client.Object) bool {
 	t.Helper()
-	err := l.client(t, cluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, obj)
-	if client.IgnoreNotFound(err) != nil {
-		t.Fatal(err)
-	}
+	var err error
+	l.call(t, cluster, func(c client.Client) error {
+		err = c.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, obj)
+		return client.IgnoreNotFound(err)
+	})
 	return err == nil
 }
+
+// list lists objects of a kind in every namespace.
+func (l *labEnv) list(t testing.TB, cluster string, list client.ObjectList) {
+	t.Helper()
+	l.call(t, cluster, func(c client.Client) error { return c.List(context.Background(), list) })
+}
+
+// call calls a cluster's API until it answers: an API server that does
+// not is waited for (apiServerOutage), as the suite kills them.
+func (l *labEnv) call(t testing.TB, cluster string, request func(client.Client) error) {
+	t.Helper()
+	c := l.client(t, cluster)
+	deadline := time.Now().Add(apiServerOutage)
+	for {
+		err := request(c)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer for %s: %v", cluster, apiServerOutage, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// apiServerOutage is how long the suite waits for a cluster's API: a
+// killed kube-apiserver is restarted after a few seconds and needs a few
+// more to serve.
+const apiServerOutage = 90 * time.Second
 
 func (l *labEnv) vmi(t testing.TB, cluster, namespace, name string) *kubevirtv1.VirtualMachineInstance {
 	t.Helper()
@@ -201,21 +230,24 @@ func waitFor(t testing.TB, what string, interval, timeout time.Duration, check f
 // component is the lab's record of a node agent or controller.
 func (l *labEnv) component(t testing.TB, match func(lab.ComponentState) bool, what string) lab.ComponentState {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(l.dir, "state.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var state lab.State
-	if err := json.Unmarshal(data, &state); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range state.Components {
+	for _, c := range l.state(t).Components {
 		if match(c) {
 			return c
 		}
 	}
 	t.Fatalf("%s is not in the lab's state", what)
 	return lab.ComponentState{}
+}
+
+// state is what the lab's supervisor publishes: its clusters and
+// components, with their current pids.
+func (l *labEnv) state(t testing.TB) lab.State {
+	t.Helper()
+	state, err := lab.ReadState(l.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *state
 }
 
 func (l *labEnv) nodeAgentPid(t testing.TB, node string) int {
