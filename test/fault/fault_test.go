@@ -19,6 +19,7 @@ import (
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/pkg/guestagent"
 )
 
@@ -606,18 +607,12 @@ func (vm *guestVM) waitFinal(t *testing.T, at where, name string, timeout time.D
 	return vmim
 }
 
+// pollErr is waitFor returning its error, for callers that add to it.
 func pollErr(timeout time.Duration, check func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	return kube.Poll(context.Background(), 250*time.Millisecond, timeout, "the outcome", func(context.Context) (bool, string, error) {
 		ok, state := check()
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still %s", state)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return ok, state, nil
+	})
 }
 
 // assertOneCopy: exactly one QEMU of the guest on the host (which runs
