@@ -661,15 +661,6 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 		}
 	}
 	params := migrationParams(state, len(disks))
-	if params.AutoConverge && source.Accel() == qemu.AccelTCG {
-		// QEMU 7.2 corrupted guest memory when auto-converge throttled a
-		// TCG guest (the guest kernel oopsed right after the switchover,
-		// every run in cclm's tests): a VM must never be lost to a
-		// migration, so on TCG the migration runs without it.
-		params.AutoConverge = false
-		r.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "AutoConvergeUnavailable", "Migrate",
-			"allowAutoConverge is ignored on node %s: it runs guests with TCG, where QEMU's CPU throttling corrupts guest memory; use allowPostCopy or raise bandwidthPerMigration", r.node)
-	}
 	migrationAddr, nbdAddr, err := targetAddresses(state)
 	if err != nil {
 		return err

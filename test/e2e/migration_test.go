@@ -16,8 +16,6 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/netlab"
-	"github.com/cclm-io/cclm/internal/qemu"
-	"github.com/cclm-io/cclm/internal/testenv"
 	"github.com/cclm-io/cclm/pkg/guestagent"
 )
 
@@ -250,10 +248,6 @@ func TestNonConvergingMigrationFailsAtTheProgressTimeout(t *testing.T) {
 // With auto-converge allowed, the same kind of migration completes: QEMU
 // throttles the guest's CPU until the link keeps up.
 func TestAutoConvergeCompletesABusyMigration(t *testing.T) {
-	if accel := qemu.DetectAccel(context.Background(), ""); accel.Accel == qemu.AccelTCG {
-		testenv.RequireE2E(t)
-		t.Skipf("needs KVM: this host runs guests with TCG (%s), where QEMU 7.2's CPU throttling corrupts guest memory, so cclm's node agents turn auto-converge off there", accel.Reason)
-	}
 	l := sharedLab(t)
 	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"8Mi","progressTimeout":60,"allowAutoConverge":true}`)
 	defer restore()
