@@ -847,6 +847,11 @@ func decentralizedTakeover(state *kubevirtv1.VirtualMachineInstanceMigrationStat
 	return state.Completed, nil
 }
 
+// takeoverPollInterval is how often awaitTakeover reads the VMI from the
+// informer cache (no API call): the wait is on a migration's critical path
+// (the VMIM succeeds once the source has quit), so short.
+const takeoverPollInterval = 20 * time.Millisecond
+
 // awaitTakeover polls the VMI until takenOver says the target runs the
 // guest or says why it never will, for at most timeout; it
 // returns the VMI as it was then. An abort does not end the wait: once the
@@ -868,7 +873,7 @@ func (m *migrator) awaitTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMac
 			// risk two copies; say so and keep the source for an operator.
 			return nil, fmt.Errorf("%s within %s after the migration completed; the paused source QEMU is kept", notYet, timeout)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(takeoverPollInterval)
 	}
 }
 

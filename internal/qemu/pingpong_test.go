@@ -26,7 +26,8 @@ import (
 // Soak knobs: CCLM_QEMU_PINGPONG=N rounds, CCLM_QEMU_PINGPONG_DIRTY_MIBPS
 // (default 4, 0 none), CCLM_QEMU_PINGPONG_MIBPS bandwidth (default 32, 0
 // unlimited), CCLM_QEMU_PINGPONG_NO_MIRROR=1 moves memory only,
-// CCLM_QEMU_PINGPONG_AUTOCONVERGE=1 lets QEMU throttle the guest.
+// CCLM_QEMU_PINGPONG_AUTOCONVERGE=1 lets QEMU throttle the guest,
+// CCLM_QEMU_PINGPONG_MULTIFD=1 or 0 turns multifd on or off.
 func TestMigrationPingPong(t *testing.T) {
 	testenv.RequireE2E(t)
 	rounds := envInt("CCLM_QEMU_PINGPONG", 4)
@@ -47,6 +48,9 @@ func TestMigrationPingPong(t *testing.T) {
 	params := qemu.DefaultMigrationParams()
 	params.BandwidthBytesPerSecond = int64(envInt("CCLM_QEMU_PINGPONG_MIBPS", 32)) << 20 // 0: unlimited
 	params.AutoConverge = os.Getenv("CCLM_QEMU_PINGPONG_AUTOCONVERGE") == "1"
+	if multifd := os.Getenv("CCLM_QEMU_PINGPONG_MULTIFD"); multifd != "" {
+		params.Multifd = multifd == "1"
+	}
 	var mostPasses int64
 	for round := 1; round <= rounds; round++ {
 		dst := launch(ctx, t, targetOf(t, in.Domain(), filepath.Join(dir, strconv.Itoa(round))), qemu.Options{Incoming: true})

@@ -10,14 +10,12 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/nodeagent"
-	"github.com/cclm-io/cclm/internal/scheme"
 	"github.com/cclm-io/cclm/internal/testenv"
 	"github.com/cclm-io/cclm/pkg/guestagent"
 )
@@ -84,24 +82,12 @@ func stopLabs() {
 
 func (l *labEnv) restConfig(t testing.TB, contextName string) *rest.Config {
 	t.Helper()
-	config, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: l.kubeconfig},
-		&clientcmd.ConfigOverrides{CurrentContext: contextName},
-	).ClientConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	config.QPS, config.Burst = 100, 200
-	return config
+	return testenv.RESTConfig(t, l.kubeconfig, contextName)
 }
 
 func (l *labEnv) client(t testing.TB, contextName string) client.Client {
 	t.Helper()
-	c, err := client.New(l.restConfig(t, contextName), client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testenv.KubeClient(t, l.kubeconfig, contextName)
 }
 
 // kubectl runs bin/kubectl against a lab context.

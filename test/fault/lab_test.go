@@ -14,14 +14,12 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/nodeagent"
-	"github.com/cclm-io/cclm/internal/scheme"
 	"github.com/cclm-io/cclm/internal/testenv"
 )
 
@@ -103,24 +101,12 @@ func run(timeout time.Duration, path string, args ...string) (string, error) {
 
 func (l *labEnv) restConfig(t testing.TB, cluster string) *rest.Config {
 	t.Helper()
-	config, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: l.kubeconfig},
-		&clientcmd.ConfigOverrides{CurrentContext: cluster},
-	).ClientConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	config.QPS, config.Burst = 100, 200
-	return config
+	return testenv.RESTConfig(t, l.kubeconfig, cluster)
 }
 
 func (l *labEnv) client(t testing.TB, cluster string) client.Client {
 	t.Helper()
-	c, err := client.New(l.restConfig(t, cluster), client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testenv.KubeClient(t, l.kubeconfig, cluster)
 }
 
 func (l *labEnv) kubectl(t testing.TB, cluster, stdin string, args ...string) string {
