@@ -147,7 +147,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 			}
 		},
 	}
-	runner.migrator = &migrator{runner: runner, logger: logger, secrets: mgr.GetAPIReader(), network: env, virtNamespace: opts.VirtNamespace, active: map[types.UID]*activeMigration{}}
+	runner.migrator = &migrator{runner: runner, logger: logger, apiReader: mgr.GetAPIReader(), network: env, virtNamespace: opts.VirtNamespace, active: map[types.UID]*activeMigration{}}
 	apiServer.runner = runner
 	if err := setupControllers(mgr, store, runner); err != nil {
 		return err

@@ -71,10 +71,12 @@ type migrationNetwork interface {
 type migrator struct {
 	runner *vmiRunner
 	logger *slog.Logger
-	// secrets reads the migration certificates straight from the API: the
-	// agent may read those few objects only, so it must not cache (list
-	// and watch) all Secrets and ConfigMaps.
-	secrets       client.Reader
+	// apiReader reads straight from the API, not the informer cache: the
+	// migration certificates (the agent may read those few Secrets and
+	// ConfigMaps only, so it must not cache them all), and a VMI again
+	// after a write conflict (after an API server restart the cache can
+	// lag behind for seconds, and every write from it would conflict).
+	apiReader     client.Reader
 	network       migrationNetwork
 	virtNamespace string
 
@@ -232,19 +234,22 @@ func (m *migrator) patchMigrationState(ctx context.Context, vmi *kubevirtv1.Virt
 
 // patchVMIStatus re-reads the VMI and applies change to its status while
 // the VMI's migration is still the one of vmi, retrying on conflicts with
-// the other writers.
+// the other writers: from the cache first, then from the API itself.
 func (m *migrator) patchVMIStatus(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, change func(*kubevirtv1.VirtualMachineInstanceStatus)) error {
 	uid := vmi.Status.MigrationState.MigrationUID
 	var lastErr error
 	for attempt := range 5 {
-		// The cache may lag behind a write that caused the conflict.
 		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		var reader client.Reader = m.runner.client
+		if attempt > 0 {
+			reader = m.apiReader
+		}
 		var current kubevirtv1.VirtualMachineInstance
-		if err := m.runner.client.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err != nil {
+		if err := reader.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err != nil {
 			return err
 		}
 		if current.Status.MigrationState == nil || current.Status.MigrationState.MigrationUID != uid {
-			return fmt.Errorf("migration %s is no longer the VMI's", uid)
+			return settled(fmt.Errorf("migration %s is no longer the VMI's", uid))
 		}
 		before := current.DeepCopy()
 		change(&current.Status)
@@ -255,6 +260,13 @@ func (m *migrator) patchVMIStatus(ctx context.Context, vmi *kubevirtv1.VirtualMa
 	}
 	return lastErr
 }
+
+// settledError is an outcome that no retry changes.
+type settledError struct{ error }
+
+func (e settledError) Unwrap() error { return e.error }
+
+func settled(err error) error { return settledError{err} }
 
 // migrationParams turns the KubeVirt migration settings the controller
 // copied into migrationState into QEMU's.
@@ -280,13 +292,13 @@ func migrationParams(state *kubevirtv1.VirtualMachineInstanceMigrationState, dis
 // peers' CAs, and the node agents' certificate.
 func (m *migrator) tlsMaterial(ctx context.Context) (qemu.TLSMaterial, error) {
 	var secret corev1.Secret
-	if err := m.secrets.Get(ctx, client.ObjectKey{Namespace: m.virtNamespace, Name: install.HandlerCertSecretName}, &secret); err != nil {
+	if err := m.apiReader.Get(ctx, client.ObjectKey{Namespace: m.virtNamespace, Name: install.HandlerCertSecretName}, &secret); err != nil {
 		return qemu.TLSMaterial{}, fmt.Errorf("migration certificate Secret %s/%s: %w", m.virtNamespace, install.HandlerCertSecretName, err)
 	}
 	bundle := []byte{}
 	for _, name := range []string{install.CABundleConfigMap, install.ExternalCAConfigMap} {
 		var configMap corev1.ConfigMap
-		if err := m.secrets.Get(ctx, client.ObjectKey{Namespace: m.virtNamespace, Name: name}, &configMap); err != nil {
+		if err := m.apiReader.Get(ctx, client.ObjectKey{Namespace: m.virtNamespace, Name: name}, &configMap); err != nil {
 			if client.IgnoreNotFound(err) == nil {
 				continue
 			}
@@ -510,10 +522,42 @@ func (m *migrator) takeOver(ctx context.Context, vmi *kubevirtv1.VirtualMachineI
 		r.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "AnnounceFailed", "Migrate", "announce-self: %v", err)
 	}
 	r.track(vmi, instance)
-	if err := m.moveVolumes(ctx, vmi); err != nil {
-		return err
+	return m.recordTakeover(ctx, vmi)
+}
+
+// takeoverRecordTimeout bounds how long a target that runs the guest keeps
+// trying to record it: as long as a decentralized source waits for that
+// record with its paused copy.
+const takeoverRecordTimeout = decentralizedTakeoverTimeout
+
+// recordTakeover writes that this node runs the guest now (its volumes,
+// the VMI's node and, across clusters, the migration completed), retrying
+// until the API takes it: the guest already runs here and the source is
+// paused, so giving up on a conflict or an API server restart would leave
+// the only running copy where no object says it is. An abort does not stop
+// it for the same reason.
+func (m *migrator) recordTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) error {
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(takeoverRecordTimeout)
+	delay := 200 * time.Millisecond
+	for {
+		err := m.moveVolumes(ctx, vmi)
+		if err == nil {
+			err = m.claimVMI(ctx, vmi)
+		}
+		if err == nil || errors.As(err, new(settledError)) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the guest runs on node %s, but recording it failed for %s: %w", m.runner.node, takeoverRecordTimeout, err)
+		}
+		if delay == 200*time.Millisecond {
+			m.runner.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "TakeoverNotRecorded", "Migrate",
+				"the guest runs on node %s; recording it failed, retrying for up to %s: %v", m.runner.node, takeoverRecordTimeout, err)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 5*time.Second)
 	}
-	return m.claimVMI(ctx, vmi)
 }
 
 // moveVolumes records that this node now holds the VMI's disks.
@@ -540,8 +584,9 @@ func (m *migrator) moveVolumes(ctx context.Context, vmi *kubevirtv1.VirtualMachi
 // claimVMI makes this node the VMI's node; see claimStatus.
 func (m *migrator) claimVMI(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) error {
 	r := m.runner
+	// From the API: the finalizers are patched as a whole list.
 	var current kubevirtv1.VirtualMachineInstance
-	if err := r.client.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err != nil {
+	if err := m.apiReader.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err != nil {
 		return err
 	}
 	patch := client.MergeFrom(current.DeepCopy())
@@ -567,8 +612,8 @@ func (m *migrator) claimVMI(ctx context.Context, vmi *kubevirtv1.VirtualMachineI
 	}
 	// The guest runs here and the source is paused: this copy is the one
 	// that lives, and an operator settles the migration's record.
-	return fmt.Errorf("the guest runs on node %s, but the migration was marked failed meanwhile (%s); the source cluster keeps its paused copy",
-		r.node, failedMeanwhile.FailureReason)
+	return settledError{fmt.Errorf("the guest runs on node %s, but the migration was marked failed meanwhile (%s); the source cluster keeps its paused copy",
+		r.node, failedMeanwhile.FailureReason)}
 }
 
 // claimStatus is pure: the VMI's status once this node runs the migrated
