@@ -398,6 +398,17 @@ func (c *Cluster) ProcessPids() []ProcessPid {
 	return pids
 }
 
+// ProcessPid is the current pid of the component named name (etcd,
+// kube-apiserver, ...), and whether the cluster has one.
+func (c *Cluster) ProcessPid(name string) (int, bool) {
+	for _, p := range c.ProcessPids() {
+		if p.Name == name {
+			return p.Pid, true
+		}
+	}
+	return 0, false
+}
+
 // Stop ends supervision first, so that no component restarts behind it,
 // then the components in the reverse order of their start, and waits until
 // each is gone. It is safe to call more than once.

@@ -144,13 +144,11 @@ func (r *restartLog) count(component string) int {
 
 func pidOf(t *testing.T, c *controlplane.Cluster, component string) int {
 	t.Helper()
-	for _, p := range c.ProcessPids() {
-		if p.Name == component {
-			return p.Pid
-		}
+	pid, ok := c.ProcessPid(component)
+	if !ok {
+		t.Fatalf("no %s in %v", component, c.ProcessPids())
 	}
-	t.Fatalf("no %s in %v", component, c.ProcessPids())
-	return 0
+	return pid
 }
 
 func await(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {

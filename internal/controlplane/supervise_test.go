@@ -44,13 +44,11 @@ func sleepers(t *testing.T, opts Options, names ...string) *Cluster {
 
 func pidOf(t *testing.T, c *Cluster, name string) int {
 	t.Helper()
-	for _, p := range c.ProcessPids() {
-		if p.Name == name {
-			return p.Pid
-		}
+	pid, ok := c.ProcessPid(name)
+	if !ok {
+		t.Fatalf("no %s in %v", name, c.ProcessPids())
 	}
-	t.Fatalf("no component %s in %v", name, c.ProcessPids())
-	return 0
+	return pid
 }
 
 func TestAKilledComponentIsDownForTheDelayThenRestarted(t *testing.T) {

@@ -612,8 +612,8 @@ func (m *migrator) claimVMI(ctx context.Context, vmi *kubevirtv1.VirtualMachineI
 	}
 	// The guest runs here and the source is paused: this copy is the one
 	// that lives, and an operator settles the migration's record.
-	return settledError{fmt.Errorf("the guest runs on node %s, but the migration was marked failed meanwhile (%s); the source cluster keeps its paused copy",
-		r.node, failedMeanwhile.FailureReason)}
+	return settled(fmt.Errorf("the guest runs on node %s, but the migration was marked failed meanwhile (%s); the source cluster keeps its paused copy",
+		r.node, failedMeanwhile.FailureReason))
 }
 
 // claimStatus is pure: the VMI's status once this node runs the migrated
