@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,8 @@ import (
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/apiserver/pkg/cel/environment"
 	"sigs.k8s.io/yaml"
+
+	"github.com/cclm-io/cclm/examples/openshift"
 )
 
 // The e2e test data (test/e2e/testdata/api) is checked here offline, with
@@ -411,25 +414,17 @@ func TestVMUpdateKeepsReceiver(t *testing.T) {
 	}
 }
 
-// TestSeedNetworkAttachmentDefinitions: the seed's NADs (when the shared
-// seed directory is present) pass the NAD schema unchanged.
-func TestSeedNetworkAttachmentDefinitions(t *testing.T) {
-	paths, _ := filepath.Glob("/work/shared/seed/cclm/*net-attach-def.yaml")
-	if len(paths) == 0 {
-		t.Skip("seed directory not present")
+// TestGuideNetworkAttachmentDefinitions: the OpenShift guide's NADs
+// (examples/openshift) pass the NAD schema unchanged.
+func TestGuideNetworkAttachmentDefinitions(t *testing.T) {
+	paths, err := fs.Glob(openshift.Files, "*net-attach-def.yaml")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("examples/openshift embeds no *net-attach-def.yaml (%v)", err)
 	}
 	v := newValidators(t)[schema.GroupVersionKind{Group: "k8s.cni.cncf.io", Version: "v1", Kind: "NetworkAttachmentDefinition"}]
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var obj map[string]any
-		if err := yaml.Unmarshal(data, &obj); err != nil {
-			t.Fatal(err)
-		}
-		for _, msg := range v.validate(obj) {
-			t.Errorf("%s: %s", p, msg)
+		for _, msg := range v.validate(guideObject(t, p)) {
+			t.Errorf("examples/openshift/%s: %s", p, msg)
 		}
 	}
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The lab demo: the seed's clusters ocp7 and ocp1 on this machine, a VM on
+# The lab demo: the OpenShift guide's clusters ocp7 and ocp1 on this machine, a VM on
 # ocp7 with a written data disk, and a live migration of that running VM to
 # ocp1 that the guest does not notice, with the user's three commands:
 #
@@ -43,9 +43,38 @@ for context in ocp7 ocp1; do
 	$kubectl --context "$context" get nodes -o custom-columns='NODE:.metadata.name,MIGRATION0:.metadata.annotations.cclm\.io/migration-address'
 done
 
+# why is a failed `cclm guest` call's reason, without its prefixes.
+why() { local reason=${1#error: }; echo "${reason#guest info: }"; }
+
+# wait_for_guest CONTEXT: until demo-vm's guest agent answers, saying every
+# 10 s what it waits for; fails at once when the node agent finds the guest
+# did not boot (the VMI's AgentConnected condition GuestNotBooted carries the
+# console's last lines) or the VMI failed, and after 150 s in any case.
+wait_for_guest() {
+	local context=$1 began=$SECONDS said=$SECONDS answer reason
+	while ! answer=$(guest "$context" info 2>&1); do
+		reason=$(jsonpath "$context" vmi demo-vm '.status.conditions[?(@.type=="AgentConnected")].reason' 2>/dev/null || true)
+		if [ "$reason" = GuestNotBooted ]; then
+			fail "$(jsonpath "$context" vmi demo-vm '.status.conditions[?(@.type=="AgentConnected")].message')"
+		fi
+		if [ "$(jsonpath "$context" vmi demo-vm .status.phase 2>/dev/null || true)" = Failed ]; then
+			fail "VMI demo-vm failed: $(jsonpath "$context" vmi demo-vm .status.reason)"
+		fi
+		if ((SECONDS - began >= 150)); then
+			fail "demo-vm's guest agent did not answer within 150 s: $(why "$answer")"
+		fi
+		if ((SECONDS - said >= 10)); then
+			echo "waiting for demo-vm's guest ($((SECONDS - began)) s): $(why "$answer")"
+			said=$SECONDS
+		fi
+		sleep 1
+	done
+	echo "demo-vm's guest answers after $((SECONDS - began)) s"
+}
+
 step "ocp7: run examples/vm.yaml (128 MiB, the cclm guest, a 256 MiB data disk)"
 $kubectl --context ocp7 apply -f examples/vm.yaml
-for _ in $(seq 1 120); do guest ocp7 info >/dev/null 2>&1 && break; sleep 1; done
+wait_for_guest ocp7
 $kubectl --context ocp7 get vm,vmi,dv,pvc -n default
 
 step "write 64 MiB of checksummed blocks to the data disk from inside the guest"
@@ -54,7 +83,7 @@ before=$(guest ocp7 info | field bootID)
 echo "boot ID before: $before on $(jsonpath ocp7 vmi demo-vm .status.nodeName); disk digest $written"
 
 migrate_with_cclm() {
-	step "cclm connect --source ocp7 --target ocp1: the seed's token, Provider and CA exchange in one command, then preflight"
+	step "cclm connect --source ocp7 --target ocp1: the OpenShift guide's token, Provider and CA exchange in one command, then preflight"
 	$cclm connect --source ocp7 --target ocp1
 	$kubectl --context ocp1 get providers -n openshift-mtv
 

@@ -134,7 +134,7 @@ func newConnectCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "connect --source CONTEXT --target CONTEXT",
 		Short: "Let the target's migration toolkit reach the source: token, Provider, CA exchange, then preflight",
-		Long: "connect does the seed's manual steps, each once, and may be run again at any time:\n" +
+		Long: "connect does the OpenShift guide's manual steps, each once, and may be run again at any time:\n" +
 			"on the source the ClusterRole live-migration-role, the namespace, ServiceAccount cclm,\n" +
 			"ClusterRoleBinding cclm and its token Secret; on the target the Secret <source>-token\n" +
 			"(token and the source API server's CA), the Provider <source> and the Provider host;\n" +

@@ -11,12 +11,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cclm-io/cclm/internal/lab"
+	"github.com/cclm-io/cclm/internal/nodeagent"
 )
 
 func newLabCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lab",
-		Short: "Run the seed's two clusters, ocp7 and ocp1, on this machine",
+		Short: "Run the OpenShift guide's two clusters, ocp7 and ocp1, on this machine",
 	}
 	cmd.AddCommand(newLabUpCommand(), newLabServeCommand(), newLabStatusCommand(), newLabNodesCommand(), newLabDownCommand())
 	return cmd
@@ -27,8 +28,10 @@ func labFlags(cmd *cobra.Command, opts *lab.Options) {
 	cmd.Flags().IntVar(&opts.Nodes, "nodes", 2, "nodes per cluster")
 	cmd.Flags().StringVar(&opts.VirtNamespace, "virt-namespace", "openshift-cnv", "namespace of the KubeVirt CR, the migration NAD and the sync controller")
 	cmd.Flags().StringVar(&opts.BinDir, "bin-dir", defaultBinDir(), "directory with etcd, kube-apiserver and kube-controller-manager (make kube)")
+	accelFlag(cmd.Flags(), &opts.Accel)
+	cmd.Flags().DurationVar(&opts.BootTimeout, "boot-timeout", nodeagent.DefaultBootTimeout, "the node agents' --boot-timeout: how long a guest may take to boot")
 	cmd.Flags().BoolVar(&opts.WithoutMigrationNetwork, "without-migration-network", false,
-		"leave out the seed's migration network (NodeNetworkConfigurationPolicy, NADs, the HyperConverged and KubeVirt settings) to build it by following the seed page")
+		"leave out the OpenShift guide's migration network (NodeNetworkConfigurationPolicy, NADs, the HyperConverged and KubeVirt settings) to build it by following the guide (README: Following the OpenShift guide)")
 }
 
 func newLabUpCommand() *cobra.Command {
@@ -44,6 +47,7 @@ func newLabUpCommand() *cobra.Command {
 			}
 			serveArgs := []string{"lab", "serve", "--dir", absolute.Dir, "--bin-dir", absolute.BinDir,
 				"--nodes", strconv.Itoa(absolute.Nodes), "--virt-namespace", absolute.VirtNamespace}
+			serveArgs = append(serveArgs, "--accel", absolute.Accel, "--boot-timeout", absolute.BootTimeout.String())
 			if absolute.WithoutMigrationNetwork {
 				serveArgs = append(serveArgs, "--without-migration-network")
 			}
@@ -144,11 +148,23 @@ func printLabStatus(out io.Writer, status *lab.Status) {
 	table.Flush()
 	fmt.Fprintln(out)
 	table = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(table, "CLUSTER\tKIND\tNAME\tPID\tALIVE")
+	fmt.Fprintln(table, "CLUSTER\tKIND\tNAME\tPID\tALIVE\tACCEL")
 	for _, c := range status.Components {
-		fmt.Fprintf(table, "%s\t%s\t%s\t%d\t%t\n", c.Cluster, c.Kind, c.Name, c.Pid, c.Alive)
+		fmt.Fprintf(table, "%s\t%s\t%s\t%d\t%t\t%s\n", c.Cluster, c.Kind, c.Name, c.Pid, c.Alive, accelColumn(c))
 	}
 	table.Flush()
+}
+
+// accelColumn shows a node agent's accelerator and why ("tcg: KVM
+// unavailable: ..."); other components run no guests.
+func accelColumn(c lab.ComponentStatus) string {
+	switch {
+	case c.Kind != lab.KindNode:
+		return "<none>"
+	case c.Accel == "":
+		return "<unknown>"
+	}
+	return c.Accel + ": " + c.AccelReason
 }
 
 // orNone shows an empty cell as "<none>", as kubectl does.

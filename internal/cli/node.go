@@ -1,22 +1,25 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/internal/nodeagent"
+	"github.com/cclm-io/cclm/internal/qemu"
 )
 
 func newNodeCommand() *cobra.Command {
 	var opts nodeagent.Options
-	var kubeconfig, memory, storage, vmNetwork string
+	var kubeconfig, memory, storage, vmNetwork, accel string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run the node agent: registers the node and runs its VMs (virt-handler + virt-launcher)",
@@ -31,6 +34,9 @@ func newNodeCommand() *cobra.Command {
 			}
 			if opts.VMNetwork, err = netip.ParsePrefix(vmNetwork); err != nil {
 				return fmt.Errorf("--vm-network %q: %v; use a prefix such as 10.201.0.0/16", vmNetwork, err)
+			}
+			if opts.Accel, err = qemu.ParseAccelChoice(accel); err != nil {
+				return fmt.Errorf("--accel: %w", err)
 			}
 			restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 			if err != nil {
@@ -55,5 +61,14 @@ func newNodeCommand() *cobra.Command {
 	flags.StringVar(&storage, "storage", "8Gi", "local storage the node offers volumes")
 	flags.StringVar(&opts.APIAddress, "api-address", "127.0.0.1:0", "address of the node API for `cclm guest` and `cclm console`")
 	flags.StringToStringVar(&opts.ExtraLabels, "label", nil, "extra node labels, key=value")
+	accelFlag(flags, &accel)
+	flags.DurationVar(&opts.BootTimeout, "boot-timeout", nodeagent.DefaultBootTimeout,
+		"how long a started guest may take until its agent answers; then its VMI's AgentConnected condition says GuestNotBooted, with its console's last lines")
 	return cmd
+}
+
+// accelFlag is --accel, whose default is CCLM_ACCEL's value, else auto.
+func accelFlag(flags *pflag.FlagSet, accel *string) {
+	flags.StringVar(accel, "accel", cmp.Or(os.Getenv(qemu.AccelEnv), string(qemu.AccelAuto)),
+		"QEMU accelerator: auto (KVM only if a Linux guest boots under it, else TCG), kvm or tcg; default from $"+qemu.AccelEnv)
 }

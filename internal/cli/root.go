@@ -37,8 +37,8 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cclm",
 		Short: "Cross-cluster live migration of KubeVirt virtual machines",
-		Long: "cclm live-migrates running VMs between Kubernetes clusters, as the seed's\n" +
-			"OpenShift ocp7 -> ocp1 setup does, and runs that whole system as a lab on one machine.",
+		Long: "cclm live-migrates running VMs between Kubernetes clusters, as the OpenShift guide's\n" +
+			"ocp7 -> ocp1 setup does, and runs that whole system as a lab on one machine.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

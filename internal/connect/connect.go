@@ -1,6 +1,6 @@
 // Package connect joins a source cluster to a target cluster for
-// cross-cluster live migration, as the seed's reader does by hand: on the
-// source the ClusterRole live-migration-role, the namespace, the
+// cross-cluster live migration, as the OpenShift guide's reader does by
+// hand: on the source the ClusterRole live-migration-role, the namespace, the
 // ServiceAccount cclm, its binding and its token Secret; on the target the
 // Secret holding that token and the source API server's CA, the Provider
 // for the source and the "host" Provider; and each cluster's migration CA
@@ -37,7 +37,7 @@ import (
 	"github.com/cclm-io/cclm/internal/scheme"
 )
 
-// Names of what connect makes, the seed's.
+// Names of what connect makes, the OpenShift guide's.
 const (
 	// ServiceAccount is the source's account whose token the toolkit uses,
 	// in the toolkit namespace; its ClusterRoleBinding and token Secret
@@ -107,7 +107,7 @@ func (r *Result) Changed() bool {
 	return slices.ContainsFunc(r.Steps, func(s Step) bool { return s.Outcome != Unchanged })
 }
 
-// Run makes sure of every object, in the seed's order.
+// Run makes sure of every object, in the guide's order.
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	opts.defaults()
 	if opts.Source.Name == "" || opts.Target.Name == "" || opts.Source.Config == nil || opts.Target.Config == nil {
@@ -174,7 +174,7 @@ func (r *run) report(cluster, object string, outcome Outcome, detail string) {
 	}
 }
 
-// sourceAccount makes the seed's objects on the source and returns the
+// sourceAccount makes the guide's objects on the source and returns the
 // token (never printed).
 func (r *run) sourceAccount(ctx context.Context, c client.Client) (string, error) {
 	cluster, ns := r.opts.Source.Name, r.opts.Namespace
@@ -192,7 +192,7 @@ func (r *run) sourceAccount(ctx context.Context, c client.Client) (string, error
 	if err != nil {
 		return "", err
 	}
-	r.report(cluster, "ClusterRole "+role.Name, outcome, fmt.Sprintf("%d rules, the seed's", len(role.Rules)))
+	r.report(cluster, "ClusterRole "+role.Name, outcome, fmt.Sprintf("%d rules, the OpenShift guide's", len(role.Rules)))
 
 	if err := r.namespace(ctx, c, cluster); err != nil {
 		return "", err

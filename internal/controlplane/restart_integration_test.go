@@ -30,6 +30,7 @@ const recoveryTimeout = 60 * time.Second
 // directory outlives etcd), from a new process.
 func TestKilledComponentsComeBack(t *testing.T) {
 	testenv.RequireE2E(t)
+	testenv.RequireKubeBinaries(t)
 	dir := t.TempDir()
 	var restarted restartLog
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

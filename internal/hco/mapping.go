@@ -1,7 +1,7 @@
-// Package hco is what OpenShift's HyperConverged Cluster Operator does for
-// the seed: it writes the HyperConverged CR's live-migration settings
-// (spec.liveMigrationConfig) and its decentralizedLiveMigration feature
-// gate into the KubeVirt CR of the same namespace
+// Package hco is what OpenShift's HyperConverged Cluster Operator does in
+// the OpenShift guide: it writes the HyperConverged CR's live-migration
+// settings (spec.liveMigrationConfig) and its decentralizedLiveMigration
+// feature gate into the KubeVirt CR of the same namespace
 // (spec.configuration.migrations and developerConfiguration.featureGates).
 // The HyperConverged CR is the source of truth for the fields it sets: an
 // edit of one of them on the KubeVirt CR is reverted, as the operator

@@ -20,7 +20,7 @@ import (
 // The IPAM types ParseNADConfig accepts.
 const (
 	// TypeWhereabouts allocates cluster-wide from a range, recording
-	// allocations in IPPool objects (what the seed's NADs use).
+	// allocations in IPPool objects (what the OpenShift guide's NADs use).
 	TypeWhereabouts = "whereabouts"
 	// TypeStatic gives every holder the addresses listed in the NAD.
 	TypeStatic = "static"
@@ -48,8 +48,9 @@ type Config struct {
 	Master string
 	// MasterKey is the key Master came from, KeyMaster or KeyBridge, so
 	// that messages can tell the user which line of the NAD to fix. The
-	// seed's macvlan NAD says "bridge": "br-2001"; cclm takes that as the
-	// macvlan's parent, since the macvlan plugin itself has no such key.
+	// OpenShift guide's macvlan NAD says "bridge": "br-2001"; cclm takes
+	// that as the macvlan's parent, since the macvlan plugin itself has no
+	// such key.
 	MasterKey string
 	// Mode is a macvlan's mode; "bridge" when the NAD sets none, as in the
 	// macvlan plugin. Empty for other types.
@@ -226,9 +227,9 @@ func (raw *rawIPAM) ipam() (IPAM, error) {
 	case TypeStatic:
 		return raw.static()
 	case "":
-		return IPAM{}, errors.New(`ipam.type is missing; use "whereabouts" (cluster-wide allocation, as in the seed) or "static"`)
+		return IPAM{}, errors.New(`ipam.type is missing; use "whereabouts" (cluster-wide allocation, as in the OpenShift guide) or "static"`)
 	}
-	return IPAM{}, fmt.Errorf(`ipam.type %q is not supported; use "whereabouts" (cluster-wide allocation, as in the seed) or "static"`, raw.Type)
+	return IPAM{}, fmt.Errorf(`ipam.type %q is not supported; use "whereabouts" (cluster-wide allocation, as in the OpenShift guide) or "static"`, raw.Type)
 }
 
 func (raw *rawIPAM) static() (IPAM, error) {

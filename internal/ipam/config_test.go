@@ -2,8 +2,6 @@ package ipam
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,14 +9,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	cniv1 "github.com/cclm-io/cclm/api/cni/v1"
-	"github.com/cclm-io/cclm/internal/testenv"
+	"github.com/cclm-io/cclm/examples/openshift"
 )
 
-// seedConfig parses the spec.config of one of the seed's NADs, read
-// unchanged from the seed's folder.
+// seedConfig parses the spec.config of one of the OpenShift guide's NADs,
+// read unchanged from examples/openshift.
 func seedConfig(t *testing.T, file string) Config {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.SeedDir(t), file))
+	data, err := openshift.Files.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}

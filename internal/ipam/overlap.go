@@ -40,7 +40,8 @@ func SharedAddresses(a, b Config) string {
 func DisjointAdvice(a, b Config) string { return splitAdvice(a.IPAM, b.IPAM) }
 
 // splitAdvice suggests how to make two IPAMs disjoint; for one range
-// shared by both, the seed's way: each NAD excludes the other's half.
+// shared by both, the OpenShift guide's way: each NAD excludes the other's
+// half.
 func splitAdvice(a, b IPAM) string {
 	if a.Type != TypeWhereabouts || b.Type != TypeWhereabouts || a.Range != b.Range {
 		return "give each cluster addresses of its own (ipam.range, range_start/range_end or exclude)"

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"log"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	hcov1beta1 "github.com/cclm-io/cclm/api/hco/v1beta1"
 	nmstatev1 "github.com/cclm-io/cclm/api/nmstate/v1"
+	"github.com/cclm-io/cclm/examples/openshift"
 	"github.com/cclm-io/cclm/internal/controlplane"
 	"github.com/cclm-io/cclm/internal/hco"
 	"github.com/cclm-io/cclm/internal/install"
@@ -26,23 +26,17 @@ import (
 	"github.com/cclm-io/cclm/internal/nodeagent"
 )
 
-// The migration network as the seed builds it, from the cluster's side:
-// the NodeNetworkConfigurationPolicy that makes br-2001 with port enp2s0
-// on every worker (the node agents apply it), the NADs, and the KubeVirt
-// CR's migrations.network and gate (which the seed sets through the
-// HyperConverged CR). By default the lab sets all of it up; with
-// Options.WithoutMigrationNetwork it leaves it to a person following the
-// seed page (the workers then have enp2s0 but no bridge, no NAD exists,
+// The migration network as the OpenShift guide builds it, from the
+// cluster's side: the NodeNetworkConfigurationPolicy that makes br-2001
+// with port enp2s0 on every worker (the node agents apply it), the NADs,
+// and the KubeVirt CR's migrations.network and gate (which the guide sets
+// through the HyperConverged CR). By default the lab sets all of it up;
+// with Options.WithoutMigrationNetwork it leaves it to a person following
+// the guide (the workers then have enp2s0 but no bridge, no NAD exists,
 // and neither the HyperConverged nor the KubeVirt CR names a migration
 // network or enables the DecentralizedLiveMigration gate).
 
-// seedNNCP is a copy of the seed's coe-bridge-via-enp2s0.yaml (a test
-// checks it is the same as the seed's).
-//
-//go:embed seed/coe-bridge-via-enp2s0.yaml
-var seedNNCP []byte
-
-// SeedNNCPName is the seed's NodeNetworkConfigurationPolicy.
+// SeedNNCPName is the OpenShift guide's NodeNetworkConfigurationPolicy.
 const SeedNNCPName = "br-2001-via-enp2s0"
 
 // migrationNetworkTimeout bounds the wait for every node's migration0: the
@@ -50,18 +44,20 @@ const SeedNNCPName = "br-2001-via-enp2s0"
 // of their start.
 const migrationNetworkTimeout = 2 * time.Minute
 
-// seedPolicy decodes the embedded seed policy, strictly.
+// seedPolicy decodes the OpenShift guide's policy, strictly: the lab
+// applies the file a reader of the guide applies.
 func seedPolicy() (*nmstatev1.NodeNetworkConfigurationPolicy, error) {
 	policy := &nmstatev1.NodeNetworkConfigurationPolicy{}
-	if err := yaml.UnmarshalStrict(seedNNCP, policy); err != nil {
-		return nil, fmt.Errorf("the seed's NodeNetworkConfigurationPolicy: %w", err)
+	if err := yaml.UnmarshalStrict(openshift.NNCPYAML(), policy); err != nil {
+		return nil, fmt.Errorf("examples/openshift/%s: %w", openshift.NNCPFile, err)
 	}
 	return policy, nil
 }
 
 // seedHyperConverged is the HyperConverged CR kubevirt-hyperconverged, as
-// the operator's installation leaves it: no settings. The seed's step
-// ("Instantiate with following changes") sets liveMigrationConfig.network
+// the operator's installation leaves it: no settings. The OpenShift
+// guide's step ("Instantiate with following changes",
+// examples/openshift/hyperconverged.yaml) sets liveMigrationConfig.network
 // and featureGates.decentralizedLiveMigration on it, and the virt
 // controller then writes them into the KubeVirt CR and keeps them there.
 // The lab does not take that step itself even with the migration network:
@@ -78,7 +74,7 @@ func seedHyperConverged(opts Options) *hcov1beta1.HyperConverged {
 
 // installKubeVirt installs KubeVirt in a cluster of the lab and, unless it
 // is left out, the migration network: the KubeVirt CR with the gate and
-// migrations.network, the cluster's NAD, the seed's policy, and the
+// migrations.network, the cluster's NAD, the guide's policy, and the
 // HyperConverged CR.
 func installKubeVirt(ctx context.Context, restConfig *rest.Config, opts Options, cluster string) error {
 	kubeVirt := install.KubeVirtOptions{Namespace: opts.VirtNamespace}
@@ -108,7 +104,7 @@ func installKubeVirt(ctx context.Context, restConfig *rest.Config, opts Options,
 	}
 	policy.TypeMeta = metav1.TypeMeta{APIVersion: nmstatev1.GroupVersion.String(), Kind: "NodeNetworkConfigurationPolicy"}
 	if err := applier.Apply(ctx, policy); err != nil {
-		return fmt.Errorf("%s: the seed's NodeNetworkConfigurationPolicy: %w", cluster, err)
+		return fmt.Errorf("%s: the OpenShift guide's NodeNetworkConfigurationPolicy: %w", cluster, err)
 	}
 	return nil
 }
@@ -116,7 +112,7 @@ func installKubeVirt(ctx context.Context, restConfig *rest.Config, opts Options,
 // describeKubeVirt says what installKubeVirt did, for the lab's log.
 func describeKubeVirt(opts Options) string {
 	if opts.WithoutMigrationNetwork {
-		return fmt.Sprintf("KubeVirt CR %s/%s and HyperConverged CR %s installed without the migration network or the %s gate: build them by following the seed page",
+		return fmt.Sprintf("KubeVirt CR %s/%s and HyperConverged CR %s installed without the migration network or the %s gate: build them by following the OpenShift guide with examples/openshift (README.md)",
 			opts.VirtNamespace, install.KubeVirtName, hcov1beta1.HyperConvergedName, DecentralizedLiveMigrationGate)
 	}
 	return fmt.Sprintf("KubeVirt CR %s/%s installed with feature gate %s and migration network %s; NodeNetworkConfigurationPolicy %s, NAD %s and HyperConverged CR %s (no settings of its own) applied",

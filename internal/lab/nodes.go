@@ -157,7 +157,7 @@ func (n *labNodes) start(self string, opts Options, cluster *controlplane.Cluste
 	spec := procutil.Spec{
 		Name: name,
 		Path: self,
-		Args: []string{"node",
+		Args: append([]string{"node",
 			"--kubeconfig", kubeconfig,
 			"--node-name", name,
 			"--lab-id", n.id,
@@ -166,10 +166,23 @@ func (n *labNodes) start(self string, opts Options, cluster *controlplane.Cluste
 			"--run-dir", runDir,
 			"--guest-dir", filepath.Join(opts.BinDir, "guest"),
 			"--label", ClusterLabel + "=" + cluster.Name,
-		},
+		}, nodeAgentTuning(opts)...),
 		LogPath: filepath.Join(nodeDir, "node.log"),
 	}
 	return n.add(spec, ComponentState{Name: name, Kind: KindNode, Cluster: cluster.Name, RunDir: runDir})
+}
+
+// nodeAgentTuning passes the lab's accelerator and boot timeout on to its
+// node agents, where set.
+func nodeAgentTuning(opts Options) []string {
+	var args []string
+	if opts.Accel != "" {
+		args = append(args, "--accel", opts.Accel)
+	}
+	if opts.BootTimeout > 0 {
+		args = append(args, "--boot-timeout", opts.BootTimeout.String())
+	}
+	return args
 }
 
 // add starts a component and keeps it for supervision.

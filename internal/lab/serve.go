@@ -17,6 +17,7 @@ import (
 
 	"github.com/cclm-io/cclm/internal/controlplane"
 	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/qemu"
 )
 
 // ClusterNames are the seed's clusters: ocp7 is the source, ocp1 the target.
@@ -35,6 +36,12 @@ type Options struct {
 	// (NodeNetworkConfigurationPolicy, NADs, HyperConverged and KubeVirt
 	// settings) for a person to build by following the seed page.
 	WithoutMigrationNetwork bool
+	// Accel is the node agents' --accel (auto, kvm or tcg); empty leaves
+	// it to their default (CCLM_ACCEL, else auto).
+	Accel string
+	// BootTimeout is the node agents' --boot-timeout; 0 leaves their
+	// default.
+	BootTimeout time.Duration
 }
 
 // Validate checks the options and names the flag to fix.
@@ -45,7 +52,12 @@ func (o Options) Validate() error {
 	case o.Nodes < 1 || o.Nodes > 8:
 		return fmt.Errorf("--nodes %d is out of range; use 1 to 8 nodes per cluster (2 cores run about 4 guests well)", o.Nodes)
 	case o.VirtNamespace == "":
-		return fmt.Errorf("--virt-namespace is empty; use openshift-cnv as the seed does, or kubevirt")
+		return fmt.Errorf("--virt-namespace is empty; use openshift-cnv as the OpenShift guide does, or kubevirt")
+	case o.BootTimeout < 0:
+		return fmt.Errorf("--boot-timeout %v is negative; use a duration such as 2m", o.BootTimeout)
+	}
+	if _, err := qemu.ParseAccelChoice(o.Accel); err != nil {
+		return fmt.Errorf("--accel: %w", err)
 	}
 	return nil
 }

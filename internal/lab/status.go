@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/cclm-io/cclm/internal/nodeagent"
 	"github.com/cclm-io/cclm/internal/procutil"
 )
 
@@ -31,6 +33,10 @@ type Status struct {
 type ComponentStatus struct {
 	ComponentState
 	Alive bool `json:"alive"`
+	// Accel and AccelReason are, for a node agent, the accelerator its
+	// QEMUs run under and why, as it published them on its Node.
+	Accel       string `json:"accel,omitempty"`
+	AccelReason string `json:"accelReason,omitempty"`
 }
 
 // ClusterStatus is one cluster's health as seen from its API.
@@ -67,10 +73,43 @@ func GetStatus(ctx context.Context, dir string) (*Status, error) {
 	for _, c := range state.Clusters {
 		status.Clusters = append(status.Clusters, clusterStatus(ctx, p, c))
 	}
+	accels := nodeAccelerators(ctx, p, state.Clusters)
 	for _, component := range state.Components {
-		status.Components = append(status.Components, ComponentStatus{ComponentState: component, Alive: procutil.Alive(component.Pid)})
+		cs := ComponentStatus{ComponentState: component, Alive: procutil.Alive(component.Pid)}
+		if component.Kind == KindNode {
+			accel := accels[component.Name]
+			cs.Accel, cs.AccelReason = accel.Accel, accel.Reason
+		}
+		status.Components = append(status.Components, cs)
 	}
 	return status, nil
+}
+
+// nodeAccel is a node's accelerator and why, from its Node's annotations.
+type nodeAccel struct{ Accel, Reason string }
+
+// nodeAccelerators reads each node agent's accelerator off its Node; a
+// cluster that does not answer leaves its nodes' blank.
+func nodeAccelerators(ctx context.Context, p paths, clusters []ClusterState) map[string]nodeAccel {
+	accels := map[string]nodeAccel{}
+	for _, c := range clusters {
+		config, err := adminConfig(p.kubeconfig(), c.Name)
+		if err != nil {
+			continue
+		}
+		clientset, err := kubernetes.NewForConfig(config)
+		if err != nil {
+			continue
+		}
+		nodes, err := clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for _, node := range nodes.Items {
+			accels[node.Name] = nodeAccel{node.Annotations[nodeagent.AccelAnnotation], node.Annotations[nodeagent.AccelReasonAnnotation]}
+		}
+	}
+	return accels
 }
 
 func clusterStatus(ctx context.Context, p paths, c ClusterState) ClusterStatus {

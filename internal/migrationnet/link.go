@@ -14,10 +14,10 @@ import (
 func checkParent(node NodeNetwork, network resolvedNetwork, nodeName string) error {
 	config := network.config
 	if config.Type != "macvlan" {
-		return fmt.Errorf(`NAD %s has "type": %q; cclm makes %s as a macvlan, as the seed's NAD does: use "type": "macvlan"`, network.nad, config.Type, InterfaceName)
+		return fmt.Errorf(`NAD %s has "type": %q; cclm makes %s as a macvlan, as the OpenShift guide's NAD does: use "type": "macvlan"`, network.nad, config.Type, InterfaceName)
 	}
 	if config.Master == "" {
-		return fmt.Errorf(`NAD %s names no parent for its macvlan; set "master" (or the seed's "bridge") to the node's link on the migration network, e.g. br-2001`, network.nad)
+		return fmt.Errorf(`NAD %s names no parent for its macvlan; set "master" (or "bridge", as the OpenShift guide's NAD does) to the node's link on the migration network, e.g. br-2001`, network.nad)
 	}
 	present, err := node.Links()
 	if err != nil {
@@ -30,7 +30,8 @@ func checkParent(node NodeNetwork, network resolvedNetwork, nodeName string) err
 }
 
 // missingParentError says which NAD key names the missing link and how to
-// get it: the seed makes br-2001 with a NodeNetworkConfigurationPolicy.
+// get it: the OpenShift guide makes br-2001 with a
+// NodeNetworkConfigurationPolicy.
 func missingParentError(config ipam.Config, nodeName string) error {
 	if config.MasterKey == ipam.KeyBridge {
 		return fmt.Errorf(`bridge %q does not exist on node %s: apply the NodeNetworkConfigurationPolicy that creates it, or fix the NAD's "bridge"`, config.Master, nodeName)

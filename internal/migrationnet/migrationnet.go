@@ -1,8 +1,8 @@
 // Package migrationnet gives a node agent its migration interface, as
-// Multus and whereabouts give virt-handler one in the seed: the KubeVirt
-// CR's spec.configuration.migrations.network names a
+// Multus and whereabouts give virt-handler one in the OpenShift guide: the
+// KubeVirt CR's spec.configuration.migrations.network names a
 // NetworkAttachmentDefinition; the node gets interface migration0, a
-// macvlan on the NAD's parent (the seed's br-2001), with an address that
+// macvlan on the NAD's parent (the guide's br-2001), with an address that
 // whereabouts-style IPAM allocates cluster-wide, keyed by the node's name.
 // Migration traffic (and the sync controller) then uses that address.
 package migrationnet
@@ -180,7 +180,7 @@ func nadKey(ref, virtNamespace string) client.ObjectKey {
 
 func nadError(err error, kubeVirt *kubevirtv1.KubeVirt, key client.ObjectKey) error {
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("KubeVirt %s/%s names migration network %q, but there is no NetworkAttachmentDefinition %s: create it (the seed's livemigration-network) or fix spec.configuration.migrations.network",
+		return fmt.Errorf("KubeVirt %s/%s names migration network %q, but there is no NetworkAttachmentDefinition %s: create it (the OpenShift guide's livemigration-network) or fix spec.configuration.migrations.network",
 			kubeVirt.Namespace, kubeVirt.Name, kubeVirt.Spec.Configuration.MigrationConfiguration.Network, key)
 	}
 	return fmt.Errorf("read NetworkAttachmentDefinition %s: %w", key, err)

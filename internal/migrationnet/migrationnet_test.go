@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,9 +19,9 @@ import (
 	cniv1 "github.com/cclm-io/cclm/api/cni/v1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	whereaboutsv1alpha1 "github.com/cclm-io/cclm/api/whereabouts/v1alpha1"
+	"github.com/cclm-io/cclm/examples/openshift"
 	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/internal/scheme"
-	"github.com/cclm-io/cclm/internal/testenv"
 )
 
 // Unit tests of Setup's logic against the fake client and fakeLinks; the
@@ -108,10 +106,10 @@ func kubeVirt(network string) *kubevirtv1.KubeVirt {
 	return kv
 }
 
-// seedNADObject is one of the seed's NADs, unchanged.
+// seedNADObject is one of the OpenShift guide's NADs, unchanged.
 func seedNADObject(t *testing.T, file string) *cniv1.NetworkAttachmentDefinition {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.SeedDir(t), file))
+	data, err := openshift.Files.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,12 @@
 // Package netlab builds the lab's networks out of Linux network namespaces.
 //
 // A lab has a fabric namespace, cclm.<lab>, holding two L2 bridges: the
-// migration segment (the seed's VLAN 2001) and the VM segment, which both
-// clusters share so that a VM keeps its IP address and TCP sessions when it
-// moves. Each node is a namespace, cclm.<lab>.<node>, with
+// migration segment (the OpenShift guide's VLAN 2001) and the VM segment,
+// which both clusters share so that a VM keeps its IP address and TCP
+// sessions when it moves. Each node is a namespace, cclm.<lab>.<node>, with
 //
 //   - enp2s0, a veth whose peer is a port of the fabric's migration bridge
-//     (the seed's NNCP later makes br-2001 with enp2s0 as its port, and the
+//     (the guide's NNCP later makes br-2001 with enp2s0 as its port, and the
 //     NAD's macvlan migration0 goes on br-2001), and
 //   - br-vm, a bridge whose port vmuplink0 is a veth whose peer is a port of
 //     the fabric's VM bridge; the VMs' taps join br-vm.
@@ -37,7 +37,7 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// The interfaces of every node, named as on the seed's worker nodes.
+// The interfaces of every node, named as on the guide's worker nodes.
 const (
 	// MigrationUplink is the node's port into the migration segment.
 	MigrationUplink = "enp2s0"

@@ -100,9 +100,9 @@ func linkType(link netlink.Link) string {
 	return link.Type()
 }
 
-// CreateBridge makes a Linux bridge with STP off (as the seed's NNCP
-// asks), plugs ports into it and brings the bridge and its ports up. Every
-// port must exist already and be no other bridge's port.
+// CreateBridge makes a Linux bridge with STP off (as the OpenShift
+// guide's NNCP asks), plugs ports into it and brings the bridge and its
+// ports up. Every port must exist already and be no other bridge's port.
 func (ns *Namespace) CreateBridge(name string, ports ...string) error {
 	err := validateLinkName(name)
 	if err == nil {

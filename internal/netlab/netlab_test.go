@@ -57,9 +57,7 @@ func newLab(t *testing.T) *netlab.Fabric {
 func newLabID(t *testing.T) string {
 	t.Helper()
 	testenv.RequireE2E(t)
-	if os.Geteuid() != 0 {
-		t.Fatal("the netlab integration tests need root: they create network namespaces and bind mounts")
-	}
+	testenv.RequireRoot(t, "the netlab integration tests create network namespaces and bind mounts")
 	labID := fmt.Sprintf("t-%08x", rand.Uint32())
 	hostLinksBefore := hostLinkNames(t)
 	t.Cleanup(func() {

@@ -7,12 +7,14 @@
 package nodeagent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -63,9 +65,19 @@ type Options struct {
 	APIAddress string
 	// VirtNamespace holds the KubeVirt CR and the migration certificates.
 	VirtNamespace string
+	// Accel chooses the accelerator: auto (KVM only if the guest image
+	// boots under it), kvm or tcg.
+	Accel qemu.AccelChoice
+	// BootTimeout is how long a started guest may take until its agent
+	// answers before its VMI is marked as not booting (0: DefaultBootTimeout).
+	BootTimeout time.Duration
 	// Logger receives the agent's log lines.
 	Logger *slog.Logger
 }
+
+// DefaultBootTimeout is generous for TCG on a busy two-core host, where the
+// guest's agent answers within 5-20 s of QEMU's start.
+const DefaultBootTimeout = 90 * time.Second
 
 // Validate checks the options and names the flag to fix.
 func (o Options) Validate() error {
@@ -82,6 +94,11 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--guest-dir is empty; point it at the guest image (make guest puts it in bin/guest)")
 	case o.Memory.Sign() <= 0 || o.Storage.Sign() <= 0 || o.CPUs <= 0:
 		return fmt.Errorf("--cpus, --memory and --storage must be positive: they are what the node offers VMs")
+	case o.BootTimeout < 0:
+		return fmt.Errorf("--boot-timeout %v is negative; use a duration such as 2m", o.BootTimeout)
+	}
+	if _, err := qemu.ParseAccelChoice(string(o.Accel)); err != nil {
+		return fmt.Errorf("--accel: %w", err)
 	}
 	return nil
 }
@@ -96,11 +113,16 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	env, err := newRuntimeEnv(opts)
+	accel, err := qemu.SelectAccel(ctx, opts.Accel, "", guestImage(opts.GuestDir).boot())
+	if err != nil {
+		return fmt.Errorf("--accel %s: %w", opts.Accel, err)
+	}
+	logger.Info("accelerator chosen", "accel", accel.Accel, "reason", accel.Reason)
+	env, err := newRuntimeEnv(opts, accel.Accel)
 	if err != nil {
 		return err
 	}
-	host, err := probeHostCPU(ctx, qemu.DetectAccel(ctx, "").Accel)
+	host, err := probeHostCPU(ctx, accel.Accel)
 	if err != nil {
 		return err
 	}
@@ -120,7 +142,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 		return err
 	}
 	facts := nodeFacts{
-		Name: opts.NodeName, CPU: host, Capacity: capacity(opts.CPUs, opts.Memory, opts.Storage),
+		Name: opts.NodeName, CPU: host, Accel: accel, Capacity: capacity(opts.CPUs, opts.Memory, opts.Storage),
 		Address: apiServer.address(), APIPort: apiServer.port(), APICertSHA256: apiServer.certSHA256, Extra: opts.ExtraLabels,
 	}
 	if err := registerNode(ctx, clientset, facts); err != nil {
@@ -138,7 +160,8 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	store := &storage{client: mgr.GetClient(), recorder: recorder, node: opts.NodeName, dir: opts.StorageDir, budget: opts.Storage}
 	runner := &vmiRunner{
 		client: mgr.GetClient(), recorder: recorder, node: opts.NodeName, runRoot: opts.RunDir,
-		env: env, storage: store, exits: make(chan event.GenericEvent, 16),
+		env: env, accel: accel, bootTimeout: cmp.Or(opts.BootTimeout, DefaultBootTimeout),
+		storage: store, exits: make(chan event.GenericEvent, 16),
 		instances: map[types.UID]*runningVMI{},
 		inputs: func() domainInputs {
 			return domainInputs{
@@ -217,3 +240,6 @@ func guestImage(dir string) guestFiles {
 	}
 	return guestFiles{Kernel: kernel, Initrd: filepath.Join(dir, "initramfs.img")}
 }
+
+// boot is the image as QEMU boots it directly.
+func (g guestFiles) boot() qemu.Boot { return qemu.Boot{Kernel: g.Kernel, Initrd: g.Initrd} }

@@ -212,9 +212,9 @@ func (s *apiServer) handleGuest(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	agent, err := s.runner.agentOf(r.Context(), running)
+	agent, err := s.runner.answeringAgent(r.Context(), running)
 	if err != nil {
-		http.Error(w, "guest agent: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	var result json.RawMessage

@@ -90,6 +90,9 @@ func buildDomain(vmi *kubevirtv1.VirtualMachineInstance, in domainInputs) (qemu.
 	if address.IsValid() {
 		cmdline = append(cmdline, "cclm.ip="+address.String())
 	}
+	if firmware := spec.Domain.Firmware; firmware != nil && firmware.KernelBoot != nil && firmware.KernelBoot.KernelArgs != "" {
+		cmdline = append(cmdline, firmware.KernelBoot.KernelArgs)
+	}
 	dom.Boot.Cmdline = strings.Join(cmdline, " ")
 	return dom, nil
 }

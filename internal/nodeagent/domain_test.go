@@ -131,3 +131,15 @@ func TestMigrationParamsFollowTheKubeVirtConfiguration(t *testing.T) {
 		t.Fatalf("defaults %+v: no disks means no pre-switchover pause, and nothing allowed unless configured", plain)
 	}
 }
+
+func TestBuildDomainAppendsTheKernelArgs(t *testing.T) {
+	vmi := testVMI()
+	vmi.Spec.Domain.Firmware = &kubevirtv1.Firmware{KernelBoot: &kubevirtv1.KernelBoot{KernelArgs: "rdinit=/bin/sh loglevel=7"}}
+	dom, err := buildDomain(vmi, testInputs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(dom.Boot.Cmdline, " rdinit=/bin/sh loglevel=7") || !strings.HasPrefix(dom.Boot.Cmdline, "console=ttyS0 quiet") {
+		t.Fatalf("cmdline %q: want cclm's own parameters, then the VMI's kernelArgs", dom.Boot.Cmdline)
+	}
+}

@@ -15,9 +15,10 @@ import (
 type labNode struct {
 	node   *netlab.Node
 	bridge string
+	accel  qemu.Accel
 }
 
-func newRuntimeEnv(opts Options) (*labNode, error) {
+func newRuntimeEnv(opts Options, accel qemu.Accel) (*labNode, error) {
 	if opts.LabID == "" {
 		return nil, fmt.Errorf("--lab-id is empty: only lab nodes are supported so far (each node is a network namespace of `cclm lab`)")
 	}
@@ -25,7 +26,7 @@ func newRuntimeEnv(opts Options) (*labNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lab node %s: %w", opts.NodeName, err)
 	}
-	return &labNode{node: node, bridge: opts.VMBridge}, nil
+	return &labNode{node: node, bridge: opts.VMBridge, accel: accel}, nil
 }
 
 func (l *labNode) CreateTap(name string) error { return l.node.CreateTap(name, l.bridge, 0) }
@@ -34,6 +35,7 @@ func (l *labNode) DeleteTap(name string) error { return l.node.DeleteLink(name) 
 
 func (l *labNode) Launch(ctx context.Context, dom qemu.Domain, opts qemu.Options) (*qemu.Instance, error) {
 	opts.Start = l.node.StartProcess
+	opts.Accel = l.accel // chosen once at the agent's start, for every guest
 	return qemu.Launch(ctx, dom, opts)
 }
 

@@ -521,7 +521,7 @@ func (m *migrator) takeOver(ctx context.Context, vmi *kubevirtv1.VirtualMachineI
 	if err := instance.AnnounceSelf(ctx); err != nil {
 		r.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "AnnounceFailed", "Migrate", "announce-self: %v", err)
 	}
-	r.track(vmi, instance)
+	r.track(vmi, instance, time.Time{}) // the guest booted on the source
 	return m.recordTakeover(ctx, vmi)
 }
 

@@ -3,7 +3,6 @@ package nodeagent
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,9 +17,7 @@ import (
 // what the policy says, and a failure leaves the namespace as it was.
 func TestNNCPInANodeNamespace(t *testing.T) {
 	testenv.RequireE2E(t)
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root: it creates network namespaces")
-	}
+	testenv.RequireRoot(t, "it creates network namespaces")
 	labID := fmt.Sprintf("t-%08x", rand.Uint32())
 	fabric, err := netlab.CreateFabric(labID)
 	if err != nil {

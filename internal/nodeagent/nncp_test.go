@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	nmstatev1 "github.com/cclm-io/cclm/api/nmstate/v1"
+	"github.com/cclm-io/cclm/examples/openshift"
 )
 
 // fakeHost is a node's links in memory, with the kernel's rules that
@@ -155,19 +154,12 @@ func (h *fakeHost) delAddress(name string, address netip.Prefix) error {
 	})
 }
 
-// seedState is the seed's NNCP's desired state, read from its YAML.
+// seedState is the OpenShift guide's NNCP's desired state, read from its
+// YAML in examples/openshift.
 func seedState(t *testing.T) nmstatev1.State {
 	t.Helper()
-	dir := os.Getenv("CCLM_SEED_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "seed", "cclm")
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "coe-bridge-via-enp2s0.yaml"))
-	if err != nil {
-		t.Fatalf("the seed's NNCP: %v (set CCLM_SEED_DIR to the seed's cclm folder)", err)
-	}
 	var policy nmstatev1.NodeNetworkConfigurationPolicy
-	if err := yaml.UnmarshalStrict(data, &policy); err != nil {
+	if err := yaml.UnmarshalStrict(openshift.NNCPYAML(), &policy); err != nil {
 		t.Fatal(err)
 	}
 	return policy.Spec.DesiredState

@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/cclm-io/cclm/internal/migrationnet"
+	"github.com/cclm-io/cclm/internal/qemu"
 )
 
 // leaseDuration and leaseRenewInterval follow the kubelet's defaults: a
@@ -31,10 +32,18 @@ const (
 	hostnameLabel    = "kubernetes.io/hostname"
 )
 
+// The Node annotations that say which accelerator the node's QEMUs run
+// under, and why (`cclm lab status` shows them).
+const (
+	AccelAnnotation       = "cclm.io/accelerator"
+	AccelReasonAnnotation = "cclm.io/accelerator-reason"
+)
+
 // nodeFacts is what the agent publishes about its node.
 type nodeFacts struct {
 	Name     string
 	CPU      hostCPU
+	Accel    qemu.AccelProbe
 	Capacity corev1.ResourceList
 	// Address is where the node agent's API listens (host:port).
 	Address string
@@ -61,7 +70,11 @@ func (f nodeFacts) desiredLabels() map[string]string {
 // annotations are the Node annotations the agent owns: how to reach its
 // API, and its migration address as `oc get nodes` readers look it up.
 func (f nodeFacts) annotations() map[string]string {
-	annotations := map[string]string{APICertAnnotation: f.APICertSHA256}
+	annotations := map[string]string{
+		APICertAnnotation:     f.APICertSHA256,
+		AccelAnnotation:       string(f.Accel.Accel),
+		AccelReasonAnnotation: f.Accel.Reason,
+	}
 	if f.MigrationAddress != "" {
 		annotations[migrationnet.AnnotationKey] = f.MigrationAddress
 	}

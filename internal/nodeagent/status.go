@@ -14,7 +14,8 @@ import (
 
 // runningStatus is pure: the VMI's status as its QEMU and guest agent show
 // it now. Conditions keep their transition time while their status holds.
-func runningStatus(vmi *kubevirtv1.VirtualMachineInstance, node string, dom qemu.Domain, qemuStatus qemu.Status, info *guestagent.Info, agentErr error, now time.Time) kubevirtv1.VirtualMachineInstanceStatus {
+func runningStatus(vmi *kubevirtv1.VirtualMachineInstance, node string, dom qemu.Domain, qemuStatus qemu.Status, agent agentReading, now time.Time) kubevirtv1.VirtualMachineInstanceStatus {
+	info := agent.info
 	status := *vmi.Status.DeepCopy()
 	enterPhase(&status, kubevirtv1.Running, metav1.NewTime(now))
 	status.NodeName = node
@@ -28,12 +29,15 @@ func runningStatus(vmi *kubevirtv1.VirtualMachineInstance, node string, dom qemu
 	}
 	setCondition(&status, kubevirtv1.VirtualMachineInstanceReady, readyStatus, readyReason, readyMessage)
 	setCondition(&status, kubevirtv1.VirtualMachineInstanceProvisioning, corev1.ConditionFalse, "Provisioned", "volumes and network are in place")
-	if info != nil {
+	switch {
+	case info != nil:
 		setCondition(&status, kubevirtv1.VirtualMachineInstanceAgentConnected, corev1.ConditionTrue, "AgentConnected", "guest agent "+info.AgentVersion+" answers")
-	} else {
+	case agent.notBooted != "":
+		setCondition(&status, kubevirtv1.VirtualMachineInstanceAgentConnected, corev1.ConditionFalse, ReasonGuestNotBooted, agent.notBooted)
+	default:
 		message := "guest agent does not answer yet"
-		if agentErr != nil {
-			message += ": " + agentErr.Error()
+		if agent.err != nil {
+			message += ": " + agent.err.Error()
 		}
 		setCondition(&status, kubevirtv1.VirtualMachineInstanceAgentConnected, corev1.ConditionFalse, "AgentNotConnected", message)
 	}
@@ -42,6 +46,19 @@ func runningStatus(vmi *kubevirtv1.VirtualMachineInstance, node string, dom qemu
 	setCondition(&status, kubevirtv1.VirtualMachineInstanceIsMigratable, corev1.ConditionTrue, "Migratable", "memory and every disk can be live-migrated")
 	setCondition(&status, kubevirtv1.VirtualMachineInstanceIsStorageLiveMigratable, corev1.ConditionTrue, "StorageLiveMigratable", "every volume is mirrored during live migration")
 	return status
+}
+
+// ReasonGuestNotBooted is the AgentConnected condition's reason, and the
+// Warning event's, for a guest whose agent never answered within the node
+// agent's boot timeout.
+const ReasonGuestNotBooted = "GuestNotBooted"
+
+// agentReading is what the node agent learned from a guest's agent.
+type agentReading struct {
+	info *guestagent.Info
+	err  error
+	// notBooted, when set, says the guest did not boot (see bootOverdue).
+	notBooted string
 }
 
 // enterPhase sets the VMI's phase and records when it was entered, once

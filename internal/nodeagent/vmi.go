@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,7 +58,12 @@ type vmiRunner struct {
 	env      runtimeEnv
 	storage  *storage
 	migrator *migrator
-	inputs   func() domainInputs
+	// accel is what every QEMU of this node runs under, and why.
+	accel qemu.AccelProbe
+	// bootTimeout is how long a guest this agent boots may take until its
+	// agent answers (see bootOverdue).
+	bootTimeout time.Duration
+	inputs      func() domainInputs
 	// exits delivers a VMI to reconcile when its QEMU ends.
 	exits chan event.GenericEvent
 
@@ -77,6 +84,49 @@ type runningVMI struct {
 	// guestShutdown is closed when QEMU reports that the guest itself
 	// powered off, which makes the VMI Succeeded rather than Failed.
 	guestShutdown chan struct{}
+	// bootDeadline is when a guest this agent booted must have answered
+	// through its agent; zero for a guest that arrived by migration or
+	// was adopted, which booted elsewhere or earlier.
+	bootDeadline time.Time
+	// agentAnswered is set once the guest's agent has answered.
+	agentAnswered atomic.Bool
+}
+
+// bootOverdue says, once the boot deadline has passed without an answer
+// from the guest's agent, that the guest did not boot, with the last lines
+// of its serial console; "" otherwise.
+func (running *runningVMI) bootOverdue(now time.Time, timeout time.Duration) string {
+	if running.bootDeadline.IsZero() || running.agentAnswered.Load() || now.Before(running.bootDeadline) {
+		return ""
+	}
+	return notBootedMessage(timeout, running.instance.ConsoleSummary(consoleTailLines))
+}
+
+// consoleTailLines is how much of a guest's serial console a boot failure
+// shows: enough for a panic's cause.
+const consoleTailLines = 8
+
+// notBootedMessage is pure: what a VMI's condition, its event and `cclm
+// guest` say about a guest whose agent never answered.
+func notBootedMessage(timeout time.Duration, console string) string {
+	message := fmt.Sprintf("the guest did not boot: its agent has not answered within %v of QEMU's start", timeout)
+	console = strings.TrimSpace(console)
+	if console == "" {
+		return message + "; its serial console stayed empty (see `cclm console`)"
+	}
+	return message + "; last lines of its serial console:\n" + lastBytes(console, 700)
+}
+
+// lastBytes keeps the end of s, at most n bytes, starting at a line.
+func lastBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }
 
 // watchShutdown notes a SHUTDOWN event that the guest caused.
@@ -185,8 +235,8 @@ func (r *vmiRunner) start(ctx context.Context, vmi *kubevirtv1.VirtualMachineIns
 		r.deleteTaps(dom)
 		return ctrl.Result{}, r.fail(ctx, vmi, "QEMUStartFailed", err)
 	}
-	r.track(vmi, instance)
-	r.recorder.Eventf(vmi, nil, corev1.EventTypeNormal, "Started", "Start", "QEMU pid %d started on node %s (%s)", instance.Pid(), r.node, instance.Accel())
+	r.track(vmi, instance, time.Now().Add(r.bootTimeout))
+	r.recorder.Eventf(vmi, nil, corev1.EventTypeNormal, "Started", "Start", "QEMU pid %d started on node %s (%s)", instance.Pid(), r.node, r.accel)
 	return r.observe(ctx, vmi)
 }
 
@@ -230,9 +280,10 @@ func (r *vmiRunner) instance(uid types.UID) *runningVMI {
 	return r.instances[uid]
 }
 
-// track remembers a QEMU and asks for a reconcile of its VMI when it ends.
-func (r *vmiRunner) track(vmi *kubevirtv1.VirtualMachineInstance, instance *qemu.Instance) *runningVMI {
-	running := &runningVMI{instance: instance, vmi: client.ObjectKeyFromObject(vmi), guestShutdown: make(chan struct{})}
+// track remembers a QEMU and asks for a reconcile of its VMI when it ends;
+// a non-zero bootDeadline watches the guest's boot.
+func (r *vmiRunner) track(vmi *kubevirtv1.VirtualMachineInstance, instance *qemu.Instance, bootDeadline time.Time) *runningVMI {
+	running := &runningVMI{instance: instance, vmi: client.ObjectKeyFromObject(vmi), guestShutdown: make(chan struct{}), bootDeadline: bootDeadline}
 	go running.watchShutdown()
 	r.mu.Lock()
 	r.instances[vmi.UID] = running
@@ -270,7 +321,7 @@ func (r *vmiRunner) adopt(ctx context.Context, vmi *kubevirtv1.VirtualMachineIns
 		return nil
 	}
 	r.recorder.Eventf(vmi, nil, corev1.EventTypeNormal, "Adopted", "Adopt", "node agent restarted: re-attached to QEMU pid %d", instance.Pid())
-	return r.track(vmi, instance)
+	return r.track(vmi, instance, time.Time{})
 }
 
 // observe refreshes a running VMI's status, or ends it if QEMU is gone.
@@ -284,18 +335,48 @@ func (r *vmiRunner) observe(ctx context.Context, vmi *kubevirtv1.VirtualMachineI
 	if err != nil {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
-	desired := runningStatus(vmi, r.node, running.instance.Domain(), qemuStatus, info, agentErr, time.Now())
-	return ctrl.Result{RequeueAfter: statusInterval}, r.patchStatus(ctx, vmi, desired)
+	now := time.Now()
+	notBooted := running.bootOverdue(now, r.bootTimeout)
+	desired := runningStatus(vmi, r.node, running.instance.Domain(), qemuStatus, agentReading{info, agentErr, notBooted}, now)
+	reported := conditionHasReason(vmi.Status.Conditions, kubevirtv1.VirtualMachineInstanceAgentConnected, ReasonGuestNotBooted)
+	if err := r.patchStatus(ctx, vmi, desired); err != nil {
+		return ctrl.Result{}, err
+	}
+	if notBooted != "" && !reported { // once, as the condition turns
+		r.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, ReasonGuestNotBooted, "Boot", "%s", notBooted)
+	}
+	return ctrl.Result{RequeueAfter: statusInterval}, nil
+}
+
+// conditionHasReason says whether the VMI's condition of that type has
+// that reason.
+func conditionHasReason(conditions []kubevirtv1.VirtualMachineInstanceCondition, kind kubevirtv1.VirtualMachineInstanceConditionType, reason string) bool {
+	for _, c := range conditions {
+		if c.Type == kind {
+			return c.Reason == reason
+		}
+	}
+	return false
 }
 
 func (r *vmiRunner) guestInfo(ctx context.Context, running *runningVMI) (*guestagent.Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return r.guestInfoWithin(ctx, running)
+}
+
+// guestInfoWithin asks the guest's agent for its info until ctx ends, and
+// notes that the agent answered.
+func (r *vmiRunner) guestInfoWithin(ctx context.Context, running *runningVMI) (*guestagent.Info, error) {
 	agent, err := r.agentOf(ctx, running)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return agent.Info(ctx)
+	info, err := agent.Info(ctx)
+	if err == nil {
+		running.agentAnswered.Store(true)
+	}
+	return info, err
 }
 
 // agentOf is the guest agent client of a running VMI, dialled once.
@@ -310,6 +391,31 @@ func (r *vmiRunner) agentOf(ctx context.Context, running *runningVMI) (*guestage
 		running.agent = agent
 	}
 	return running.agent, nil
+}
+
+// agentPingTimeout bounds the check that a guest's agent answers before a
+// request is handed to it: an agent answers info in milliseconds, and a
+// caller must not wait out a long request's timeout on a guest that is
+// not there.
+const agentPingTimeout = 3 * time.Second
+
+// answeringAgent is the guest's agent once it has answered a ping, else an
+// error that says why it does not answer: still booting, never booted
+// (with the console's last lines), or stopped answering.
+func (r *vmiRunner) answeringAgent(ctx context.Context, running *runningVMI) (*guestagent.Client, error) {
+	pingCtx, cancel := context.WithTimeout(ctx, agentPingTimeout)
+	defer cancel()
+	_, err := r.guestInfoWithin(pingCtx, running)
+	if err == nil {
+		return r.agentOf(ctx, running)
+	}
+	if notBooted := running.bootOverdue(time.Now(), r.bootTimeout); notBooted != "" {
+		return nil, errors.New(notBooted)
+	}
+	if running.agentAnswered.Load() {
+		return nil, fmt.Errorf("the guest's agent answered before but not within %v now (%v): the guest may be hung or busy; see `cclm console`", agentPingTimeout, err)
+	}
+	return nil, fmt.Errorf("the guest's agent has not answered yet (%v): the guest is still booting, for up to %v after QEMU's start; see `cclm console`", err, r.bootTimeout)
 }
 
 // byName finds a VMI's QEMU on this node by namespace and name.

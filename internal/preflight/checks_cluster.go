@@ -401,7 +401,7 @@ func checkRangesDisjoint(ctx context.Context, r *runner) Check {
 		if err := c.client.Get(ctx, key, &nad); err != nil {
 			if apierrors.IsNotFound(err) {
 				return failed(fmt.Sprintf("KubeVirt %s/%s on %s names migration network %q, but there is no NetworkAttachmentDefinition %s", kv.Namespace, kv.Name, c.name, ref, key),
-					fmt.Sprintf("create NAD %s on %s (the seed's %s.net-attach-def.yaml) or fix spec.configuration.migrations.network", key, c.name, c.name))
+					fmt.Sprintf("create NAD %s on %s (the OpenShift guide's %s.net-attach-def.yaml in examples/openshift) or fix spec.configuration.migrations.network", key, c.name, c.name))
 			}
 			return r.readFailure(c, "get NetworkAttachmentDefinition "+key.String(), err)
 		}
@@ -419,7 +419,7 @@ func evalRanges(r *runner, refs [2]string, src, tgt ipam.Config) Check {
 	if err := ipam.Disjoint(src, tgt); err != nil {
 		return failed(
 			fmt.Sprintf("%s overlap: both can hand out %s, so a node of each cluster could get the same migration address on the shared segment", both, ipam.SharedAddresses(src, tgt)),
-			ipam.DisjointAdvice(src, tgt)+fmt.Sprintf(" (the seed's ocp7 and ocp1 NADs split 192.168.201.0/24 so); each cluster's KubeVirt spec.configuration.migrations.network names its NAD in %s", r.in.VirtNamespace))
+			ipam.DisjointAdvice(src, tgt)+fmt.Sprintf(" (the OpenShift guide's ocp7 and ocp1 NADs split 192.168.201.0/24 so); each cluster's KubeVirt spec.configuration.migrations.network names its NAD in %s", r.in.VirtNamespace))
 	}
 	return passed("%s hand out no address in common", both)
 }

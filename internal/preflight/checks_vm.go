@@ -576,7 +576,7 @@ func checkCPUModel(ctx context.Context, r *runner, v *vmFacts) Check {
 		var node corev1.Node
 		err = r.source.nodeReader.Get(ctx, client.ObjectKey{Name: vmi.Status.NodeName}, &node)
 		if apierrors.IsForbidden(err) {
-			return skipped("VM %s has CPU model %s (%s) and runs on node %s, which the token may not read (the seed's %s grants no access to nodes): its host model is unknown, so no target node can be matched with it",
+			return skipped("VM %s has CPU model %s (%s) and runs on node %s, which the token may not read (the OpenShift guide's %s grants no access to nodes): its host model is unknown, so no target node can be matched with it",
 				v.name(), model, from, vmi.Status.NodeName, ClusterRoleName)
 		}
 		if err != nil {

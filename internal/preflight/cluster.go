@@ -171,7 +171,7 @@ func (r *runner) readFailure(c *cluster, what string, err error) Check {
 
 // permissionFix is the fix for a source token that lacks rights.
 func (r *runner) permissionFix() string {
-	return fmt.Sprintf("grant the missing rights to the token's ServiceAccount through ClusterRole %s (the seed's clusterrole.yaml) and its binding on %s: `cclm connect --source %s --target %s` applies both",
+	return fmt.Sprintf("grant the missing rights to the token's ServiceAccount through ClusterRole %s (the OpenShift guide's clusterrole.yaml in examples/openshift) and its binding on %s: `cclm connect --source %s --target %s` applies both",
 		ClusterRoleName, r.source.name, r.source.name, r.target.name)
 }
 
@@ -184,7 +184,8 @@ func (r *runner) tokenFix(c *cluster) string {
 		r.source.name, r.target.name, r.source.name, r.in.ToolkitNamespace)
 }
 
-// ClusterRoleName is the seed's ClusterRole for the Provider's token.
+// ClusterRoleName is the OpenShift guide's ClusterRole for the Provider's
+// token.
 const ClusterRoleName = "live-migration-role"
 
 func passed(format string, args ...any) Check {

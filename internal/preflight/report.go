@@ -55,7 +55,7 @@ type Input struct {
 	// and "target", and fixes then leave out kubectl's --context.
 	SourceName, TargetName string
 	// SourceNodes, if set, reaches the source with rights to read Nodes,
-	// which the seed's ClusterRole does not give the token: it is used for
+	// which the guide's ClusterRole does not give the token: it is used for
 	// nothing else than reading the node a host-model VM runs on (its
 	// host-model-cpu.node.kubevirt.io label), so that CPUModel can check a
 	// host-model CPU too. Nil: the token is tried, and a host-model CPU

@@ -127,6 +127,6 @@ func evalSyncReachable(r *runner, side Side, results []probeResult) Check {
 		message += " (while " + strings.Join(good, "; ") + ")"
 	}
 	return failed(message, fmt.Sprintf(
-		"check that %s's virt-synchronization-controller runs and answers (in the lab: `cclm lab status`, and its log under the lab's clusters/%s/logs), that it publishes its current address, and that %s's migration network reaches it (both clusters' migration NADs on the same L2 segment, e.g. the seed's br-2001 / VLAN 2001)",
+		"check that %s's virt-synchronization-controller runs and answers (in the lab: `cclm lab status`, and its log under the lab's clusters/%s/logs), that it publishes its current address, and that %s's migration network reaches it (both clusters' migration NADs on the same L2 segment, e.g. the OpenShift guide's br-2001 / VLAN 2001)",
 		reached.name, reached.name, from.name))
 }

@@ -266,20 +266,6 @@ func TestQEMUIDs(t *testing.T) {
 	}
 }
 
-func TestProbeFirmware(t *testing.T) {
-	rom := probeFirmware()
-	if len(rom) != 64<<10 {
-		t.Fatalf("firmware is %d bytes, QEMU wants 64 KiB", len(rom))
-	}
-	// The CPU starts 16 bytes below the end of the BIOS.
-	if got := rom[len(rom)-16 : len(rom)-12]; !slices.Equal(got, []byte{0xb0, probeExitByte, 0xe6, isaDebugExitPort}) {
-		t.Fatalf("reset vector % x", got)
-	}
-	if probeExitStatus != 67 {
-		t.Fatalf("exit status %d", probeExitStatus)
-	}
-}
-
 // TestGuestRAMTakesQEMUsPerPageDirtySync pins the pad that keeps QEMU 7.2
 // under TCG from losing guest writes during a migration (see ramPadKiB):
 // the RAM block must not be a whole number of 64-page bitmap words.

@@ -24,6 +24,8 @@ const guestMemoryMiB = 128
 // boots seconds sooner under TCG than vmlinuz (no xz decompression).
 func guestBoot(t *testing.T) qemu.Boot {
 	t.Helper()
+	testenv.RequireBinary(t, qemu.DefaultBinary)
+	testenv.RequireGuestImage(t)
 	dir := filepath.Join(testenv.RepoRoot(), "bin", "guest")
 	kernel := filepath.Join(dir, "vmlinux")
 	if _, err := os.Stat(kernel); err != nil {

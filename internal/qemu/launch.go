@@ -19,7 +19,8 @@ type Options struct {
 	// Incoming starts a migration target (-incoming defer, paused): set
 	// capabilities and TLS, then call MigrateIncoming.
 	Incoming bool
-	// Accel forces an accelerator; empty means DetectAccel.
+	// Accel forces an accelerator; empty means CCLM_ACCEL's choice, by
+	// default a probe that boots the Domain's kernel under KVM.
 	Accel Accel
 	// Binary is the QEMU binary; empty means DefaultBinary from PATH.
 	Binary string
@@ -68,9 +69,9 @@ func Launch(ctx context.Context, dom Domain, opts Options) (*Instance, error) {
 	if err := prepareRunDir(dom.RunDir, paths); err != nil {
 		return nil, fmt.Errorf("launch %s: %w", dom.Name, err)
 	}
-	accel := opts.Accel
-	if accel == "" {
-		accel = DetectAccel(ctx, binary).Accel
+	accel, err := launchAccel(ctx, opts.Accel, binary, dom.Boot)
+	if err != nil {
+		return nil, fmt.Errorf("launch %s: %w", dom.Name, err)
 	}
 	args, err := CommandLine(dom, accel, opts)
 	if err != nil {
@@ -90,6 +91,19 @@ func Launch(ctx context.Context, dom Domain, opts Options) (*Instance, error) {
 		return nil, fmt.Errorf("launch %s: %w\nQEMU log (%s):\n%s", dom.Name, err, paths.Log, in.LogTail(20))
 	}
 	return in, nil
+}
+
+// launchAccel is the accelerator asked for, else CCLM_ACCEL's choice.
+func launchAccel(ctx context.Context, asked Accel, binary string, image Boot) (Accel, error) {
+	if asked != "" {
+		return asked, nil
+	}
+	choice, err := AccelChoiceFromEnv()
+	if err != nil {
+		return "", err
+	}
+	probe, err := SelectAccel(ctx, choice, binary, image)
+	return probe.Accel, err
 }
 
 // LaunchedDomain is the Domain that Launch recorded in runDir: what a

@@ -50,8 +50,6 @@ func TestAdoptAfterStarterKilled(t *testing.T) {
 	testenv.RequireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	probe := qemu.DetectAccel(ctx, "")
-	t.Logf("accelerator: %s (%s)", probe.Accel, probe.Reason)
 	runDir := t.TempDir()
 	dom := testDomain(t, "adoptee", runDir)
 

@@ -52,23 +52,9 @@ func RepoRoot() string {
 // BinDir is the repository's bin/, where make puts the kube binaries.
 func BinDir() string { return filepath.Join(RepoRoot(), "bin") }
 
-// SeedDir is the seed's YAML folder, shared/seed/cclm beside the repository.
-func SeedDir(t testing.TB) string {
-	t.Helper()
-	for _, candidate := range []string{
-		os.Getenv("CCLM_SEED_DIR"),
-		filepath.Join(RepoRoot(), "..", "shared", "seed", "cclm"),
-	} {
-		if candidate == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(candidate, "clusterrole.yaml")); err == nil {
-			return candidate
-		}
-	}
-	t.Fatal("the seed's YAML files are not in ../shared/seed/cclm; set CCLM_SEED_DIR to their folder")
-	return ""
-}
+// OpenShiftExamples is the repository's examples/openshift: the OpenShift
+// guide's YAML files, for tests that apply them by path as a reader does.
+func OpenShiftExamples() string { return filepath.Join(RepoRoot(), "examples", "openshift") }
 
 // Clusters hands out control planes shared by a package's tests: each is
 // started on first use and stopped by Stop, which TestMain calls after the
@@ -84,6 +70,7 @@ type Clusters struct {
 func (cs *Clusters) Get(t testing.TB, name string) *controlplane.Cluster {
 	t.Helper()
 	RequireE2E(t)
+	RequireKubeBinaries(t)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.started == nil {

@@ -21,7 +21,7 @@ const (
 	// DefaultVirtNamespace holds the KubeVirt CR on both clusters.
 	DefaultVirtNamespace = "openshift-cnv"
 	// ForkliftControllerName is the ForkliftController the lab and the
-	// seed create.
+	// OpenShift guide create (examples/openshift/forkliftcontroller.yaml).
 	ForkliftControllerName = "forklift-controller"
 	// eventSource names the toolkit in the events it records.
 	eventSource = "forklift-controller"

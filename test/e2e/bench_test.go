@@ -175,7 +175,7 @@ func (s *benchState) add(key string, sample benchSample) []benchSample {
 }
 
 func BenchmarkLiveMigration(b *testing.B) {
-	testenv.RequireE2E(b)
+	testenv.RequireLab(b)
 	rates, err := benchParseRates(*benchDirtyRates)
 	if err != nil {
 		b.Fatal(err)

@@ -26,7 +26,7 @@ import (
 func TestSeedServiceAccountTokenFollowsClusterRole(t *testing.T) {
 	// openshift-cnv exists as on the seed's clusters: KubeVirt is installed.
 	c := apiCluster(t)
-	seed := testenv.SeedDir(t)
+	seed := testenv.OpenShiftExamples()
 	for _, file := range []string{"clusterrole.yaml", "ocp7.net-attach-def.yaml", "ocp1.net-attach-def.yaml"} {
 		out := mustKubectl(t, c, "", "apply", "-f", filepath.Join(seed, file))
 		t.Logf("kubectl apply -f %s: %s", file, strings.TrimSpace(out))

@@ -44,6 +44,7 @@ const (
 // between boots), and that a QEMU crash loses no acknowledged disk write.
 func TestGuestImage(t *testing.T) {
 	testenv.RequireE2E(t)
+	testenv.RequireBinary(t, "qemu-system-x86_64")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	image, err := guestboot.EnsureImage(ctx)

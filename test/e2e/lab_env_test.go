@@ -36,7 +36,7 @@ var (
 
 func sharedLab(t testing.TB) *labEnv {
 	t.Helper()
-	testenv.RequireE2E(t)
+	testenv.RequireLab(t)
 	sharedLabOnce.Do(func() {
 		// CCLM_E2E_LAB_DIR keeps the lab (and its logs) after the run, for
 		// debugging: the tests use the lab in that directory, starting it
@@ -51,7 +51,7 @@ func sharedLab(t testing.TB) *labEnv {
 			return
 		}
 		began := time.Now()
-		_, stderr, err := runCCLM(t, 5*time.Minute, "lab", "up", "--dir", dir, "--bin-dir", testenv.BinDir())
+		_, stderr, err := runCCLM(t, 5*time.Minute, "lab", "up", "--dir", dir, "--bin-dir", testenv.BinDir(), "--boot-timeout", sharedLabBootTimeout.String())
 		if err != nil {
 			sharedLabErr = "lab up: " + err.Error() + "\n" + stderr
 			return

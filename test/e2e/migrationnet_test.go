@@ -9,8 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,6 +25,7 @@ import (
 	cniv1 "github.com/cclm-io/cclm/api/cni/v1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	whereaboutsv1alpha1 "github.com/cclm-io/cclm/api/whereabouts/v1alpha1"
+	"github.com/cclm-io/cclm/examples/openshift"
 	"github.com/cclm-io/cclm/internal/ipam"
 	"github.com/cclm-io/cclm/internal/migrationnet"
 	"github.com/cclm-io/cclm/internal/netlab"
@@ -333,7 +332,7 @@ func createKubeVirt(t *testing.T, kube client.Client, namespace, network string)
 
 func createSeedNAD(t *testing.T, kube client.Client, file, namespace string) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.SeedDir(t), file))
+	data, err := openshift.Files.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,9 +387,7 @@ func requireMigrationLink(t *testing.T, node *netlab.Node, want netip.Prefix) {
 // when the test ends.
 func newMigrationLab(t *testing.T, nodeNames ...string) map[string]*netlab.Node {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root: it creates network namespaces")
-	}
+	testenv.RequireRoot(t, "it creates network namespaces")
 	labID := fmt.Sprintf("mn-%08x", rand.Uint32())
 	t.Cleanup(func() {
 		if err := netlab.DestroyLab(labID); err != nil {
@@ -413,6 +410,9 @@ func newMigrationLab(t *testing.T, nodeNames ...string) map[string]*netlab.Node 
 // The seed's two clusters on one migration segment: each node agent gets
 // migration0 from its cluster's NAD, and ocp7 reaches ocp1 over it.
 func TestMigrationNetworkOnLabNodes(t *testing.T) {
+	// Root before the namespaces the test makes in the shared cluster.
+	testenv.RequireE2E(t)
+	testenv.RequireRoot(t, "it creates network namespaces")
 	kube := newIPAMClient(t, ipamRESTConfig(t))
 	ocp7 := newLabCluster(t, kube, "ocp7", "ocp7.net-attach-def.yaml")
 	ocp1 := newLabCluster(t, kube, "ocp1", "ocp1.net-attach-def.yaml")

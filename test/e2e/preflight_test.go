@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -25,6 +24,7 @@ import (
 	cniv1 "github.com/cclm-io/cclm/api/cni/v1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/examples/openshift"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/preflight"
 	"github.com/cclm-io/cclm/internal/testenv"
@@ -125,11 +125,7 @@ func (l *labEnv) ensureToolkitEnabled(t *testing.T) {
 			return
 		}
 	}
-	l.mustKubectl(t, targetCluster, `apiVersion: forklift.konveyor.io/v1beta1
-kind: ForkliftController
-metadata: {name: forklift-controller, namespace: openshift-mtv}
-spec: {feature_ocp_live_migration: "true"}
-`, "apply", "-f", "-")
+	l.mustKubectl(t, targetCluster, string(openshift.ForkliftControllerYAML()), "apply", "-f", "-")
 }
 
 // seedServiceAccountToken does on ocp7 what the seed's page does for the
@@ -139,7 +135,7 @@ spec: {feature_ocp_live_migration: "true"}
 // ClusterRoleBinding, a token Secret; it returns the token.
 func (l *labEnv) seedServiceAccountToken(t *testing.T, name, clusterRole string) string {
 	t.Helper()
-	l.mustKubectl(t, sourceCluster, "", "apply", "-f", filepath.Join(testenv.SeedDir(t), "clusterrole.yaml"))
+	l.mustKubectl(t, sourceCluster, "", "apply", "-f", filepath.Join(testenv.OpenShiftExamples(), openshift.ClusterRoleFile))
 	l.ensureNamespace(t, sourceCluster, mtvNS)
 	l.mustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
 kind: ServiceAccount
@@ -311,12 +307,8 @@ func (p *preflightEnv) gateOff(t *testing.T) {
 // create on virtualmachineinstancemigrations.
 func (p *preflightEnv) tokenMissingAVerb(t *testing.T) {
 	l := p.l
-	data, err := os.ReadFile(filepath.Join(testenv.SeedDir(t), "clusterrole.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var role rbacv1.ClusterRole
-	if err := yaml.Unmarshal(data, &role); err != nil {
+	if err := yaml.Unmarshal(openshift.ClusterRoleYAML(), &role); err != nil {
 		t.Fatal(err)
 	}
 	role.Name = reducedRole

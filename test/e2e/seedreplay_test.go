@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -14,29 +16,34 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	nmstatev1 "github.com/cclm-io/cclm/api/nmstate/v1"
+	connectconfig "github.com/cclm-io/cclm/config/connect"
+	"github.com/cclm-io/cclm/examples/openshift"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/testenv"
+	"github.com/cclm-io/cclm/internal/toolkit"
 	"github.com/cclm-io/cclm/pkg/guestagent"
 )
 
-// TestSeedReplay follows the seed page step by step on a lab of its own
-// started without the migration network, with bin/kubectl for oc and the
-// page's YAML files as they are (../shared/seed/cclm): the NNCP that makes
-// br-2001 on every worker, the NADs, the HyperConverged changes, the
-// checks the page makes with oc get/debug/exec; then what the issue adds:
-// a policy naming a port that does not exist is Degraded and rolled back,
-// the HyperConverged CR drives the KubeVirt CR, and a VM crosses from
-// ocp7 to ocp1 over the network built this way. The cross-cluster step is
-// the kubectl one (VMIMs with sendTo/receive), as in
-// TestCrossClusterLiveMigration; the toolkit's Provider/Plan/Migration
-// steps are the toolkit's tests'.
+// TestSeedReplay follows the OpenShift guide step by step on a lab of its
+// own started without the migration network, with bin/kubectl for oc and
+// the guide's YAML files from examples/openshift, as README.md's
+// "Following the OpenShift guide with its own files" walks them: the NNCP
+// that makes br-2001 on every worker, the NADs, the HyperConverged
+// changes, the checks the guide makes with oc get/debug/exec; then what
+// the issue adds: a policy naming a port that does not exist is Degraded
+// and rolled back, the HyperConverged CR drives the KubeVirt CR, and a VM
+// crosses from ocp7 to ocp1 over the network built this way. The
+// cross-cluster step is the kubectl one (VMIMs with sendTo/receive), as in
+// TestCrossClusterLiveMigration. Last come the guide's toolkit steps: the
+// ForkliftController, the token on ocp7 and the Provider on ocp1 (the
+// toolkit's Plan/Migration steps are the toolkit's tests').
 func TestSeedReplay(t *testing.T) {
-	testenv.RequireE2E(t)
-	seed := testenv.SeedDir(t)
+	testenv.RequireLab(t)
 	began := time.Now()
-	r := &replay{t: t, seed: seed, l: replayLab(t)}
+	r := &replay{t: t, examples: testenv.OpenShiftExamples(), l: replayLab(t)}
 	t.Logf("lab up --without-migration-network: %s", time.Since(began).Round(100*time.Millisecond))
 
 	steps := []struct {
@@ -51,6 +58,9 @@ func TestSeedReplay(t *testing.T) {
 		{"PolicyWithAMissingPortIsRolledBack", r.failingPolicy},
 		{"HyperConvergedDrivesKubeVirt", r.hyperConvergedDrivesKubeVirt},
 		{"CrossClusterMigration", r.crossClusterMigration},
+		{"ForkliftController", r.instantiateToolkit},
+		{"ProviderToken", r.providerToken},
+		{"Provider", r.provider},
 	}
 	for _, step := range steps {
 		stepBegan := time.Now()
@@ -65,12 +75,13 @@ func TestSeedReplay(t *testing.T) {
 
 // replay is the state the steps share.
 type replay struct {
-	t    *testing.T
-	seed string
-	l    *labEnv
+	t        *testing.T
+	examples string // examples/openshift, the guide's files
+	l        *labEnv
+	token    string // the Provider's token, from ProviderToken
 }
 
-// The seed's names.
+// The OpenShift guide's names.
 const (
 	seedPolicy       = "br-2001-via-enp2s0"
 	seedBridge       = "br-2001"
@@ -191,7 +202,7 @@ func (r *replay) workersWithoutTheNetwork(t *testing.T) {
 // coe-bridge-via-enp2s0.yaml; then the policy is Available, every worker's
 // enactment is, and every worker has br-2001 with port enp2s0.
 func (r *replay) applyNNCP(t *testing.T) {
-	file := filepath.Join(r.seed, "coe-bridge-via-enp2s0.yaml")
+	file := filepath.Join(r.examples, openshift.NNCPFile)
 	for _, cluster := range lab.ClusterNames {
 		r.l.mustKubectl(t, cluster, "", "apply", "-f", file)
 	}
@@ -227,19 +238,20 @@ func (r *replay) applyNNCP(t *testing.T) {
 // its fabric.)
 func (r *replay) applyNADs(t *testing.T) {
 	for _, cluster := range lab.ClusterNames {
-		r.l.mustKubectl(t, cluster, "", "apply", "-f", filepath.Join(r.seed, cluster+".net-attach-def.yaml"))
+		r.l.mustKubectl(t, cluster, "", "apply", "-f", filepath.Join(r.examples, openshift.MigrationNADFile(cluster)))
 		r.l.mustKubectl(t, cluster, "", "get", "net-attach-def", seedNAD, "-n", virtNamespace)
 	}
 }
 
 // instantiateHyperConverged: "Instantiate with following changes:
 // spec.liveMigrationConfig.network: livemigration-network,
-// spec.featureGates.decentralizedLiveMigration: true" on both clusters;
-// the KubeVirt CR follows.
+// spec.featureGates.decentralizedLiveMigration: true" on both clusters,
+// as hyperconverged.yaml (applied over the lab's HyperConverged CR, which
+// has no settings, as the operator's installation leaves it); the KubeVirt
+// CR follows.
 func (r *replay) instantiateHyperConverged(t *testing.T) {
 	for _, cluster := range lab.ClusterNames {
-		r.l.mustKubectl(t, cluster, "", "patch", "hyperconverged", seedHCO, "-n", virtNamespace, "--type=merge",
-			"-p", `{"spec":{"liveMigrationConfig":{"network":"livemigration-network"},"featureGates":{"decentralizedLiveMigration":true}}}`)
+		r.l.mustKubectl(t, cluster, "", "apply", "-f", filepath.Join(r.examples, openshift.HyperConvergedFile))
 	}
 	for _, cluster := range lab.ClusterNames {
 		waitEvery(t, cluster+"'s KubeVirt CR to follow the HyperConverged CR", 250*time.Millisecond, 30*time.Second, func() (bool, string) {
@@ -450,4 +462,102 @@ func (r *replay) crossClusterMigration(t *testing.T) {
 	if config == nil || config.BandwidthPerMigration == nil || config.BandwidthPerMigration.Cmp(resource.MustParse(replayBandwidth)) != 0 {
 		t.Errorf("the migration should have run with the HyperConverged CR's bandwidthPerMigration %s: %+v", replayBandwidth, config)
 	}
+}
+
+// instantiateToolkit: "Migration toolkit for Virtualization on OCP1:
+// Instantiate with following change: spec.feature_ocp_live_migration:
+// 'true'", as forkliftcontroller.yaml (the lab's toolkit made the
+// ForkliftController already; applying the guide's file over it keeps the
+// flag on).
+func (r *replay) instantiateToolkit(t *testing.T) {
+	r.l.mustKubectl(t, targetCluster, "", "apply", "-f", filepath.Join(r.examples, openshift.ForkliftControllerFile))
+	flag := r.l.mustKubectl(t, targetCluster, "", "get", "forkliftcontrollers", toolkit.ForkliftControllerName, "-n", lab.ToolkitNamespace,
+		"-o", "jsonpath={.spec.feature_ocp_live_migration}")
+	if flag != "true" {
+		t.Errorf("ForkliftController %s/%s: feature_ocp_live_migration %q, want \"true\"", lab.ToolkitNamespace, toolkit.ForkliftControllerName, flag)
+	}
+}
+
+// providerToken: "Create service account and token at OCP7", the guide's
+// commands: the ClusterRole from clusterrole.yaml, namespace openshift-mtv,
+// ServiceAccount cclm, its ClusterRoleBinding and token Secret; then "Get
+// the token" with the guide's go-template.
+func (r *replay) providerToken(t *testing.T) {
+	l := r.l
+	l.mustKubectl(t, sourceCluster, "", "apply", "-f", filepath.Join(r.examples, openshift.ClusterRoleFile))
+	l.mustKubectl(t, sourceCluster, "", "create", "namespace", lab.ToolkitNamespace)
+	l.mustKubectl(t, sourceCluster, "", "create", "serviceaccount", "cclm", "-n", lab.ToolkitNamespace)
+	l.mustKubectl(t, sourceCluster, "", "create", "clusterrolebinding", "cclm", "--clusterrole="+connectconfig.ClusterRoleName,
+		"--serviceaccount="+lab.ToolkitNamespace+":cclm")
+	l.mustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: cclm
+  namespace: %s
+  annotations:
+    kubernetes.io/service-account.name: cclm
+type: kubernetes.io/service-account-token
+`, lab.ToolkitNamespace), "apply", "-f", "-")
+	// The token controller fills the Secret shortly after; the guide's
+	// go-template fails on a Secret without data.token.
+	l.waitFor(t, "the token controller to fill Secret cclm on "+sourceCluster, time.Minute, func() (bool, string) {
+		stdout, stderr, err := l.kubectl(t, sourceCluster, "", "get", "secret", "cclm", "-n", lab.ToolkitNamespace, "-o", "jsonpath={.data.token}")
+		return err == nil && stdout != "", stderr
+	})
+	r.token = strings.TrimSpace(l.mustKubectl(t, sourceCluster, "", "get", "secret", "cclm", "-n", lab.ToolkitNamespace,
+		"-o", `go-template={{ .data.token | base64decode}}{{"\n"}}`))
+	if r.token == "" {
+		t.Fatal("the guide's go-template printed no token")
+	}
+}
+
+// provider: "Add provider ocp7 to OCP1" (the guide does it in the
+// console): the Secret ocp7-token with the token and ocp7's API server CA
+// from the kubeconfig, the Provider ocp7 with that API server's URL, and
+// the host Provider (upstream's operator makes that one itself); both
+// become Ready, so the token reaches ocp7 and may read its VMs.
+func (r *replay) provider(t *testing.T) {
+	l := r.l
+	caFile := filepath.Join(t.TempDir(), sourceCluster+"-ca.crt")
+	ca := r.kubeconfigCluster(t, "certificate-authority-data")
+	pem, err := base64.StdEncoding.DecodeString(ca)
+	if err != nil {
+		t.Fatalf("%s's certificate-authority-data: %v", sourceCluster, err)
+	}
+	if err := os.WriteFile(caFile, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := sourceCluster + "-token"
+	l.mustKubectl(t, targetCluster, "", "create", "secret", "generic", secret, "-n", lab.ToolkitNamespace,
+		"--from-literal="+forkliftv1beta1.SecretToken+"="+r.token, "--from-file="+forkliftv1beta1.SecretCACert+"="+caFile)
+	l.mustKubectl(t, targetCluster, fmt.Sprintf(`apiVersion: forklift.konveyor.io/v1beta1
+kind: Provider
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  type: openshift
+  url: %[3]s
+  secret: {name: %[4]s, namespace: %[2]s}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Provider
+metadata: {name: host, namespace: %[2]s}
+spec:
+  type: openshift
+`, sourceCluster, lab.ToolkitNamespace, r.kubeconfigCluster(t, "server"), secret), "apply", "-f", "-")
+	for _, name := range []string{sourceCluster, "host"} {
+		l.mustKubectl(t, targetCluster, "", "wait", "providers/"+name, "-n", lab.ToolkitNamespace, "--for=condition=Ready", "--timeout=60s")
+	}
+	t.Logf("%s:\n%s", targetCluster, l.mustKubectl(t, targetCluster, "", "get", "providers", "-n", lab.ToolkitNamespace))
+}
+
+// kubeconfigCluster is a field of the source cluster's entry in the lab's
+// kubeconfig, as `kubectl config view --raw -o jsonpath=...` prints it.
+func (r *replay) kubeconfigCluster(t *testing.T, field string) string {
+	t.Helper()
+	jsonPath := fmt.Sprintf(`jsonpath={.clusters[?(@.name=="%s")].cluster.%s}`, sourceCluster, field)
+	stdout, stderr, err := runKubectl(t, "", "--kubeconfig", r.l.kubeconfig, "config", "view", "--raw", "-o", jsonPath)
+	if err != nil || stdout == "" {
+		t.Fatalf("kubectl config view: cluster %s has no %s: %v\n%s", sourceCluster, field, err, stderr)
+	}
+	return stdout
 }

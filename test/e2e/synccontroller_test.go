@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -33,6 +32,7 @@ import (
 	"github.com/cclm-io/cclm/internal/migrationnet"
 	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/internal/synccontroller"
+	"github.com/cclm-io/cclm/internal/testenv"
 )
 
 // The synchronization controllers of the seed's two clusters, each on a
@@ -83,9 +83,11 @@ func TestSyncController(t *testing.T) {
 }
 
 func newSCEnv(t *testing.T) *scEnv {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root: it creates network namespaces")
-	}
+	// The gates come first: the fabric below is made before the first
+	// cluster starts (and so before Clusters.Get's own gate).
+	testenv.RequireE2E(t)
+	testenv.RequireRoot(t, "it creates network namespaces")
+	testenv.RequireKubeBinaries(t)
 	labID := fmt.Sprintf("sc-%08x", rand.Uint32())
 	t.Cleanup(func() {
 		if err := netlab.DestroyLab(labID); err != nil {

@@ -18,6 +18,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	connectconfig "github.com/cclm-io/cclm/config/connect"
+	"github.com/cclm-io/cclm/examples/openshift"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/toolkit"
 	"github.com/cclm-io/cclm/pkg/guestagent"
@@ -55,7 +56,7 @@ const (
 // waits for both Providers to be Ready.
 func (l *labEnv) connectByHand(t *testing.T) {
 	t.Helper()
-	l.mustKubectl(t, sourceCluster, string(connectconfig.ClusterRoleYAML), "apply", "-f", "-")
+	l.mustKubectl(t, sourceCluster, string(openshift.ClusterRoleYAML()), "apply", "-f", "-")
 	l.mustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata: {name: %[1]s}
@@ -91,13 +92,13 @@ type: kubernetes.io/service-account-token
 	l.createOrUpdate(t, target, secret, func() {
 		secret.Data = map[string][]byte{forkliftv1beta1.SecretToken: token, forkliftv1beta1.SecretCACert: sourceConfig.CAData}
 	})
-	openshift := forkliftv1beta1.OpenShift
+	providerType := forkliftv1beta1.OpenShift
 	remote := &forkliftv1beta1.Provider{ObjectMeta: metav1.ObjectMeta{Name: sourceProvider, Namespace: mtvNamespace}}
 	l.createOrUpdate(t, target, remote, func() {
-		remote.Spec = forkliftv1beta1.ProviderSpec{Type: &openshift, URL: sourceConfig.Host, Secret: corev1.ObjectReference{Name: secret.Name, Namespace: mtvNamespace}}
+		remote.Spec = forkliftv1beta1.ProviderSpec{Type: &providerType, URL: sourceConfig.Host, Secret: corev1.ObjectReference{Name: secret.Name, Namespace: mtvNamespace}}
 	})
 	host := &forkliftv1beta1.Provider{ObjectMeta: metav1.ObjectMeta{Name: hostProvider, Namespace: mtvNamespace}}
-	l.createOrUpdate(t, target, host, func() { host.Spec = forkliftv1beta1.ProviderSpec{Type: &openshift} })
+	l.createOrUpdate(t, target, host, func() { host.Spec = forkliftv1beta1.ProviderSpec{Type: &providerType} })
 	pair := forkliftv1beta1.ProviderPair{
 		Source:      corev1.ObjectReference{Name: sourceProvider, Namespace: mtvNamespace},
 		Destination: corev1.ObjectReference{Name: hostProvider, Namespace: mtvNamespace},

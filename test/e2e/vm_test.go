@@ -27,6 +27,7 @@ type vmSpec struct {
 	image                        string // containerDisk image
 	mac                          string // the NIC's MAC, "" to let the controller choose
 	restoreRunStrategy           string // receiver VMs: annotation kubevirt.io/restore-run-strategy
+	kernelArgs                   string // spec.domain.firmware.kernelBoot.kernelArgs
 }
 
 func (s vmSpec) manifest() string {
@@ -39,12 +40,15 @@ func (s vmSpec) manifest() string {
 	if s.image == "" {
 		s.image = "cclm/guest"
 	}
-	var dvTemplates, dataDisk, dataVolume, annotations, mac string
+	var dvTemplates, dataDisk, dataVolume, annotations, mac, firmware string
 	if s.restoreRunStrategy != "" {
 		annotations = fmt.Sprintf(", annotations: {%s: %s}", kubevirtv1.RestoreRunStrategyAnnotation, s.restoreRunStrategy)
 	}
 	if s.mac != "" {
 		mac = ", macAddress: " + strconv.Quote(s.mac)
+	}
+	if s.kernelArgs != "" {
+		firmware = "\n        firmware: {kernelBoot: {kernelArgs: " + strconv.Quote(s.kernelArgs) + "}}"
 	}
 	if s.dataDisk != "" {
 		dvTemplates = fmt.Sprintf(`
@@ -64,7 +68,7 @@ spec:
   template:
     spec:
       domain:
-        memory: {guest: %s}
+        memory: {guest: %s}%s
         devices:
           disks:
           - {name: rootdisk, disk: {bus: virtio}}%s
@@ -74,7 +78,7 @@ spec:
       - {name: default, pod: {}}
       volumes:
       - {name: rootdisk, containerDisk: {image: %s}}%s
-`, s.name, s.namespace, annotations, s.runStrategy, dvTemplates, s.memory, dataDisk, mac, s.image, dataVolume)
+`, s.name, s.namespace, annotations, s.runStrategy, dvTemplates, s.memory, firmware, dataDisk, mac, s.image, dataVolume)
 }
 
 // createVM makes the namespace (if needed) and the VM on a lab cluster.
@@ -385,4 +389,66 @@ func TestBadSpecsAreExplainedAndLeaveNothing(t *testing.T) {
 			t.Fatalf("a failed VMI left QEMU %v", pids)
 		}
 	})
+}
+
+// sharedLabBootTimeout is the shared lab's --boot-timeout: long enough for
+// TCG guests booting side by side on a busy CI machine, short enough for
+// TestAGuestThatDoesNotBootIsReported.
+const sharedLabBootTimeout = 45 * time.Second
+
+// A guest that never boots (its kernel panics: there is no such init) is
+// an error, not a silent wait: `cclm guest` gives up within seconds and
+// says why, and once the boot timeout has passed the VMI's AgentConnected
+// condition and a Warning event carry the panic from its serial console.
+func TestAGuestThatDoesNotBootIsReported(t *testing.T) {
+	l := sharedLab(t)
+	spec := vmSpec{name: "no-init", namespace: "bootfailure", kernelArgs: "rdinit=/no-such-init"}
+	l.createVM(t, "ocp7", spec)
+	l.waitFor(t, "the VMI to run", time.Minute, func() (bool, string) {
+		vmi := l.vmi(t, "ocp7", spec.namespace, spec.name)
+		return vmi != nil && vmi.Status.Phase == kubevirtv1.Running, "VMI not Running yet"
+	})
+	started := time.Now()
+
+	guestInfo := func() string {
+		t.Helper()
+		began := time.Now()
+		_, stderr, err := runCCLM(t, time.Minute, "guest", spec.name, "info", "--kubeconfig", l.kubeconfig, "--context", "ocp7", "-n", spec.namespace)
+		if err == nil {
+			t.Fatal("cclm guest info succeeded on a guest that did not boot")
+		}
+		if took := time.Since(began); took > 15*time.Second {
+			t.Errorf("cclm guest info took %v to give up; it must within a few seconds", took.Round(time.Second))
+		}
+		return stderr
+	}
+	if stderr := guestInfo(); !strings.Contains(stderr, "has not answered yet") && !strings.Contains(stderr, "did not boot") {
+		t.Errorf("cclm guest info while the guest boots: %s", stderr)
+	}
+
+	var condition kubevirtv1.VirtualMachineInstanceCondition
+	l.waitFor(t, "AgentConnected to say GuestNotBooted", sharedLabBootTimeout+time.Minute, func() (bool, string) {
+		vmi := l.vmi(t, "ocp7", spec.namespace, spec.name)
+		for _, c := range vmi.Status.Conditions {
+			if c.Type == kubevirtv1.VirtualMachineInstanceAgentConnected {
+				condition = c
+			}
+		}
+		return condition.Reason == "GuestNotBooted", fmt.Sprintf("%s %s", condition.Reason, condition.Message)
+	})
+	if after := time.Since(started); after < sharedLabBootTimeout-5*time.Second {
+		t.Errorf("GuestNotBooted %v after the VMI ran, before the boot timeout %v", after.Round(time.Second), sharedLabBootTimeout)
+	}
+	const panicLine = "Kernel panic"
+	if condition.Status != "False" || !strings.Contains(condition.Message, panicLine) {
+		t.Fatalf("AgentConnected %s: %q; want False with the console's panic", condition.Status, condition.Message)
+	}
+	events := l.mustKubectl(t, "ocp7", "", "get", "events", "-n", spec.namespace, "--field-selector", "reason=GuestNotBooted,type=Warning", "-o", "jsonpath={.items[*].message}")
+	if !strings.Contains(events, panicLine) {
+		t.Fatalf("no Warning event GuestNotBooted with the console's panic: %q", events)
+	}
+	if stderr := guestInfo(); !strings.Contains(stderr, "did not boot") || !strings.Contains(stderr, panicLine) {
+		t.Errorf("cclm guest info once the boot timeout passed: want the reason and the console's panic, got %s", stderr)
+	}
+	l.mustKubectl(t, "ocp7", "", "delete", "vm", spec.name, "-n", spec.namespace, "--wait=true")
 }

@@ -41,7 +41,7 @@ var (
 
 func sharedLab(t testing.TB) *labEnv {
 	t.Helper()
-	testenv.RequireE2E(t)
+	testenv.RequireLab(t)
 	labOnce.Do(func() {
 		bin, err := os.MkdirTemp("", "cclm-fault-bin-")
 		if err != nil {

@@ -57,7 +57,7 @@ type HyperConvergedSpec struct {
 // names and types; bandwidthPerMigration is a quantity string).
 type LiveMigrationConfigurations struct {
 	// Network is the NetworkAttachmentDefinition, in this namespace, that
-	// carries migration traffic (the seed's livemigration-network).
+	// carries migration traffic (the OpenShift guide's livemigration-network).
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253

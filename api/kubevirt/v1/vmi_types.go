@@ -115,6 +115,21 @@ type Firmware struct {
 	// of the same name in another cluster receives the same guest.
 	// +optional
 	UUID types.UID `json:"uuid,omitempty"`
+
+	// KernelBoot holds what the guest's kernel is booted with.
+	// +optional
+	KernelBoot *KernelBoot `json:"kernelBoot,omitempty"`
+}
+
+// KernelBoot is upstream's direct kernel boot. cclm guests always boot
+// the built-in guest image's kernel directly, so only its arguments can be
+// set; upstream's container (a kernel from an image) is refused by name.
+type KernelBoot struct {
+	// KernelArgs are added to the kernel command line, after cclm's own
+	// (console, quiet, the guest's address).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	KernelArgs string `json:"kernelArgs,omitempty"`
 }
 
 // ResourceRequirements are the compute resources of a VMI.

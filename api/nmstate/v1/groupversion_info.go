@@ -1,6 +1,6 @@
 // Package v1 holds the subset of kubernetes-nmstate's nmstate.io/v1 API
-// that cclm implements: NodeNetworkConfigurationPolicy (what the seed
-// applies to build bridge br-2001 on every worker) and the per-node
+// that cclm implements: NodeNetworkConfigurationPolicy (what the OpenShift
+// guide applies to build bridge br-2001 on every worker) and the per-node
 // NodeNetworkConfigurationEnactment that reports how a policy went on one
 // node. Group, version, kinds, JSON field names, condition types and
 // reasons are upstream's; desiredState is typed (upstream keeps it free

@@ -148,7 +148,7 @@ type BridgeOptions struct {
 type BridgeSTP struct {
 	// Enabled switches STP on or off. Unset leaves it as it is; a new
 	// bridge has the kernel's default, off (NetworkManager would turn it
-	// on: set it explicitly, as the seed does).
+	// on: set it explicitly, as the OpenShift guide does).
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
 }

@@ -1,51 +1,51 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
+
+	"github.com/cclm-io/cclm/examples/openshift"
 )
 
-// The seed's NodeNetworkConfigurationPolicy and HyperConverged settings are
-// accepted as they are; what cclm's nmstate and HyperConverged do not
-// implement is refused with a message that says what to change.
+// The OpenShift guide's files (examples/openshift) pass the CRDs' schemas
+// as they are; what cclm's nmstate and HyperConverged do not implement is
+// refused with a message that says what to change.
 
 var (
-	nncpGVK = schema.GroupVersionKind{Group: "nmstate.io", Version: "v1", Kind: "NodeNetworkConfigurationPolicy"}
-	hcoGVK  = schema.GroupVersionKind{Group: "hco.kubevirt.io", Version: "v1beta1", Kind: "HyperConverged"}
+	nncpGVK     = schema.GroupVersionKind{Group: "nmstate.io", Version: "v1", Kind: "NodeNetworkConfigurationPolicy"}
+	hcoGVK      = schema.GroupVersionKind{Group: "hco.kubevirt.io", Version: "v1beta1", Kind: "HyperConverged"}
+	forkliftGVK = schema.GroupVersionKind{Group: "forklift.konveyor.io", Version: "v1beta1", Kind: "ForkliftController"}
 )
 
-// seedDir is testenv.SeedDir, which this package cannot import (testenv
-// installs the CRDs embedded here).
-func seedDir(t *testing.T) string {
+// guideObject reads one of examples/openshift's files as the API server
+// receives it.
+func guideObject(t *testing.T, name string) map[string]any {
 	t.Helper()
-	for _, dir := range []string{os.Getenv("CCLM_SEED_DIR"), filepath.Join("..", "..", "shared", "seed", "cclm")} {
-		if dir == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(dir, "coe-bridge-via-enp2s0.yaml")); err == nil {
-			return dir
-		}
-	}
-	t.Fatal("the seed's YAML files are not in ../shared/seed/cclm; set CCLM_SEED_DIR to their folder")
-	return ""
-}
-
-func TestSeedNNCPIsAccepted(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(seedDir(t), "coe-bridge-via-enp2s0.yaml"))
+	data, err := openshift.Files.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var obj map[string]any
 	if err := yaml.Unmarshal(data, &obj); err != nil {
-		t.Fatal(err)
+		t.Fatalf("examples/openshift/%s: %v", name, err)
 	}
-	if msgs := newValidators(t)[nncpGVK].validate(obj); len(msgs) > 0 {
-		t.Fatalf("the seed's NNCP is refused: %v", msgs)
+	return obj
+}
+
+// The guide's policy and operator settings are accepted by cclm's CRDs.
+func TestGuideKindsAreAccepted(t *testing.T) {
+	validators := newValidators(t)
+	for name, gvk := range map[string]schema.GroupVersionKind{
+		openshift.NNCPFile:               nncpGVK,
+		openshift.HyperConvergedFile:     hcoGVK,
+		openshift.ForkliftControllerFile: forkliftGVK,
+	} {
+		if msgs := validators[gvk].validate(guideObject(t, name)); len(msgs) > 0 {
+			t.Errorf("examples/openshift/%s is refused: %v", name, msgs)
+		}
 	}
 }
 
@@ -78,7 +78,7 @@ spec: ` + spec
 		{"ethernet with an address", nncpGVK, nncp(`{name: enp3s0, type: ethernet, state: up, ipv4: {enabled: true, address: [{ip: 192.168.50.1, prefix-length: 24}]}}`), ""},
 		{"bridge without ports, STP on", nncpGVK, nncp(`{name: br-1, type: linux-bridge, bridge: {options: {stp: {enabled: true}}, port: []}}`), ""},
 		{"absent without type", nncpGVK, nncp(`{name: br-1, state: absent}`), ""},
-		{"seed's HyperConverged settings", hcoGVK, hco("kubevirt-hyperconverged", `{liveMigrationConfig: {network: livemigration-network, bandwidthPerMigration: 64Mi, progressTimeout: 150}, featureGates: {decentralizedLiveMigration: true}}`), ""},
+		{"the guide's HyperConverged settings", hcoGVK, hco("kubevirt-hyperconverged", `{liveMigrationConfig: {network: livemigration-network, bandwidthPerMigration: 64Mi, progressTimeout: 150}, featureGates: {decentralizedLiveMigration: true}}`), ""},
 
 		{"vlan type", nncpGVK, nncp(`{name: eth0.2001, type: vlan}`), `Unsupported value: "vlan"`},
 		{"unknown interface field", nncpGVK, nncp(`{name: br-1, type: linux-bridge, mtu: 9000}`), `unknown field "spec.desiredState.interfaces[0].mtu"`},
