@@ -43,7 +43,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newLabCommand(), newNodeCommand(), newGuestCommand(), newConsoleCommand(), newControllerCommand(), newSyncCommand(),
-		newConnectCommand(), newPreflightCommand(), newMigrateCommand(), newToolkitCommand())
+		newConnectCommand(), newPreflightCommand(), newMigrateCommand(), newToolkitCommand(), newVersionCommand())
 	return root
 }
 

@@ -37,6 +37,8 @@ type ComponentStatus struct {
 	// QEMUs run under and why, as it published them on its Node.
 	Accel       string `json:"accel,omitempty"`
 	AccelReason string `json:"accelReason,omitempty"`
+	// QEMUVersion is, for a node agent, the QEMU its guests run in.
+	QEMUVersion string `json:"qemuVersion,omitempty"`
 }
 
 // ClusterStatus is one cluster's health as seen from its API.
@@ -78,15 +80,16 @@ func GetStatus(ctx context.Context, dir string) (*Status, error) {
 		cs := ComponentStatus{ComponentState: component, Alive: procutil.Alive(component.Pid)}
 		if component.Kind == KindNode {
 			accel := accels[component.Name]
-			cs.Accel, cs.AccelReason = accel.Accel, accel.Reason
+			cs.Accel, cs.AccelReason, cs.QEMUVersion = accel.Accel, accel.Reason, accel.QEMUVersion
 		}
 		status.Components = append(status.Components, cs)
 	}
 	return status, nil
 }
 
-// nodeAccel is a node's accelerator and why, from its Node's annotations.
-type nodeAccel struct{ Accel, Reason string }
+// nodeAccel is a node's QEMU, accelerator and why, from its Node's
+// annotations.
+type nodeAccel struct{ Accel, Reason, QEMUVersion string }
 
 // nodeAccelerators reads each node agent's accelerator off its Node; a
 // cluster that does not answer leaves its nodes' blank.
@@ -106,7 +109,7 @@ func nodeAccelerators(ctx context.Context, p paths, clusters []ClusterState) map
 			continue
 		}
 		for _, node := range nodes.Items {
-			accels[node.Name] = nodeAccel{node.Annotations[nodeagent.AccelAnnotation], node.Annotations[nodeagent.AccelReasonAnnotation]}
+			accels[node.Name] = nodeAccel{node.Annotations[nodeagent.AccelAnnotation], node.Annotations[nodeagent.AccelReasonAnnotation], node.Annotations[nodeagent.QEMUVersionAnnotation]}
 		}
 	}
 	return accels

@@ -113,11 +113,15 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	qemuVersion, err := qemu.CheckVersion(ctx, "")
+	if err != nil {
+		return err
+	}
 	accel, err := qemu.SelectAccel(ctx, opts.Accel, "", guestImage(opts.GuestDir).boot())
 	if err != nil {
 		return fmt.Errorf("--accel %s: %w", opts.Accel, err)
 	}
-	logger.Info("accelerator chosen", "accel", accel.Accel, "reason", accel.Reason)
+	logger.Info("QEMU", "version", qemuVersion, "package", qemuVersion.Package, "accel", accel.Accel, "reason", accel.Reason)
 	env, err := newRuntimeEnv(opts, accel.Accel)
 	if err != nil {
 		return err
@@ -142,7 +146,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 		return err
 	}
 	facts := nodeFacts{
-		Name: opts.NodeName, CPU: host, Accel: accel, Capacity: capacity(opts.CPUs, opts.Memory, opts.Storage),
+		Name: opts.NodeName, CPU: host, Accel: accel, QEMUVersion: qemuVersion, Capacity: capacity(opts.CPUs, opts.Memory, opts.Storage),
 		Address: apiServer.address(), APIPort: apiServer.port(), APICertSHA256: apiServer.certSHA256, Extra: opts.ExtraLabels,
 	}
 	if err := registerNode(ctx, clientset, facts); err != nil {

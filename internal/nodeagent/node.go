@@ -32,19 +32,22 @@ const (
 	hostnameLabel    = "kubernetes.io/hostname"
 )
 
-// The Node annotations that say which accelerator the node's QEMUs run
-// under, and why (`cclm lab status` shows them).
+// The Node annotations that say which QEMU the node's guests run in, and
+// under which accelerator and why (`cclm lab status` shows them).
 const (
 	AccelAnnotation       = "cclm.io/accelerator"
 	AccelReasonAnnotation = "cclm.io/accelerator-reason"
+	QEMUVersionAnnotation = "cclm.io/qemu-version"
 )
 
 // nodeFacts is what the agent publishes about its node.
 type nodeFacts struct {
-	Name     string
-	CPU      hostCPU
-	Accel    qemu.AccelProbe
-	Capacity corev1.ResourceList
+	Name  string
+	CPU   hostCPU
+	Accel qemu.AccelProbe
+	// QEMUVersion is the QEMU the node's guests run in.
+	QEMUVersion qemu.Version
+	Capacity    corev1.ResourceList
 	// Address is where the node agent's API listens (host:port).
 	Address string
 	APIPort int32
@@ -74,6 +77,7 @@ func (f nodeFacts) annotations() map[string]string {
 		APICertAnnotation:     f.APICertSHA256,
 		AccelAnnotation:       string(f.Accel.Accel),
 		AccelReasonAnnotation: f.Accel.Reason,
+		QEMUVersionAnnotation: f.QEMUVersion.String(),
 	}
 	if f.MigrationAddress != "" {
 		annotations[migrationnet.AnnotationKey] = f.MigrationAddress

@@ -167,20 +167,7 @@ func blockdevOptions(disk Disk) (file, format string, err error) {
 	return string(fileJSON), string(rawJSON), nil
 }
 
-// ramPadKiB is added to every guest's RAM so that its size is not a
-// multiple of 64 pages. QEMU before 9.0 (Debian 12 ships 7.2) has two ways
-// of collecting a RAM block's dirty pages for a migration pass; the fast
-// one, taken when the block is a whole number of 64-page words, clears the
-// dirty bits without resetting TCG's TLB entries that already let the
-// vCPU write the page unnoticed. Writes after the first pass then never
-// reach the target and the guest arrives with stale memory (kernel oopses
-// after the switchover; fixed upstream by "physmem: Fix migration dirty
-// bitmap coherency with TCG memory access", QEMU 9.0). The other path
-// resets those entries page by page. The pad is added under KVM too, so
-// that source and target agree whatever each one's accelerator.
-const ramPadKiB = 8
-
-// memoryOption is -m for a guest of memMiB: memMiB plus ramPadKiB.
+// memoryOption is -m for a guest of memMiB, exactly what its spec asks.
 func memoryOption(memMiB int) string {
-	return strconv.Itoa(memMiB*1024+ramPadKiB) + "k"
+	return strconv.Itoa(memMiB) + "M"
 }

@@ -66,6 +66,9 @@ func Launch(ctx context.Context, dom Domain, opts Options) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w (install QEMU: apt-get install -y qemu-system-x86)", dom.Name, err)
 	}
+	if _, err := CheckVersion(ctx, binary); err != nil {
+		return nil, fmt.Errorf("launch %s: %w", dom.Name, err)
+	}
 	if err := prepareRunDir(dom.RunDir, paths); err != nil {
 		return nil, fmt.Errorf("launch %s: %w", dom.Name, err)
 	}

@@ -19,9 +19,11 @@ import (
 // memory back and forth over a rate-limited link, with QEMU alone and no
 // cclm controller in the loop, and requires after each round: the same
 // boot, the same guest agent (no restart), no crash on the console. Each
-// round takes several memory passes, which is what QEMU 7.2 under TCG got
-// wrong before the RAM pad (ramPadKiB in argv.go): without it the guest
-// crashed within 1 to 3 rounds; with it 8 of 8 pass. 4 rounds by default.
+// round takes several memory passes, which is what QEMU before 9.0 got
+// wrong under TCG (its fast dirty sync lost writes: the guest crashed
+// within 1 to 3 rounds); it is the regression test for that bug, now that
+// cclm refuses such QEMUs and the RAM pad that avoided it is gone. 4
+// rounds by default.
 //
 // Soak knobs: CCLM_QEMU_PINGPONG=N rounds, CCLM_QEMU_PINGPONG_DIRTY_MIBPS
 // (default 4, 0 none), CCLM_QEMU_PINGPONG_MIBPS bandwidth (default 32, 0

@@ -24,6 +24,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/lab"
+	"github.com/cclm-io/cclm/internal/qemu"
 	"github.com/cclm-io/cclm/internal/testenv"
 )
 
@@ -104,7 +105,7 @@ func TestLabUpDownCyclesLeaveNothingBehind(t *testing.T) {
 			}
 		}
 		requireSyncControllers(t, dir, status)
-		requireNodeAccelerators(t, status, accel)
+		requireNodeQEMUs(t, status, accel)
 		kubeconfig := filepath.Join(dir, "kubeconfig")
 		for _, context := range lab.ClusterNames {
 			out, err := exec.Command(filepath.Join(binDir, "kubectl"), "--kubeconfig", kubeconfig, "--context", context,
@@ -130,9 +131,10 @@ func TestLabUpDownCyclesLeaveNothingBehind(t *testing.T) {
 	}
 }
 
-// requireNodeAccelerators checks that `cclm lab status` shows every node
-// agent's accelerator and why it was chosen.
-func requireNodeAccelerators(t *testing.T, status *lab.Status, asked string) {
+// requireNodeQEMUs checks that `cclm lab status` shows every node agent's
+// QEMU, no older than cclm's minimum, and its accelerator and why it was
+// chosen.
+func requireNodeQEMUs(t *testing.T, status *lab.Status, asked string) {
 	t.Helper()
 	nodes := 0
 	for _, c := range status.Components {
@@ -140,6 +142,9 @@ func requireNodeAccelerators(t *testing.T, status *lab.Status, asked string) {
 			continue
 		}
 		nodes++
+		if v, err := qemu.ParseVersion("QEMU emulator version " + c.QEMUVersion); err != nil || !v.AtLeast(qemu.MinimumVersion) {
+			t.Errorf("lab status: node %s shows QEMU %q; want %d.%d or newer", c.Name, c.QEMUVersion, qemu.MinimumVersion.Major, qemu.MinimumVersion.Minor)
+		}
 		if c.Accel != "kvm" && c.Accel != "tcg" || c.AccelReason == "" {
 			t.Errorf("lab status: node %s shows accelerator %q (%q); want kvm or tcg and why", c.Name, c.Accel, c.AccelReason)
 		}
