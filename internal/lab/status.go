@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -72,10 +73,12 @@ func GetStatus(ctx context.Context, dir string) (*Status, error) {
 		return nil, err
 	}
 	status.Pid, status.Ready, status.Kubeconfig = state.Pid, state.Ready, p.kubeconfig()
+	accels := map[string]nodeAccel{}
 	for _, c := range state.Clusters {
-		status.Clusters = append(status.Clusters, clusterStatus(ctx, p, c))
+		cs, nodes := clusterStatus(ctx, p, c)
+		status.Clusters = append(status.Clusters, cs)
+		maps.Copy(accels, nodes)
 	}
-	accels := nodeAccelerators(ctx, p, state.Clusters)
 	for _, component := range state.Components {
 		cs := ComponentStatus{ComponentState: component, Alive: procutil.Alive(component.Pid)}
 		if component.Kind == KindNode {
@@ -91,40 +94,22 @@ func GetStatus(ctx context.Context, dir string) (*Status, error) {
 // annotations.
 type nodeAccel struct{ Accel, Reason, QEMUVersion string }
 
-// nodeAccelerators reads each node agent's accelerator off its Node; a
-// cluster that does not answer leaves its nodes' blank.
-func nodeAccelerators(ctx context.Context, p paths, clusters []ClusterState) map[string]nodeAccel {
-	accels := map[string]nodeAccel{}
-	for _, c := range clusters {
-		config, err := adminConfig(p.kubeconfig(), c.Name)
-		if err != nil {
-			continue
-		}
-		clientset, err := kubernetes.NewForConfig(config)
-		if err != nil {
-			continue
-		}
-		nodes, err := clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			continue
-		}
-		for _, node := range nodes.Items {
-			accels[node.Name] = nodeAccel{node.Annotations[nodeagent.AccelAnnotation], node.Annotations[nodeagent.AccelReasonAnnotation], node.Annotations[nodeagent.QEMUVersionAnnotation]}
-		}
-	}
-	return accels
-}
-
-func clusterStatus(ctx context.Context, p paths, c ClusterState) ClusterStatus {
+// clusterStatus asks a cluster's API for its health and its nodes' QEMUs
+// (by node name; none when the cluster does not answer).
+func clusterStatus(ctx context.Context, p paths, c ClusterState) (ClusterStatus, map[string]nodeAccel) {
 	cs := ClusterStatus{Name: c.Name, Server: c.Server, VirtNamespace: c.VirtNamespace, Ports: c.Ports, Processes: len(c.Pids)}
 	cs.ProcessesAlive = len(alivePids(&State{Clusters: []ClusterState{c}}))
 	config, err := adminConfig(p.kubeconfig(), c.Name)
+	var clientset *kubernetes.Clientset
 	if err == nil {
-		err = readyz(ctx, config)
+		clientset, err = kubernetes.NewForConfig(config)
+	}
+	if err == nil {
+		err = readyz(ctx, clientset)
 	}
 	if err != nil {
 		cs.Problem = err.Error()
-		return cs
+		return cs, nil
 	}
 	cs.APIReady = true
 	if reader, err := kubeVirtReader(config); err != nil {
@@ -132,7 +117,21 @@ func clusterStatus(ctx context.Context, p paths, c ClusterState) ClusterStatus {
 	} else if cs.SynchronizationAddresses, err = syncAddresses(ctx, reader, c.VirtNamespace); err != nil {
 		cs.Problem = err.Error()
 	}
-	return cs
+	return cs, nodeAccelerators(ctx, clientset)
+}
+
+// nodeAccelerators reads each node agent's QEMU and accelerator off its
+// Node; a list that fails leaves them blank.
+func nodeAccelerators(ctx context.Context, clientset kubernetes.Interface) map[string]nodeAccel {
+	nodes, err := clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	accels := map[string]nodeAccel{}
+	for _, node := range nodes.Items {
+		accels[node.Name] = nodeAccel{node.Annotations[nodeagent.AccelAnnotation], node.Annotations[nodeagent.AccelReasonAnnotation], node.Annotations[nodeagent.QEMUVersionAnnotation]}
+	}
+	return accels
 }
 
 // adminConfig is the lab kubeconfig's context for a cluster, with a short
@@ -149,11 +148,7 @@ func adminConfig(kubeconfig, contextName string) (*rest.Config, error) {
 	return config, nil
 }
 
-func readyz(ctx context.Context, config *rest.Config) error {
-	clientset, err := kubernetes.NewForConfig(config)
-	if err != nil {
-		return err
-	}
+func readyz(ctx context.Context, clientset kubernetes.Interface) error {
 	body, err := clientset.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 	if err != nil {
 		return fmt.Errorf("/readyz: %w", err)

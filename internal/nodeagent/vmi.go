@@ -99,12 +99,16 @@ func (running *runningVMI) bootOverdue(now time.Time, timeout time.Duration) str
 	if running.bootDeadline.IsZero() || running.agentAnswered.Load() || now.Before(running.bootDeadline) {
 		return ""
 	}
-	return notBootedMessage(timeout, running.instance.ConsoleSummary(consoleTailLines))
+	return notBootedMessage(timeout, running.instance.ConsoleSummary(consoleTailLines, consoleTailBytes))
 }
 
-// consoleTailLines is how much of a guest's serial console a boot failure
-// shows: enough for a panic's cause.
-const consoleTailLines = 8
+// consoleTailLines and consoleTailBytes are how much of a guest's serial
+// console a boot failure shows: enough for a panic's cause, and within an
+// event's note (1 KiB) with the message around it.
+const (
+	consoleTailLines = 8
+	consoleTailBytes = 700
+)
 
 // notBootedMessage is pure: what a VMI's condition, its event and `cclm
 // guest` say about a guest whose agent never answered.
@@ -114,19 +118,7 @@ func notBootedMessage(timeout time.Duration, console string) string {
 	if console == "" {
 		return message + "; its serial console stayed empty (see `cclm console`)"
 	}
-	return message + "; last lines of its serial console:\n" + lastBytes(console, 700)
-}
-
-// lastBytes keeps the end of s, at most n bytes, starting at a line.
-func lastBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[len(s)-n:]
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[i+1:]
-	}
-	return s
+	return message + "; last lines of its serial console:\n" + console
 }
 
 // watchShutdown notes a SHUTDOWN event that the guest caused.

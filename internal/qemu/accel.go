@@ -162,7 +162,6 @@ func openKVM() error {
 
 // NotBootedError is a probe guest that did not reach its /init.
 type NotBootedError struct {
-	Accel   Accel
 	Timeout time.Duration
 	// Exited says QEMU ended before the marker (a panic with panic=-1,
 	// an abort); otherwise the deadline passed.
@@ -211,7 +210,7 @@ func BootProbe(ctx context.Context, binary string, accel Accel, image Boot, time
 		return booted, nil
 	}
 	return 0, &NotBootedError{
-		Accel: accel, Timeout: timeout, ConsoleTail: console,
+		Timeout: timeout, ConsoleTail: console,
 		Exited:      ended == nil,
 		Interrupted: errors.Is(ended, context.Canceled),
 	}
@@ -245,5 +244,5 @@ func scanFor(r io.Reader, marker string) (summary string, found bool) {
 		}
 		read = append(read, line)
 	}
-	return ConsoleSummary(strings.Join(read, "\n"), 5), false
+	return ConsoleSummary(strings.Join(read, "\n"), 5, 0), false
 }

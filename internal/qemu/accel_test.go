@@ -129,12 +129,23 @@ func TestBootProbeWithoutQEMU(t *testing.T) {
 
 func TestConsoleSummaryKeepsThePanicLine(t *testing.T) {
 	console := "Booting\n[ 1.2] Kernel panic - not syncing: No working init found.\n" + strings.Repeat("[ 1.3]  trace line\n", 20) + "[ 1.4] Kernel Offset: disabled\n"
-	got := ConsoleSummary(console, 3)
+	got := ConsoleSummary(console, 3, 0)
 	want := "[ 1.2] Kernel panic - not syncing: No working init found.\n...\n[ 1.3]  trace line\n[ 1.3]  trace line\n[ 1.4] Kernel Offset: disabled"
 	if got != want {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
-	if got := ConsoleSummary("a\n\nb\nc\n", 5); got != "a\nb\nc" {
+	if got := ConsoleSummary("a\n\nb\nc\n", 5, 0); got != "a\nb\nc" {
 		t.Errorf("short console: %q", got)
+	}
+}
+
+func TestConsoleSummaryKeepsThePanicLineWithinItsBound(t *testing.T) {
+	console := "[ 1.2] Kernel panic - not syncing: No working init found.\n" + strings.Repeat("[ 1.3]  a long line of the panic's stack trace\n", 40)
+	got := ConsoleSummary(console, 30, 300)
+	if len(got) > 300 {
+		t.Errorf("%d bytes, want at most 300", len(got))
+	}
+	if !strings.HasPrefix(got, "[ 1.2] Kernel panic - not syncing: No working init found.\n...\n[ 1.3]") {
+		t.Errorf("the panic line, then the last lines that fit: %q", got)
 	}
 }

@@ -8,8 +8,9 @@ const panicMarker = "Kernel panic - not syncing"
 
 // ConsoleSummary is what a console shows of a guest's trouble: its last
 // lines non-empty lines, preceded by the kernel's panic line when that
-// scrolled out of them.
-func ConsoleSummary(console string, lines int) string {
+// scrolled out of them, in at most maxBytes (0: no bound; the panic line
+// stays, the oldest of the last lines go first).
+func ConsoleSummary(console string, lines, maxBytes int) string {
 	var kept []string
 	for _, line := range strings.Split(console, "\n") {
 		if line = strings.TrimRight(line, "\r "); strings.TrimSpace(line) != "" {
@@ -23,14 +24,21 @@ func ConsoleSummary(console string, lines int) string {
 		}
 	}
 	start := max(len(kept)-lines, 0)
+	var head []string
 	if panicAt >= 0 && panicAt < start {
-		return strings.Join(append([]string{kept[panicAt], "..."}, kept[start:]...), "\n")
+		head = []string{kept[panicAt], "..."}
 	}
-	return strings.Join(kept[start:], "\n")
+	tail := kept[start:]
+	summary := strings.Join(append(head, tail...), "\n")
+	for maxBytes > 0 && len(summary) > maxBytes && len(tail) > 1 {
+		tail = tail[1:]
+		summary = strings.Join(append(head, tail...), "\n")
+	}
+	return summary
 }
 
 // ConsoleSummary is ConsoleSummary of what the guest printed on its
 // serial console.
-func (in *Instance) ConsoleSummary(lines int) string {
-	return ConsoleSummary(tailFile(in.paths.ConsoleLog, 500), lines)
+func (in *Instance) ConsoleSummary(lines, maxBytes int) string {
+	return ConsoleSummary(tailFile(in.paths.ConsoleLog, 500), lines, maxBytes)
 }
