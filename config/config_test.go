@@ -31,12 +31,14 @@ var expectedKinds = map[schema.GroupKind]string{
 	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationPolicy"}:    "nodenetworkconfigurationpolicies",
 	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationEnactment"}: "nodenetworkconfigurationenactments",
 	{Group: "hco.kubevirt.io", Kind: "HyperConverged"}:               "hyperconvergeds",
+	{Group: "migrations.kubevirt.io", Kind: "MigrationPolicy"}:       "migrationpolicies",
 }
 
 // clusterScoped are the kinds that, as upstream, are not namespaced.
 var clusterScoped = map[schema.GroupKind]bool{
 	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationPolicy"}:    true,
 	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationEnactment"}: true,
+	{Group: "migrations.kubevirt.io", Kind: "MigrationPolicy"}:       true,
 }
 
 func TestCRDsCoverEveryKind(t *testing.T) {

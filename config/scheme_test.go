@@ -14,6 +14,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	hcov1beta1 "github.com/cclm-io/cclm/api/hco/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	migrationsv1alpha1 "github.com/cclm-io/cclm/api/migrations/v1alpha1"
 	nmstatev1 "github.com/cclm-io/cclm/api/nmstate/v1"
 	whereaboutsv1alpha1 "github.com/cclm-io/cclm/api/whereabouts/v1alpha1"
 )
@@ -26,7 +27,7 @@ func TestGoTypesMatchCRDs(t *testing.T) {
 	for _, add := range []func(*runtime.Scheme) error{
 		kubevirtv1.AddToScheme, cdiv1beta1.AddToScheme, cniv1.AddToScheme,
 		whereaboutsv1alpha1.AddToScheme, forkliftv1beta1.AddToScheme,
-		nmstatev1.AddToScheme, hcov1beta1.AddToScheme,
+		nmstatev1.AddToScheme, hcov1beta1.AddToScheme, migrationsv1alpha1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			t.Fatal(err)

@@ -33,9 +33,9 @@ type Options struct {
 // PolicyRules are the cluster-wide rights the migration controller needs
 // on top of the virt controller's (install.VirtController), each with what
 // for. Nodes, PVs and PVCs are read for choosing the target (a receiver's
-// PVCs patched with the chosen node); VMI status is updated for
-// migrationState (and a failed receiver's phase); events are recorded on
-// VMIMs.
+// PVCs patched with the chosen node); MigrationPolicies and Namespaces for
+// a migration's configuration; VMI status is updated for migrationState
+// (and a failed receiver's phase); events are recorded on VMIMs.
 var PolicyRules = []rbacv1.PolicyRule{
 	// VMIMs: watched; updated for the finalizer and the progress
 	// watermark annotation; their status written.
@@ -46,6 +46,10 @@ var PolicyRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"kubevirt.io"}, Resources: []string{"virtualmachineinstances/status"}, Verbs: []string{"update"}},
 	// The KubeVirt CR: migration limits and timeouts.
 	{APIGroups: []string{"kubevirt.io"}, Resources: []string{"kubevirts"}, Verbs: []string{"get", "list", "watch"}},
+	// MigrationPolicies and the VMI's Namespace (its labels, for the
+	// policies' namespaceSelector): the configuration of a migration.
+	{APIGroups: []string{"migrations.kubevirt.io"}, Resources: []string{"migrationpolicies"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 	// Choosing the target node.
 	{APIGroups: []string{""}, Resources: []string{"nodes", "persistentvolumes", "persistentvolumeclaims"}, Verbs: []string{"get", "list", "watch"}},
 	// A receiver VMI's unbound claims: annotated with the chosen node

@@ -27,7 +27,9 @@
 //   - On Scheduled, the whole state, replacing any earlier one:
 //     migrationUid (the VMIM's UID), sourceNode (the VMI's node), targetNode
 //     (chosen here), startTimestamp, mode PreCopy, migrationConfiguration
-//     (the KubeVirt CR's effective migrations settings).
+//     (the KubeVirt CR's effective migrations settings, overridden by the
+//     fields the matching MigrationPolicy sets) and migrationPolicyName
+//     (that policy, when one matches; see below).
 //   - abortRequested=true (with failureReason when the controller gave up
 //     on a deadline) to ask the agents to stop; the VMIM also gets
 //     condition migrationAbortRequested.
@@ -55,6 +57,23 @@
 // targetNodeDomainDetected is true; Running when progress is present (or
 // the migration already completed); Succeeded when completed, not failed
 // and VMI status.nodeName is the target; Failed when failed.
+//
+// # Migration policies
+//
+// A migration's configuration is the KubeVirt CR's
+// spec.configuration.migrations (with upstream's defaults) overridden by
+// the MigrationPolicy (migrations.kubevirt.io/v1alpha1) that matches the
+// VMI, as upstream: every label of its virtualMachineInstanceSelector on
+// the VMI and of its namespaceSelector on the VMI's Namespace (a Namespace
+// that cannot be found has no labels); of several, the one with the most
+// selector labels, then the alphabetically first name
+// (migrationsv1alpha1.MatchPolicy). A policy sets only the fields it names:
+// allowWorkloadDisruption left unset keeps the cluster's value, even when
+// the policy sets allowPostCopy. The match is made when the controller
+// claims the VMI's state (entering Scheduled; a decentralized source
+// entering Synchronizing) and recorded there; a policy created or changed
+// later does not change a migration already handed to the agents, as a
+// KubeVirt CR change does not.
 //
 // # Deadlines
 //

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	migrationsv1alpha1 "github.com/cclm-io/cclm/api/migrations/v1alpha1"
 	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
 
@@ -218,6 +219,35 @@ func ownedBy(other types.UID) stateOption {
 
 func configured(change func(*kubevirtv1.MigrationConfiguration)) stateOption {
 	return func(s *kubevirtv1.VirtualMachineInstanceMigrationState) { change(s.MigrationConfiguration) }
+}
+
+// goldPolicy is the MigrationPolicy "gold" the policy cases match: it
+// allows post-copy and auto-converge, limits the bandwidth to 128Mi and
+// gives 300 s per GiB; allowWorkloadDisruption it leaves to the cluster.
+func goldPolicy() *migrationsv1alpha1.MigrationPolicy {
+	bandwidth := resource.MustParse("128Mi")
+	allow, perGiB := true, int64(300)
+	return &migrationsv1alpha1.MigrationPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "gold"},
+		Spec: migrationsv1alpha1.MigrationPolicySpec{
+			Selectors:         &migrationsv1alpha1.Selectors{VirtualMachineInstanceSelector: migrationsv1alpha1.LabelSelector{"tier": "gold"}},
+			AllowAutoConverge: &allow, AllowPostCopy: &allow, BandwidthPerMigration: &bandwidth, CompletionTimeoutPerGiB: &perGiB,
+		},
+	}
+}
+
+// byGoldPolicy is the state's configuration with goldPolicy applied and
+// its name recorded.
+func byGoldPolicy(s *kubevirtv1.VirtualMachineInstanceMigrationState) {
+	goldPolicy().ApplyTo(s.MigrationConfiguration)
+	name := "gold"
+	s.MigrationPolicyName = &name
+}
+
+// underGoldPolicy: the reconciler matched goldPolicy for the VMI.
+func underGoldPolicy(obs *Observed) {
+	goldPolicy().ApplyTo(&obs.Config)
+	obs.PolicyName = "gold"
 }
 
 // node is a ready, schedulable node with the memory given and 20Gi of

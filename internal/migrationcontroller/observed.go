@@ -16,10 +16,14 @@ type Observed struct {
 	Migration *kubevirtv1.VirtualMachineInstanceMigration
 	// VMI is the VMI the migration names, nil when there is none.
 	VMI *kubevirtv1.VirtualMachineInstance
-	// Config is the KubeVirt CR's effective migration configuration
-	// (EffectiveMigrationConfiguration: every field set). A running
-	// migration goes by the copy recorded in its migrationState instead.
+	// Config is the migration configuration for this VMI: the KubeVirt
+	// CR's effective one (EffectiveMigrationConfiguration: every field
+	// set) with the matching MigrationPolicy, if any, applied over it
+	// (every field stays set). A running migration goes by the copy
+	// recorded in its migrationState instead.
 	Config kubevirtv1.MigrationConfiguration
+	// PolicyName is the MigrationPolicy applied to Config, "" for none.
+	PolicyName string
 	// Siblings are the other VMIMs of the same VMI (same namespace and
 	// spec.vmiName), in any phase, decentralized ones included.
 	Siblings []kubevirtv1.VirtualMachineInstanceMigration

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 )
@@ -217,6 +218,10 @@ func (s *stepper) claimedState(sourceNode, targetNode string) *kubevirtv1.Virtua
 	state.StartTimestamp = &now
 	state.Mode = kubevirtv1.MigrationPreCopy
 	state.MigrationConfiguration = s.obs.Config.DeepCopy()
+	state.MigrationPolicyName = nil
+	if s.obs.PolicyName != "" {
+		state.MigrationPolicyName = ptr.To(s.obs.PolicyName)
+	}
 	s.claimOwnHalf(state)
 	return state
 }

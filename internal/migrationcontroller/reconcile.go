@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	migrationsv1alpha1 "github.com/cclm-io/cclm/api/migrations/v1alpha1"
 )
 
 // reconciler is the driver around Step: it reads, calls Step, writes.
@@ -63,7 +65,7 @@ func (r *reconciler) observe(ctx context.Context, m *kubevirtv1.VirtualMachineIn
 	if obs.VMI, err = r.getVMI(ctx, m.Namespace, m.Spec.VMIName); err != nil {
 		return nil, err
 	}
-	if obs.Config, err = r.migrationConfig(ctx); err != nil {
+	if obs.Config, obs.PolicyName, err = r.migrationConfig(ctx, obs.VMI); err != nil {
 		return nil, err
 	}
 	var all kubevirtv1.VirtualMachineInstanceMigrationList
@@ -97,12 +99,15 @@ func (r *reconciler) getVMI(ctx context.Context, namespace, name string) (*kubev
 	return vmi, nil
 }
 
-// migrationConfig is the effective migration configuration of the
-// KubeVirt CR (the oldest, should there be several), or the defaults.
-func (r *reconciler) migrationConfig(ctx context.Context) (kubevirtv1.MigrationConfiguration, error) {
+// migrationConfig is the migration configuration for vmi (nil: none)
+// and the name of the MigrationPolicy applied to it ("" for none): the
+// effective configuration of the KubeVirt CR (the oldest, should there be
+// several; the defaults without one) with the policy that matches the VMI
+// and its Namespace applied over it (configFor).
+func (r *reconciler) migrationConfig(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (kubevirtv1.MigrationConfiguration, string, error) {
 	var list kubevirtv1.KubeVirtList
 	if err := r.client.List(ctx, &list, client.InNamespace(r.namespace)); err != nil {
-		return kubevirtv1.MigrationConfiguration{}, err
+		return kubevirtv1.MigrationConfiguration{}, "", err
 	}
 	var oldest *kubevirtv1.KubeVirt
 	for i := range list.Items {
@@ -111,7 +116,44 @@ func (r *reconciler) migrationConfig(ctx context.Context) (kubevirtv1.MigrationC
 			oldest = kv
 		}
 	}
-	return oldest.EffectiveMigrationConfiguration(), nil
+	cluster := oldest.EffectiveMigrationConfiguration()
+	if vmi == nil {
+		return cluster, "", nil
+	}
+	var policies migrationsv1alpha1.MigrationPolicyList
+	// Without the MigrationPolicy CRD (a cluster whose CRDs predate it)
+	// there can be no policy.
+	if err := r.client.List(ctx, &policies); err != nil && !meta.IsNoMatchError(err) {
+		return kubevirtv1.MigrationConfiguration{}, "", fmt.Errorf("list MigrationPolicies: %w", err)
+	}
+	namespace := &corev1.Namespace{}
+	err := r.client.Get(ctx, client.ObjectKey{Name: vmi.Namespace}, namespace)
+	switch {
+	case apierrors.IsNotFound(err):
+		// Matched with no namespace labels: only policies without a
+		// namespaceSelector can match.
+		namespace = &corev1.Namespace{}
+	case err != nil:
+		return kubevirtv1.MigrationConfiguration{}, "", fmt.Errorf("read the namespace of VMI %s/%s: %w", vmi.Namespace, vmi.Name, err)
+	}
+	config, name := configFor(cluster, policies.Items, vmi.Labels, namespace.Labels)
+	return config, name, nil
+}
+
+// configFor is cluster with the policy of policies that matches a VMI of
+// vmiLabels in a Namespace of namespaceLabels applied over it
+// (migrationsv1alpha1.MatchPolicy, ApplyTo), and that policy's name; cluster
+// and "" when none matches. A policy sets only what it names: an unset
+// allowWorkloadDisruption keeps the cluster's (already resolved) value even
+// when the policy sets allowPostCopy, as upstream.
+func configFor(cluster kubevirtv1.MigrationConfiguration, policies []migrationsv1alpha1.MigrationPolicy, vmiLabels, namespaceLabels map[string]string) (kubevirtv1.MigrationConfiguration, string) {
+	policy := migrationsv1alpha1.MatchPolicy(policies, vmiLabels, namespaceLabels)
+	if policy == nil {
+		return cluster, ""
+	}
+	config := *cluster.DeepCopy()
+	policy.ApplyTo(&config)
+	return config, policy.Name
 }
 
 // siblings are the other migrations of m's VMI.

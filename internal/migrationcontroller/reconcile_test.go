@@ -1,8 +1,25 @@
 package migrationcontroller
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	migrationsv1alpha1 "github.com/cclm-io/cclm/api/migrations/v1alpha1"
+	"github.com/cclm-io/cclm/internal/scheme"
 )
 
 func TestSetMetadata(t *testing.T) {
@@ -34,5 +51,115 @@ func TestTruncate(t *testing.T) {
 	}
 	if got := truncate("short", 10); got != "short" {
 		t.Errorf("%q", got)
+	}
+}
+
+// newReconciler is a reconciler on a fake client holding objs, with funcs
+// intercepting its calls.
+func newReconciler(t *testing.T, funcs interceptor.Funcs, objs ...client.Object) *reconciler {
+	t.Helper()
+	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(objs...).Build()
+	return &reconciler{client: interceptor.NewClient(c, funcs), namespace: "kubevirt", now: func() time.Time { return t0 }}
+}
+
+func TestObserveAppliesTheMatchingMigrationPolicy(t *testing.T) {
+	kv := &kubevirtv1.KubeVirt{ObjectMeta: metav1.ObjectMeta{Name: "kubevirt", Namespace: "kubevirt"}}
+	kv.Spec.Configuration.MigrationConfiguration = &kubevirtv1.MigrationConfiguration{
+		BandwidthPerMigration: ptr.To(resource.MustParse("64Mi")), ProgressTimeout: ptr.To[int64](60),
+	}
+	cluster := kv.EffectiveMigrationConfiguration()
+	namespace := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"team": "storage"}}}
+	gold := goldPolicy() // tier=gold on the VMI: one label
+	byNamespace := &migrationsv1alpha1.MigrationPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "storage-team"},
+		Spec: migrationsv1alpha1.MigrationPolicySpec{
+			Selectors: &migrationsv1alpha1.Selectors{
+				VirtualMachineInstanceSelector: migrationsv1alpha1.LabelSelector{"tier": "gold"},
+				NamespaceSelector:              migrationsv1alpha1.LabelSelector{"team": "storage"},
+			},
+			AllowWorkloadDisruption: ptr.To(true),
+		},
+	}
+	other := &migrationsv1alpha1.MigrationPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "silver"},
+		Spec: migrationsv1alpha1.MigrationPolicySpec{
+			Selectors:     &migrationsv1alpha1.Selectors{VirtualMachineInstanceSelector: migrationsv1alpha1.LabelSelector{"tier": "silver"}},
+			AllowPostCopy: ptr.To(true),
+		},
+	}
+	goldVMI := runningVMI(func(vmi *kubevirtv1.VirtualMachineInstance) { vmi.Labels = map[string]string{"tier": "gold"} })
+	noMatch := &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "migrations.kubevirt.io", Kind: "MigrationPolicy"}}
+	for _, tc := range []struct {
+		name   string
+		vmi    *kubevirtv1.VirtualMachineInstance
+		objs   []client.Object
+		funcs  interceptor.Funcs
+		policy string
+		want   func(*kubevirtv1.MigrationConfiguration)
+	}{
+		{"no policy: the KubeVirt CR's configuration", goldVMI, nil, interceptor.Funcs{}, "", nil},
+		{"no policy matches", runningVMI(), []client.Object{gold, other}, interceptor.Funcs{}, "", nil},
+		{"the VMI's labels match one", goldVMI, []client.Object{gold, other}, interceptor.Funcs{}, "gold",
+			func(c *kubevirtv1.MigrationConfiguration) { goldPolicy().ApplyTo(c) }},
+		{"the namespace's labels make another match better", goldVMI, []client.Object{gold, other, byNamespace, namespace}, interceptor.Funcs{}, "storage-team",
+			func(c *kubevirtv1.MigrationConfiguration) { c.AllowWorkloadDisruption = ptr.To(true) }},
+		{"a namespace that is not found has no labels", goldVMI, []client.Object{gold, byNamespace}, interceptor.Funcs{}, "gold",
+			func(c *kubevirtv1.MigrationConfiguration) { goldPolicy().ApplyTo(c) }},
+		{"no VMI: no policy", nil, []client.Object{gold, byNamespace, namespace}, interceptor.Funcs{}, "", nil},
+		{"no MigrationPolicy CRD: no policy", goldVMI, []client.Object{namespace}, interceptor.Funcs{
+			List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+				if _, ok := list.(*migrationsv1alpha1.MigrationPolicyList); ok {
+					return noMatch
+				}
+				return c.List(ctx, list, opts...)
+			},
+		}, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := append([]client.Object{kv}, tc.objs...)
+			if tc.vmi != nil {
+				objs = append(objs, tc.vmi)
+			}
+			r := newReconciler(t, tc.funcs, objs...)
+			obs, err := r.observe(context.Background(), migration(pending))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := *cluster.DeepCopy()
+			if tc.want != nil {
+				tc.want(&want)
+			}
+			if !equality.Semantic.DeepEqual(obs.Config, want) {
+				t.Errorf("config %+v, want %+v", obs.Config, want)
+			}
+			if obs.PolicyName != tc.policy {
+				t.Errorf("policy %q, want %q", obs.PolicyName, tc.policy)
+			}
+		})
+	}
+}
+
+// Other errors reading the policies or the namespace are the reconcile's.
+func TestObserveFailsWhenPoliciesCannotBeRead(t *testing.T) {
+	vmi := runningVMI()
+	for name, funcs := range map[string]interceptor.Funcs{
+		"policies": {List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, ok := list.(*migrationsv1alpha1.MigrationPolicyList); ok {
+				return apierrors.NewForbidden(schema.GroupResource{Group: "migrations.kubevirt.io", Resource: "migrationpolicies"}, "", nil)
+			}
+			return c.List(ctx, list, opts...)
+		}},
+		"namespace": {Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*corev1.Namespace); ok {
+				return apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, key.Name, nil)
+			}
+			return c.Get(ctx, key, obj, opts...)
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := newReconciler(t, funcs, vmi).observe(context.Background(), migration(pending)); !apierrors.IsForbidden(err) {
+				t.Errorf("error %v, want the Forbidden", err)
+			}
+		})
 	}
 }

@@ -13,19 +13,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/convergence"
 )
 
 const gib = int64(1) << 30
 
-// completionTimeout is upstream's acceptable completion time:
-// completionTimeoutPerGiB seconds per GiB of what moves (guest memory plus
-// the PVC-backed disks, which cclm copies too), counting at least 1 GiB
-// so that a small guest still gets a sensible budget (upstream's integer
-// division would give a 128Mi guest no time at all).
+// completionTimeout is upstream's acceptable completion time for what
+// moves: guest memory plus the PVC-backed disks, which cclm copies too
+// (convergence.CompletionBudget, which the source agent uses as well).
 func completionTimeout(perGiB int64, vmi *kubevirtv1.VirtualMachineInstance, claims []corev1.PersistentVolumeClaim) time.Duration {
-	size := max(guestMemory(vmi)+claimsSize(vmi, claims), gib)
-	seconds := math.Ceil(float64(perGiB) * float64(size) / float64(gib))
-	return time.Duration(seconds) * time.Second
+	return convergence.CompletionBudget(perGiB, guestMemory(vmi)+claimsSize(vmi, claims))
 }
 
 // guestMemory is the memory the guest gets, as every component counts it.

@@ -8,8 +8,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/qemu"
 )
 
 func testVMI() *kubevirtv1.VirtualMachineInstance {
@@ -124,8 +126,23 @@ func TestMigrationParamsFollowTheKubeVirtConfiguration(t *testing.T) {
 		AllowPostCopy: &on, BandwidthPerMigration: &bandwidth,
 	}}
 	params := migrationParams(state, 1)
-	if !params.TLS || !params.PauseBeforeSwitchover || !params.PostCopy || params.Multifd || params.BandwidthBytesPerSecond != 8<<20 {
+	if !params.TLS || !params.PauseBeforeSwitchover || !params.PostCopy || params.BandwidthBytesPerSecond != 8<<20 {
 		t.Fatalf("params %+v", params)
+	}
+	for _, c := range []struct {
+		threads  *uint32
+		multifd  bool
+		channels int
+	}{{nil, true, qemu.DefaultMultifdChannels}, {ptr.To(uint32(0)), false, 0}, {ptr.To(uint32(4)), true, 4}} {
+		state := &kubevirtv1.VirtualMachineInstanceMigrationState{MigrationConfiguration: &kubevirtv1.MigrationConfiguration{ParallelMigrationThreads: c.threads}}
+		if params := migrationParams(state, 0); params.Multifd != c.multifd || (c.multifd && params.MultifdChannels != c.channels) {
+			t.Errorf("parallelMigrationThreads %v: multifd %v with %d channels, want %v with %d", ptr.Deref(c.threads, 99), params.Multifd, params.MultifdChannels, c.multifd, c.channels)
+		}
+	}
+	crossCluster := &kubevirtv1.VirtualMachineInstanceMigrationState{MigrationUID: "m1",
+		SourceState: &kubevirtv1.VirtualMachineInstanceMigrationSourceState{VirtualMachineInstanceCommonMigrationState: kubevirtv1.VirtualMachineInstanceCommonMigrationState{MigrationUID: "m1"}}}
+	if params := migrationParams(crossCluster, 0); params.Multifd {
+		t.Error("a cross-cluster migration uses multifd: each cluster configures its side, and the two could disagree on the stream's format")
 	}
 	if plain := migrationParams(&kubevirtv1.VirtualMachineInstanceMigrationState{}, 0); plain.PauseBeforeSwitchover || plain.AutoConverge || plain.PostCopy {
 		t.Fatalf("defaults %+v: no disks means no pre-switchover pause, and nothing allowed unless configured", plain)

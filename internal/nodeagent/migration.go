@@ -19,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -94,8 +96,9 @@ type activeMigration struct {
 	target   *qemu.Instance // the incoming QEMU, on the target
 	source   *qemu.Instance // the sending QEMU, on the source
 	aborting bool
-	// postcopyStarted is set once the source switched to post-copy.
-	postcopyStarted bool
+	// postcopyStarted is set once the source switched to post-copy;
+	// pausedForMigration once it paused the guest (mode Paused).
+	postcopyStarted, pausedForMigration bool
 	// createdFiles and createdTaps are what this side made, the only
 	// things it may remove when it gives up.
 	createdFiles, createdTaps []string
@@ -148,25 +151,53 @@ func migrationRole(state *kubevirtv1.VirtualMachineInstanceMigrationState, vmiNo
 }
 
 // switchMode carries out the controller's request to switch a running
-// migration to post-copy (mode PostCopy) when it would not complete in
-// time; the source starts post-copy once.
+// migration's mode when it would not complete in time: to post-copy (the
+// source starts it once), or to Paused (the source pauses the guest, which
+// then dirties nothing; the target resumes it after the switchover, and a
+// migration that fails resumes it at the source).
 func (m *migrator) switchMode(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) {
 	state := vmi.Status.MigrationState
-	if state.Mode != kubevirtv1.MigrationPostCopy {
-		return
-	}
 	m.mu.Lock()
 	active := m.active[state.MigrationUID]
-	start := active != nil && active.source != nil && !active.postcopyStarted
-	if start {
-		active.postcopyStarted = true
-	}
 	m.mu.Unlock()
-	if start {
-		if err := active.source.StartPostcopy(ctx); err != nil {
-			m.runner.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "PostCopyFailed", "Migrate", "start post-copy: %v", err)
+	if active == nil || active.source == nil {
+		return
+	}
+	switch state.Mode {
+	case kubevirtv1.MigrationPostCopy:
+		if m.claimPostcopyStart(active) {
+			if err := active.source.StartPostcopy(ctx); err != nil {
+				m.runner.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "PostCopyFailed", "Migrate", "start post-copy: %v", err)
+			}
+		}
+	case kubevirtv1.MigrationPaused:
+		if m.claimPause(active) {
+			if err := active.source.Pause(ctx); err != nil {
+				m.runner.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "PauseFailed", "Migrate", "pause the guest to let the migration converge: %v", err)
+			}
 		}
 	}
+}
+
+// claimPause marks the guest as paused for the migration by this caller;
+// false when it was already.
+func (m *migrator) claimPause(active *activeMigration) bool {
+	return m.claimOnce(&active.pausedForMigration)
+}
+
+// resumeIfPaused resumes a source guest this agent paused for a migration
+// that then failed: it runs on here, as before.
+func (m *migrator) resumeIfPaused(ctx context.Context, source *qemu.Instance, active *activeMigration, cause error) error {
+	m.mu.Lock()
+	paused := active.pausedForMigration
+	m.mu.Unlock()
+	if !paused {
+		return cause
+	}
+	if err := source.Resume(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("%w; resuming the guest paused for the migration: %v", cause, err)
+	}
+	return cause
 }
 
 // ensure starts a side once per migration; it runs in the background and
@@ -234,18 +265,20 @@ func (m *migrator) patchMigrationState(ctx context.Context, vmi *kubevirtv1.Virt
 
 // patchVMIStatus re-reads the VMI and applies change to its status while
 // the VMI's migration is still the one of vmi, retrying on conflicts with
-// the other writers: from the cache first, then from the API itself.
+// the other writers (statusRetry): from the cache first, then from the API
+// itself.
 func (m *migrator) patchVMIStatus(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, change func(*kubevirtv1.VirtualMachineInstanceStatus)) error {
 	uid := vmi.Status.MigrationState.MigrationUID
-	var lastErr error
-	for attempt := range 5 {
-		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
-		var reader client.Reader = m.runner.client
-		if attempt > 0 {
-			reader = m.apiReader
-		}
+	var reader client.Reader = m.runner.client
+	retriable := func(err error) bool {
+		var done settledError
+		return ctx.Err() == nil && !errors.As(err, &done)
+	}
+	return retry.OnError(statusRetry, retriable, func() error {
 		var current kubevirtv1.VirtualMachineInstance
-		if err := reader.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err != nil {
+		err := reader.Get(ctx, client.ObjectKeyFromObject(vmi), &current)
+		reader = m.apiReader // a retry reads what the API has now
+		if err != nil {
 			return err
 		}
 		if current.Status.MigrationState == nil || current.Status.MigrationState.MigrationUID != uid {
@@ -253,13 +286,13 @@ func (m *migrator) patchVMIStatus(ctx context.Context, vmi *kubevirtv1.VirtualMa
 		}
 		before := current.DeepCopy()
 		change(&current.Status)
-		lastErr = m.runner.client.Status().Patch(ctx, &current, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-		if lastErr == nil {
-			return nil
-		}
-	}
-	return lastErr
+		return m.runner.client.Status().Patch(ctx, &current, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	})
 }
+
+// statusRetry spaces the retries of a status patch that lost to another
+// writer: 10, 30, 90 and 270 ms, a migration's writers being few and fast.
+var statusRetry = wait.Backoff{Duration: 10 * time.Millisecond, Factor: 3, Jitter: 0.1, Steps: 5}
 
 // settledError is an outcome that no retry changes.
 type settledError struct{ error }
@@ -281,9 +314,17 @@ func migrationParams(state *kubevirtv1.VirtualMachineInstanceMigrationState, dis
 		if config.BandwidthPerMigration != nil {
 			params.BandwidthBytesPerSecond = config.BandwidthPerMigration.Value()
 		}
+		if threads := config.ParallelMigrationThreads; threads != nil {
+			params.Multifd, params.MultifdChannels = *threads > 0, int(*threads)
+		}
 	}
-	if params.PostCopy {
-		params.Multifd = false // QEMU does not do post-copy over multifd
+	if state.IsDecentralizedSource() || state.IsDecentralizedTarget() {
+		// Both sides must agree on the stream's format (multifd or not),
+		// and across clusters each side reads its own cluster's
+		// configuration and policies, which may differ: one stream, until
+		// the source's format travels to the receiver with its half of
+		// the migration state.
+		params.Multifd = false
 	}
 	return params
 }
@@ -733,17 +774,34 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	if err := source.Migrate(ctx, qemu.MigrationURI(migrationAddr)); err != nil {
 		return cancelAll(err)
 	}
-	progress, err := m.waitSource(ctx, vmi, source, disks)
+	waitCtx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	watch := m.watchConvergence(vmi, source, active, params, abort)
+	progress, err := m.waitSource(waitCtx, vmi, source, disks, watch)
+	if notConverging := convergenceFailure(waitCtx); notConverging != nil {
+		// The reason is recorded before the cancel: the target, whose
+		// QEMU ends with the stream, would otherwise record its own
+		// ("connection lost") first.
+		m.fail(ctx, vmi, qemu.RoleSource, notConverging)
+		if err := cancelAll(notConverging); err != notConverging {
+			m.runner.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "MigrationFailed", "Migrate", "%v", err)
+		}
+		return nil
+	}
 	if err != nil {
-		return cancelAll(err)
+		return m.resumeIfPaused(ctx, source, active, cancelAll(err))
 	}
 	return m.finishSource(ctx, vmi, running, progress)
 }
 
 // waitSource follows the migration to completion, finishing the mirrors at
 // the pre-switchover pause, and publishes progress.
-func (m *migrator) waitSource(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, source *qemu.Instance, disks []string) (qemu.MigrationProgress, error) {
-	publish := m.progressPublisher(ctx, vmi)
+func (m *migrator) waitSource(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, source *qemu.Instance, disks []string, watch *convergenceWatch) (qemu.MigrationProgress, error) {
+	publishProgress := m.progressPublisher(ctx, vmi)
+	publish := func(p qemu.MigrationProgress) {
+		watch.observe(ctx, p)
+		publishProgress(p)
+	}
 	progress, err := source.WaitMigration(ctx, publish)
 	if err != nil {
 		return progress, err

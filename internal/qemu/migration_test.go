@@ -119,7 +119,7 @@ func TestMigrationCapabilitiesAndParameters(t *testing.T) {
 	defaults := DefaultMigrationParams()
 	defaults.PauseBeforeSwitchover = true
 	src := capState(defaults.migrationCapabilities(RoleSource, true))
-	want := map[string]bool{"events": true, "multifd": false, "postcopy-ram": false, "auto-converge": false, "pause-before-switchover": true, "validate-uuid": true}
+	want := map[string]bool{"events": true, "multifd": true, "postcopy-ram": false, "postcopy-preempt": false, "auto-converge": false, "pause-before-switchover": true, "validate-uuid": true}
 	for name, state := range want {
 		if src[name] != state {
 			t.Errorf("source capability %s = %v, want %v", name, src[name], state)
@@ -129,22 +129,28 @@ func TestMigrationCapabilitiesAndParameters(t *testing.T) {
 	if dst["multifd"] != src["multifd"] || dst["pause-before-switchover"] || dst["validate-uuid"] {
 		t.Errorf("target capabilities %v: multifd must match the source's, the rest is the source's business", dst)
 	}
-	multifd := DefaultMigrationParams()
-	multifd.Multifd = true
-	if caps := capState(multifd.migrationCapabilities(RoleTarget, false)); !caps["multifd"] {
+	if caps := capState(DefaultMigrationParams().migrationCapabilities(RoleTarget, false)); !caps["multifd"] {
 		t.Errorf("a target of a multifd migration must enable multifd: %v", caps)
+	}
+	single := DefaultMigrationParams()
+	single.Multifd = false
+	if caps, params := capState(single.migrationCapabilities(RoleSource, false)), single.migrationParameters(RoleSource); caps["multifd"] || params["zero-page-detection"] != "legacy" {
+		t.Errorf("one stream: multifd %v, zero-page-detection %v; want off and legacy", caps["multifd"], params["zero-page-detection"])
 	}
 
 	postcopy := DefaultMigrationParams()
 	postcopy.PostCopy, postcopy.AutoConverge = true, true
 	caps := capState(postcopy.migrationCapabilities(RoleSource, false))
-	if caps["multifd"] || !caps["postcopy-ram"] || !caps["auto-converge"] {
-		t.Errorf("post-copy capabilities %v: multifd must be off, postcopy and auto-converge on", caps)
+	if caps["multifd"] || !caps["postcopy-ram"] || !caps["postcopy-preempt"] || !caps["auto-converge"] {
+		t.Errorf("post-copy capabilities %v: multifd must be off (QEMU 10.0 refuses the pair), postcopy with preempt and auto-converge on", caps)
+	}
+	if params := postcopy.migrationParameters(RoleTarget); params["zero-page-detection"] != "legacy" {
+		t.Errorf("post-copy without multifd must detect zero pages in the migration thread: %v", params)
 	}
 
 	params := defaults.migrationParameters(RoleSource)
 	wantParams := map[string]any{
-		"multifd-channels": 2, "tls-creds": "", "tls-hostname": "",
+		"multifd-channels": 2, "zero-page-detection": "multifd", "tls-creds": "", "tls-hostname": "",
 		"max-bandwidth": UnlimitedBandwidth, "downtime-limit": int64(300),
 		"cpu-throttle-initial": 20, "cpu-throttle-increment": 10,
 	}
@@ -157,13 +163,19 @@ func TestMigrationCapabilitiesAndParameters(t *testing.T) {
 		}
 	}
 
+	limited := DefaultMigrationParams()
+	limited.BandwidthBytesPerSecond = 16 << 20
+	if caps := capState(limited.migrationCapabilities(RoleSource, false)); caps["multifd"] {
+		t.Errorf("a bandwidth limit must turn multifd off (QEMU 10.0 does not limit its channels): %v", caps)
+	}
+
 	tuned := MigrationParams{Multifd: true, MultifdChannels: 8, TLS: true, BandwidthBytesPerSecond: 64 << 20, DowntimeLimit: time.Second}
 	params = tuned.migrationParameters(RoleSource)
 	if params["tls-creds"] != "cclm-tls-client" || params["max-bandwidth"] != int64(64<<20) || params["downtime-limit"] != int64(1000) || params["multifd-channels"] != 8 {
 		t.Errorf("tuned source parameters %v", params)
 	}
 	target := tuned.migrationParameters(RoleTarget)
-	if len(target) != 2 || target["tls-creds"] != "cclm-tls-server" || target["multifd-channels"] != 8 {
+	if len(target) != 3 || target["tls-creds"] != "cclm-tls-server" || target["multifd-channels"] != 8 || target["zero-page-detection"] != "legacy" {
 		t.Errorf("target parameters %v: only the stream format and TLS belong there", target)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	hcov1beta1 "github.com/cclm-io/cclm/api/hco/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	migrationsv1alpha1 "github.com/cclm-io/cclm/api/migrations/v1alpha1"
 	nmstatev1 "github.com/cclm-io/cclm/api/nmstate/v1"
 	whereaboutsv1alpha1 "github.com/cclm-io/cclm/api/whereabouts/v1alpha1"
 )
@@ -23,6 +24,7 @@ func init() {
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme,
 		kubevirtv1.AddToScheme,
+		migrationsv1alpha1.AddToScheme,
 		cdiv1beta1.AddToScheme,
 		cniv1.AddToScheme,
 		forkliftv1beta1.AddToScheme,

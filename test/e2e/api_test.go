@@ -75,7 +75,7 @@ func TestUpstreamManifestsAreAccepted(t *testing.T) {
 	for _, kind := range []string{
 		"KubeVirt", "VirtualMachine", "VirtualMachineInstance", "VirtualMachineInstanceMigration",
 		"ForkliftController", "Provider", "Plan", "Migration", "NetworkMap", "StorageMap",
-		"NetworkAttachmentDefinition", "IPPool", "DataVolume",
+		"NetworkAttachmentDefinition", "IPPool", "DataVolume", "MigrationPolicy",
 	} {
 		if !kinds[kind] {
 			t.Errorf("testdata/api/valid has no %s manifest", kind)

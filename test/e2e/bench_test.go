@@ -225,6 +225,7 @@ func BenchmarkLiveMigration(b *testing.B) {
 		}
 	}
 	state.printReport(os.Stdout, rates)
+	benchReportRSS(b, os.Stdout)
 	for _, crash := range state.crashes {
 		b.Error(crash)
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 // migrate creates a VMIM for a VMI and returns its name.
-func (l *labEnv) migrate(t *testing.T, contextName, namespace, vmi string) string {
+func (l *labEnv) migrate(t testing.TB, contextName, namespace, vmi string) string {
 	t.Helper()
 	name := fmt.Sprintf("%s-%d", vmi, time.Now().UnixNano()%1_000_000)
 	vmim := &kubevirtv1.VirtualMachineInstanceMigration{
@@ -46,7 +46,7 @@ func (l *labEnv) vmim(t testing.TB, contextName, namespace, name string) *kubevi
 }
 
 // waitVMIMFinal waits for Succeeded or Failed and returns the VMIM.
-func (l *labEnv) waitVMIMFinal(t *testing.T, contextName, namespace, name string, timeout time.Duration) *kubevirtv1.VirtualMachineInstanceMigration {
+func (l *labEnv) waitVMIMFinal(t testing.TB, contextName, namespace, name string, timeout time.Duration) *kubevirtv1.VirtualMachineInstanceMigration {
 	t.Helper()
 	var vmim *kubevirtv1.VirtualMachineInstanceMigration
 	l.waitFor(t, "migration "+name+" to end", timeout, func() (bool, string) {
@@ -173,14 +173,17 @@ func TestLiveMigrationInsideACluster(t *testing.T) {
 // the source and the target QEMU is gone.
 func TestDeletingTheMigrationCancelsIt(t *testing.T) {
 	l := sharedLab(t)
-	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"8Mi","progressTimeout":300}`)
+	// A slow link and a light write load: the migration converges (the
+	// source agent would end a hopeless one by itself) but its first pass
+	// alone takes many seconds, time enough to delete it mid-transfer.
+	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"2Mi","progressTimeout":300}`)
 	defer restore()
 	spec := vmSpec{name: "cancel", namespace: "cancel"}
 	l.createVM(t, "ocp7", spec)
 	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	source := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName
 	sourceQEMU := qemuPids(spec.namespace, spec.name)
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: 20, WorkingSetMiB: 24}, nil)
+	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: 1, WorkingSetMiB: 8}, nil)
 
 	name := l.migrate(t, "ocp7", spec.namespace, spec.name)
 	l.waitFor(t, "the migration to be transferring", 2*time.Minute, func() (bool, string) {
@@ -203,38 +206,39 @@ func TestDeletingTheMigrationCancelsIt(t *testing.T) {
 	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
 }
 
-// A guest dirtying memory faster than the link carries: without
-// auto-converge the migration fails at progressTimeout with a clear
-// reason and the VM runs on at the source.
-func TestNonConvergingMigrationFailsAtTheProgressTimeout(t *testing.T) {
+// A guest dirtying memory faster than the link carries, with neither
+// post-copy nor auto-converge allowed: the source agent sees within three
+// passes that pre-copy cannot converge and ends the migration with the
+// figures and the fix, long before its progress timeout; the VM runs on at
+// the source.
+func TestAMigrationThatCannotConvergeFailsEarlyWithTheFigures(t *testing.T) {
 	l := sharedLab(t)
 	// A 2 MiB/s link against 16 MiB/s of dirtying: far from converging
-	// even when TCG makes the guest dirty slower than asked.
-	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"2Mi","progressTimeout":15,"allowAutoConverge":false}`)
+	// even when TCG makes the guest dirty slower than asked. The progress
+	// timeout is far away: only the early decision can end it in time.
+	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"2Mi","progressTimeout":600,"allowAutoConverge":false,"allowPostCopy":false}`)
 	defer restore()
 	spec := vmSpec{name: "busy", namespace: "converge"}
-	l.createVM(t, "ocp7", spec)
-	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
-	source := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: 16, WorkingSetMiB: 24}, nil)
-	l.waitFor(t, "the guest to dirty memory at least twice as fast as the link", time.Minute, func() (bool, string) {
-		info, err := l.guestInfo(t, "ocp7", spec.namespace, spec.name)
-		if err != nil {
-			return false, err.Error()
-		}
-		return info.Dirty.AchievedMiBps >= 4, fmt.Sprintf("dirtying %.1f MiB/s", info.Dirty.AchievedMiBps)
-	})
-
-	name := l.migrate(t, "ocp7", spec.namespace, spec.name)
-	vmim := l.waitVMIMFinal(t, "ocp7", spec.namespace, name, 3*time.Minute)
+	before, source, vmim := l.migrateBusyVM(t, spec)
 	if vmim.Status.Phase != kubevirtv1.MigrationFailed {
-		t.Fatalf("a non-converging migration without auto-converge ended %s", vmim.Status.Phase)
+		t.Fatalf("a migration that cannot converge, with neither post-copy nor auto-converge allowed, ended %s", vmim.Status.Phase)
 	}
 	reason := vmim.Status.MigrationState.FailureReason
-	if !strings.Contains(reason, "progress") {
-		t.Fatalf("failure reason %q does not say the migration made no progress", reason)
+	for _, want := range []string{"guest dirties", "link moves", "pre-copy cannot converge under 300ms downtime", "allow post-copy or auto-converge in a MigrationPolicy"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("failure reason %q lacks %q", reason, want)
+		}
 	}
-	t.Logf("failed as expected: %s", reason)
+	if condition := vmimCondition(vmim, kubevirtv1.MigrationFailedCondition); condition == nil || !strings.Contains(condition.Message, "pre-copy cannot converge") {
+		t.Errorf("the VMIM's %s condition does not carry the figures: %+v", kubevirtv1.MigrationFailedCondition, condition)
+	}
+	if events := l.eventMessages(t, "ocp7", spec.namespace, "type=Warning"); !strings.Contains(events, "pre-copy cannot converge") {
+		t.Errorf("no Warning event carries the figures: %s", events)
+	}
+	if passes := vmim.Status.MigrationState.Progress; passes != nil && passes.Iteration > 4 {
+		t.Errorf("decided at pass %d: the figures of 3 passes should have decided", passes.Iteration)
+	}
+	t.Logf("failed as expected after %s: %s", vmim.Status.MigrationState.EndTimestamp.Sub(vmim.Status.MigrationState.StartTimestamp.Time), reason)
 	if l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName != source {
 		t.Fatal("the VMI left its source although the migration failed")
 	}
@@ -245,8 +249,102 @@ func TestNonConvergingMigrationFailsAtTheProgressTimeout(t *testing.T) {
 	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
 }
 
-// With auto-converge allowed, the same kind of migration completes: QEMU
-// throttles the guest's CPU until the link keeps up.
+// migrateBusyVM starts the VM on ocp7, makes it dirty memory at least
+// twice as fast as a 2 MiB/s link carries, and migrates it: it returns the
+// guest before, the node it ran on, and the VMIM once final.
+func (l *labEnv) migrateBusyVM(t *testing.T, spec vmSpec) (*guestagent.Info, string, *kubevirtv1.VirtualMachineInstanceMigration) {
+	t.Helper()
+	l.createVM(t, "ocp7", spec)
+	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	source := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName
+	l.startDirtying(t, "ocp7", spec, 16, 4)
+	name := l.migrate(t, "ocp7", spec.namespace, spec.name)
+	return before, source, l.waitVMIMFinal(t, "ocp7", spec.namespace, name, 3*time.Minute)
+}
+
+// startDirtying makes the guest dirty memory at askedMiBps and waits until
+// it achieves at least achievedMiBps (TCG slows a guest down).
+func (l *labEnv) startDirtying(t testing.TB, contextName string, spec vmSpec, askedMiBps, achievedMiBps float64) {
+	t.Helper()
+	l.guestCall(t, contextName, spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: askedMiBps, WorkingSetMiB: *benchDirtyWorkingSet}, nil)
+	l.waitFor(t, fmt.Sprintf("the guest to dirty memory at %.0f MiB/s or more", achievedMiBps), time.Minute, func() (bool, string) {
+		info, err := l.guestInfo(t, contextName, spec.namespace, spec.name)
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.Dirty.AchievedMiBps >= achievedMiBps, fmt.Sprintf("dirtying %.1f MiB/s", info.Dirty.AchievedMiBps)
+	})
+}
+
+// eventMessages are the messages of the namespace's events that match
+// fieldSelector, space-separated.
+func (l *labEnv) eventMessages(t testing.TB, contextName, namespace, fieldSelector string) string {
+	t.Helper()
+	return l.mustKubectl(t, contextName, "", "get", "events", "-n", namespace, "--field-selector", fieldSelector, "-o", "jsonpath={.items[*].message}")
+}
+
+// vmimCondition is the VMIM's condition of that type, nil without one.
+func vmimCondition(m *kubevirtv1.VirtualMachineInstanceMigration, conditionType kubevirtv1.VirtualMachineInstanceMigrationConditionType) *kubevirtv1.VirtualMachineInstanceMigrationCondition {
+	for i := range m.Status.Conditions {
+		if m.Status.Conditions[i].Type == conditionType {
+			return &m.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// A MigrationPolicy that selects the VM by its labels and its namespace's
+// allows post-copy (the cluster-wide configuration does not): the same
+// kind of migration switches to post-copy as soon as the source agent
+// sees pre-copy cannot converge, and completes without a reboot. The VMI
+// shows the policy in effect.
+func TestAMigrationPolicyLetsAMigrationThatCannotConvergeSwitchToPostCopy(t *testing.T) {
+	l := sharedLab(t)
+	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"64Mi","progressTimeout":600,"allowAutoConverge":false,"allowPostCopy":false}`)
+	defer restore()
+	spec := vmSpec{name: "busy", namespace: "postcopy-policy", labels: "{workload: busy}"}
+	l.ensureNamespace(t, "ocp7", spec.namespace)
+	l.mustKubectl(t, "ocp7", "", "label", "namespace", spec.namespace, "tier=batch", "--overwrite")
+	l.mustKubectl(t, "ocp7", `apiVersion: migrations.kubevirt.io/v1alpha1
+kind: MigrationPolicy
+metadata: {name: busy-postcopy}
+spec:
+  selectors:
+    namespaceSelector: {tier: batch}
+    virtualMachineInstanceSelector: {workload: busy}
+  allowPostCopy: true
+  bandwidthPerMigration: 2Mi
+`, "apply", "-f", "-")
+	defer l.mustKubectl(t, "ocp7", "", "delete", "migrationpolicy", "busy-postcopy", "--ignore-not-found")
+	before, source, vmim := l.migrateBusyVM(t, spec)
+	state := vmim.Status.MigrationState
+	if vmim.Status.Phase != kubevirtv1.MigrationSucceeded {
+		t.Fatalf("with post-copy allowed by the policy the migration ended %s: %s", vmim.Status.Phase, vmim.FailureMessage())
+	}
+	if state.Mode != kubevirtv1.MigrationPostCopy {
+		t.Errorf("the migration ended in mode %q: it should have switched to post-copy", state.Mode)
+	}
+	vmi := l.vmi(t, "ocp7", spec.namespace, spec.name)
+	if vmi.Status.NodeName == source {
+		t.Fatalf("the VMI is still on %s", source)
+	}
+	applied := vmi.Status.MigrationState
+	if applied.MigrationPolicyName == nil || *applied.MigrationPolicyName != "busy-postcopy" {
+		t.Errorf("migrationPolicyName %v, want busy-postcopy", applied.MigrationPolicyName)
+	}
+	if config := applied.MigrationConfiguration; config == nil || config.AllowPostCopy == nil || !*config.AllowPostCopy ||
+		config.BandwidthPerMigration == nil || config.BandwidthPerMigration.String() != "2Mi" {
+		t.Errorf("migrationConfiguration %+v: want the policy's allowPostCopy and bandwidthPerMigration over the cluster's", config)
+	}
+	if info := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second); info.BootID != before.BootID {
+		t.Fatal("the guest rebooted")
+	}
+	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
+}
+
+// With auto-converge allowed, the same kind of migration completes: the
+// source agent sees pre-copy cannot converge and raises QEMU's throttle at
+// once to what the figures call for.
 func TestAutoConvergeCompletesABusyMigration(t *testing.T) {
 	l := sharedLab(t)
 	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"8Mi","progressTimeout":60,"allowAutoConverge":true}`)
@@ -254,11 +352,14 @@ func TestAutoConvergeCompletesABusyMigration(t *testing.T) {
 	spec := vmSpec{name: "throttled", namespace: "autoconverge"}
 	l.createVM(t, "ocp7", spec)
 	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: 16, WorkingSetMiB: 24}, nil)
+	l.startDirtying(t, "ocp7", spec, 16, 4)
 	name := l.migrate(t, "ocp7", spec.namespace, spec.name)
 	vmim := l.waitVMIMFinal(t, "ocp7", spec.namespace, name, 4*time.Minute)
 	if vmim.Status.Phase != kubevirtv1.MigrationSucceeded {
 		t.Fatalf("with auto-converge the migration ended %s: %s", vmim.Status.Phase, vmim.Status.MigrationState.FailureReason)
+	}
+	if events := l.eventMessages(t, "ocp7", spec.namespace, "reason=NotConverging"); !strings.Contains(events, "throttling the guest's vCPUs to") {
+		t.Errorf("no NotConverging event says the guest was throttled at once: %q", events)
 	}
 	if info := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second); info.BootID != before.BootID {
 		t.Fatal("the guest rebooted")
@@ -268,7 +369,7 @@ func TestAutoConvergeCompletesABusyMigration(t *testing.T) {
 
 // setMigrationConfig merges settings into the KubeVirt CR's
 // spec.configuration.migrations and returns a function restoring them.
-func (l *labEnv) setMigrationConfig(t *testing.T, contextName, migrations string) func() {
+func (l *labEnv) setMigrationConfig(t testing.TB, contextName, migrations string) func() {
 	t.Helper()
 	previous := l.mustKubectl(t, contextName, "", "get", "kubevirt", "kubevirt", "-n", "openshift-cnv", "-o", "jsonpath={.spec.configuration.migrations}")
 	l.mustKubectl(t, contextName, "", "patch", "kubevirt", "kubevirt", "-n", "openshift-cnv", "--type=merge",

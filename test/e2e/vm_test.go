@@ -28,6 +28,7 @@ type vmSpec struct {
 	mac                          string // the NIC's MAC, "" to let the controller choose
 	restoreRunStrategy           string // receiver VMs: annotation kubevirt.io/restore-run-strategy
 	kernelArgs                   string // spec.domain.firmware.kernelBoot.kernelArgs
+	labels                       string // the template's labels (the VMI's), e.g. "{workload: busy}"
 }
 
 func (s vmSpec) manifest() string {
@@ -40,7 +41,10 @@ func (s vmSpec) manifest() string {
 	if s.image == "" {
 		s.image = "cclm/guest"
 	}
-	var dvTemplates, dataDisk, dataVolume, annotations, mac, firmware string
+	var dvTemplates, dataDisk, dataVolume, annotations, mac, firmware, templateMeta string
+	if s.labels != "" {
+		templateMeta = "\n    metadata: {labels: " + s.labels + "}"
+	}
 	if s.restoreRunStrategy != "" {
 		annotations = fmt.Sprintf(", annotations: {%s: %s}", kubevirtv1.RestoreRunStrategyAnnotation, s.restoreRunStrategy)
 	}
@@ -65,7 +69,7 @@ kind: VirtualMachine
 metadata: {name: %s, namespace: %s%s}
 spec:
   runStrategy: %s%s
-  template:
+  template:%s
     spec:
       domain:
         memory: {guest: %s}%s
@@ -78,17 +82,17 @@ spec:
       - {name: default, pod: {}}
       volumes:
       - {name: rootdisk, containerDisk: {image: %s}}%s
-`, s.name, s.namespace, annotations, s.runStrategy, dvTemplates, s.memory, firmware, dataDisk, mac, s.image, dataVolume)
+`, s.name, s.namespace, annotations, s.runStrategy, dvTemplates, templateMeta, s.memory, firmware, dataDisk, mac, s.image, dataVolume)
 }
 
 // createVM makes the namespace (if needed) and the VM on a lab cluster.
-func (l *labEnv) createVM(t *testing.T, contextName string, spec vmSpec) {
+func (l *labEnv) createVM(t testing.TB, contextName string, spec vmSpec) {
 	t.Helper()
 	l.ensureNamespace(t, contextName, spec.namespace)
 	l.mustKubectl(t, contextName, spec.manifest(), "apply", "-f", "-")
 }
 
-func (l *labEnv) ensureNamespace(t *testing.T, contextName, namespace string) {
+func (l *labEnv) ensureNamespace(t testing.TB, contextName, namespace string) {
 	t.Helper()
 	l.mustKubectl(t, contextName, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", namespace), "apply", "-f", "-")
 }

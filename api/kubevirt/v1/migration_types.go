@@ -264,8 +264,9 @@ type VirtualMachineInstanceMigrationState struct {
 	// Mode is PreCopy, PostCopy or Paused.
 	// +optional
 	Mode MigrationMode `json:"mode,omitempty"`
-	// MigrationPolicyName is the matched migration policy; cclm has none
-	// and leaves it unset.
+	// MigrationPolicyName is the MigrationPolicy (migrations.kubevirt.io)
+	// that matched the VMI when the migration started, whose settings
+	// migrationConfiguration includes; unset when none matched.
 	// +optional
 	MigrationPolicyName *string `json:"migrationPolicyName,omitempty"`
 	// MigrationConfiguration is the resolved configuration the migration

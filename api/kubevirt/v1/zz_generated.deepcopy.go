@@ -569,6 +569,11 @@ func (in *MigrationConfiguration) DeepCopyInto(out *MigrationConfiguration) {
 		*out = new(uint32)
 		**out = **in
 	}
+	if in.ParallelMigrationThreads != nil {
+		in, out := &in.ParallelMigrationThreads, &out.ParallelMigrationThreads
+		*out = new(uint32)
+		**out = **in
+	}
 	if in.AllowAutoConverge != nil {
 		in, out := &in.AllowAutoConverge, &out.AllowAutoConverge
 		*out = new(bool)
