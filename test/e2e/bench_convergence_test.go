@@ -47,13 +47,15 @@ func BenchmarkConvergence(b *testing.B) {
 	testenv.RequireLab(b)
 	l := benchLab(b)
 	var samples []benchConvergeSample
+	runs := 0 // every run gets a namespace of its own: a deleted one lingers
 	for _, policy := range benchConvergePolicies {
 		b.Run(policy.name, func(b *testing.B) {
 			restore := l.setMigrationConfig(b, benchCluster, fmt.Sprintf(`{"bandwidthPerMigration":%q,"progressTimeout":600,%s}`, *benchConvergeLink, policy.allows))
 			defer restore()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				spec := vmSpec{name: "converge", namespace: fmt.Sprintf("bench-converge-%s-%d", policy.name, i)}
+				runs++
+				spec := vmSpec{name: "converge", namespace: fmt.Sprintf("bench-converge-%s-%d", policy.name, runs)}
 				l.createVM(b, benchCluster, spec)
 				l.waitGuestReady(b, benchCluster, spec.namespace, spec.name, 90*time.Second)
 				l.startDirtying(b, benchCluster, spec, *benchConvergeDirty, *benchConvergeDirty/2)
