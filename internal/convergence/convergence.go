@@ -24,9 +24,12 @@ import (
 const (
 	// DecisionPass is the dirty-sync count from which the figures are
 	// trusted: QEMU syncs once at the start and once after each pass, so
-	// from the third sync on it has measured two whole passes (the first
-	// one, a full copy, says little about the guest's dirtying).
-	DecisionPass = 3
+	// from the second sync on it has measured the guest's dirtying over a
+	// whole pass (over at least a second: QEMU leaves the rate at 0 after
+	// a shorter one, and a rate of 0 decides nothing). Deciding then, not a
+	// pass later, is what lets a hopeless migration switch to post-copy
+	// before it sent its memory twice.
+	DecisionPass = 2
 	// MaxPasses is the most passes pre-copy is predicted to need and still
 	// counted as converging: at r = 0.9 a 20× reduction takes 29 passes;
 	// at r = 0.95 (a guest dirtying 15.2 MiB/s on a 16 MiB/s link) it
@@ -152,10 +155,8 @@ func (p *Predictor) Observe(s Sample) Verdict {
 // measureThroughput folds the bytes sent over each window of at least
 // throughputWindow into the smoothed throughput.
 func (p *Predictor) measureThroughput(s Sample) {
-	if s.Pass < 2 {
-		// The first pass is a full copy whose zero pages cost almost
-		// nothing on the wire: it would overstate the link.
-		return
+	if s.Pass < 1 {
+		return // still setting up: nothing sent yet
 	}
 	from := p.windowStart
 	if from == nil || s.TransferredBytes < from.TransferredBytes {
@@ -181,11 +182,11 @@ func (p *Predictor) measureThroughput(s Sample) {
 const throttleSettlePasses = 3
 
 // mayDecide tells whether the figures are trusted (from DecisionPass on,
-// with the throughput measured) and whether a decision is open: the first
-// one, or after a throttle once the guest ran throttled long enough to
-// show its new dirty rate.
+// with the throughput and the dirty rate measured) and whether a decision
+// is open: while pre-copy converges, at every sample; after a throttle,
+// once the guest ran throttled long enough to show its new dirty rate.
 func (p *Predictor) mayDecide(s Sample) bool {
-	if s.Pass < DecisionPass || p.throughput <= 0 {
+	if s.Pass < DecisionPass || p.throughput <= 0 || s.DirtyBytesPerSecond <= 0 {
 		return false
 	}
 	switch p.decided {
@@ -198,6 +199,12 @@ func (p *Predictor) mayDecide(s Sample) bool {
 	}
 }
 
+// decide acts on figures that say pre-copy cannot converge. With
+// auto-converge allowed it never aborts: a throttled guest runs in short
+// bursts, and pre-copy often finds a pass that fits between two of them,
+// which no average dirty rate shows; the completion timeout stays its
+// bound. Post-copy, where allowed, takes over when even throttled
+// pre-copy will not make it in time.
 func (p *Predictor) decide(s Sample) (Action, int, string) {
 	dirty, link := float64(s.DirtyBytesPerSecond), p.throughput
 	left := p.timeLeft(s)
@@ -209,21 +216,25 @@ func (p *Predictor) decide(s Sample) (Action, int, string) {
 		figures = fmt.Sprintf("guest dirties %s/s with its vCPUs throttled to %d%%, link moves %s/s", mib(dirty), s.ThrottlePercent, mib(link))
 	}
 	cannot := fmt.Sprintf("%s: pre-copy cannot converge under %s downtime", figures, p.policy.DowntimeLimit)
+	throttle := 0
 	if p.policy.AllowAutoConverge && s.ThrottlePercent < MaxThrottlePercent {
 		// Throttling by t leaves (1-t) of the guest's vCPU time, and of
 		// its dirtying.
 		unthrottled := dirty / (1 - float64(s.ThrottlePercent)/100)
-		throttle := neededThrottle(unthrottled, link, s.ThrottlePercent)
+		throttle = neededThrottle(unthrottled, link, s.ThrottlePercent)
 		throttled := unthrottled * (1 - float64(throttle)/100)
-		if converges(s.RemainingBytes, throttled, link, p.policy.DowntimeLimit, left) {
+		if converges(s.RemainingBytes, throttled, link, p.policy.DowntimeLimit, left) || !p.policy.AllowPostCopy {
 			return Throttle, throttle, fmt.Sprintf("%s; throttling the guest's vCPUs to %d%% (allowAutoConverge)", cannot, throttle)
 		}
 		cannot = fmt.Sprintf("%s, nor in time with its vCPUs throttled to %d%%", cannot, throttle)
 	}
-	if p.policy.AllowPostCopy {
+	switch {
+	case p.policy.AllowPostCopy:
 		return PostCopy, 0, cannot + "; switching to post-copy (allowPostCopy)"
+	case p.policy.AllowAutoConverge:
+		return Continue, 0, "" // throttled to the maximum: the completion timeout decides
 	}
-	return Abort, 0, cannot + "; " + fix(p.policy)
+	return Abort, 0, cannot + "; allow post-copy or auto-converge in a MigrationPolicy"
 }
 
 // timeLeft is the time until the completion deadline; +Inf without one.
@@ -232,14 +243,6 @@ func (p *Predictor) timeLeft(s Sample) time.Duration {
 		return time.Duration(math.MaxInt64)
 	}
 	return p.policy.Budget - s.Elapsed
-}
-
-// fix names what the user can change.
-func fix(policy Policy) string {
-	if policy.AllowAutoConverge {
-		return "allow post-copy in a MigrationPolicy, raise completionTimeoutPerGiB, or lower the guest's write rate"
-	}
-	return "allow post-copy or auto-converge in a MigrationPolicy"
 }
 
 // converges tells whether pre-copy, starting with remaining bytes dirty,

@@ -106,6 +106,31 @@ func TestPredictorDecisions(t *testing.T) {
 	}
 }
 
+// The same guest without post-copy allowed is throttled to the maximum and
+// then left to QEMU: a throttled guest may still find a pass that fits,
+// and the completion timeout bounds the wait.
+func TestThrottleThatDoesNotHelpIsLeftToTheCompletionTimeout(t *testing.T) {
+	p := New(Policy{DowntimeLimit: 300 * time.Millisecond, AllowAutoConverge: true, Budget: time.Hour})
+	var sent int64
+	throttle := 0
+	for tick := 0; tick < 4*60; tick++ {
+		elapsed := time.Duration(tick) * 250 * time.Millisecond
+		sent += 4 * mibps
+		v := p.Observe(Sample{Elapsed: elapsed, Pass: 1 + int64(elapsed/time.Second), TransferredBytes: sent, RemainingBytes: 40 * mibps,
+			DirtyBytesPerSecond: 17 * mibps, ThrottlePercent: throttle})
+		switch v.Action {
+		case Throttle:
+			throttle = v.ThrottlePercent
+		case Continue:
+		default:
+			t.Fatalf("%s at pass %d: with auto-converge allowed cclm does not end a migration early", v.Action, v.Pass)
+		}
+	}
+	if throttle != MaxThrottlePercent {
+		t.Errorf("throttle %d%%, want it raised to %d%%", throttle, MaxThrottlePercent)
+	}
+}
+
 // A guest whose dirtying does not slow down when throttled (say, a device
 // writing its memory) is throttled further, and once the throttle is at
 // its maximum, post-copy takes over if allowed.
@@ -135,10 +160,14 @@ func TestThrottleThatDoesNotHelpEndsInPostCopy(t *testing.T) {
 func TestNothingIsDecidedBeforeTheFiguresAreTrusted(t *testing.T) {
 	p := New(Policy{DowntimeLimit: 300 * time.Millisecond})
 	for tick := 0; tick < 20; tick++ {
-		v := p.Observe(Sample{Elapsed: time.Duration(tick) * 250 * time.Millisecond, Pass: 2, TransferredBytes: int64(tick) * 4 * mibps,
+		v := p.Observe(Sample{Elapsed: time.Duration(tick) * 250 * time.Millisecond, Pass: 1, TransferredBytes: int64(tick) * 4 * mibps,
 			RemainingBytes: 100 * mibps, DirtyBytesPerSecond: 100 * mibps})
 		if v.Action != Continue {
-			t.Fatalf("decided %s in pass 2: the figures of two whole passes are needed", v.Action)
+			t.Fatalf("decided %s in the first pass: the dirtying of a whole pass is needed", v.Action)
+		}
+		v = New(Policy{DowntimeLimit: time.Second}).Observe(Sample{Pass: 5, RemainingBytes: 100 * mibps})
+		if v.Action != Continue {
+			t.Fatalf("decided %s without a throughput or a dirty rate", v.Action)
 		}
 	}
 }

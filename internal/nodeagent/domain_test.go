@@ -139,10 +139,18 @@ func TestMigrationParamsFollowTheKubeVirtConfiguration(t *testing.T) {
 			t.Errorf("parallelMigrationThreads %v: multifd %v with %d channels, want %v with %d", ptr.Deref(c.threads, 99), params.Multifd, params.MultifdChannels, c.multifd, c.channels)
 		}
 	}
-	crossCluster := &kubevirtv1.VirtualMachineInstanceMigrationState{MigrationUID: "m1",
-		SourceState: &kubevirtv1.VirtualMachineInstanceMigrationSourceState{VirtualMachineInstanceCommonMigrationState: kubevirtv1.VirtualMachineInstanceCommonMigrationState{MigrationUID: "m1"}}}
-	if params := migrationParams(crossCluster, 0); params.Multifd {
-		t.Error("a cross-cluster migration uses multifd: each cluster configures its side, and the two could disagree on the stream's format")
+	// A cross-cluster receiver goes by the source cluster's configuration,
+	// whatever its own says, and waits for it.
+	single, four := uint32(0), uint32(4)
+	receiver := &kubevirtv1.VirtualMachineInstanceMigrationState{MigrationUID: "m2",
+		MigrationConfiguration: &kubevirtv1.MigrationConfiguration{ParallelMigrationThreads: &four},
+		TargetState:            &kubevirtv1.VirtualMachineInstanceMigrationTargetState{VirtualMachineInstanceCommonMigrationState: kubevirtv1.VirtualMachineInstanceCommonMigrationState{MigrationUID: "m2"}}}
+	if streamKnown(receiver) {
+		t.Error("a receiver without the source's configuration would guess the stream's format")
+	}
+	receiver.SourceState = &kubevirtv1.VirtualMachineInstanceMigrationSourceState{MigrationConfiguration: &kubevirtv1.MigrationConfiguration{ParallelMigrationThreads: &single, AllowPostCopy: &on}}
+	if params := migrationParams(receiver, 0); !streamKnown(receiver) || params.Multifd || !params.PostCopy {
+		t.Errorf("receiver params %+v: want the source's one stream and post-copy", params)
 	}
 	if plain := migrationParams(&kubevirtv1.VirtualMachineInstanceMigrationState{}, 0); plain.PauseBeforeSwitchover || plain.AutoConverge || plain.PostCopy {
 		t.Fatalf("defaults %+v: no disks means no pre-switchover pause, and nothing allowed unless configured", plain)

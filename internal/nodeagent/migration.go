@@ -82,6 +82,10 @@ type migrator struct {
 	network       migrationNetwork
 	virtNamespace string
 
+	// changes wakes the waits on a VMI (awaitTakeover) when this agent
+	// sees it change.
+	changes changeNotifier
+
 	mu sync.Mutex
 	// active holds every migration this agent took a side in, by UID,
 	// finished ones too: a side runs at most once, however often (and
@@ -127,6 +131,9 @@ func (m *migrator) reconcile(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	}
 	switch migrationRole(state, vmi.Status.NodeName, m.runner.node) {
 	case qemu.RoleTarget:
+		if !streamKnown(state) {
+			return // the source's configuration comes with its half of the state
+		}
 		m.ensure(ctx, vmi, qemu.RoleTarget, m.runTarget)
 	case qemu.RoleSource:
 		m.ensure(ctx, vmi, qemu.RoleSource, m.runSource)
@@ -268,6 +275,13 @@ func (m *migrator) patchMigrationState(ctx context.Context, vmi *kubevirtv1.Virt
 // the other writers (statusRetry): from the cache first, then from the API
 // itself.
 func (m *migrator) patchVMIStatus(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, change func(*kubevirtv1.VirtualMachineInstanceStatus)) error {
+	return m.patchVMIStatusFrom(ctx, vmi, nil, change)
+}
+
+// patchVMIStatusFrom is patchVMIStatus starting from latest, a copy of
+// the VMI just returned by the API (nil: read it), which saves a read and,
+// after this agent's own write, the conflict a stale cache would cause.
+func (m *migrator) patchVMIStatusFrom(ctx context.Context, vmi, latest *kubevirtv1.VirtualMachineInstance, change func(*kubevirtv1.VirtualMachineInstanceStatus)) error {
 	uid := vmi.Status.MigrationState.MigrationUID
 	var reader client.Reader = m.runner.client
 	retriable := func(err error) bool {
@@ -276,7 +290,13 @@ func (m *migrator) patchVMIStatus(ctx context.Context, vmi *kubevirtv1.VirtualMa
 	}
 	return retry.OnError(statusRetry, retriable, func() error {
 		var current kubevirtv1.VirtualMachineInstance
-		err := reader.Get(ctx, client.ObjectKeyFromObject(vmi), &current)
+		var err error
+		if latest != nil {
+			latest.DeepCopyInto(&current)
+			latest = nil
+		} else {
+			err = reader.Get(ctx, client.ObjectKeyFromObject(vmi), &current)
+		}
 		reader = m.apiReader // a retry reads what the API has now
 		if err != nil {
 			return err
@@ -302,13 +322,16 @@ func (e settledError) Unwrap() error { return e.error }
 func settled(err error) error { return settledError{err} }
 
 // migrationParams turns the KubeVirt migration settings the controller
-// copied into migrationState into QEMU's.
+// copied into migrationState into QEMU's. Both sides must agree on the
+// stream's format (multifd channels, post-copy), which the configuration
+// decides: a cross-cluster receiver therefore goes by the source cluster's
+// (streamConfiguration).
 func migrationParams(state *kubevirtv1.VirtualMachineInstanceMigrationState, disks int) qemu.MigrationParams {
 	params := qemu.DefaultMigrationParams()
 	params.TLS = true
 	params.TLSHostname = install.MigrationTLSName
 	params.PauseBeforeSwitchover = disks > 0
-	if config := state.MigrationConfiguration; config != nil {
+	if config := streamConfiguration(state); config != nil {
 		params.AutoConverge = config.AllowAutoConverge != nil && *config.AllowAutoConverge
 		params.PostCopy = config.AllowPostCopy != nil && *config.AllowPostCopy
 		if config.BandwidthPerMigration != nil {
@@ -318,15 +341,27 @@ func migrationParams(state *kubevirtv1.VirtualMachineInstanceMigrationState, dis
 			params.Multifd, params.MultifdChannels = *threads > 0, int(*threads)
 		}
 	}
-	if state.IsDecentralizedSource() || state.IsDecentralizedTarget() {
-		// Both sides must agree on the stream's format (multifd or not),
-		// and across clusters each side reads its own cluster's
-		// configuration and policies, which may differ: one stream, until
-		// the source's format travels to the receiver with its half of
-		// the migration state.
-		params.Multifd = false
-	}
 	return params
+}
+
+// streamConfiguration is the configuration that decides the migration
+// stream: the source's own, which a cross-cluster receiver has from the
+// source's half of the state (nil until it arrived: see streamKnown).
+func streamConfiguration(state *kubevirtv1.VirtualMachineInstanceMigrationState) *kubevirtv1.MigrationConfiguration {
+	if state.IsDecentralizedTarget() {
+		if state.SourceState == nil {
+			return nil
+		}
+		return state.SourceState.MigrationConfiguration
+	}
+	return state.MigrationConfiguration
+}
+
+// streamKnown tells whether this side knows the stream's format: a
+// cross-cluster receiver waits for the source's configuration before it
+// prepares its QEMU, which could not change its format afterwards.
+func streamKnown(state *kubevirtv1.VirtualMachineInstanceMigrationState) bool {
+	return !state.IsDecentralizedTarget() || streamConfiguration(state) != nil
 }
 
 // tlsMaterial is the cluster's migration trust: its CA bundle plus the
@@ -642,7 +677,7 @@ func (m *migrator) claimVMI(ctx context.Context, vmi *kubevirtv1.VirtualMachineI
 		return err
 	}
 	var failedMeanwhile *kubevirtv1.VirtualMachineInstanceMigrationState
-	err := m.patchVMIStatus(ctx, vmi, func(status *kubevirtv1.VirtualMachineInstanceStatus) {
+	err := m.patchVMIStatusFrom(ctx, vmi, &current, func(status *kubevirtv1.VirtualMachineInstanceStatus) {
 		claimStatus(status, r.node, metav1.Now())
 		if state := status.MigrationState; state.IsDecentralizedTarget() && state.Failed {
 			failedMeanwhile = state
@@ -950,33 +985,70 @@ func decentralizedTakeover(state *kubevirtv1.VirtualMachineInstanceMigrationStat
 	return state.Completed, nil
 }
 
-// takeoverPollInterval is how often awaitTakeover reads the VMI from the
-// informer cache (no API call): the wait is on a migration's critical path
-// (the VMIM succeeds once the source has quit), so short.
-const takeoverPollInterval = 20 * time.Millisecond
+// takeoverRecheck is how often awaitTakeover reads the VMI without being
+// woken: a change it missed (the agent's reconcile of the VMI runs after
+// other VMIs') costs at most this.
+const takeoverRecheck = 500 * time.Millisecond
 
-// awaitTakeover polls the VMI until takenOver says the target runs the
-// guest or says why it never will, for at most timeout; it
-// returns the VMI as it was then. An abort does not end the wait: once the
-// source's QEMU has sent the guest, only the target can say whether it
-// runs, and the paused source waits for that.
+// awaitTakeover waits until takenOver says the migrated guest runs at the
+// target, reading the VMI from the cache each time this agent sees it
+// change. On timeout the source stays paused, for an operator: never two
+// running copies.
 func (m *migrator) awaitTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, timeout time.Duration, takenOver func(*kubevirtv1.VirtualMachineInstance) (bool, error), notYet string) (*kubevirtv1.VirtualMachineInstance, error) {
 	ctx = context.WithoutCancel(ctx)
-	deadline := time.Now().Add(timeout)
+	key := client.ObjectKeyFromObject(vmi)
+	expired := time.NewTimer(timeout)
+	defer expired.Stop()
+	recheck := time.NewTicker(takeoverRecheck)
+	defer recheck.Stop()
 	for {
+		changed := m.changes.next(key) // before the read: no change slips between
 		var current kubevirtv1.VirtualMachineInstance
-		if err := m.runner.client.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err == nil {
+		if err := m.runner.client.Get(ctx, key, &current); err == nil {
 			done, err := takenOver(&current)
 			if err != nil || done {
 				return &current, err
 			}
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed:
+		case <-recheck.C:
+		case <-expired.C:
 			// The source is paused and the target did not take over: do not
 			// risk two copies; say so and keep the source for an operator.
 			return nil, fmt.Errorf("%s within %s after the migration completed; the paused source QEMU is kept", notYet, timeout)
 		}
-		time.Sleep(takeoverPollInterval)
+	}
+}
+
+// changeNotifier hands out channels that close when a VMI changes.
+type changeNotifier struct {
+	mu      sync.Mutex
+	waiting map[types.NamespacedName]chan struct{}
+}
+
+// next is closed at the next notify for key.
+func (n *changeNotifier) next(key types.NamespacedName) <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.waiting == nil {
+		n.waiting = map[types.NamespacedName]chan struct{}{}
+	}
+	ch, ok := n.waiting[key]
+	if !ok {
+		ch = make(chan struct{})
+		n.waiting[key] = ch
+	}
+	return ch
+}
+
+// notify wakes whoever waits on key.
+func (n *changeNotifier) notify(key types.NamespacedName) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ch, ok := n.waiting[key]; ok {
+		close(ch)
+		delete(n.waiting, key)
 	}
 }
 

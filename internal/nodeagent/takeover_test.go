@@ -7,6 +7,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -134,5 +135,30 @@ func TestTakeoverOfAReplacedMigrationIsNotRetried(t *testing.T) {
 	err := m.recordTakeover(context.Background(), receiverVMI())
 	if err == nil || !strings.Contains(err.Error(), "no longer the VMI's") {
 		t.Fatalf("err %v: want the migration named as no longer the VMI's", err)
+	}
+}
+
+func TestChangeNotifierWakesEveryWaiterOnce(t *testing.T) {
+	var n changeNotifier
+	key := types.NamespacedName{Namespace: "ns", Name: "vm"}
+	first, second := n.next(key), n.next(key)
+	n.notify(types.NamespacedName{Namespace: "ns", Name: "other"})
+	select {
+	case <-first:
+		t.Fatal("woken by another VMI's change")
+	default:
+	}
+	n.notify(key)
+	for _, ch := range []<-chan struct{}{first, second} {
+		select {
+		case <-ch:
+		default:
+			t.Fatal("a waiter was not woken")
+		}
+	}
+	select {
+	case <-n.next(key):
+		t.Fatal("a new wait is woken by an old change")
+	default:
 	}
 }

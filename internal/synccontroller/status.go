@@ -97,6 +97,11 @@ func sourceHalfOf(status *kubevirtv1.VirtualMachineInstanceStatus) kubevirtv1.Vi
 	}
 	half.Node = firstSet(half.Node, state.SourceNode, status.NodeName)
 	half.Pod = firstSet(half.Pod, state.SourcePod)
+	if half.MigrationConfiguration == nil && state.MigrationConfiguration != nil {
+		// The receiver's QEMU must expect the stream this configuration
+		// makes the source send.
+		half.MigrationConfiguration = state.MigrationConfiguration.DeepCopy()
+	}
 	return half
 }
 

@@ -77,6 +77,24 @@ func TestSourceHalfFallsBackToTheFlatFields(t *testing.T) {
 	}
 }
 
+// The receiver's QEMU must expect the stream the source sends, which the
+// source's configuration decides: it travels with the source's half.
+func TestTheSourceHalfCarriesTheSourcesConfiguration(t *testing.T) {
+	threads := uint32(4)
+	peer := sourceVMIStatus()
+	peer.MigrationState.MigrationConfiguration = &kubevirtv1.MigrationConfiguration{ParallelMigrationThreads: &threads}
+	local := &kubevirtv1.VirtualMachineInstanceStatus{MigrationState: &kubevirtv1.VirtualMachineInstanceMigrationState{
+		MigrationConfiguration: &kubevirtv1.MigrationConfiguration{}}}
+	applyPeerStatus(local, peer, roleSource)
+	got := local.MigrationState.SourceState.MigrationConfiguration
+	if got == nil || got.ParallelMigrationThreads == nil || *got.ParallelMigrationThreads != 4 {
+		t.Fatalf("sourceState.migrationConfiguration %+v: want the source's", got)
+	}
+	if local.MigrationState.MigrationConfiguration.ParallelMigrationThreads != nil {
+		t.Error("the receiver's own migrationConfiguration changed")
+	}
+}
+
 func TestSourceCopiesTheTargetHalfAndTheFlatFields(t *testing.T) {
 	local := sourceVMIStatus()
 	peer := targetVMIStatusFlat()

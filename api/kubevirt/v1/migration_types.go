@@ -324,6 +324,14 @@ type VirtualMachineInstanceMigrationSourceState struct {
 	// labels of the source node).
 	// +optional
 	NodeSelectors map[string]string `json:"nodeSelectors,omitempty"`
+
+	// MigrationConfiguration is a cclm extension: the configuration the
+	// source cluster migrates with (its KubeVirt CR and MigrationPolicy,
+	// as in the source's migrationState.migrationConfiguration). The
+	// receiving side's QEMU must expect the stream the source sends
+	// (multifd channels, post-copy), which that configuration decides.
+	// +optional
+	MigrationConfiguration *MigrationConfiguration `json:"migrationConfiguration,omitempty"`
 }
 
 // VirtualMachineInstanceMigrationTargetState is the target side's state.
