@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -179,6 +180,9 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	if err := setupControllers(mgr, store, runner); err != nil {
 		return err
 	}
+	if err := notifyVMIChanges(ctx, mgr, &runner.migrator.changes); err != nil {
+		return err
+	}
 	nncp := &nncpReconciler{client: mgr.GetClient(), reader: mgr.GetAPIReader(), node: opts.NodeName,
 		host: netlinkHost{node: env.node}, logger: logger, applied: migration0.kick}
 	if err := setupNNCP(mgr, nncp); err != nil {
@@ -204,6 +208,24 @@ func newManager(restConfig *rest.Config, logger *slog.Logger) (ctrl.Manager, err
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
+}
+
+// notifyVMIChanges wakes the waits on a VMI (changes) as soon as the cache
+// holds its new version, straight from the informer: the VMI controller's
+// reconcile of it may wait behind others'.
+func notifyVMIChanges(ctx context.Context, mgr ctrl.Manager, changes *changeNotifier) error {
+	informer, err := mgr.GetCache().GetInformer(ctx, &kubevirtv1.VirtualMachineInstance{})
+	if err != nil {
+		return err
+	}
+	_, err = informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, obj any) {
+			if vmi, ok := obj.(*kubevirtv1.VirtualMachineInstance); ok {
+				changes.notify(client.ObjectKeyFromObject(vmi))
+			}
+		},
+	})
+	return err
 }
 
 func setupControllers(mgr ctrl.Manager, store *storage, runner *vmiRunner) error {

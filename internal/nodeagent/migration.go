@@ -82,8 +82,8 @@ type migrator struct {
 	network       migrationNetwork
 	virtNamespace string
 
-	// changes wakes the waits on a VMI (awaitTakeover) when this agent
-	// sees it change.
+	// changes wakes the waits on a VMI (awaitTakeover) when this agent's
+	// cache sees it change (notifyVMIChanges).
 	changes changeNotifier
 
 	mu sync.Mutex
@@ -986,8 +986,8 @@ func decentralizedTakeover(state *kubevirtv1.VirtualMachineInstanceMigrationStat
 }
 
 // takeoverRecheck is how often awaitTakeover reads the VMI without being
-// woken: a change it missed (the agent's reconcile of the VMI runs after
-// other VMIs') costs at most this.
+// woken (notifyVMIChanges wakes it at every change the cache sees): a
+// safety net, not the way it learns.
 const takeoverRecheck = 500 * time.Millisecond
 
 // awaitTakeover waits until takenOver says the migrated guest runs at the

@@ -169,9 +169,6 @@ func (r *vmiRunner) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 	if err := r.client.Get(ctx, req.NamespacedName, &vmi); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if r.migrator != nil {
-		r.migrator.changes.notify(req.NamespacedName)
-	}
 	if r.migrator != nil && vmi.DeletionTimestamp == nil {
 		r.migrator.reconcile(ctx, &vmi)
 	}
