@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
@@ -338,6 +339,11 @@ func (vm *traveller) migrates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The clusters configure migrations differently: the receiver's QEMU
+	// must expect the stream the source sends (3 multifd channels), not the
+	// one its own cluster would (one stream).
+	defer l.setMigrationConfig(t, sourceCluster, `{"parallelMigrationThreads":3}`)()
+	defer l.setMigrationConfig(t, targetCluster, `{"parallelMigrationThreads":0}`)()
 	a := vm.prepareReceiver(t)
 	began := time.Now()
 	vm.send(t, a)
@@ -366,6 +372,11 @@ func (vm *traveller) migrates(t *testing.T) {
 	l.guestCall(t, targetCluster, a.namespace, vm.spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
 	if !verified.OK || verified.Digest != vm.written.Digest {
 		t.Fatalf("the data disk on ocp1: %+v; written on ocp7 with digest %s", verified, vm.written.Digest)
+	}
+
+	if state := l.vmi(t, targetCluster, a.namespace, vm.spec.name).Status.MigrationState; state == nil || state.SourceState == nil ||
+		state.SourceState.MigrationConfiguration == nil || ptr.Deref(state.SourceState.MigrationConfiguration.ParallelMigrationThreads, 0) != 3 {
+		t.Errorf("the receiving VMI does not show the source cluster's configuration (parallelMigrationThreads 3) in sourceState: %+v", state)
 	}
 
 	vm.assertLeftTheSource(t)
