@@ -94,20 +94,17 @@ type Sample struct {
 	ThrottlePercent int
 }
 
-// Verdict is the predictor's answer to a sample: what to do, and the
-// figures it decided on.
+// Verdict is the predictor's answer to a sample: what to do, at which
+// pass, and why.
 type Verdict struct {
 	Action Action
 	// ThrottlePercent is the throttle to apply, with Throttle.
 	ThrottlePercent int
-	// Pass, DirtyBytesPerSecond, ThroughputBytesPerSecond and
-	// RemainingBytes are the figures decided on.
-	Pass                     int64
-	DirtyBytesPerSecond      float64
-	ThroughputBytesPerSecond float64
-	RemainingBytes           int64
-	// Reason explains the decision in a user's terms, with the fix for
-	// Abort; empty with Continue.
+	// Pass is the dirty-sync count of the sample decided on.
+	Pass int64
+	// Reason explains the decision in a user's terms, with the figures
+	// (dirty rate, throughput, throttle) and, for Abort, the fix; empty
+	// with Continue.
 	Reason string
 }
 
@@ -137,8 +134,7 @@ func New(policy Policy) *Predictor {
 // higher), PostCopy or Abort, each of the last two at most once.
 func (p *Predictor) Observe(s Sample) Verdict {
 	p.measureThroughput(s)
-	verdict := Verdict{Action: Continue, Pass: s.Pass, DirtyBytesPerSecond: float64(s.DirtyBytesPerSecond),
-		ThroughputBytesPerSecond: p.throughput, RemainingBytes: s.RemainingBytes}
+	verdict := Verdict{Action: Continue, Pass: s.Pass}
 	if !p.mayDecide(s) {
 		return verdict
 	}

@@ -43,12 +43,9 @@ type convergenceWatch struct {
 // with params, which abort ends when pre-copy cannot converge.
 func (m *migrator) watchConvergence(vmi *kubevirtv1.VirtualMachineInstance, source *qemu.Instance, active *activeMigration, params qemu.MigrationParams, abort context.CancelCauseFunc) *convergenceWatch {
 	policy := convergence.Policy{
-		DowntimeLimit:     params.DowntimeLimit,
+		DowntimeLimit:     params.Downtime(),
 		AllowAutoConverge: params.AutoConverge,
 		AllowPostCopy:     params.PostCopy,
-	}
-	if policy.DowntimeLimit == 0 {
-		policy.DowntimeLimit = qemu.DefaultDowntimeLimit
 	}
 	state := vmi.Status.MigrationState
 	if config := state.MigrationConfiguration; config != nil && config.CompletionTimeoutPerGiB != nil {

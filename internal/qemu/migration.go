@@ -126,11 +126,17 @@ func (p MigrationParams) migrationParameters(role MigrationRole) map[string]any 
 		bandwidth = UnlimitedBandwidth
 	}
 	params["max-bandwidth"] = bandwidth
-	params["downtime-limit"] = orDefault(p.DowntimeLimit, DefaultDowntimeLimit).Milliseconds()
+	params["downtime-limit"] = p.Downtime().Milliseconds()
 	params["cpu-throttle-initial"] = orDefault(p.CPUThrottleInitial, DefaultCPUThrottleInitial)
 	params["cpu-throttle-increment"] = orDefault(p.CPUThrottleIncrement, DefaultCPUThrottleIncrement)
 	params["tls-hostname"] = p.TLSHostname
 	return params
+}
+
+// Downtime is the longest switchover pause QEMU aims for: DowntimeLimit,
+// else DefaultDowntimeLimit.
+func (p MigrationParams) Downtime() time.Duration {
+	return orDefault(p.DowntimeLimit, DefaultDowntimeLimit)
 }
 
 // multifd tells whether the stream uses multifd channels: asked for, no

@@ -328,6 +328,10 @@ spec:
 	if vmi.Status.NodeName == source {
 		t.Fatalf("the VMI is still on %s", source)
 	}
+	l.waitFor(t, "exactly one QEMU of the VM (the post-copy source gone)", 30*time.Second, func() (bool, string) {
+		pids := qemuPids(spec.namespace, spec.name)
+		return len(pids) == 1, fmt.Sprintf("QEMU pids %v", pids)
+	})
 	applied := vmi.Status.MigrationState
 	if applied.MigrationPolicyName == nil || *applied.MigrationPolicyName != "busy-postcopy" {
 		t.Errorf("migrationPolicyName %v, want busy-postcopy", applied.MigrationPolicyName)

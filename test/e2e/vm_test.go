@@ -447,7 +447,7 @@ func TestAGuestThatDoesNotBootIsReported(t *testing.T) {
 	if condition.Status != "False" || !strings.Contains(condition.Message, panicLine) {
 		t.Fatalf("AgentConnected %s: %q; want False with the console's panic", condition.Status, condition.Message)
 	}
-	events := l.mustKubectl(t, "ocp7", "", "get", "events", "-n", spec.namespace, "--field-selector", "reason=GuestNotBooted,type=Warning", "-o", "jsonpath={.items[*].message}")
+	events := l.eventMessages(t, "ocp7", spec.namespace, "reason=GuestNotBooted,type=Warning")
 	if !strings.Contains(events, panicLine) {
 		t.Fatalf("no Warning event GuestNotBooted with the console's panic: %q", events)
 	}
