@@ -80,12 +80,17 @@ func (s *stepper) preparingTarget(state *kubevirtv1.VirtualMachineInstanceMigrat
 			state.TargetNode, s.timeouts.TargetReady, missingTargetFields(state)))
 		return
 	}
-	s.wait(ReasonWaitingForTarget, fmt.Sprintf("waiting for the node agent on %s to report targetNodeAddress and targetNodeDomainDetected, until %s",
-		state.TargetNode, stamp(deadline)), deadline)
+	s.wait(ReasonWaitingForTarget, fmt.Sprintf("waiting for the node agent on %s to report targetNodeAddress and targetNodeDomainDetected (%s), until %s",
+		state.TargetNode, missingTargetFields(state), stamp(deadline)), deadline)
 }
 
 func missingTargetFields(state *kubevirtv1.VirtualMachineInstanceMigrationState) string {
 	switch {
+	case state.IsDecentralizedTarget() && state.TargetNodeAddress == "" && (state.SourceState == nil || state.SourceState.MigrationConfiguration == nil):
+		// The receiving agent builds its QEMU for the source's stream
+		// format, which only the source cluster's configuration tells.
+		return "no targetNodeAddress: the source cluster's migration configuration (status.migrationState.sourceState.migrationConfiguration) has not arrived, " +
+			"and the receiving node agent needs it to expect the source's stream; update cclm in the source cluster, whose synchronization controller sends it"
 	case state.TargetNodeAddress == "" && !state.TargetNodeDomainDetected:
 		return "no targetNodeAddress, domain not detected"
 	case state.TargetNodeAddress == "":

@@ -108,6 +108,13 @@ func unclaimed(options ...stateOption) *kubevirtv1.VirtualMachineInstanceMigrati
 func sourcePushed(s *kubevirtv1.VirtualMachineInstanceMigrationState) {
 	s.SourceState = &kubevirtv1.VirtualMachineInstanceMigrationSourceState{VirtualMachineInstanceCommonMigrationState: common("uid-s", "s1")}
 	s.SourceState.SyncAddress = ptr.To("10.0.0.2:9185")
+	s.SourceState.MigrationConfiguration = &kubevirtv1.MigrationConfiguration{ParallelMigrationThreads: ptr.To[uint32](2)}
+}
+
+// fromOlderSource: the source cluster's half carries no configuration (a
+// cclm from before sourceState.migrationConfiguration).
+func fromOlderSource(s *kubevirtv1.VirtualMachineInstanceMigrationState) {
+	s.SourceState.MigrationConfiguration = nil
 }
 
 func sourceNeeds(labels map[string]string) stateOption {
@@ -277,6 +284,9 @@ func targetCases() []stepCase {
 		return expect{phase: failed, failed: reason, failVMI: reason, events: []string{EventFailed, ReasonReceiverFailed}, says: says}
 	}
 	targetGaveUp := "the node agent on target node b did not get ready within 2m0s of the migration's start (no targetNodeAddress, domain not detected)"
+	noSourceConfiguration := "the node agent on target node b did not get ready within 2m0s of the migration's start (no targetNodeAddress: " +
+		"the source cluster's migration configuration (status.migrationState.sourceState.migrationConfiguration) has not arrived, and the receiving node agent needs it " +
+		"to expect the source's stream; update cclm in the source cluster, whose synchronization controller sends it)"
 	return []stepCase{
 		{"a new receive migration is accepted as Pending",
 			observe(receiveMigration(unset), receiverVMI(), 0),
@@ -372,6 +382,10 @@ func targetCases() []stepCase {
 			observe(receiveMigration(preparingTarget), receiverVMI(withState(state(asTarget))), 2*time.Minute),
 			expect{phase: failed, failed: ReasonTargetNotReady, failVMI: ReasonTargetNotReady, events: []string{EventFailed, ReasonReceiverFailed},
 				state: state(asTarget, endedAt(2*time.Minute, targetGaveUp))}},
+		{"PreparingTarget deadline without the source's configuration: the failure says what is missing",
+			observe(receiveMigration(preparingTarget), receiverVMI(withState(state(asTarget, fromOlderSource))), 2*time.Minute),
+			expect{phase: failed, failed: ReasonTargetNotReady, failVMI: ReasonTargetNotReady, events: []string{EventFailed, ReasonReceiverFailed},
+				state: state(asTarget, fromOlderSource, endedAt(2*time.Minute, noSourceConfiguration))}},
 		{"PreparingTarget, the peer cancelled before the target listened: Failed at once",
 			observe(receiveMigration(preparingTarget), receiverVMI(withState(state(asTarget, peerCancelled))), 30*time.Second),
 			expect{phase: failed, failed: ReasonCancelledByPeer, failVMI: ReasonCancelledByPeer, events: []string{EventFailed, ReasonReceiverFailed},

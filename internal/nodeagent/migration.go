@@ -143,15 +143,15 @@ func (m *migrator) reconcile(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 
 // migrationRole is this node's side of a migration, "" for none: the
 // target once the VMI's migration names it and the VMI is not here yet,
-// the source while the VMI is here and the target has published where to
-// send. A decentralized migration has a single side in this cluster; the
+// the source once it names this node and the VMI is here (the source
+// prepares while the target starts its QEMU). A decentralized migration has a single side in this cluster; the
 // other side's node names are the other cluster's, which may well be the
 // names of nodes here too.
 func migrationRole(state *kubevirtv1.VirtualMachineInstanceMigrationState, vmiNode, node string) qemu.MigrationRole {
 	switch {
 	case state.TargetNode == node && vmiNode != node && !state.IsDecentralizedSource():
 		return qemu.RoleTarget
-	case state.SourceNode == node && vmiNode == node && state.TargetNodeAddress != "" && !state.IsDecentralizedTarget():
+	case state.SourceNode == node && vmiNode == node && !state.IsDecentralizedTarget():
 		return qemu.RoleSource
 	}
 	return ""
@@ -386,8 +386,28 @@ func (m *migrator) tlsMaterial(ctx context.Context) (qemu.TLSMaterial, error) {
 	return qemu.TLSMaterial{CACertPEM: bundle, CertPEM: secret.Data[corev1.TLSCertKey], KeyPEM: secret.Data[corev1.TLSPrivateKeyKey]}, nil
 }
 
-func (m *migrator) addTLS(ctx context.Context, instance *qemu.Instance, endpoint qemu.TLSEndpoint) error {
-	material, err := m.tlsMaterial(ctx)
+// prefetchTLS reads the migration trust in the background, while QEMU
+// starts or the other side gets ready, and returns the wait for it.
+func (m *migrator) prefetchTLS(ctx context.Context) func() (qemu.TLSMaterial, error) {
+	type fetched struct {
+		material qemu.TLSMaterial
+		err      error
+	}
+	done := make(chan fetched, 1)
+	go func() {
+		material, err := m.tlsMaterial(ctx)
+		done <- fetched{material, err}
+	}()
+	return sync.OnceValues(func() (qemu.TLSMaterial, error) {
+		f := <-done
+		return f.material, f.err
+	})
+}
+
+// addTLS loads the migration trust into QEMU as its endpoint's
+// credentials.
+func (m *migrator) addTLS(ctx context.Context, instance *qemu.Instance, endpoint qemu.TLSEndpoint, trust func() (qemu.TLSMaterial, error)) error {
+	material, err := trust()
 	if err != nil {
 		return err
 	}
@@ -423,6 +443,7 @@ func (m *migrator) runTarget(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	if found, err := m.recoverIncoming(ctx, vmi, dom); found {
 		return err
 	}
+	trust := m.prefetchTLS(ctx) // read while QEMU starts
 	cleanup := func() { m.discardTarget(dom, active) }
 	if err := prepareDisks(dom, volumes, active); err != nil {
 		cleanup()
@@ -441,7 +462,7 @@ func (m *migrator) runTarget(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 		return err
 	}
 	active.target = instance
-	if err := m.listenIncoming(ctx, vmi, instance); err != nil {
+	if err := m.listenIncoming(ctx, vmi, instance, trust); err != nil {
 		cleanup()
 		return err
 	}
@@ -536,14 +557,14 @@ func prepareDisks(dom qemu.Domain, volumes map[string]targetVolume, active *acti
 
 // listenIncoming sets up the target's TLS, NBD exports and migration
 // listener on the migration address, and publishes them in migrationState.
-func (m *migrator) listenIncoming(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, instance *qemu.Instance) error {
+func (m *migrator) listenIncoming(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, instance *qemu.Instance, trust func() (qemu.TLSMaterial, error)) error {
 	address, err := m.network.Address()
 	if err != nil {
 		return err
 	}
 	state := vmi.Status.MigrationState
 	disks := mirroredDisks(instance.Domain())
-	if err := m.addTLS(ctx, instance, qemu.TLSServer); err != nil {
+	if err := m.addTLS(ctx, instance, qemu.TLSServer, trust); err != nil {
 		return err
 	}
 	if err := instance.ConfigureMigration(ctx, qemu.RoleTarget, migrationParams(state, len(disks))); err != nil {
@@ -613,28 +634,30 @@ const takeoverRecordTimeout = decentralizedTakeoverTimeout
 // the only running copy where no object says it is. An abort does not stop
 // it for the same reason.
 func (m *migrator) recordTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) error {
-	ctx = context.WithoutCancel(ctx)
-	deadline := time.Now().Add(takeoverRecordTimeout)
-	delay := 200 * time.Millisecond
-	for {
-		err := m.moveVolumes(ctx, vmi)
-		if err == nil {
-			err = m.claimVMI(ctx, vmi)
-		}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), takeoverRecordTimeout)
+	defer cancel()
+	var lastErr error
+	err := takeoverRetry.DelayFunc().Until(ctx, true, false, func(ctx context.Context) (bool, error) {
+		err := m.claimVMI(ctx, vmi)
 		if err == nil || errors.As(err, new(settledError)) {
-			return err
+			return true, err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the guest runs on node %s, but recording it failed for %s: %w", m.runner.node, takeoverRecordTimeout, err)
-		}
-		if delay == 200*time.Millisecond {
+		if lastErr == nil {
 			m.runner.recorder.Eventf(vmi, nil, corev1.EventTypeWarning, "TakeoverNotRecorded", "Migrate",
 				"the guest runs on node %s; recording it failed, retrying for up to %s: %v", m.runner.node, takeoverRecordTimeout, err)
 		}
-		time.Sleep(delay)
-		delay = min(2*delay, 5*time.Second)
+		lastErr = err
+		return false, nil
+	})
+	if err != nil && lastErr != nil && ctx.Err() != nil {
+		return fmt.Errorf("the guest runs on node %s, but recording it failed for %s: %w", m.runner.node, takeoverRecordTimeout, lastErr)
 	}
+	return err
 }
+
+// takeoverRetry spaces the attempts to record a takeover: quickly at
+// first (a conflict), then every 5 s (an API server away).
+var takeoverRetry = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 10, Cap: 5 * time.Second}
 
 // moveVolumes records that this node now holds the VMI's disks.
 func (m *migrator) moveVolumes(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) error {
@@ -657,24 +680,19 @@ func (m *migrator) moveVolumes(ctx context.Context, vmi *kubevirtv1.VirtualMachi
 	return nil
 }
 
-// claimVMI makes this node the VMI's node; see claimStatus.
+// claimVMI makes this node the VMI's node (see claimStatus), and the
+// holder of its volumes. The status goes first, since the source waits
+// for it with its paused guest; the volumes are moved meanwhile, the
+// label and finalizer once it is written, each at most a round trip.
+// Any failure makes the caller claim again, which is idempotent.
 func (m *migrator) claimVMI(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) error {
 	r := m.runner
+	volumesMoved := make(chan error, 1)
+	go func() { volumesMoved <- m.moveVolumes(ctx, vmi) }()
 	// From the API: the finalizers are patched as a whole list.
 	var current kubevirtv1.VirtualMachineInstance
 	if err := m.apiReader.Get(ctx, client.ObjectKeyFromObject(vmi), &current); err != nil {
-		return err
-	}
-	patch := client.MergeFrom(current.DeepCopy())
-	if current.Labels == nil {
-		current.Labels = map[string]string{}
-	}
-	current.Labels[kubevirtv1.NodeNameLabel] = r.node
-	// A receiver VMI (decentralized) never had a node, so not the
-	// finalizer either: from now on it guards this node's guest.
-	controllerutil.AddFinalizer(&current, Finalizer)
-	if err := r.client.Patch(ctx, &current, patch); err != nil {
-		return err
+		return errors.Join(err, <-volumesMoved)
 	}
 	var failedMeanwhile *kubevirtv1.VirtualMachineInstanceMigrationState
 	err := m.patchVMIStatusFrom(ctx, vmi, &current, func(status *kubevirtv1.VirtualMachineInstanceStatus) {
@@ -683,13 +701,33 @@ func (m *migrator) claimVMI(ctx context.Context, vmi *kubevirtv1.VirtualMachineI
 			failedMeanwhile = state
 		}
 	})
-	if err != nil || failedMeanwhile == nil {
+	if err != nil {
+		return errors.Join(err, <-volumesMoved)
+	}
+	if err := errors.Join(m.labelVMI(ctx, &current), <-volumesMoved); err != nil || failedMeanwhile == nil {
 		return err
 	}
 	// The guest runs here and the source is paused: this copy is the one
 	// that lives, and an operator settles the migration's record.
 	return settled(fmt.Errorf("the guest runs on node %s, but the migration was marked failed meanwhile (%s); the source cluster keeps its paused copy",
 		r.node, failedMeanwhile.FailureReason))
+}
+
+// labelVMI gives the VMI this node's label and the agent's finalizer;
+// read is the VMI as read from the API before the claim's status write,
+// which changed neither (the finalizers are patched as a whole list).
+func (m *migrator) labelVMI(ctx context.Context, read *kubevirtv1.VirtualMachineInstance) error {
+	r := m.runner
+	current := read.DeepCopy()
+	patch := client.MergeFrom(read)
+	if current.Labels == nil {
+		current.Labels = map[string]string{}
+	}
+	current.Labels[kubevirtv1.NodeNameLabel] = r.node
+	// A receiver VMI (decentralized) never had a node, so not the
+	// finalizer either: from now on it guards this node's guest.
+	controllerutil.AddFinalizer(current, Finalizer)
+	return r.client.Patch(ctx, current, patch)
 }
 
 // claimStatus is pure: the VMI's status once this node runs the migrated
@@ -765,7 +803,6 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	m.mu.Lock()
 	active.source = source
 	m.mu.Unlock()
-	state := vmi.Status.MigrationState
 	disks := mirroredDisks(source.Domain())
 	if source.Adopted() {
 		// This agent restarted with the migration under way: the QEMU may
@@ -781,15 +818,20 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 			return fmt.Errorf("the node agent restarted during the migration (QEMU was %s): cancelled it, the guest runs on at the source", p.Status)
 		}
 	}
-	params := migrationParams(state, len(disks))
-	migrationAddr, nbdAddr, err := targetAddresses(state)
-	if err != nil {
-		return err
-	}
-	if err := m.addTLS(ctx, source, qemu.TLSClient); err != nil {
+	// Prepared while the target starts its QEMU: neither waits on the other.
+	params := migrationParams(vmi.Status.MigrationState, len(disks))
+	if err := m.addTLS(ctx, source, qemu.TLSClient, m.prefetchTLS(ctx)); err != nil {
 		return err
 	}
 	if err := source.ConfigureMigration(ctx, qemu.RoleSource, params); err != nil {
+		return err
+	}
+	vmi, err := m.awaitTargetReady(ctx, vmi)
+	if err != nil || vmi == nil {
+		return err
+	}
+	migrationAddr, nbdAddr, err := targetAddresses(vmi.Status.MigrationState)
+	if err != nil {
 		return err
 	}
 	cancelAll := func(cause error) error {
@@ -985,40 +1027,69 @@ func decentralizedTakeover(state *kubevirtv1.VirtualMachineInstanceMigrationStat
 	return state.Completed, nil
 }
 
-// takeoverRecheck is how often awaitTakeover reads the VMI without being
-// woken (notifyVMIChanges wakes it at every change the cache sees): a
-// safety net, not the way it learns.
-const takeoverRecheck = 500 * time.Millisecond
+// awaitTargetReady waits until the target published where to send, and
+// returns the VMI as it is then. It returns nil, nil when the migration
+// ended first (the controller's target deadline, an abort): this side
+// started nothing then, and has nothing to record.
+func (m *migrator) awaitTargetReady(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (*kubevirtv1.VirtualMachineInstance, error) {
+	uid := vmi.Status.MigrationState.MigrationUID
+	current, err := m.awaitVMI(ctx, client.ObjectKeyFromObject(vmi), func(current *kubevirtv1.VirtualMachineInstance) (bool, error) {
+		state := current.Status.MigrationState
+		return state == nil || state.MigrationUID != uid || state.Failed || state.AbortRequested || state.TargetNodeAddress != "", nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil // aborted: the abort's writer records it
+		}
+		return nil, err
+	}
+	if state := current.Status.MigrationState; state == nil || state.MigrationUID != uid || state.TargetNodeAddress == "" {
+		return nil, nil
+	}
+	return current, nil
+}
 
-// awaitTakeover waits until takenOver says the migrated guest runs at the
-// target, reading the VMI from the cache each time this agent sees it
-// change. On timeout the source stays paused, for an operator: never two
-// running copies.
-func (m *migrator) awaitTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, timeout time.Duration, takenOver func(*kubevirtv1.VirtualMachineInstance) (bool, error), notYet string) (*kubevirtv1.VirtualMachineInstance, error) {
-	ctx = context.WithoutCancel(ctx)
-	key := client.ObjectKeyFromObject(vmi)
-	expired := time.NewTimer(timeout)
-	defer expired.Stop()
-	recheck := time.NewTicker(takeoverRecheck)
+// vmiRecheck is how often awaitVMI reads the VMI without being woken
+// (notifyVMIChanges wakes it at every change the cache sees): a safety
+// net, not the way it learns.
+const vmiRecheck = 500 * time.Millisecond
+
+// awaitVMI waits until done says the VMI is as wanted, reading it from
+// the cache each time this agent sees it change, until ctx ends.
+func (m *migrator) awaitVMI(ctx context.Context, key types.NamespacedName, done func(*kubevirtv1.VirtualMachineInstance) (bool, error)) (*kubevirtv1.VirtualMachineInstance, error) {
+	recheck := time.NewTicker(vmiRecheck)
 	defer recheck.Stop()
 	for {
 		changed := m.changes.next(key) // before the read: no change slips between
 		var current kubevirtv1.VirtualMachineInstance
 		if err := m.runner.client.Get(ctx, key, &current); err == nil {
-			done, err := takenOver(&current)
-			if err != nil || done {
+			ok, err := done(&current)
+			if err != nil || ok {
 				return &current, err
 			}
 		}
 		select {
 		case <-changed:
 		case <-recheck.C:
-		case <-expired.C:
-			// The source is paused and the target did not take over: do not
-			// risk two copies; say so and keep the source for an operator.
-			return nil, fmt.Errorf("%s within %s after the migration completed; the paused source QEMU is kept", notYet, timeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
+}
+
+// awaitTakeover waits until takenOver says the migrated guest runs at the
+// target. Cancelling ctx does not end it, only the timeout: on timeout the
+// source stays paused, for an operator: never two running copies.
+func (m *migrator) awaitTakeover(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, timeout time.Duration, takenOver func(*kubevirtv1.VirtualMachineInstance) (bool, error), notYet string) (*kubevirtv1.VirtualMachineInstance, error) {
+	waitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	current, err := m.awaitVMI(waitCtx, client.ObjectKeyFromObject(vmi), takenOver)
+	if current == nil && waitCtx.Err() != nil {
+		// The source is paused and the target did not take over: do not
+		// risk two copies; say so and keep the source for an operator.
+		return nil, fmt.Errorf("%s within %s after the migration completed; the paused source QEMU is kept", notYet, timeout)
+	}
+	return current, err
 }
 
 // changeNotifier hands out channels that close when a VMI changes.

@@ -59,7 +59,7 @@ func TestMigrationRole(t *testing.T) {
 		{"classic target", classicState(), "s", "t", qemu.RoleTarget},
 		{"classic target after the takeover", classicState(), "t", "t", ""},
 		{"classic source", classicState(), "s", "s", qemu.RoleSource},
-		{"classic source before the target published", &kubevirtv1.VirtualMachineInstanceMigrationState{MigrationUID: testMigration, SourceNode: "s", TargetNode: "t"}, "s", "s", ""},
+		{"classic source before the target published: it prepares", &kubevirtv1.VirtualMachineInstanceMigrationState{MigrationUID: testMigration, SourceNode: "s", TargetNode: "t"}, "s", "s", qemu.RoleSource},
 		{"an uninvolved node", classicState(), "s", "x", ""},
 		{"decentralized source", sourceState(), "s", "s", qemu.RoleSource},
 		{"decentralized source: a local node named like the remote target", sourceState(), "s", "t", ""},

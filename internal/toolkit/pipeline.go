@@ -80,7 +80,8 @@ type VMObserved struct {
 	NetworkMap []forkliftv1beta1.NetworkPair
 	StorageMap []forkliftv1beta1.StoragePair
 	// CompletionTimeoutPerGiB is the target KubeVirt CR's (seconds), for
-	// Migrate's bound; 0 takes KubeVirt's default.
+	// Migrate's bound; 0 takes KubeVirt's default. A MigrationPolicy's, in
+	// a VMIM's migrationState, raises it (effectiveCompletionTimeoutPerGiB).
 	CompletionTimeoutPerGiB int64
 	Timeouts                Timeouts
 	// Inventory: the maps of Source and Target and References were read
@@ -888,7 +889,24 @@ func (s *vmStepper) mirrorProgress(i int, sm, tm *kubevirtv1.VirtualMachineInsta
 // disks (at least one GiB), the abort and handover waits, plus a margin.
 func (s *vmStepper) migrateBudget() time.Duration {
 	bytes := parseInt(s.step(0).Annotations[AnnotationMemoryBytes]) + parseInt(s.step(stepIndex(StepCreateVolumes)).Annotations[AnnotationDiskBytes])
-	return MigrateBudget(bytes, s.obs.CompletionTimeoutPerGiB, s.t.MigrateMargin)
+	return MigrateBudget(bytes, effectiveCompletionTimeoutPerGiB(s.obs), s.t.MigrateMargin)
+}
+
+// effectiveCompletionTimeoutPerGiB is the longest completionTimeoutPerGiB
+// that governs the VM's migration: the target KubeVirt CR's, or what a
+// MigrationPolicy made of it in either cluster, as each VMIM's
+// migrationState records once its controller claimed the migration.
+func effectiveCompletionTimeoutPerGiB(obs VMObserved) int64 {
+	perGiB := obs.CompletionTimeoutPerGiB
+	for _, vmim := range []*kubevirtv1.VirtualMachineInstanceMigration{obs.Source.VMIM, obs.Target.VMIM} {
+		if vmim == nil || vmim.Status.MigrationState == nil || vmim.Status.MigrationState.MigrationConfiguration == nil {
+			continue
+		}
+		if policy := vmim.Status.MigrationState.MigrationConfiguration.CompletionTimeoutPerGiB; policy != nil {
+			perGiB = max(perGiB, *policy)
+		}
+	}
+	return perGiB
 }
 
 // MigrateBudget is Migrate's bound for a VM of memory and disks totalling

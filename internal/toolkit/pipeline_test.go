@@ -1,6 +1,7 @@
 package toolkit
 
 import (
+	"k8s.io/utils/ptr"
 	"slices"
 	"strings"
 	"testing"
@@ -558,5 +559,35 @@ func TestMigrateBudget(t *testing.T) {
 		if got := MigrateBudget(tc.bytes, tc.perGiB, time.Minute); got != tc.want {
 			t.Errorf("MigrateBudget(%d, %d) = %s, want %s", tc.bytes, tc.perGiB, got, tc.want)
 		}
+	}
+}
+
+func TestEffectiveCompletionTimeoutPerGiB(t *testing.T) {
+	withPolicy := func(perGiB int64) *kubevirtv1.VirtualMachineInstanceMigration {
+		return &kubevirtv1.VirtualMachineInstanceMigration{Status: kubevirtv1.VirtualMachineInstanceMigrationStatus{
+			MigrationState: &kubevirtv1.VirtualMachineInstanceMigrationState{
+				MigrationConfiguration: &kubevirtv1.MigrationConfiguration{CompletionTimeoutPerGiB: ptr.To(perGiB)},
+			},
+		}}
+	}
+	for _, tc := range []struct {
+		name           string
+		crPerGiB       int64
+		source, target *kubevirtv1.VirtualMachineInstanceMigration
+		want           int64
+	}{
+		{"the KubeVirt CR's before any VMIM is claimed", 150, nil, nil, 150},
+		{"a VMIM without a configuration yet", 150, &kubevirtv1.VirtualMachineInstanceMigration{}, nil, 150},
+		{"a source cluster's policy allows longer", 150, withPolicy(900), nil, 900},
+		{"the target cluster's policy allows longer", 0, nil, withPolicy(400), 400},
+		{"a shorter policy does not cut the CR's", 150, withPolicy(60), withPolicy(90), 150},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := VMObserved{CompletionTimeoutPerGiB: tc.crPerGiB}
+			obs.Source.VMIM, obs.Target.VMIM = tc.source, tc.target
+			if got := effectiveCompletionTimeoutPerGiB(obs); got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
