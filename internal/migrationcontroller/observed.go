@@ -112,13 +112,14 @@ func (t Timeouts) withDefaults() Timeouts {
 // NeedsCluster reports whether Step needs Observed.Cluster for migration
 // m of VMI vmi (nil if there is none): only choosing a target node does,
 // and listing every node, VMI, PVC and PV is not worth it otherwise. A
-// classic migration chooses in Scheduling; a receive migration in
-// WaitingForSync, once the source cluster pushed its half.
+// classic migration chooses in Pending (as soon as a slot is free) or
+// Scheduling; a receive migration in WaitingForSync, once the source
+// cluster pushed its half.
 func NeedsCluster(m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance) bool {
 	if !choosesNode(m) {
 		return false
 	}
-	if m.Status.Phase == kubevirtv1.MigrationScheduling {
+	if roleOf(m) == roleClassic {
 		return true
 	}
 	if vmi == nil {
@@ -136,7 +137,7 @@ func choosesNode(m *kubevirtv1.VirtualMachineInstanceMigration) bool {
 	}
 	switch roleOf(m) {
 	case roleClassic:
-		return m.Status.Phase == kubevirtv1.MigrationScheduling
+		return m.Status.Phase == kubevirtv1.MigrationPending || m.Status.Phase == kubevirtv1.MigrationScheduling
 	case roleTarget:
 		return m.Status.Phase == kubevirtv1.MigrationWaitingForSync
 	}

@@ -42,6 +42,10 @@ func (s *stepper) pending() {
 		return
 	}
 	s.enter(kubevirtv1.MigrationScheduling, fmt.Sprintf("a migration slot is free; choosing a target node for VMI %s", s.vmi.Name))
+	// Chosen at once: another reconcile for it would only add a round
+	// trip through the API to every migration's start. The phase still
+	// passes Scheduling (phaseTransitionTimestamps, events), as upstream's.
+	s.scheduling()
 }
 
 // refusal says why this migration cannot happen at all, upstream's

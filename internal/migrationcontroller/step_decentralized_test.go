@@ -437,7 +437,8 @@ func TestNeedsCluster(t *testing.T) {
 	}{
 		{"classic Scheduling", migration(scheduling), runningVMI(), true},
 		{"classic Scheduling, deleted", migration(scheduling, deleted), runningVMI(), false},
-		{"classic Pending", migration(pending), runningVMI(), false},
+		{"classic Pending: it chooses as soon as a slot is free", migration(pending), runningVMI(), true},
+		{"classic Scheduled", migration(scheduled), runningVMI(), false},
 		{"receiver waiting, not synchronized", receiveMigration(waitingForSync), receiverVMI(), false},
 		{"receiver waiting, only its own half", receiveMigration(waitingForSync), receiverVMI(withState(unclaimed(ownTargetHalf))), false},
 		{"receiver waiting, synchronized", receiveMigration(waitingForSync), receiverVMI(withState(unclaimed(sourcePushed))), true},

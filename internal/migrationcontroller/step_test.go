@@ -91,7 +91,8 @@ func pendingCases() []stepCase {
 	refused := func(reason string, says ...string) expect {
 		return expect{phase: failed, failed: reason, events: []string{EventFailed}, says: says}
 	}
-	toScheduling := expect{phase: scheduling, finalizer: true, events: []string{"Scheduling"}}
+	// A free slot: Scheduling, and the target is chosen in the same step.
+	toScheduled := expect{phase: scheduled, finalizer: true, state: scheduledAt(10*time.Second, "b"), events: []string{"Scheduling", "Scheduled"}}
 	other := func(name string, created time.Duration, phase kubevirtv1.VirtualMachineInstanceMigrationPhase, options ...migrationOption) *kubevirtv1.VirtualMachineInstanceMigration {
 		return migration(phase, append([]migrationOption{named(name, types.UID("uid-"+name), created)}, options...)...)
 	}
@@ -120,7 +121,7 @@ func pendingCases() []stepCase {
 			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m0", -time.Second, unset))),
 			refused(ReasonInFlight, "migration m0 (phase not yet set)")},
 		{"a newer pending migration: this one goes first",
-			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m2", time.Second, pending))), toScheduling},
+			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m2", time.Second, pending))), toScheduled},
 		{"a newer migration already running (a race lost): this one fails",
 			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m2", time.Second, running))),
 			refused(ReasonInFlight, "migration m2 (phase Running)")},
@@ -128,19 +129,19 @@ func pendingCases() []stepCase {
 			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m2", time.Second, kubevirtv1.MigrationSynchronizing, sendTo))),
 			refused(ReasonInFlight, "migration m2 (phase Synchronizing)")},
 		{"older migrations that ended do not count",
-			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m0", -time.Minute, succeeded), other("m00", -time.Minute, failed))), toScheduling},
+			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m0", -time.Minute, succeeded), other("m00", -time.Minute, failed))), toScheduled},
 		{"same creation second: the smaller name wins (this is m1, the other m0)",
 			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m0", 0, pending))),
 			refused(ReasonInFlight, "migration m0")},
 		{"same creation second: the smaller name wins (this is m1, the other m2)",
-			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m2", 0, pending))), toScheduling},
+			observe(migration(pending), runningVMI(), 10*time.Second, withSiblings(other("m2", 0, pending))), toScheduled},
 		{"the VMI still shows another migration in flight",
 			observe(migration(pending), runningVMI(withState(state(ownedBy("uid-m0"), addressOnly))), 10*time.Second),
 			refused(ReasonInFlight, "still shows migration uid-m0 from node a to node b in flight")},
 		{"the VMI shows another migration that completed",
-			observe(migration(pending), runningVMI(withState(state(ownedBy("uid-m0"), completedAt(time.Second)))), 10*time.Second), toScheduling},
+			observe(migration(pending), runningVMI(withState(state(ownedBy("uid-m0"), completedAt(time.Second)))), 10*time.Second), toScheduled},
 		{"the VMI shows another migration that failed",
-			observe(migration(pending), runningVMI(withState(state(ownedBy("uid-m0"), failedWith("boom")))), 10*time.Second), toScheduling},
+			observe(migration(pending), runningVMI(withState(state(ownedBy("uid-m0"), failedWith("boom")))), 10*time.Second), toScheduled},
 		{"cluster limit (default 5) reached: stays Pending and says why",
 			observe(migration(pending), runningVMI(), 10*time.Second, active(5, 0)),
 			queued(ReasonClusterLimit, "5 migrations are in progress in the cluster and parallelMigrationsPerCluster is 5")},
@@ -159,17 +160,22 @@ func pendingCases() []stepCase {
 		{"queued for the node, then for the cluster: the change is an event",
 			observe(migration(pending, withCondition(ConditionWaiting, ReasonNodeLimit, 0)), runningVMI(), 10*time.Second, active(5, 0)),
 			queued(ReasonClusterLimit)},
-		{"just below both limits", observe(migration(pending), runningVMI(), 10*time.Second, active(4, 1)), toScheduling},
-		{"a slot freed: the wait ends", observe(migration(pending, withCondition(ConditionWaiting, ReasonClusterLimit, 0)), runningVMI(), 10*time.Second, active(4, 1)), toScheduling},
+		{"a free slot but no node fits: Scheduling, waiting for one",
+			observe(migration(pending), runningVMI(), 10*time.Second, nodes(node("a", "8Gi"))),
+			expect{phase: scheduling, finalizer: true, waiting: ReasonUnschedulable, events: []string{"Scheduling", ReasonUnschedulable}, requeue: unschedulableRetry}},
+		{"just below both limits", observe(migration(pending), runningVMI(), 10*time.Second, active(4, 1)), toScheduled},
+		{"a slot freed: the wait ends", observe(migration(pending, withCondition(ConditionWaiting, ReasonClusterLimit, 0)), runningVMI(), 10*time.Second, active(4, 1)), toScheduled},
 	}
 }
 
+// scheduledAt is the state handed to the agents at now, target chosen.
+func scheduledAt(now time.Duration, target string) *kubevirtv1.VirtualMachineInstanceMigrationState {
+	return state(func(s *kubevirtv1.VirtualMachineInstanceMigrationState) {
+		s.StartTimestamp, s.TargetNode = mtp(now), target
+	})
+}
+
 func schedulingCases() []stepCase {
-	scheduledAt := func(now time.Duration, target string) *kubevirtv1.VirtualMachineInstanceMigrationState {
-		return state(func(s *kubevirtv1.VirtualMachineInstanceMigrationState) {
-			s.StartTimestamp, s.TargetNode = mtp(now), target
-		})
-	}
 	toScheduled := func(target string) expect {
 		return expect{phase: scheduled, finalizer: true, state: scheduledAt(10*time.Second, target), events: []string{"Scheduled"}}
 	}

@@ -943,7 +943,10 @@ func (m *migrator) finishSource(ctx context.Context, vmi *kubevirtv1.VirtualMach
 		return err
 	}
 	r.forget(vmi.UID)
-	_ = running.instance.Quit(ctx)
+	// Killed, not quit: the guest's state and disks are the target's now,
+	// and this copy's files go next; QEMU's orderly exit would only add
+	// its own cleanup to the migration's end (libvirt kills it too).
+	_ = running.instance.Kill()
 	r.deleteTaps(running.instance.Domain())
 	for _, disk := range running.instance.Domain().Disks {
 		_ = os.Remove(disk.Path)
