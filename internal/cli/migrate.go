@@ -930,7 +930,7 @@ func bar(fraction float64, width int) string {
 	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", inner-filled) + "]"
 }
 
-// stepLabel is "Migrate (8/9)", or the phase alone when its place is
+// stepLabel is "Migrate (9/10)", or the phase alone when its place is
 // unknown.
 func (v vmView) stepLabel() string {
 	if v.StepIndex > 0 && !v.Ended {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,6 +118,11 @@ func migratingStatus() *forkliftv1beta1.VMStatus {
 	return status
 }
 
+// migrateTask is status's Migrate step.
+func migrateTask(status *forkliftv1beta1.VMStatus) *forkliftv1beta1.Step {
+	return &status.Pipeline[slices.Index(pipelineSteps, migrateStep)]
+}
+
 func TestViewOf(t *testing.T) {
 	v := viewOf("default/demo-vm", nil)
 	if v.Step != "Pending" || v.Ended {
@@ -124,18 +130,18 @@ func TestViewOf(t *testing.T) {
 	}
 	status := migratingStatus()
 	v = viewOf("default/demo-vm", status)
-	if v.Step != "Migrate" || v.StepIndex != 8 || v.StepCount != 9 || v.Transferred != 96<<20 || v.Total != 128<<20 || v.Remaining != 32<<20 || v.Iteration != "2" || v.DowntimeMs != -1 {
+	if v.Step != "Migrate" || v.StepIndex != slices.Index(pipelineSteps, "Migrate")+1 || v.StepCount != len(pipelineSteps) || v.Transferred != 96<<20 || v.Total != 128<<20 || v.Remaining != 32<<20 || v.Iteration != "2" || v.DowntimeMs != -1 {
 		t.Fatalf("migrating: %+v", v)
 	}
 	if f := v.fraction(); f != 0.75 {
 		t.Fatalf("fraction %f, want 0.75 from the remaining bytes", f)
 	}
 	v.Rate = 16 << 20
-	if got := plainLine(v); got != "default/demo-vm: Migrate (8/9): 96.0 MiB of 128.0 MiB, 16.0 MiB/s, ETA 2s, pass 2 (75%)" {
+	if got := plainLine(v); got != "default/demo-vm: Migrate (9/10): 96.0 MiB of 128.0 MiB, 16.0 MiB/s, ETA 2s, pass 2 (75%)" {
 		t.Fatalf("plain line: %q", got)
 	}
 	line := barLine(v, 120, 15)
-	for _, want := range []string{"Migrate (8/9)", "[#######################.......]  75% 96.0/128.0 MiB", "16.0 MiB/s", "ETA 2s"} {
+	for _, want := range []string{"Migrate (9/10)", "[#######################.......]  75% 96.0/128.0 MiB", "16.0 MiB/s", "ETA 2s"} {
 		if !strings.Contains(line, want) {
 			t.Fatalf("bar line lacks %q: %q", want, line)
 		}
@@ -154,8 +160,8 @@ func TestViewOf(t *testing.T) {
 
 	completed := metav1.NewTime(status.Started.Add(12 * time.Second))
 	status.Completed, status.Phase = &completed, "Completed"
-	status.Pipeline[7].Annotations[annotationDowntime] = "25"
-	status.Pipeline[7].Progress.Completed = 140 << 20
+	migrateTask(status).Annotations[annotationDowntime] = "25"
+	migrateTask(status).Progress.Completed = 140 << 20
 	v = viewOf("default/demo-vm", status)
 	if !v.Ended || v.Result != resultSucceeded || v.DowntimeMs != 25 {
 		t.Fatalf("completed: %+v", v)
@@ -260,7 +266,7 @@ func TestResults(t *testing.T) {
 	done := migratingStatus()
 	completed := metav1.NewTime(done.Started.Add(3 * time.Second))
 	done.Phase, done.Completed = "Completed", &completed
-	done.Pipeline[7].Annotations[annotationDowntime] = "31"
+	migrateTask(done).Annotations[annotationDowntime] = "31"
 	m := &forkliftv1beta1.Migration{Status: forkliftv1beta1.MigrationStatus{VMs: []forkliftv1beta1.VMStatus{*done}}}
 	if ended, _ := migrationEnded(m, vms); ended {
 		t.Fatal("one VM still has no status")
@@ -387,7 +393,7 @@ func TestFollow(t *testing.T) {
 		t.Fatalf("results: %+v\n%s", results, out.String())
 	}
 	log := out.String()
-	for _, want := range []string{"default/demo-vm: CreateReceiver (4/9)", "default/demo-vm: Migrate (8/9): 96.0 MiB of 128.0 MiB", "canceling the migration of default/demo-vm", "default/demo-vm: Canceled"} {
+	for _, want := range []string{"default/demo-vm: CreateReceiver (5/10)", "default/demo-vm: Migrate (9/10): 96.0 MiB of 128.0 MiB", "canceling the migration of default/demo-vm", "default/demo-vm: Canceled"} {
 		if !strings.Contains(log, want) {
 			t.Fatalf("output lacks %q:\n%s", want, log)
 		}

@@ -35,6 +35,7 @@ import (
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/scheme"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // Names of what connect makes, the OpenShift guide's.
@@ -432,36 +433,21 @@ func (r *run) exchangeCAs(ctx context.Context, source, target client.Client) err
 			return fmt.Errorf("read %s's CA bundle: %w", pair.fromName, err)
 		}
 		peer := bundle.Data[install.CABundleKey]
-		if _, err := ParseBundle(peer); err != nil || peer == "" {
+		if blocks, err := trust.ParseBundle(peer); err != nil || len(blocks) == 0 {
 			return fmt.Errorf("%s's ConfigMap %s/%s key %s holds no PEM certificate: %v", pair.fromName, ns, install.CABundleConfigMap, install.CABundleKey, err)
 		}
-		external := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: install.ExternalCAConfigMap}, Data: map[string]string{install.CABundleKey: peer}}
-		var mergeErr error
-		added := 0
-		outcome, err := ensure(ctx, pair.to, external, func(existing *corev1.ConfigMap) bool {
-			merged, n, err := MergeBundles(existing.Data[install.CABundleKey], peer)
-			if err != nil {
-				mergeErr = fmt.Errorf("%s's ConfigMap %s/%s: %w", pair.toName, ns, install.ExternalCAConfigMap, err)
-				return false
-			}
-			if n == 0 {
-				return false
-			}
-			if existing.Data == nil {
-				existing.Data = map[string]string{}
-			}
-			existing.Data[install.CABundleKey], added = merged, n
-			return true
-		})
-		if err == nil {
-			err = mergeErr
-		}
+		imported, err := trust.ImportPeerCA(ctx, pair.to, ns, peer)
 		if err != nil {
-			return fmt.Errorf("CA exchange %s -> %s: %w", pair.fromName, pair.toName, err)
+			return fmt.Errorf("CA exchange %s -> %s: %s's %w", pair.fromName, pair.toName, pair.toName, err)
 		}
 		detail := pair.fromName + "'s " + install.CABundleConfigMap + " trusted"
-		if outcome == Updated {
-			detail = fmt.Sprintf("%s (%d certificate(s) added)", detail, added)
+		outcome := Unchanged
+		switch {
+		case imported.Created:
+			outcome = Created
+		case imported.Added > 0:
+			outcome = Updated
+			detail = fmt.Sprintf("%s (%d certificate(s) added)", detail, imported.Added)
 		}
 		r.report(pair.toName, "ConfigMap "+ns+"/"+install.ExternalCAConfigMap, outcome, detail)
 	}

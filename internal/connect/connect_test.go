@@ -16,50 +16,9 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/install"
-	"github.com/cclm-io/cclm/internal/pki"
 	"github.com/cclm-io/cclm/internal/scheme"
+	"github.com/cclm-io/cclm/internal/testenv"
 )
-
-func newCAPEM(t *testing.T, name string) string {
-	t.Helper()
-	ca, err := pki.NewCA(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(ca.CertPEM())
-}
-
-func TestMergeBundlesAddsOnlyWhatIsMissing(t *testing.T) {
-	a, b, c := newCAPEM(t, "a"), newCAPEM(t, "b"), newCAPEM(t, "c")
-	merged, n, err := MergeBundles("", a)
-	if err != nil || n != 1 || merged != a {
-		t.Fatalf("into an empty bundle: n=%d err=%v\n%s", n, err, merged)
-	}
-	merged, n, err = MergeBundles(a+b, a)
-	if err != nil || n != 0 || merged != a+b {
-		t.Fatalf("nothing to add must leave the text as it is: n=%d err=%v", n, err)
-	}
-	// The same certificate with other line endings or comments around it
-	// is still the same certificate.
-	merged, n, err = MergeBundles("# ours\n"+a, strings.ReplaceAll(a, "\n", "\r\n")+b+b)
-	if err != nil || n != 1 {
-		t.Fatalf("want b added once, got n=%d err=%v", n, err)
-	}
-	blocks, _ := ParseBundle(merged)
-	if len(blocks) != 2 || !strings.HasPrefix(merged, a) {
-		t.Fatalf("want a then b, got %d blocks:\n%s", len(blocks), merged)
-	}
-	merged, n, _ = MergeBundles(merged, c+a)
-	if blocks, _ := ParseBundle(merged); n != 1 || len(blocks) != 3 {
-		t.Fatalf("want c added: n=%d blocks=%d", n, len(blocks))
-	}
-	if _, _, err := MergeBundles("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", a); err == nil {
-		t.Fatal("a key in a CA bundle must be refused")
-	}
-	if _, _, err := MergeBundles(a[:len(a)/2], b); err == nil {
-		t.Fatal("a damaged bundle must be refused")
-	}
-}
 
 func TestDefaultStoragePairs(t *testing.T) {
 	class := func(name string, isDefault bool) storagev1.StorageClass {
@@ -153,7 +112,7 @@ func TestProviderSecretData(t *testing.T) {
 // what is reported.
 func TestRunIsIdempotent(t *testing.T) {
 	const token = "secret-token-value"
-	sourceCA, targetCA := newCAPEM(t, "ocp7 migration CA"), newCAPEM(t, "ocp1 migration CA")
+	sourceCA, targetCA := testenv.CAPEM(t, "ocp7 migration CA"), testenv.CAPEM(t, "ocp1 migration CA")
 	caMap := func(pem string) *corev1.ConfigMap {
 		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "openshift-cnv", Name: install.CABundleConfigMap}, Data: map[string]string{install.CABundleKey: pem}}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/pki"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // The objects of a cluster's migration PKI, with upstream KubeVirt's names:
@@ -21,9 +22,9 @@ import (
 // the node agents' certificate (Secret kubevirt-virt-handler-certs).
 const (
 	CASecretName          = "kubevirt-ca"
-	CABundleConfigMap     = "kubevirt-ca"
-	ExternalCAConfigMap   = "kubevirt-external-ca"
-	CABundleKey           = "ca-bundle"
+	CABundleConfigMap     = trust.CABundleConfigMap
+	ExternalCAConfigMap   = trust.ExternalCAConfigMap
+	CABundleKey           = trust.BundleKey
 	HandlerCertSecretName = "kubevirt-virt-handler-certs"
 	// MigrationTLSName is the name in the node agents' certificate that
 	// both ends of a migration check, since a certificate shared by all of

@@ -88,14 +88,18 @@ var sourceRules = []struct {
 	{"", "configmaps", []string{"get", "list"}},
 }
 
-// virtRules are what is read in the virt namespace: the KubeVirt CR (gate,
-// sync address, migration network) and the migration NAD.
+// virtRules are what the token does in the virt namespace: read the
+// KubeVirt CR (gate, sync address, migration network) and the migration
+// NAD, and keep the migration trust (kubevirt-ca, kubevirt-external-ca).
 var virtRules = []struct {
 	group, resource string
 	verbs           []string
 }{
 	{"kubevirt.io", "kubevirts", []string{"get", "list"}},
 	{"k8s.cni.cncf.io", "network-attachment-definitions", []string{"get"}},
+	// SynchronizeCertificates: the CAs read, the target's imported into
+	// kubevirt-external-ca (made if absent).
+	{"", "configmaps", []string{"get", "create", "update"}},
 }
 
 // requiredPermissions lists what the token needs: sourceRules in each VM's

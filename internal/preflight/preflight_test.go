@@ -34,6 +34,8 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/scheme"
+	"github.com/cclm-io/cclm/internal/testenv"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // world is a source (ocp7) and a target (ocp1) as the lab has them, with
@@ -52,6 +54,9 @@ type world struct {
 	sourceClass          *storagev1.StorageClass
 	targetClass          *storagev1.StorageClass
 	extraTarget          []client.Object
+	// sourceTrust and targetTrust are each side's kubevirt-ca and
+	// kubevirt-external-ca (nil: absent).
+	sourceTrust, targetTrust [2]*corev1.ConfigMap
 
 	// denied lists permissions ("verb group/resource ns") the token lacks.
 	denied map[string]bool
@@ -71,6 +76,9 @@ func newWorld(t *testing.T) *world {
 	w.targetKV = kubeVirt(serveSync(t))
 	w.sourceNAD = nad("192.168.201.128/25")
 	w.targetNAD = nad("192.168.201.0/25")
+	sourceCA, targetCA := testenv.CAPEM(t, "ocp7"), testenv.CAPEM(t, "ocp1")
+	w.sourceTrust = [2]*corev1.ConfigMap{bundleConfigMap(trust.CABundleConfigMap, sourceCA), bundleConfigMap(trust.ExternalCAConfigMap, targetCA)}
+	w.targetTrust = [2]*corev1.ConfigMap{bundleConfigMap(trust.CABundleConfigMap, targetCA), bundleConfigMap(trust.ExternalCAConfigMap, sourceCA)}
 	w.toolkit = &forkliftv1beta1.ForkliftController{
 		ObjectMeta: metav1.ObjectMeta{Name: "forklift-controller", Namespace: "openshift-mtv"},
 		Spec:       forkliftv1beta1.ForkliftControllerSpec{FeatureOCPLiveMigration: "true"},
@@ -244,17 +252,19 @@ func selfSigned(t *testing.T) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// clients builds both sides' fake clients. Anything but reads and reviews
-// fails the test: preflight must create nothing.
+func bundleConfigMap(name, bundle string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "openshift-cnv", Name: name}, Data: map[string]string{trust.BundleKey: bundle}}
+}
+
 func (w *world) clients() (source, target *cluster) {
 	sourceObjects := []client.Object{w.sourceNAD, w.sourceClass}
-	for _, o := range []client.Object{w.sourceKV, w.vm, w.vmi, w.pvc, w.sourceNode} {
+	for _, o := range []client.Object{w.sourceKV, w.vm, w.vmi, w.pvc, w.sourceNode, w.sourceTrust[0], w.sourceTrust[1]} {
 		if !isNil(o) {
 			sourceObjects = append(sourceObjects, o)
 		}
 	}
 	targetObjects := append([]client.Object{w.targetNAD}, w.extraTarget...)
-	for _, o := range []client.Object{w.targetKV, w.toolkit, w.targetClass} {
+	for _, o := range []client.Object{w.targetKV, w.toolkit, w.targetClass, w.targetTrust[0], w.targetTrust[1]} {
 		if !isNil(o) {
 			targetObjects = append(targetObjects, o)
 		}
@@ -291,6 +301,8 @@ func isNil(o client.Object) bool {
 	case *forkliftv1beta1.ForkliftController:
 		return v == nil
 	case *storagev1.StorageClass:
+		return v == nil
+	case *corev1.ConfigMap:
 		return v == nil
 	}
 	return o == nil
@@ -395,7 +407,7 @@ var allChecks = []struct {
 	{TokenValid, Source}, {TokenPermissions, Source}, {ToolkitEnabled, Target},
 	{FeatureGate, Source}, {FeatureGate, Target}, {Versions, ""},
 	{SyncAddress, Source}, {SyncAddress, Target}, {SyncReachable, Source}, {SyncReachable, Target},
-	{MigrationRangesDisjoint, ""},
+	{MigrationRangesDisjoint, ""}, {ClusterTrust, ""},
 	{VMExists, Source}, {VMRunning, Source}, {VMStorageLiveMigratable, Source},
 	{NetworkMapped, ""}, {StorageMapped, ""}, {CPUModel, Target}, {MACConflict, Target}, {TargetStorage, Target},
 }
@@ -411,7 +423,7 @@ func TestEveryCheckPassesOnAGoodSetup(t *testing.T) {
 		if got.ID != want.id || got.Side != want.side || got.Status != Passed || got.Message == "" || got.Fix != "" {
 			t.Errorf("check %d: want %s/%s Passed with a message and no fix, got %+v", i, want.id, want.side, got)
 		}
-		if i >= 11 && got.VM != "apps/web" {
+		if i >= 12 && got.VM != "apps/web" {
 			t.Errorf("check %s names VM %q, want apps/web", got.ID, got.VM)
 		}
 	}
@@ -425,6 +437,7 @@ func TestEveryCheckPassesOnAGoodSetup(t *testing.T) {
 		{TargetStorage, "1Gi"},
 		{SyncReachable, "virt-synchronization-controller"},
 		{MigrationRangesDisjoint, "192.168.201.0/25"},
+		{ClusterTrust, "ocp7 and ocp1 trust each other's migration CA"},
 	} {
 		if c := find(t, report, want.id, ""); !strings.Contains(c.Message, want.text) {
 			t.Errorf("%s: message %q lacks %q", want.id, c.Message, want.text)
@@ -448,7 +461,7 @@ func TestEachCheckFailsWithItsFix(t *testing.T) {
 	}{
 		{name: "token revoked", change: func(w *world) { w.unauthorized = true },
 			id: TokenValid, message: "token invalid or revoked", fix: "cclm connect --source ocp7 --target ocp1",
-			skipped: []string{TokenPermissions, Versions, VMExists, VMRunning, CPUModel, TargetStorage, MigrationRangesDisjoint}},
+			skipped: []string{TokenPermissions, Versions, VMExists, VMRunning, CPUModel, TargetStorage, MigrationRangesDisjoint, ClusterTrust}},
 		{name: "token may not create VMIMs", change: func(w *world) {
 			w.denied["create kubevirt.io/virtualmachineinstancemigrations apps"] = true
 			w.denied["list /secrets apps"] = true
@@ -471,6 +484,11 @@ func TestEachCheckFailsWithItsFix(t *testing.T) {
 			skipped: []string{SyncAddress, SyncReachable, MigrationRangesDisjoint}},
 		{name: "versions far apart", change: func(w *world) { w.targetVersion = &version.Info{Major: "1", Minor: "33+", GitVersion: "v1.33.1"} },
 			id: Versions, message: "ocp1 runs Kubernetes 1.33", fix: "upgrade ocp1"},
+		{name: "no migration CA on the target", change: func(w *world) { w.targetTrust[0] = nil },
+			id: ClusterTrust, side: Target, message: "ocp1 has no migration CA: no ConfigMap openshift-cnv/kubevirt-ca", fix: "install KubeVirt on ocp1"},
+		{name: "a damaged kubevirt-external-ca on the source", change: func(w *world) {
+			w.sourceTrust[1].Data[trust.BundleKey] = "-----BEGIN CERTIFICATE-----\nAAAA"
+		}, id: ClusterTrust, message: "ocp7's CA bundles (ConfigMaps kubevirt-ca and kubevirt-external-ca in openshift-cnv) are not all PEM certificates", fix: "repair ConfigMap openshift-cnv/kubevirt-external-ca on ocp7"},
 		{name: "no sync address on the target", change: func(w *world) { w.targetKV.Status.SynchronizationAddresses = nil },
 			id: SyncAddress, side: Target, message: "publishes no status.synchronizationAddresses", fix: "virt-synchronization-controller",
 			skipped: []string{SyncReachable}},
@@ -614,7 +632,7 @@ func TestPermissionsWithoutVMsAreCheckedInEveryNamespace(t *testing.T) {
 		!strings.Contains(c.Fix, "{apiGroups: [\"kubevirt.io\"], resources: [virtualmachineinstancemigrations], verbs: [delete]}") {
 		t.Fatalf("got %+v", c)
 	}
-	if len(report.Checks) != 11 {
+	if len(report.Checks) != 12 {
 		t.Fatalf("without VMs only the cluster checks run:\n%s", dump(report))
 	}
 }
@@ -654,7 +672,30 @@ func TestRequiredPermissions(t *testing.T) {
 			cnv++
 		}
 	}
-	if a != b || a != 16 || cnv != 3 || len(perms) != 35 {
-		t.Fatalf("per VM namespace 16, virt namespace 3: got a=%d b=%d cnv=%d total=%d", a, b, cnv, len(perms))
+	if a != b || a != 16 || cnv != 6 || len(perms) != 38 {
+		t.Fatalf("per VM namespace 16, virt namespace 6: got a=%d b=%d cnv=%d total=%d", a, b, cnv, len(perms))
+	}
+}
+
+// Clusters that do not trust each other yet pass: the Migration's
+// SynchronizeCertificates step imports the CAs, and the check says which
+// side lacks which.
+func TestClusterTrustNotYetImportedPasses(t *testing.T) {
+	w := newWorld(t)
+	w.sourceTrust[1] = nil
+	w.targetTrust[1].Data[trust.BundleKey] = testenv.CAPEM(t, "some other cluster")
+	report := w.run()
+	c := find(t, report, ClusterTrust, "")
+	if c.Status != Passed {
+		t.Fatalf("ClusterTrust %s, want Passed:\n%s", c.Status, dump(report))
+	}
+	for _, want := range []string{
+		"ocp1 does not trust ocp7's migration CA yet (1 certificate(s) of ocp7's kubevirt-ca missing from its kubevirt-external-ca)",
+		"ocp7 does not trust ocp1's migration CA yet",
+		"the Migration's SynchronizeCertificates step imports it",
+	} {
+		if !strings.Contains(c.Message, want) {
+			t.Errorf("message %q lacks %q", c.Message, want)
+		}
 	}
 }

@@ -32,6 +32,7 @@ const (
 	SyncAddress             = "SyncAddress"
 	SyncReachable           = "SyncReachable"
 	MigrationRangesDisjoint = "MigrationRangesDisjoint"
+	ClusterTrust            = "ClusterTrust"
 	VMExists                = "VMExists"
 	VMRunning               = "VMRunning"
 	VMStorageLiveMigratable = "VMStorageLiveMigratable"
@@ -179,6 +180,7 @@ var checks = []check{
 	{id: SyncAddress, needs: []need{{TokenValid, true}}, perSide: checkSyncAddress},
 	{id: SyncReachable, needs: []need{{SyncAddress, true}}, perSide: checkSyncReachable},
 	{id: MigrationRangesDisjoint, needs: []need{{id: TokenValid}}, cluster: checkRangesDisjoint},
+	{id: ClusterTrust, needs: []need{{id: TokenValid}}, cluster: checkClusterTrust},
 	{id: VMExists, vmSide: Source, needs: []need{{id: TokenValid}}, perVM: checkVMExists},
 	{id: VMRunning, vmSide: Source, needs: []need{{id: VMExists}}, perVM: checkVMRunning},
 	{id: VMStorageLiveMigratable, vmSide: Source, needs: []need{{id: VMRunning}}, perVM: checkStorageLiveMigratable},

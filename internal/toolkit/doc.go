@@ -44,6 +44,10 @@
 //     run; record its UID as the VM id, its node, VMI UID, run strategy,
 //     MACs and memory (task annotations); check that its networks are
 //     mapped.
+//     SynchronizeCertificates: as Forklift's step of that name, on every
+//     migration: each cluster's migration CA (kubevirt-ca) into the
+//     other's kubevirt-external-ca, only the certificates it lacks, the
+//     CAs there kept; the source's written with the Provider's token.
 //     CopyResources: make the target namespace if absent; copy the
 //     Secrets and ConfigMaps the VM references that the target lacks
 //     (ReferencedResources: cclm's VM API has no source referencing one

@@ -1,6 +1,7 @@
 package toolkit
 
 import (
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,8 @@ import (
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/pki"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // The fixtures: VM src/vm1 (UID vm-uid) runs on ocp7-worker-0 with 128Mi
@@ -35,6 +38,29 @@ const (
 )
 
 func at(d time.Duration) time.Time { return t0.Add(d) }
+
+// testCAs are the source's and the target's migration CAs.
+var testCAs = sync.OnceValues(func() (source, target string) {
+	pem := func(name string) string {
+		ca, err := pki.NewCA(name)
+		if err != nil {
+			panic(err)
+		}
+		return string(ca.CertPEM())
+	}
+	return pem("ocp7 migration CA"), pem("ocp1 migration CA")
+})
+
+// trustedBothWays: each cluster has the other's CA in kubevirt-external-ca.
+func trustedBothWays() *TrustView {
+	source, target := testCAs()
+	return &TrustView{Source: ClusterTrust{CA: source, External: target}, Target: ClusterTrust{CA: target, External: source}}
+}
+
+// trustCAConfigMap is a cluster's kubevirt-ca holding bundle.
+func trustCAConfigMap(bundle string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: DefaultVirtNamespace, Name: trust.CABundleConfigMap}, Data: map[string]string{trust.BundleKey: bundle}}
+}
 
 func mtp(d time.Duration) *metav1.Time {
 	t := metav1.NewTime(at(d))
@@ -192,6 +218,7 @@ func observe(status forkliftv1beta1.VMStatus, now time.Duration, options ...obsO
 		PlanUID: planUID, MigrationUID: migrationUID, TargetNamespace: targetNamespace,
 		NetworkMap: networkMap, StorageMap: storageMap,
 		Inventory: NeedsInventory(status),
+		Trust:     trustedBothWays(), VirtNamespace: DefaultVirtNamespace,
 		Source: SourceView{ClusterView{
 			VM: sourceVM(), VMI: sourceVMI(kubevirtv1.Running),
 			DataVolumes: map[string]*cdiv1beta1.DataVolume{dataVolume: blankDV("256Mi", nil)},

@@ -36,33 +36,35 @@ const (
 
 // Pipeline step names (Task.Name), in order.
 const (
-	StepInitialize            = "Initialize"
-	StepCopyResources         = "CopyResources"
-	StepCreateVolumes         = "CreateVolumes"
-	StepCreateReceiver        = "CreateReceiver"
-	StepWaitForReceiver       = "WaitForReceiver"
-	StepCreateTargetMigration = "CreateTargetMigration"
-	StepCreateSourceMigration = "CreateSourceMigration"
-	StepMigrate               = "Migrate"
-	StepCleanup               = "Cleanup"
+	StepInitialize              = "Initialize"
+	StepSynchronizeCertificates = "SynchronizeCertificates"
+	StepCopyResources           = "CopyResources"
+	StepCreateVolumes           = "CreateVolumes"
+	StepCreateReceiver          = "CreateReceiver"
+	StepWaitForReceiver         = "WaitForReceiver"
+	StepCreateTargetMigration   = "CreateTargetMigration"
+	StepCreateSourceMigration   = "CreateSourceMigration"
+	StepMigrate                 = "Migrate"
+	StepCleanup                 = "Cleanup"
 )
 
 // Steps are the pipeline's steps in order.
 var Steps = []string{
-	StepInitialize, StepCopyResources, StepCreateVolumes, StepCreateReceiver, StepWaitForReceiver,
+	StepInitialize, StepSynchronizeCertificates, StepCopyResources, StepCreateVolumes, StepCreateReceiver, StepWaitForReceiver,
 	StepCreateTargetMigration, StepCreateSourceMigration, StepMigrate, StepCleanup,
 }
 
 var stepDescriptions = map[string]string{
-	StepInitialize:            "Find the VM on the source and record what the migration needs of it.",
-	StepCopyResources:         "Copy the Secrets and ConfigMaps the VM references to the target namespace.",
-	StepCreateVolumes:         "Create blank DataVolumes (or PVCs) of the VM's disks on the target.",
-	StepCreateReceiver:        "Create the receiving VM on the target (runStrategy WaitAsReceiver).",
-	StepWaitForReceiver:       "Wait for the receiving VMI to wait for the synchronization (WaitingForSync).",
-	StepCreateTargetMigration: "Create the receiving migration on the target and wait for its synchronization address.",
-	StepCreateSourceMigration: "Create the sending migration on the source.",
-	StepMigrate:               "Live-migrate the VM: watch both migrations until they end.",
-	StepCleanup:               "Remove the migrations; after a failure or cancel, what was created on the target.",
+	StepInitialize:              "Find the VM on the source and record what the migration needs of it.",
+	StepSynchronizeCertificates: "Make each cluster trust the other's migration CA: its kubevirt-ca bundle into the other's kubevirt-external-ca.",
+	StepCopyResources:           "Copy the Secrets and ConfigMaps the VM references to the target namespace.",
+	StepCreateVolumes:           "Create blank DataVolumes (or PVCs) of the VM's disks on the target.",
+	StepCreateReceiver:          "Create the receiving VM on the target (runStrategy WaitAsReceiver).",
+	StepWaitForReceiver:         "Wait for the receiving VMI to wait for the synchronization (WaitingForSync).",
+	StepCreateTargetMigration:   "Create the receiving migration on the target and wait for its synchronization address.",
+	StepCreateSourceMigration:   "Create the sending migration on the source.",
+	StepMigrate:                 "Live-migrate the VM: watch both migrations until they end.",
+	StepCleanup:                 "Remove the migrations; after a failure or cancel, what was created on the target.",
 }
 
 // Task phases (Task.Phase).

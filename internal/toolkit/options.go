@@ -31,6 +31,7 @@ import (
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/preflight"
 	"github.com/cclm-io/cclm/internal/scheme"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // Options configure the toolkit. The zero value works except for
@@ -114,6 +115,9 @@ var Component = install.Component{
 		// CopyResources' copies of the VM's Secrets and ConfigMaps
 		// (read by name, created, deleted by Cleanup).
 		rule("", []string{"secrets", "configmaps"}, "get", "create", "delete"),
+		// SynchronizeCertificates: the source cluster's CA imported into
+		// this cluster's kubevirt-external-ca (created above if absent).
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{trust.ExternalCAConfigMap}, Verbs: []string{"update"}},
 		// The target namespace, made if absent (never deleted).
 		rule("", []string{"namespaces"}, "get", "create"),
 		// CreateVolumes: blank DataVolumes or PVCs; Cleanup deletes them.

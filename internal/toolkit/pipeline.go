@@ -16,6 +16,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/migrationcontroller"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // Timeouts bound the pipeline's steps; zero fields take the defaults.
@@ -93,6 +94,12 @@ type VMObserved struct {
 	References []ResourceRef
 	Source     SourceView
 	Target     TargetView
+	// Trust is each cluster's migration trust, read for
+	// SynchronizeCertificates only (NeedsTrust); nil otherwise.
+	Trust *TrustView
+	// VirtNamespace is KubeVirt's namespace on both clusters, where the
+	// trust's ConfigMaps are.
+	VirtNamespace string
 	// LastError is the last action of this VM that failed in this
 	// process, if any: said when a step gives up, and a permanent one
 	// (the API server refused the object as invalid) fails the step.
@@ -117,6 +124,20 @@ type ClusterView struct {
 	PVCs        map[string]*corev1.PersistentVolumeClaim
 	Secrets     map[string]*corev1.Secret
 	ConfigMaps  map[string]*corev1.ConfigMap
+}
+
+// TrustView is what SynchronizeCertificates reads: each cluster's
+// migration CA and the CAs it trusts.
+type TrustView struct {
+	Source, Target ClusterTrust
+}
+
+// ClusterTrust is one cluster's ConfigMaps kubevirt-ca (CA) and
+// kubevirt-external-ca (External, "" when absent) in VirtNamespace.
+type ClusterTrust struct {
+	// Err: they could not be read; the bundles are then unknown.
+	Err          string
+	CA, External string
 }
 
 // SourceView is the VM's side of the source cluster.
@@ -156,6 +177,10 @@ type Op string
 const (
 	OpCreate Op = "create"
 	OpDelete Op = "delete"
+	// OpImportCA adds the certificates of the Object ConfigMap's
+	// ca-bundle that the cluster's kubevirt-external-ca lacks, keeping
+	// those there (trust.ImportPeerCA).
+	OpImportCA Op = "import into"
 )
 
 // Action is one write the decision asks for.
@@ -194,6 +219,12 @@ func NeedsInventory(status forkliftv1beta1.VMStatus) bool {
 		return true
 	}
 	return false
+}
+
+// NeedsTrust says whether the VM's current step needs VMObserved.Trust:
+// SynchronizeCertificates.
+func NeedsTrust(status forkliftv1beta1.VMStatus) bool {
+	return !isFinal(status.Phase) && status.Phase == StepSynchronizeCertificates
 }
 
 // Requeue intervals.
@@ -316,6 +347,8 @@ func (s *vmStepper) decide() {
 	switch step.Name {
 	case StepInitialize:
 		s.initialize(i)
+	case StepSynchronizeCertificates:
+		s.synchronizeCertificates(i)
 	case StepCopyResources:
 		s.copyResources(i)
 	case StepCreateVolumes:
@@ -584,6 +617,62 @@ func (s *vmStepper) initialize(i int) {
 		AnnotationMACs:        interfaceMACs(vm, vmi),
 		AnnotationMemoryBytes: strconv.FormatInt(vm.Spec.Template.Spec.GuestMemoryBytes(), 10),
 	})
+}
+
+// synchronizeCertificates makes each cluster trust the other's migration
+// CA, as Forklift's SynchronizeCertificates does on every migration: the
+// synchronization controllers authenticate each other with it, and the
+// node agents the migration stream. Only what a side lacks is imported;
+// the CAs already there stay. The source side is written with the
+// Provider's token (the guide's ClusterRole allows it).
+func (s *vmStepper) synchronizeCertificates(i int) {
+	view := s.obs.Trust
+	if view == nil {
+		s.requeueIn(afterAction)
+		return
+	}
+	for _, side := range []struct {
+		name  Side
+		trust ClusterTrust
+		poll  time.Duration
+	}{{SideSource, view.Source, pollSource}, {SideTarget, view.Target, pollTarget}} {
+		if s.unreadable(i, string(side.name), side.trust.Err, side.poll) {
+			return
+		}
+		if side.trust.CA == "" {
+			s.fail(i, fmt.Sprintf("the %s cluster has no migration CA (ConfigMap %s/%s, key %s): is KubeVirt installed there in namespace %s?",
+				side.name, s.obs.VirtNamespace, trust.CABundleConfigMap, trust.BundleKey, s.obs.VirtNamespace))
+			return
+		}
+	}
+	var imports []Action
+	var said []string
+	for _, d := range []struct {
+		from, to     ClusterTrust
+		toSide       Side
+		fromSideName string
+	}{{view.Source, view.Target, SideTarget, "source"}, {view.Target, view.Source, SideSource, "target"}} {
+		missing, err := trust.Missing(d.to.CA, d.to.External, d.from.CA)
+		if err != nil {
+			s.fail(i, fmt.Sprintf("the %s cluster's CA bundles (ConfigMaps %s and %s in %s) cannot be read as PEM certificates: %v; repair them",
+				d.toSide, trust.CABundleConfigMap, trust.ExternalCAConfigMap, s.obs.VirtNamespace, err))
+			return
+		}
+		if missing == 0 {
+			continue
+		}
+		peer := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: s.obs.VirtNamespace, Name: trust.ExternalCAConfigMap},
+			Data:       map[string]string{trust.BundleKey: d.from.CA},
+		}
+		imports = append(imports, Action{Side: d.toSide, Op: OpImportCA, Object: peer})
+		said = append(said, fmt.Sprintf("the %s cluster's CA into the %s's %s", d.fromSideName, d.toSide, trust.ExternalCAConfigMap))
+	}
+	if len(imports) > 0 {
+		s.act(i, "importing "+strings.Join(said, " and "), imports...)
+		return
+	}
+	s.complete(i, nil)
 }
 
 func (s *vmStepper) copyResources(i int) {

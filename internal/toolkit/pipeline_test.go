@@ -83,8 +83,8 @@ func initializeCases() []stepCase {
 	unmapped := observe(pending, 0)
 	unmapped.NetworkMap = nil
 	return []stepCase{
-		{"a running VM: recorded, then CopyResources starts", observe(pending, 0),
-			expect{phase: StepCopyResources, steps: map[string]string{StepInitialize: PhaseCompleted, StepCopyResources: PhaseRunning}, requeue: 0}},
+		{"a running VM: recorded, then SynchronizeCertificates starts", observe(pending, 0),
+			expect{phase: StepSynchronizeCertificates, steps: map[string]string{StepInitialize: PhaseCompleted, StepSynchronizeCertificates: PhaseRunning}, requeue: 0}},
 		{"no slot: stays Pending", observe(pending, 0, func(o *VMObserved) { o.MayStart = false }),
 			expect{steps: map[string]string{StepInitialize: PhasePending}, requeue: pollTarget}},
 		{"source unreachable: waits", observe(pending, 0, sourceErr("connection refused")),

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/scheme"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // migrationReconciler is the driver around StartMigration, StepVM and
@@ -143,6 +146,10 @@ func (r *migrationReconciler) advance(ctx context.Context, m *forkliftv1beta1.Mi
 	if sm, err := getOrNil[forkliftv1beta1.StorageMap](readCtx, r.reader, plan.Spec.Map.Storage, plan.Namespace); err == nil && sm != nil {
 		storageMap = sm.Spec.Map
 	}
+	var trustView *TrustView
+	if slices.ContainsFunc(m.Status.VMs, NeedsTrust) {
+		trustView = r.observeTrust(readCtx, source, sourceErr, refName(plan.Spec.Provider.Source, plan.Namespace))
+	}
 	inFlight := 0
 	for _, vm := range m.Status.VMs {
 		if vm.Started != nil && !IsFinal(vm) {
@@ -167,6 +174,7 @@ func (r *migrationReconciler) advance(ctx context.Context, m *forkliftv1beta1.Mi
 			PlanUID: plan.UID, MigrationUID: m.UID, TargetNamespace: plan.Spec.TargetNamespace,
 			NetworkMap: networkMap, StorageMap: storageMap,
 			CompletionTimeoutPerGiB: perGiB, Timeouts: r.opts.Timeouts,
+			Trust: trustView, VirtNamespace: r.opts.VirtNamespace,
 			Inventory: NeedsInventory(status),
 			LastError: r.lastError(m.UID, status.Ref),
 		}
@@ -235,6 +243,8 @@ func (r *migrationReconciler) do(ctx context.Context, migrationUID types.UID, vm
 			if apierrors.IsNotFound(err) {
 				err = nil
 			}
+		case OpImportCA:
+			_, err = trust.ImportPeerCA(ctx, c, a.Object.GetNamespace(), a.Object.(*corev1.ConfigMap).Data[trust.BundleKey])
 		}
 	}
 	key := vmKey(migrationUID, vm.Ref)
@@ -246,9 +256,16 @@ func (r *migrationReconciler) do(ctx context.Context, migrationUID types.UID, vm
 		return
 	}
 	ctrl.LoggerFrom(ctx).Info("action failed", "vm", vmRefName(vm.Ref), "step", vm.Phase, "action", a.String(), "error", err.Error())
+	message := fmt.Sprintf("%s: %v", a, err)
+	// A refused import is for the user to fix, not for retries to wait out.
+	refusedImport := a.Op == OpImportCA && apierrors.IsForbidden(err)
+	if refusedImport {
+		message += fmt.Sprintf("; the %s cluster's account may not write ConfigMap %s: allow it create and update on configmaps in namespace %s (the guide's ClusterRole live-migration-role does, for the source's token)",
+			a.Side, trust.ExternalCAConfigMap, a.Object.GetNamespace())
+	}
 	r.lastErrors[key] = &ActionError{
-		Step: vm.Phase, Message: fmt.Sprintf("%s: %v", a, err),
-		Permanent: apierrors.IsInvalid(err) || apierrors.IsBadRequest(err),
+		Step: vm.Phase, Message: message,
+		Permanent: apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || refusedImport,
 	}
 }
 
@@ -489,6 +506,41 @@ func readResource(ctx context.Context, c client.Reader, namespace string, ref Re
 		}
 	}
 	return nil
+}
+
+// observeTrust reads each cluster's migration CA and the CAs it trusts,
+// the source's with the Provider's token.
+func (r *migrationReconciler) observeTrust(ctx context.Context, source client.Client, sourceErr, provider string) *TrustView {
+	view := &TrustView{Target: r.readTrust(ctx, r.reader)}
+	if sourceErr != "" {
+		view.Source.Err = sourceErr
+		return view
+	}
+	view.Source = r.readTrust(ctx, source)
+	if view.Source.Err != "" {
+		view.Source.Err = sourceReadError(errors.New(view.Source.Err), provider)
+	}
+	return view
+}
+
+// readTrust reads the ConfigMaps kubevirt-ca and kubevirt-external-ca
+// (absent: "") of one cluster.
+func (r *migrationReconciler) readTrust(ctx context.Context, c client.Reader) ClusterTrust {
+	var out ClusterTrust
+	for _, cm := range []struct {
+		name   string
+		bundle *string
+	}{{trust.CABundleConfigMap, &out.CA}, {trust.ExternalCAConfigMap, &out.External}} {
+		var read corev1.ConfigMap
+		found, err := get(ctx, c, client.ObjectKey{Namespace: r.opts.VirtNamespace, Name: cm.name}, &read)
+		if err != nil {
+			return ClusterTrust{Err: fmt.Sprintf("read ConfigMap %s/%s: %v", r.opts.VirtNamespace, cm.name, err)}
+		}
+		if found {
+			*cm.bundle = read.Data[trust.BundleKey]
+		}
+	}
+	return out
 }
 
 func (r *migrationReconciler) observeTarget(ctx context.Context, obs *VMObserved) {

@@ -26,6 +26,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/scheme"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // The migration reconciler on two fake clusters, with the other
@@ -59,11 +60,13 @@ func newWorld(t *testing.T, outcome kubevirtv1.VirtualMachineInstanceMigrationPh
 	w := &world{t: t, now: t0, outcome: outcome, created: map[string]int{}, deleted: map[string]bool{}}
 	vm := sourceVM()
 	dv := blankDV("256Mi", nil)
+	sourceCA, targetCA := testCAs()
 	w.source = fakeBuilder().
-		WithObjects(vm, sourceVMI(kubevirtv1.Running), dv, sourcePVC("256Mi")).Build()
+		WithObjects(vm, sourceVMI(kubevirtv1.Running), dv, sourcePVC("256Mi"), trustCAConfigMap(sourceCA)).Build()
 	openshift := forkliftv1beta1.OpenShift
 	objects := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: DefaultNamespace}},
+		trustCAConfigMap(targetCA),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ocp7-token", Namespace: DefaultNamespace}, Data: map[string][]byte{"token": []byte("t")}},
 		&forkliftv1beta1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "ocp7", Namespace: DefaultNamespace}, Spec: forkliftv1beta1.ProviderSpec{
 			Type: &openshift, URL: "https://127.0.0.1:6443", Secret: corev1.ObjectReference{Name: "ocp7-token"}}},
@@ -98,8 +101,9 @@ func fakeBuilder() *fake.ClientBuilder {
 	return fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjectTracker(tracker)
 }
 
-// intercepted is c with the kill injection and the create count.
-func (w *world) intercepted(c client.WithWatch) client.WithWatch {
+// intercepted is c, the side cluster, with the kill injection and the
+// create count.
+func (w *world) intercepted(c client.WithWatch, side Side) client.WithWatch {
 	write := func(obj client.Object, what string, do func() error) error {
 		if w.killed {
 			return errors.New("killed")
@@ -111,14 +115,14 @@ func (w *world) intercepted(c client.WithWatch) client.WithWatch {
 		}
 		err := do()
 		if err == nil && what == "create" {
-			key := objectKey(obj)
+			key := objectKey(obj) + " on the " + string(side)
 			w.created[key]++
 			if w.deleted[key] {
 				w.t.Errorf("%s created again after it was deleted", key)
 			}
 		}
 		if err == nil && what == "delete" {
-			w.deleted[objectKey(obj)] = true
+			w.deleted[objectKey(obj)+" on the "+string(side)] = true
 		}
 		return err
 	}
@@ -149,8 +153,8 @@ func (w *world) intercepted(c client.WithWatch) client.WithWatch {
 
 // reconciler is a fresh migration reconciler, as after a restart.
 func (w *world) reconciler() *migrationReconciler {
-	target := w.intercepted(w.target)
-	source := w.intercepted(w.source)
+	target := w.intercepted(w.target, SideTarget)
+	source := w.intercepted(w.source, SideSource)
 	return &migrationReconciler{
 		client: target, reader: target, recorder: &events.FakeRecorder{},
 		opts: Options{}.withDefaults(), now: func() time.Time { return w.now },
@@ -344,6 +348,7 @@ func TestKilledAtEveryWrite(t *testing.T) {
 						}
 					}
 				}
+				w.checkTrustedBothWays(where)
 				for key, n := range w.created {
 					if n != 1 {
 						t.Errorf("%s: %s created %d times", where, key, n)
@@ -382,5 +387,26 @@ func TestKilledAtEveryWrite(t *testing.T) {
 			}
 			t.Logf("%s: killed at each of %d writes, every run ended %s with each object made once", scenario.name, total, scenario.want)
 		})
+	}
+}
+
+// checkTrustedBothWays: each cluster's kubevirt-external-ca holds the
+// other's migration CA, once.
+func (w *world) checkTrustedBothWays(where string) {
+	w.t.Helper()
+	sourceCA, targetCA := testCAs()
+	for _, c := range []struct {
+		name string
+		c    client.Client
+		peer string
+	}{{"source", w.source, targetCA}, {"target", w.target, sourceCA}} {
+		var external corev1.ConfigMap
+		if err := c.c.Get(context.Background(), client.ObjectKey{Namespace: DefaultVirtNamespace, Name: trust.ExternalCAConfigMap}, &external); err != nil {
+			w.t.Errorf("%s: the %s's %s: %v", where, c.name, trust.ExternalCAConfigMap, err)
+			continue
+		}
+		if got := external.Data[trust.BundleKey]; got != c.peer {
+			w.t.Errorf("%s: the %s's %s holds\n%s\nwant exactly the peer's CA", where, c.name, trust.ExternalCAConfigMap, got)
+		}
 	}
 }
