@@ -235,8 +235,13 @@ const (
 	// pollTarget: target objects are watched; this is a fallback.
 	pollTarget = 2 * time.Second
 	// afterAction: look again this soon after acting (the watch event of
-	// the created object usually comes first).
-	afterAction = 500 * time.Millisecond
+	// a created target object usually comes first; the source's objects
+	// are not watched, and a step that made one waits this long).
+	afterAction = 200 * time.Millisecond
+	// pollSourceEnding: the guest runs on the target and only the
+	// sending migration's end is awaited, which takes the source cluster
+	// a few hundred milliseconds: looked for more often than pollSource.
+	pollSourceEnding = 250 * time.Millisecond
 )
 
 // StepVM decides the next move of one VM's pipeline from what is observed
@@ -904,7 +909,7 @@ func (s *vmStepper) migrate(i int) {
 			s.complete(i, nil)
 			return
 		}
-		s.wait(i, fmt.Sprintf("the guest runs on the target; waiting for the sending migration to end (phase %s)", sm.Status.Phase), pollSource)
+		s.wait(i, fmt.Sprintf("the guest runs on the target; waiting for the sending migration to end (phase %s)", sm.Status.Phase), pollSourceEnding)
 		return
 	}
 	switch {
