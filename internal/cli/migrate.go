@@ -40,9 +40,6 @@ const (
 	annotationDirtyRate = toolkit.AnnotationDirtyRate
 	annotationIteration = toolkit.AnnotationIteration
 	annotationDowntime  = toolkit.AnnotationDowntime
-	vmCompleted         = toolkit.VMCompleted
-	vmFailed            = toolkit.VMFailed
-	vmCanceled          = toolkit.VMCanceled
 )
 
 // Results of a VM, and of the whole command, in -o json.
@@ -543,7 +540,7 @@ func (f *follower) read(ctx context.Context) (*forkliftv1beta1.Migration, error)
 func (f *follower) cancel(ctx context.Context, statuses []forkliftv1beta1.VMStatus) error {
 	var refs []forkliftv1beta1.Ref
 	for _, vm := range f.vms {
-		if status := findVMStatus(statuses, vm.Ref); status != nil && vmEnded(status.Phase) {
+		if status := findVMStatus(statuses, vm.Ref); status != nil && vmEnded(status) {
 			continue
 		}
 		refs = append(refs, vm.Ref)
@@ -618,8 +615,10 @@ func findVMStatus(statuses []forkliftv1beta1.VMStatus, ref forkliftv1beta1.Ref) 
 	return nil
 }
 
-func vmEnded(phase string) bool {
-	return phase == vmCompleted || phase == vmFailed || phase == vmCanceled
+// vmEnded: the VM's migration is over, as its outcome condition says
+// (Forklift's: phase Completed and Succeeded, Failed or Canceled).
+func vmEnded(status *forkliftv1beta1.VMStatus) bool {
+	return toolkit.VMOutcome(*status) != ""
 }
 
 // migrationEnded reports whether the Migration is over: a Succeeded,
@@ -632,7 +631,7 @@ func migrationEnded(m *forkliftv1beta1.Migration, vms []forkliftv1beta1.PlanVM) 
 	}
 	for _, vm := range vms {
 		s := findVMStatus(m.Status.VMs, vm.Ref)
-		if s == nil || !vmEnded(s.Phase) {
+		if s == nil || !vmEnded(s) {
 			return false, ""
 		}
 	}
@@ -695,7 +694,7 @@ func viewOf(name string, status *forkliftv1beta1.VMStatus) vmView {
 		}
 		v.Elapsed = end.Sub(status.Started.Time)
 	}
-	if vmEnded(status.Phase) {
+	if vmEnded(status) {
 		v.Ended = true
 		v.Result = vmResultOf(status)
 		v.Error = errorText(status.Error)
@@ -726,17 +725,18 @@ func errorText(e *forkliftv1beta1.Error) string {
 	return reasons
 }
 
-// vmResultOf maps a VM's end phase to its result.
+// vmResultOf maps a VM's outcome condition to its result: never a
+// success unless the VM says Succeeded (a canceled VM is not migrated).
 func vmResultOf(status *forkliftv1beta1.VMStatus) string {
-	switch status.Phase {
-	case vmCompleted:
+	switch toolkit.VMOutcome(*status) {
+	case toolkit.VMSucceeded:
 		if status.Error != nil {
 			return resultFailed
 		}
 		return resultSucceeded
-	case vmFailed:
+	case toolkit.VMFailed:
 		return resultFailed
-	case vmCanceled:
+	case toolkit.VMCanceled:
 		return resultCanceled
 	}
 	return resultIncomplete

@@ -417,3 +417,26 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A VM of Forklift (or of cclm's toolkit) ends in phase Completed whatever
+// happened; its condition says what did: a canceled VM is never reported
+// as migrated.
+func TestResultFromTheOutcomeCondition(t *testing.T) {
+	for _, tc := range []struct {
+		condition string
+		want      string
+	}{
+		{forkliftv1beta1.ConditionSucceeded, resultSucceeded},
+		{forkliftv1beta1.ConditionCanceled, resultCanceled},
+		{forkliftv1beta1.ConditionFailed, resultFailed},
+	} {
+		status := migratingStatus()
+		completed := metav1.NewTime(status.Started.Add(time.Second))
+		status.Phase, status.Completed = "Completed", &completed
+		status.Conditions = []forkliftv1beta1.Condition{{Type: tc.condition, Status: forkliftv1beta1.ConditionTrue}}
+		v := viewOf("default/demo-vm", status)
+		if !v.Ended || v.Result != tc.want {
+			t.Errorf("phase Completed with condition %s: ended %v, result %q, want %q", tc.condition, v.Ended, v.Result, tc.want)
+		}
+	}
+}

@@ -400,16 +400,23 @@ func TestAggregateMigration(t *testing.T) {
 	vm := func(name, phase string) forkliftv1beta1.VMStatus {
 		return forkliftv1beta1.VMStatus{Ref: forkliftv1beta1.Ref{Name: name, Namespace: "ns"}, Phase: phase}
 	}
+	ended := func(name, outcome string) forkliftv1beta1.VMStatus {
+		status := vm(name, VMPhaseCompleted)
+		status.Conditions = []forkliftv1beta1.Condition{outcomeCondition(outcome, "", nil, metav1.NewTime(t0))}
+		return status
+	}
 	for _, tc := range []struct {
 		name string
 		vms  []forkliftv1beta1.VMStatus
 		want string
 		says string
 	}{
-		{"one still migrating", []forkliftv1beta1.VMStatus{vm("a", VMCompleted), vm("b", StepMigrate)}, forkliftv1beta1.ConditionRunning, "1 of 2 VMs migrating"},
-		{"all migrated", []forkliftv1beta1.VMStatus{vm("a", VMCompleted), vm("b", VMCompleted)}, forkliftv1beta1.ConditionSucceeded, "completed: ns/a, ns/b"},
-		{"one failed", []forkliftv1beta1.VMStatus{vm("a", VMCompleted), vm("b", VMFailed)}, forkliftv1beta1.ConditionFailed, "completed: ns/a; failed: ns/b"},
-		{"one canceled", []forkliftv1beta1.VMStatus{vm("a", VMCanceled), vm("b", VMCompleted)}, forkliftv1beta1.ConditionCanceled, "canceled: ns/a"},
+		{"one still migrating", []forkliftv1beta1.VMStatus{ended("a", VMSucceeded), vm("b", StepMigrate)}, forkliftv1beta1.ConditionRunning, "1 of 2 VMs migrating"},
+		{"all migrated", []forkliftv1beta1.VMStatus{ended("a", VMSucceeded), ended("b", VMSucceeded)}, forkliftv1beta1.ConditionSucceeded, "succeeded: ns/a, ns/b"},
+		{"one failed", []forkliftv1beta1.VMStatus{ended("a", VMSucceeded), ended("b", VMFailed)}, forkliftv1beta1.ConditionFailed, "succeeded: ns/a; failed: ns/b"},
+		{"one canceled", []forkliftv1beta1.VMStatus{ended("a", VMCanceled), ended("b", VMSucceeded)}, forkliftv1beta1.ConditionCanceled, "canceled: ns/a"},
+		{"phase Completed is no success: a canceled VM", []forkliftv1beta1.VMStatus{ended("a", VMCanceled)}, forkliftv1beta1.ConditionCanceled, "canceled: ns/a"},
+		{"an older cclm's final phases", []forkliftv1beta1.VMStatus{vm("a", VMFailed), vm("b", VMPhaseCompleted)}, forkliftv1beta1.ConditionFailed, "succeeded: ns/b; failed: ns/a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status := AggregateMigration(forkliftv1beta1.MigrationStatus{VMs: tc.vms, Conditions: []forkliftv1beta1.Condition{{Type: forkliftv1beta1.ConditionRunning, Status: "True"}}}, t0)

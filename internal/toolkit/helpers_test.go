@@ -189,11 +189,11 @@ func statusIn(step string, started time.Duration) forkliftv1beta1.VMStatus {
 // success) or after a failed CreateReceiver.
 func inCleanup(outcome string, started time.Duration) forkliftv1beta1.VMStatus {
 	from := StepCreateReceiver
-	if outcome == VMCompleted {
+	if outcome == VMSucceeded || outcome == VMPhaseCompleted {
 		from = StepCleanup
 	}
 	status := statusIn(from, -time.Minute)
-	if outcome != VMCompleted {
+	if from != StepCleanup {
 		failed := &status.Pipeline[stepIndex(from)]
 		failed.Phase, failed.Completed = PhaseFailed, mtp(-time.Minute)
 		if outcome == VMFailed {

@@ -134,11 +134,12 @@ func AggregateMigration(status forkliftv1beta1.MigrationStatus, now time.Time) f
 	outcomes := map[string][]string{}
 	running := 0
 	for _, vm := range status.VMs {
-		if !isFinal(vm.Phase) {
+		outcome := VMOutcome(vm)
+		if outcome == "" {
 			running++
 			continue
 		}
-		outcomes[vm.Phase] = append(outcomes[vm.Phase], vmRefName(vm.Ref))
+		outcomes[outcome] = append(outcomes[outcome], vmRefName(vm.Ref))
 	}
 	if running > 0 {
 		status.Conditions = setCondition(status.Conditions, forkliftv1beta1.Condition{
@@ -158,10 +159,10 @@ func AggregateMigration(status forkliftv1beta1.MigrationStatus, now time.Time) f
 	}
 	final.Status = forkliftv1beta1.ConditionTrue
 	var parts []string
-	for _, phase := range []string{VMCompleted, VMFailed, VMCanceled} {
-		if names := outcomes[phase]; len(names) > 0 {
+	for _, outcome := range []string{VMSucceeded, VMFailed, VMCanceled} {
+		if names := outcomes[outcome]; len(names) > 0 {
 			sort.Strings(names)
-			parts = append(parts, fmt.Sprintf("%s: %s", strings.ToLower(phase), strings.Join(names, ", ")))
+			parts = append(parts, fmt.Sprintf("%s: %s", strings.ToLower(outcome), strings.Join(names, ", ")))
 		}
 	}
 	final.Message = strings.Join(parts, "; ")

@@ -6,6 +6,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 )
 
 // Names shared with upstream Forklift and the rest of cclm.
@@ -75,11 +77,16 @@ const (
 	PhaseFailed    = "Failed"
 )
 
-// Final VM phases (VMStatus.Phase once the pipeline ended).
+// VMPhaseCompleted is a VM's phase once its pipeline ended, whatever the
+// outcome, as Forklift's: the outcome is the VM's condition (VMOutcome).
+const VMPhaseCompleted = "Completed"
+
+// VM outcomes: the condition (type, status True) a VM ends with, as
+// Forklift's; Cleanup's outcome annotation holds them while it runs.
 const (
-	VMCompleted = "Completed"
-	VMFailed    = "Failed"
-	VMCanceled  = "Canceled"
+	VMSucceeded = forkliftv1beta1.ConditionSucceeded
+	VMFailed    = forkliftv1beta1.ConditionFailed
+	VMCanceled  = forkliftv1beta1.ConditionCanceled
 )
 
 // Annotations of pipeline tasks: what Initialize recorded, and the

@@ -288,8 +288,33 @@ func NewPipeline() []forkliftv1beta1.Step {
 	return pipeline
 }
 
+// isFinal: a VM in phase has ended. Failed and Canceled are the final
+// phases cclm wrote before it followed Forklift (phase Completed and the
+// outcome as a condition); a Migration an older cclm left is read as it.
 func isFinal(phase string) bool {
-	return phase == VMCompleted || phase == VMFailed || phase == VMCanceled
+	return phase == VMPhaseCompleted || phase == VMFailed || phase == VMCanceled
+}
+
+// VMOutcome is how a VM's migration ended: VMSucceeded, VMFailed or
+// VMCanceled, from its conditions as Forklift sets them; "" while it has
+// not ended. A VM that ended without an outcome condition (a status of an
+// older cclm) ends by its phase, or by its error.
+func VMOutcome(status forkliftv1beta1.VMStatus) string {
+	if !isFinal(status.Phase) {
+		return ""
+	}
+	for _, outcome := range []string{VMFailed, VMCanceled, VMSucceeded} {
+		if c := forkliftv1beta1.FindCondition(status.Conditions, outcome); c != nil && c.Status == forkliftv1beta1.ConditionTrue {
+			return outcome
+		}
+	}
+	switch {
+	case status.Phase != VMPhaseCompleted:
+		return status.Phase
+	case status.Error != nil:
+		return VMFailed
+	}
+	return VMSucceeded
 }
 
 // IsFinal reports whether the VM's pipeline ended.
@@ -399,7 +424,7 @@ func (s *vmStepper) complete(i int, annotations map[string]string) {
 	case cleanupIndex:
 		s.finish()
 	case migrateIndex:
-		s.beginCleanup(VMCompleted, "the VM migrated")
+		s.beginCleanup(VMSucceeded, "the VM migrated")
 	default:
 		s.start(i + 1)
 	}
@@ -434,7 +459,7 @@ func (s *vmStepper) fail(i int, reasons ...string) {
 	s.beginCleanup(VMFailed, strings.Join(reasons, "; "))
 }
 
-// beginCleanup starts Cleanup for an outcome (VMCompleted, VMFailed or
+// beginCleanup starts Cleanup for an outcome (VMSucceeded, VMFailed or
 // VMCanceled), which it keeps in the step's annotations.
 func (s *vmStepper) beginCleanup(outcome, why string) {
 	cleanup := s.step(cleanupIndex)
@@ -451,17 +476,14 @@ func (s *vmStepper) beginCleanup(outcome, why string) {
 // adds its reason to a failure.
 func (s *vmStepper) finish() {
 	cleanup := s.step(cleanupIndex)
-	outcome := cleanup.Annotations[AnnotationOutcome]
-	if outcome == "" {
-		outcome = VMFailed
-	}
+	outcome := cleanupOutcome(cleanup)
 	st := &s.d.Status
-	st.Phase = outcome
+	st.Phase = VMPhaseCompleted
 	st.Completed = s.nowPtr()
 	if cleanup.Error != nil {
 		message := "cleanup incomplete: " + strings.Join(cleanup.Error.Reasons, "; ")
 		switch {
-		case outcome == VMCompleted:
+		case outcome == VMSucceeded:
 			st.Conditions = append(st.Conditions, forkliftv1beta1.Condition{
 				Type: "CleanupIncomplete", Status: forkliftv1beta1.ConditionTrue, Category: forkliftv1beta1.CategoryWarn,
 				Reason: "DeadlineExceeded", Message: message, LastTransitionTime: s.now,
@@ -472,13 +494,44 @@ func (s *vmStepper) finish() {
 			st.Error = &forkliftv1beta1.Error{Phase: StepCleanup, Reasons: []string{message}}
 		}
 	}
+	st.Conditions = append(st.Conditions, outcomeCondition(outcome, cleanup.Annotations[AnnotationCleanupReason], st.Error, s.now))
 	s.d.RequeueAfter = 0
 	switch outcome {
-	case VMCompleted:
+	case VMSucceeded:
 		s.event(corev1.EventTypeNormal, "VMMigrated", fmt.Sprintf("%s migrated", s.vmName()))
 	case VMCanceled:
 		s.event(corev1.EventTypeNormal, "VMCanceled", fmt.Sprintf("%s: migration canceled", s.vmName()))
 	}
+}
+
+// cleanupOutcome is the outcome Cleanup runs for ("Completed": written by
+// an older cclm for a success; none: a failure).
+func cleanupOutcome(cleanup *forkliftv1beta1.Step) string {
+	switch outcome := cleanup.Annotations[AnnotationOutcome]; outcome {
+	case VMSucceeded, VMCanceled:
+		return outcome
+	case VMPhaseCompleted:
+		return VMSucceeded
+	}
+	return VMFailed
+}
+
+// outcomeCondition is the VM's final condition, as Forklift's: Succeeded,
+// Failed (with the error's reasons) or Canceled.
+func outcomeCondition(outcome, why string, failure *forkliftv1beta1.Error, now metav1.Time) forkliftv1beta1.Condition {
+	c := forkliftv1beta1.Condition{Type: outcome, Status: forkliftv1beta1.ConditionTrue, LastTransitionTime: now, Message: why}
+	switch outcome {
+	case VMSucceeded:
+		c.Category, c.Reason = forkliftv1beta1.CategoryAdvisory, "Completed"
+	case VMCanceled:
+		c.Category, c.Reason = forkliftv1beta1.CategoryAdvisory, "UserRequested"
+	default:
+		c.Category, c.Reason = forkliftv1beta1.CategoryCritical, "Failed"
+		if failure != nil {
+			c.Message = strings.Join(failure.Reasons, "; ")
+		}
+	}
+	return c
 }
 
 // cancelApplies: a cancel stops the VM unless it is already in Cleanup
@@ -1029,7 +1082,7 @@ func (s *vmStepper) cleanup(i int) {
 		return
 	}
 	src, target := s.obs.Source, s.obs.Target
-	outcome := s.step(i).Annotations[AnnotationOutcome]
+	outcome := cleanupOutcome(s.step(i))
 	var deletes []Action
 	var remaining []string
 	remove := func(side Side, obj client.Object) {
@@ -1051,7 +1104,7 @@ func (s *vmStepper) cleanup(i int) {
 		return
 	}
 	remove(SideSource, src.VMIM)
-	if len(remaining) > 0 || outcome == VMCompleted {
+	if len(remaining) > 0 || outcome == VMSucceeded {
 		s.removeOrFinish(i, "the migrations", deletes, remaining)
 		return
 	}

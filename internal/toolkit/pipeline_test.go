@@ -26,6 +26,7 @@ type expect struct {
 	failed  string            // in VMStatus.Error's reasons
 	reason  string            // in the current step's Reason
 	outcome string            // Cleanup's outcome annotation
+	ended   string            // the VM ended (phase Completed) with this outcome condition
 	requeue time.Duration
 	events  []string
 }
@@ -240,7 +241,7 @@ func migrateCases() []stepCase {
 			expect{phase: StepMigrate, reason: "migrating: sending migration Running, receiving migration Running", requeue: pollSource}},
 		{"both succeeded: Cleanup of a success", observe(status, 10*time.Second,
 			withTargetVMIM(kubevirtv1.MigrationSucceeded), withSourceVMIM(kubevirtv1.MigrationSucceeded, progress(400, 400, 0))),
-			expect{phase: StepCleanup, outcome: VMCompleted, steps: map[string]string{StepMigrate: PhaseCompleted, StepCleanup: PhaseRunning}}},
+			expect{phase: StepCleanup, outcome: VMSucceeded, steps: map[string]string{StepMigrate: PhaseCompleted, StepCleanup: PhaseRunning}}},
 		{"the guest arrived, the source not yet done: waits", observe(status, 10*time.Second,
 			withTargetVMIM(kubevirtv1.MigrationSucceeded), withSourceVMIM(kubevirtv1.MigrationRunning)),
 			expect{phase: StepMigrate, reason: "the guest runs on the target; waiting for the sending migration to end"}},
@@ -260,7 +261,7 @@ func migrateCases() []stepCase {
 		// deadline that would end Failed with the guest running here.
 		{"the guest arrived, the source unreadable: Cleanup of a success", observe(status, 10*time.Second,
 			withTargetVMIM(kubevirtv1.MigrationSucceeded), sourceErr("read VM src/vm1: Unauthorized")),
-			expect{phase: StepCleanup, outcome: VMCompleted, steps: map[string]string{StepMigrate: PhaseCompleted, StepCleanup: PhaseRunning}}},
+			expect{phase: StepCleanup, outcome: VMSucceeded, steps: map[string]string{StepMigrate: PhaseCompleted, StepCleanup: PhaseRunning}}},
 		{"past the budget: fails", observe(status, budget, withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning)),
 			expect{phase: StepCleanup, outcome: VMFailed, failed: "Migrate did not finish within " + budget.String(), events: []string{"VMFailed"}}},
 	}
@@ -277,14 +278,14 @@ func cleanupCases() []stepCase {
 		}
 		return observe(status, d, all...)
 	}
-	success, failure := inCleanup(VMCompleted, 0), inCleanup(VMFailed, 0)
+	success, failure := inCleanup(VMSucceeded, 0), inCleanup(VMFailed, 0)
 	return []stepCase{
 		{"success: both VMIMs deleted", with(success, 0, migrations, targetObjects),
 			expect{phase: StepCleanup, actions: []string{deleteTargetVMIM, deleteSourceVMIM}}},
 		{"success: deletions under way: waits", with(success, 0, []obsOption{withSourceVMIM(kubevirtv1.MigrationSucceeded, deleting)}),
 			expect{phase: StepCleanup, reason: "waiting for the deletion of VMIM src/vm1-1234abcd on the source"}},
 		{"success: VMIMs gone: Completed, the target's objects kept", with(success, 0, targetObjects),
-			expect{phase: VMCompleted, steps: map[string]string{StepCleanup: PhaseCompleted}, events: []string{"VMMigrated"}}},
+			expect{ended: VMSucceeded, steps: map[string]string{StepCleanup: PhaseCompleted}, events: []string{"VMMigrated"}}},
 		{"failure: the VMIMs first", with(failure, 0, failedMigrations, targetObjects),
 			expect{phase: StepCleanup, failed: "boom", actions: []string{deleteTargetVMIM, deleteSourceVMIM}}},
 		{"failure: then the target's objects", with(failure, 0, targetObjects),
@@ -293,11 +294,11 @@ func cleanupCases() []stepCase {
 			o.Target.Secrets["creds"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: targetNamespace, Labels: ours()}}
 			o.Target.Secrets["theirs"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: targetNamespace}}
 		}}), expect{phase: StepCleanup, failed: "boom", actions: []string{deleteVM, deleteDataVolume, "delete Secret dst/creds on the target"}}},
-		{"failure: all gone: Failed", with(failure, 0), expect{phase: VMFailed, failed: "boom"}},
+		{"failure: all gone: Failed", with(failure, 0), expect{ended: VMFailed, failed: "boom"}},
 		{"failure: a target VM running the guest is kept, with its disks", with(failure, 0, []obsOption{withTargetVM(ours()), withTargetVMI(kubevirtv1.Running), withTargetDV(ours())}),
-			expect{phase: VMFailed, failed: "boom"}},
+			expect{ended: VMFailed, failed: "boom"}},
 		{"someone else's objects are never deleted", with(failure, 0, []obsOption{withTargetVM(nil), withTargetDV(nil), withTargetVMIM(kubevirtv1.MigrationRunning, foreign)}),
-			expect{phase: VMFailed, failed: "boom"}},
+			expect{ended: VMFailed, failed: "boom"}},
 		{"source unreachable: the target VMIM deleted, then waits", with(failure, 0, failedMigrations, []obsOption{sourceErr("EOF")}),
 			expect{phase: StepCleanup, failed: "boom", actions: []string{deleteTargetVMIM}}},
 		{"source unreachable, nothing else to do: waits", with(failure, 0, []obsOption{sourceErr("EOF")}),
@@ -305,12 +306,12 @@ func cleanupCases() []stepCase {
 		{"success, source unreadable: waits, naming the sending migration", with(success, 0, []obsOption{sourceErr("Unauthorized")}),
 			expect{phase: StepCleanup, reason: "cannot read the source cluster to delete the sending migration src/vm1-1234abcd: Unauthorized", requeue: pollSource}},
 		{"success, source unreadable past the deadline: Completed, with a warning naming what is left", with(success, DefaultCleanupTimeout, []obsOption{sourceErr("Unauthorized")}),
-			expect{phase: VMCompleted, steps: map[string]string{StepCleanup: PhaseFailed}, events: []string{"VMMigrated"}}},
+			expect{ended: VMSucceeded, steps: map[string]string{StepCleanup: PhaseFailed}, events: []string{"VMMigrated"}}},
 		{"without the inventory: looks again", with(failure, 0, []obsOption{withoutInventory}), expect{phase: StepCleanup, failed: "boom", requeue: afterAction}},
 		{"failure: past the deadline: Failed, saying what is left", with(failure, DefaultCleanupTimeout, []obsOption{withTargetVMIM(kubevirtv1.MigrationFailed, deleting)}),
-			expect{phase: VMFailed, failed: "cleanup incomplete: Cleanup did not finish within 3m0s: waiting for the deletion of VMIM dst/vm1-1234abcd on the target", steps: map[string]string{StepCleanup: PhaseFailed}}},
+			expect{ended: VMFailed, failed: "cleanup incomplete: Cleanup did not finish within 3m0s: waiting for the deletion of VMIM dst/vm1-1234abcd on the target", steps: map[string]string{StepCleanup: PhaseFailed}}},
 		{"success: past the deadline: still Completed, with a warning", with(success, DefaultCleanupTimeout, []obsOption{withTargetVMIM(kubevirtv1.MigrationSucceeded, deleting)}),
-			expect{phase: VMCompleted, steps: map[string]string{StepCleanup: PhaseFailed}, events: []string{"VMMigrated"}}},
+			expect{ended: VMSucceeded, steps: map[string]string{StepCleanup: PhaseFailed}, events: []string{"VMMigrated"}}},
 	}
 }
 
@@ -328,17 +329,30 @@ func cancelCases() []stepCase {
 		stepCase{"in Cleanup of a cancel: removes the target's objects", observe(inCleanup(VMCanceled, 0), time.Second, canceled, withTargetVM(ours()), withTargetDV(ours())),
 			expect{phase: StepCleanup, actions: []string{deleteVM, deleteDataVolume}}},
 		stepCase{"in Cleanup of a cancel: done: Canceled", observe(inCleanup(VMCanceled, 0), time.Second, canceled),
-			expect{phase: VMCanceled, events: []string{"VMCanceled"}}},
+			expect{ended: VMCanceled, events: []string{"VMCanceled"}}},
 		stepCase{"too late: the guest arrived", observe(statusIn(StepMigrate, 0), time.Second, canceled,
 			withTargetVMIM(kubevirtv1.MigrationSucceeded), withSourceVMIM(kubevirtv1.MigrationSucceeded)),
-			expect{phase: StepCleanup, outcome: VMCompleted}},
-		stepCase{"too late: Cleanup of a failure", observe(inCleanup(VMFailed, 0), time.Second, canceled), expect{phase: VMFailed, failed: "boom"}},
+			expect{phase: StepCleanup, outcome: VMSucceeded}},
+		stepCase{"too late: Cleanup of a failure", observe(inCleanup(VMFailed, 0), time.Second, canceled), expect{ended: VMFailed, failed: "boom"}},
 	)
 }
 
 func finalCases() []stepCase {
 	var cases []stepCase
-	for _, phase := range []string{VMCompleted, VMFailed, VMCanceled} {
+	for _, outcome := range []string{VMSucceeded, VMFailed, VMCanceled} {
+		status := inCleanup(outcome, 0)
+		status.Phase, status.Completed = VMPhaseCompleted, mtp(0)
+		status.Conditions = []forkliftv1beta1.Condition{outcomeCondition(outcome, "", status.Error, metav1.NewTime(at(0)))}
+		status.Pipeline[cleanupIndex].Phase, status.Pipeline[cleanupIndex].Completed = PhaseCompleted, mtp(0)
+		want := expect{ended: outcome}
+		if outcome == VMFailed {
+			want.failed = "boom"
+		}
+		cases = append(cases, stepCase{outcome + " stays " + outcome, observe(status, time.Hour, canceled, withTargetVM(ours())), want})
+	}
+	// An older cclm ended VMs in phase Failed or Canceled, without a
+	// condition; and in Cleanup it noted a success as "Completed".
+	for _, phase := range []string{VMFailed, VMCanceled} {
 		status := inCleanup(phase, 0)
 		status.Phase, status.Completed = phase, mtp(0)
 		status.Pipeline[cleanupIndex].Phase, status.Pipeline[cleanupIndex].Completed = PhaseCompleted, mtp(0)
@@ -346,8 +360,11 @@ func finalCases() []stepCase {
 		if phase == VMFailed {
 			want.failed = "boom"
 		}
-		cases = append(cases, stepCase{phase + " stays " + phase, observe(status, time.Hour, canceled, withTargetVM(ours())), want})
+		cases = append(cases, stepCase{"an older cclm's " + phase + " stays " + phase, observe(status, time.Hour, canceled), want})
 	}
+	older := inCleanup(VMPhaseCompleted, 0)
+	cases = append(cases, stepCase{"an older cclm's Cleanup of a success keeps the target VM and ends Succeeded",
+		observe(older, time.Second, withTargetVM(ours())), expect{ended: VMSucceeded, events: []string{"VMMigrated"}}})
 	return cases
 }
 
@@ -356,6 +373,9 @@ func checkDecision(t *testing.T, d VMDecision, want expect) {
 	st := d.Status
 	if want.phase != "" && st.Phase != want.phase {
 		t.Errorf("phase %q, want %q (reason %q, error %+v)", st.Phase, want.phase, currentReason(st), st.Error)
+	}
+	if want.ended != "" && (st.Phase != VMPhaseCompleted || VMOutcome(st) != want.ended) {
+		t.Errorf("phase %q, outcome %q (conditions %+v), want phase %s with condition %s", st.Phase, VMOutcome(st), st.Conditions, VMPhaseCompleted, want.ended)
 	}
 	for step, phase := range want.steps {
 		if got := st.Pipeline[stepIndex(step)].Phase; got != phase {

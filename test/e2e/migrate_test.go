@@ -1,16 +1,23 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/toolkit"
 	"github.com/cclm-io/cclm/pkg/guestagent"
 )
 
@@ -77,7 +84,7 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatalf("VM result lacks its figures (downtime, bytes, timings): %+v", vm)
 	}
 	t.Logf("%s: %.1f s, downtime %d ms, %d bytes", vm.Name, vm.DurationSeconds, *vm.DowntimeMs, vm.Bytes)
-	if !strings.Contains(stderr, "Migrate (8/9)") && !strings.Contains(stderr, spec.namespace+"/"+spec.name+": Succeeded") {
+	if !strings.Contains(stderr, "Migrate (9/10)") && !strings.Contains(stderr, spec.namespace+"/"+spec.name+": Succeeded") {
 		t.Fatalf("no progress on stderr:\n%s", stderr)
 	}
 
@@ -116,5 +123,85 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	if again.Migration != "" {
 		t.Fatalf("a Migration was created for a plan that is not Ready: %s", again.Migration)
+	}
+}
+
+// `cclm migrate` interrupted mid-transfer, without a terminal, cancels at
+// once: it exits non-zero and its JSON says Canceled; the Migration's VM
+// ends as Forklift's do (phase Completed, condition Canceled), and so does
+// the Migration; the guest runs on at ocp7 as before, and nothing is left
+// of it on ocp1.
+func TestMigrateCommandCanceled(t *testing.T) {
+	l := sharedLab(t)
+	l.runConnect(t)
+	// A slow link keeps the transfer long enough to interrupt.
+	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"8Mi"}`)
+	defer restore()
+	spec := vmSpec{name: "stayer", namespace: "cclm-migrate-cancel", memory: "128Mi"}
+	l.createVM(t, sourceCluster, spec)
+	l.ensureNamespace(t, targetCluster, spec.namespace)
+	before := l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
+
+	cmd := exec.Command(cclmBinary(t), "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
+		"-n", spec.namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	var progress strings.Builder
+	go func() {
+		scanner := bufio.NewScanner(stderr)
+		interrupted := false
+		for scanner.Scan() {
+			progress.WriteString(scanner.Text() + "\n")
+			// Interrupted once bytes move: "Migrate (9/10): 12.0 MiB of ...".
+			if !interrupted && strings.Contains(scanner.Text(), "Migrate (") && strings.Contains(scanner.Text(), " MiB of ") {
+				interrupted = true
+				_ = cmd.Process.Signal(os.Interrupt)
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	select {
+	case err = <-exited:
+	case <-time.After(5 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("cclm migrate did not end within 5 minutes of an interrupt:\n%s", progress.String())
+	}
+	var doc migrateOutput
+	if jerr := json.Unmarshal(stdout.Bytes(), &doc); jerr != nil {
+		t.Fatalf("stdout is not one JSON document (%v):\n%s\nstderr:\n%s", jerr, stdout.String(), progress.String())
+	}
+	if err == nil || doc.Result != "Canceled" || len(doc.VMs) != 1 || doc.VMs[0].Result != "Canceled" {
+		t.Fatalf("an interrupted migrate: exit %v, result %s, VMs %+v; want a non-zero exit and Canceled\nstderr:\n%s", err, doc.Result, doc.VMs, progress.String())
+	}
+
+	var m forkliftv1beta1.Migration
+	namespace, name, _ := strings.Cut(doc.Migration, "/") // as -o json names it
+	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &m); err != nil {
+		t.Fatal(err)
+	}
+	if c := forkliftv1beta1.FindCondition(m.Status.Conditions, forkliftv1beta1.ConditionCanceled); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
+		t.Errorf("Migration %s: conditions %+v, want Canceled", m.Name, m.Status.Conditions)
+	}
+	if len(m.Status.VMs) != 1 || m.Status.VMs[0].Phase != toolkit.VMPhaseCompleted || toolkit.VMOutcome(m.Status.VMs[0]) != toolkit.VMCanceled {
+		t.Errorf("Migration %s's VM: %+v, want phase Completed with condition Canceled", m.Name, m.Status.VMs)
+	}
+	after := l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 30*time.Second)
+	if after.BootID != before.BootID {
+		t.Fatalf("the guest rebooted on ocp7: %s -> %s", before.BootID, after.BootID)
+	}
+	var left kubevirtv1.VirtualMachine
+	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &left); !apierrors.IsNotFound(err) {
+		t.Errorf("the receiving VM is still on ocp1 after the cancel (%v)", err)
+	}
+	if pids := qemuPids(spec.namespace, spec.name); len(pids) != 1 {
+		t.Fatalf("want exactly one QEMU of the VM (on ocp7), found %v", pids)
 	}
 }

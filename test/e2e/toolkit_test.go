@@ -302,7 +302,7 @@ func describeToolkitMigration(m *forkliftv1beta1.Migration) string {
 func assertPipelineCompleted(t *testing.T, m *forkliftv1beta1.Migration) {
 	t.Helper()
 	for _, vm := range m.Status.VMs {
-		if vm.Phase != toolkit.VMCompleted || vm.Started == nil || vm.Completed == nil {
+		if vm.Phase != toolkit.VMPhaseCompleted || toolkit.VMOutcome(vm) != toolkit.VMSucceeded || vm.Started == nil || vm.Completed == nil {
 			t.Errorf("VM %s ended %s (%v-%v)", vm.Name, vm.Phase, vm.Started, vm.Completed)
 		}
 		var took []string
@@ -435,7 +435,7 @@ func (l *labEnv) toolkitMigratesTwoVMs(t *testing.T) {
 	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(plan), &mirrored); err != nil {
 		t.Fatal(err)
 	}
-	if len(mirrored.Status.Migration.VMs) != 2 || mirrored.Status.Migration.VMs[0].Phase != toolkit.VMCompleted || mirrored.Status.Migration.Completed == nil {
+	if len(mirrored.Status.Migration.VMs) != 2 || toolkit.VMOutcome(mirrored.Status.Migration.VMs[0]) != toolkit.VMSucceeded || mirrored.Status.Migration.Completed == nil {
 		t.Errorf("the plan's status.migration: %+v", mirrored.Status.Migration)
 	}
 	if c := forkliftv1beta1.FindCondition(mirrored.Status.Conditions, forkliftv1beta1.ConditionSucceeded); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
@@ -527,7 +527,7 @@ func (l *labEnv) toolkitCancels(t *testing.T) {
 		m = current
 		return toolkit.MigrationEnded(current), describeToolkitMigration(current)
 	})
-	if c := forkliftv1beta1.FindCondition(m.Status.Conditions, forkliftv1beta1.ConditionCanceled); c == nil || c.Status != forkliftv1beta1.ConditionTrue || m.Status.VMs[0].Phase != toolkit.VMCanceled {
+	if c := forkliftv1beta1.FindCondition(m.Status.Conditions, forkliftv1beta1.ConditionCanceled); c == nil || c.Status != forkliftv1beta1.ConditionTrue || m.Status.VMs[0].Phase != toolkit.VMPhaseCompleted || toolkit.VMOutcome(m.Status.VMs[0]) != toolkit.VMCanceled {
 		t.Fatalf("after the cancel the Migration ended: %s", describeToolkitMigration(m))
 	}
 	t.Logf("canceled and cleaned up %s after the cancel", time.Since(canceledAt).Round(100*time.Millisecond))
