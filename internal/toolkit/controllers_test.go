@@ -280,6 +280,17 @@ func TestPlanConditions(t *testing.T) {
 			o.Report = nil
 		}), "False", []string{preflight.FeatureGate, preflight.VMRunning}, "gate off on ocp7 Fix: turn it on"},
 		{"never run: not evaluated", planObserved(func(o *PlanObserved) { o.Report = nil }), "False", nil, ""},
+		{"a VM with hooks: refused, not ignored", planObserved(func(o *PlanObserved) {
+			o.Plan.Spec.VMs[0].Hooks = []forkliftv1beta1.HookRef{{Step: "PreHook", Hook: corev1.ObjectReference{Name: "backup"}}}
+		}), "False", []string{ConditionHooksNotSupported}, "spec.vms[0] (src/vm1) names hooks (openshift-mtv/backup at PreHook): hooks run as Jobs, which cclm does not run"},
+		{"Forklift's VM fields a live migration cannot honour: each named", planObserved(func(o *PlanObserved) {
+			vm := &o.Plan.Spec.VMs[0]
+			vm.TargetName, vm.PVCNameTemplate, vm.TargetPowerState = "renamed", "{{.TargetVmName}}-{{.SourcePVCName}}", forkliftv1beta1.TargetPowerStateOff
+		}), "False", []string{ConditionVMFieldNotSupported}, "spec.vms[0] (src/vm1) sets pvcNameTemplate, targetName, targetPowerState: off"},
+		{"Forklift's VM fields cclm does as asked: Ready", planObserved(func(o *PlanObserved) {
+			vm := &o.Plan.Spec.VMs[0]
+			vm.TargetName, vm.TargetPowerState, vm.DeleteVmOnFailMigration = vm.Name, forkliftv1beta1.TargetPowerStateAuto, true
+		}), "True", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conditions := PlanConditions(tc.obs)

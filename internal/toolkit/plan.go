@@ -31,6 +31,12 @@ const (
 	ConditionNetworkMapNotValid          = "NetworkMapNotValid"
 	ConditionStorageMapNotValid          = "StorageMapNotValid"
 	ConditionUnsupportedType             = "UnsupportedType"
+	// ConditionHooksNotSupported: a VM of the plan names hooks, which run
+	// as Jobs; cclm does not run them and will not migrate without them.
+	ConditionHooksNotSupported = "HooksNotSupported"
+	// ConditionVMFieldNotSupported: a VM of the plan sets a field of
+	// Forklift's that a live migration by cclm cannot honour.
+	ConditionVMFieldNotSupported = "VMFieldNotSupported"
 
 	// ReasonPreflightFailed marks the conditions made of failed preflight
 	// checks.
@@ -93,6 +99,19 @@ func Blockers(obs PlanObserved) []forkliftv1beta1.Condition {
 	case !d.IsHost():
 		add(ConditionDestinationProviderNotValid, "NotHost", fmt.Sprintf("destination Provider %s/%s is not the host cluster: the toolkit migrates into its own cluster; name the Provider with an empty url", d.Namespace, d.Name))
 	}
+	for i, vm := range p.Spec.VMs {
+		where := fmt.Sprintf("spec.vms[%d] (%s)", i, vmRefName(vm.Ref))
+		if len(vm.Hooks) > 0 {
+			add(ConditionHooksNotSupported, "HooksNotSupported", fmt.Sprintf(
+				"%s names hooks (%s): hooks run as Jobs, which cclm does not run; it refuses the plan rather than migrate without them: remove %s.hooks",
+				where, hookList(vm.Hooks, p.Namespace), where))
+		}
+		if fields := unsupportedVMFields(vm); len(fields) > 0 {
+			add(ConditionVMFieldNotSupported, "VMFieldNotSupported", fmt.Sprintf(
+				"%s sets %s, which a live migration by cclm cannot honour (the VM keeps its name, volumes, networks and devices, and runs on): remove them",
+				where, strings.Join(fields, ", ")))
+		}
+	}
 	if obs.NetworkMap == nil {
 		add(ConditionNetworkMapNotValid, "NotFound", fmt.Sprintf("NetworkMap %s does not exist: create it", refName(p.Spec.Map.Network, p.Namespace)))
 	}
@@ -100,6 +119,38 @@ func Blockers(obs PlanObserved) []forkliftv1beta1.Condition {
 		add(ConditionStorageMapNotValid, "NotFound", fmt.Sprintf("StorageMap %s does not exist: create it", refName(p.Spec.Map.Storage, p.Namespace)))
 	}
 	return out
+}
+
+// hookList names hooks as "namespace/name at step".
+func hookList(hooks []forkliftv1beta1.HookRef, namespace string) string {
+	names := make([]string, len(hooks))
+	for i, h := range hooks {
+		names[i] = fmt.Sprintf("%s at %s", refName(h.Hook, namespace), h.Step)
+	}
+	return strings.Join(names, ", ")
+}
+
+// unsupportedVMFields are the fields of vm set to something a live
+// migration by cclm does not do, by their names in the Plan.
+func unsupportedVMFields(vm forkliftv1beta1.PlanVM) []string {
+	var fields []string
+	set := func(name string, isSet bool) {
+		if isSet {
+			fields = append(fields, name)
+		}
+	}
+	set("luks", vm.LUKS != nil && vm.LUKS.Name != "")
+	set("nbdeClevis", vm.NbdeClevis)
+	set("rootDisk", vm.RootDisk != "")
+	set("instanceType", vm.InstanceType != "")
+	set("pvcNameTemplate", vm.PVCNameTemplate != "")
+	set("volumeNameTemplate", vm.VolumeNameTemplate != "")
+	set("networkNameTemplate", vm.NetworkNameTemplate != "")
+	set("targetName", vm.TargetName != "" && vm.TargetName != vm.Name)
+	set("targetPowerState: off", vm.TargetPowerState == forkliftv1beta1.TargetPowerStateOff)
+	set("migrateSharedDisks: true", vm.MigrateSharedDisks != nil && *vm.MigrateSharedDisks)
+	set("enableNestedVirtualization", vm.EnableNestedVirtualization != nil)
+	return fields
 }
 
 // Executing reports whether one of the plan's Migrations started and has

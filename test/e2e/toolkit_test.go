@@ -41,6 +41,51 @@ func TestToolkit(t *testing.T) {
 	t.Run("TwoVMsOfOnePlanMigrate", func(t *testing.T) { l.toolkitMigratesTwoVMs(t) })
 	t.Run("KilledAtEachStep", func(t *testing.T) { l.toolkitSurvivesKills(t) })
 	t.Run("CanceledMidTransfer", func(t *testing.T) { l.toolkitCancels(t) })
+	t.Run("HooksAreRefused", func(t *testing.T) { l.toolkitRefusesHooks(t) })
+}
+
+// toolkitRefusesHooks: a Plan applied as YAML with a VM that names a hook
+// keeps the field (the CRD knows it) and is not Ready, with a Critical
+// HooksNotSupported condition naming the hook.
+func (l *labEnv) toolkitRefusesHooks(t *testing.T) {
+	l.mustKubectl(t, targetCluster, fmt.Sprintf(`apiVersion: forklift.konveyor.io/v1beta1
+kind: Plan
+metadata: {name: toolkit-hooks, namespace: %[1]s}
+spec:
+  type: live
+  targetNamespace: toolkit-hooks
+  provider:
+    source: {name: %[2]s, namespace: %[1]s}
+    destination: {name: %[3]s, namespace: %[1]s}
+  map:
+    network: {name: %[4]s, namespace: %[1]s}
+    storage: {name: %[5]s, namespace: %[1]s}
+  vms:
+  - name: web
+    namespace: toolkit-hooks
+    hooks:
+    - step: PreHook
+      hook: {name: backup, namespace: %[1]s}
+`, mtvNamespace, sourceProvider, hostProvider, toolkitNetMap, toolkitStoreMap), "apply", "-f", "-")
+	defer l.mustKubectl(t, targetCluster, "", "delete", "plan", "toolkit-hooks", "-n", mtvNamespace)
+	var plan forkliftv1beta1.Plan
+	l.waitFor(t, "Plan toolkit-hooks to refuse its hook", time.Minute, func() (bool, string) {
+		if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: "toolkit-hooks"}, &plan); err != nil {
+			return false, err.Error()
+		}
+		c := forkliftv1beta1.FindCondition(plan.Status.Conditions, toolkit.ConditionHooksNotSupported)
+		return c != nil && c.Status == forkliftv1beta1.ConditionTrue, fmt.Sprintf("conditions %+v", plan.Status.Conditions)
+	})
+	if len(plan.Spec.VMs) != 1 || len(plan.Spec.VMs[0].Hooks) != 1 {
+		t.Errorf("the API server did not keep spec.vms[0].hooks: %+v", plan.Spec.VMs)
+	}
+	c := forkliftv1beta1.FindCondition(plan.Status.Conditions, toolkit.ConditionHooksNotSupported)
+	if c.Category != forkliftv1beta1.CategoryCritical || !strings.Contains(c.Message, mtvNamespace+"/backup at PreHook") {
+		t.Errorf("HooksNotSupported: %+v", c)
+	}
+	if ready := forkliftv1beta1.FindCondition(plan.Status.Conditions, forkliftv1beta1.ConditionReady); ready == nil || ready.Status == forkliftv1beta1.ConditionTrue {
+		t.Errorf("a plan with hooks is Ready: %+v", ready)
+	}
 }
 
 // Names of the hand-made setup, the seed's and cclm connect's.

@@ -94,10 +94,73 @@ type PlanMap struct {
 }
 
 // PlanVM is a VM of a plan. For an OpenShift source: id is the VM's UID,
-// name and namespace its name and namespace.
+// name and namespace its name and namespace. The other fields are
+// Forklift's, with its names and shapes, so that a user's Plan carries
+// over; the toolkit refuses by name (a Critical condition) those it cannot
+// honour for a live migration, rather than ignore them.
 type PlanVM struct {
 	Ref `json:",inline"`
+	// Hooks to run at pipeline steps (refused: hooks run as Jobs).
+	// +optional
+	Hooks []HookRef `json:"hooks,omitempty"`
+	// LUKS names the Secret with disk decryption keys (cold migrations).
+	// +optional
+	LUKS *corev1.ObjectReference `json:"luks,omitempty"`
+	// NbdeClevis: unlock the disks with Clevis (cold migrations).
+	// +optional
+	NbdeClevis bool `json:"nbdeClevis,omitempty"`
+	// RootDisk is the disk the VM boots from (cold migrations).
+	// +optional
+	RootDisk string `json:"rootDisk,omitempty"`
+	// InstanceType overrides the VM's instance type on the target.
+	// +optional
+	InstanceType string `json:"instanceType,omitempty"`
+	// PVCNameTemplate names the target PVCs (Go template).
+	// +optional
+	PVCNameTemplate string `json:"pvcNameTemplate,omitempty"`
+	// VolumeNameTemplate names the target VM's volumes (Go template).
+	// +optional
+	VolumeNameTemplate string `json:"volumeNameTemplate,omitempty"`
+	// NetworkNameTemplate names the target VM's interfaces (Go template).
+	// +optional
+	NetworkNameTemplate string `json:"networkNameTemplate,omitempty"`
+	// TargetName is the VM's name on the target (default: its own).
+	// +optional
+	TargetName string `json:"targetName,omitempty"`
+	// TargetPowerState is the target VM's power state after the migration:
+	// on, off or auto (the source's).
+	// +optional
+	// +kubebuilder:validation:Enum=on;off;auto
+	TargetPowerState TargetPowerState `json:"targetPowerState,omitempty"`
+	// DeleteVmOnFailMigration: a failed migration deletes the target VM.
+	// +optional
+	DeleteVmOnFailMigration bool `json:"deleteVmOnFailMigration,omitempty"`
+	// MigrateSharedDisks: whether the VM's shared disks are migrated.
+	// +optional
+	MigrateSharedDisks *bool `json:"migrateSharedDisks,omitempty"`
+	// EnableNestedVirtualization forces nested virtualization on or off on
+	// the target VM.
+	// +optional
+	EnableNestedVirtualization *bool `json:"enableNestedVirtualization,omitempty"`
 }
+
+// HookRef runs a Hook at a pipeline step (Forklift's plan.HookRef).
+type HookRef struct {
+	// Step is the pipeline step (PreHook, PostHook).
+	Step string `json:"step"`
+	// Hook is the Hook to run.
+	Hook corev1.ObjectReference `json:"hook"`
+}
+
+// TargetPowerState is a target VM's power state after its migration.
+type TargetPowerState string
+
+// Target power states (Forklift's).
+const (
+	TargetPowerStateOn   TargetPowerState = "on"
+	TargetPowerStateOff  TargetPowerState = "off"
+	TargetPowerStateAuto TargetPowerState = "auto"
+)
 
 // PlanStatus is the observed state of a plan.
 type PlanStatus struct {
