@@ -58,19 +58,30 @@ type migrateFlags struct {
 	output                     string
 	readyTimeout, timeout      time.Duration
 	poll                       time.Duration
+	// attach names a Migration to follow instead of making one.
+	attach string
 }
 
 func newMigrateCommand() *cobra.Command {
 	var flags migrateFlags
 	cmd := &cobra.Command{
-		Use:   "migrate VM... --source CONTEXT --target CONTEXT [-n NAMESPACE] [--target-namespace NAMESPACE]",
+		Use:   "migrate (VM... | --attach MIGRATION) --source CONTEXT --target CONTEXT [-n NAMESPACE] [--target-namespace NAMESPACE]",
 		Short: "Live-migrate running VMs from the source cluster to the target, through the target's migration toolkit",
 		Long: "migrate makes the network and storage maps if needed (NetworkMap and StorageMap <source>-default:\n" +
 			"pod to pod, each storage class to the same on the target, else to its default), a Plan of type live\n" +
 			"and, once the toolkit's preflight finds it Ready, a Migration; it follows each VM's steps with\n" +
 			"bytes, rate and ETA, and exits 0 only if every VM moved. Ctrl-C asks whether to cancel\n" +
-			"(without a terminal it cancels). Run `cclm connect` first.",
-		Args: cobra.MinimumNArgs(1),
+			"(without a terminal it cancels); SIGTERM or SIGHUP detaches, leaving the migration running,\n" +
+			"and --attach follows it again. Run `cclm connect` first.",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if flags.attach != "" {
+				if len(args) > 0 {
+					return fmt.Errorf("--attach follows an existing Migration: name no VMs with it (got %s)", strings.Join(args, " "))
+				}
+				return nil
+			}
+			return cobra.MinimumNArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(flags.output); err != nil {
 				return err
@@ -85,6 +96,7 @@ func newMigrateCommand() *cobra.Command {
 	cmd.Flags().DurationVar(&flags.timeout, "timeout", 30*time.Minute, "how long to follow the migration; the toolkit's own deadlines end it sooner if it hangs")
 	cmd.Flags().DurationVar(&flags.poll, "poll", 500*time.Millisecond, "how often to read the migration's status")
 	_ = cmd.Flags().MarkHidden("poll")
+	cmd.Flags().StringVar(&flags.attach, "attach", "", "follow this existing Migration ([NAMESPACE/]NAME on the target, default namespace the toolkit's) instead of making one")
 	outputFlag(cmd, &flags.output)
 	return cmd
 }
@@ -149,6 +161,9 @@ func runMigrate(cmd *cobra.Command, flags migrateFlags, names []string) error {
 
 // migrate does the work of `cclm migrate`, filling doc as it goes.
 func migrate(ctx context.Context, flags migrateFlags, names []string, progress io.Writer, doc *migrateJSON) error {
+	if flags.attach != "" {
+		return attach(ctx, flags, progress, doc)
+	}
 	for _, name := range names {
 		doc.VMs = append(doc.VMs, vmResult{Name: name, Result: resultNotStarted})
 	}
@@ -228,7 +243,45 @@ func migrate(ctx context.Context, flags migrateFlags, names []string, progress i
 	}
 	doc.Migration = migration.Namespace + "/" + migration.Name
 	printStep(progress, connect.Step{Cluster: pair.targetName, Object: "Migration " + doc.Migration, Outcome: connect.Created})
+	return followMigration(ctx, flags, pair, plan, migration, progress, doc)
+}
 
+// attach follows the existing Migration flags.attach names, as migrate
+// follows the one it makes.
+func attach(ctx context.Context, flags migrateFlags, progress io.Writer, doc *migrateJSON) error {
+	pair, err := flags.pair.load()
+	if err != nil {
+		return err
+	}
+	namespace, name, found := strings.Cut(flags.attach, "/")
+	if !found {
+		namespace, name = flags.pair.toolkitNamespace, flags.attach
+	}
+	migration := &forkliftv1beta1.Migration{}
+	if err := pair.targetClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, migration); err != nil {
+		return fmt.Errorf("--attach %s: read Migration %s/%s on %s: %w", flags.attach, namespace, name, pair.targetName, err)
+	}
+	plan := &forkliftv1beta1.Plan{}
+	planKey := client.ObjectKey{Namespace: namespaceOr(migration.Spec.Plan.Namespace, namespace), Name: migration.Spec.Plan.Name}
+	if err := pair.targetClient.Get(ctx, planKey, plan); err != nil {
+		return fmt.Errorf("--attach %s: read the Migration's Plan %s on %s: %w", flags.attach, planKey, pair.targetName, err)
+	}
+	doc.Plan, doc.Migration = planKey.String(), namespace+"/"+name
+	doc.VMs = vmResults(plan.Spec.VMs, nil)
+	fmt.Fprintf(progress, "following Migration %s of Plan %s on %s\n", doc.Migration, doc.Plan, pair.targetName)
+	return followMigration(ctx, flags, pair, plan, migration, progress, doc)
+}
+
+func namespaceOr(namespace, otherwise string) string {
+	if namespace == "" {
+		return otherwise
+	}
+	return namespace
+}
+
+// followMigration follows migration of plan to its end and fills doc with
+// the VMs' results; an error unless every VM succeeded.
+func followMigration(ctx context.Context, flags migrateFlags, pair *clusterPair, plan *forkliftv1beta1.Plan, migration *forkliftv1beta1.Migration, progress io.Writer, doc *migrateJSON) error {
 	f := &follower{
 		c:           pair.targetClient,
 		key:         client.ObjectKeyFromObject(migration),
@@ -238,6 +291,8 @@ func migrate(ctx context.Context, flags migrateFlags, names []string, progress i
 		stdin:       os.Stdin,
 		poll:        flags.poll,
 		timeout:     flags.timeout,
+		reattach: fmt.Sprintf("cclm migrate --attach %s/%s --source %s --target %s",
+			migration.Namespace, migration.Name, pair.sourceName, pair.targetName),
 	}
 	final, err := f.follow(context.WithoutCancel(ctx))
 	doc.VMs = vmResults(plan.Spec.VMs, final)
@@ -395,8 +450,11 @@ type follower struct {
 	poll        time.Duration
 	timeout     time.Duration
 
-	// interrupts are Ctrl-C and SIGTERM; nil: the process's.
+	// interrupts are Ctrl-C, SIGTERM and SIGHUP; nil: the process's.
 	interrupts <-chan os.Signal
+	// reattach is the command that follows the Migration again, said
+	// when the follower detaches.
+	reattach string
 
 	meters map[string]*rateMeter
 }
@@ -410,7 +468,7 @@ const (
 	canceling                // spec.cancel set, following to the end
 )
 
-// interruptAction is what a Ctrl-C (or SIGTERM) leads to.
+// interruptAction is what a Ctrl-C, SIGTERM or SIGHUP leads to.
 type interruptAction int
 
 const (
@@ -419,10 +477,15 @@ const (
 	stopWatching
 )
 
-// onInterrupt decides what an interrupt does: on a terminal the first one
-// asks, elsewhere it cancels; one during the question or after the cancel
-// stops watching (the cluster carries on).
-func onInterrupt(state interruptState, interactive bool) (interruptState, interruptAction) {
+// onInterrupt decides what a signal does. SIGTERM and SIGHUP (a CI job's
+// timeout, a closed session) detach: the migration goes on, and is never
+// canceled for them. A Ctrl-C (SIGINT) on a terminal asks first,
+// elsewhere it cancels; one during the question or after the cancel stops
+// watching (the cluster carries on).
+func onInterrupt(state interruptState, interactive bool, sig os.Signal) (interruptState, interruptAction) {
+	if sig != os.Interrupt {
+		return state, stopWatching
+	}
 	switch state {
 	case following:
 		if interactive {
@@ -449,7 +512,7 @@ func (f *follower) follow(ctx context.Context) ([]forkliftv1beta1.VMStatus, erro
 	signals := f.interrupts
 	if signals == nil {
 		process := make(chan os.Signal, 2)
-		signal.Notify(process, os.Interrupt, syscall.SIGTERM)
+		signal.Notify(process, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 		defer signal.Stop(process)
 		signals = process
 	}
@@ -462,6 +525,9 @@ func (f *follower) follow(ctx context.Context) ([]forkliftv1beta1.VMStatus, erro
 	var last []forkliftv1beta1.VMStatus
 	readErr := "" // the last read error shown, shown once
 	stopMessage := fmt.Sprintf("stopped watching; the migration goes on in the cluster: kubectl get migration %s -n %s", f.key.Name, f.key.Namespace)
+	if f.reattach != "" {
+		stopMessage += "; follow it again (and, on a terminal, cancel it with Ctrl-C) with " + f.reattach
+	}
 
 	for {
 		select {
@@ -489,9 +555,9 @@ func (f *follower) follow(ctx context.Context) ([]forkliftv1beta1.VMStatus, erro
 				f.render.done()
 				return last, nil
 			}
-		case <-signals:
+		case sig := <-signals:
 			var action interruptAction
-			state, action = onInterrupt(state, f.interactive)
+			state, action = onInterrupt(state, f.interactive, sig)
 			switch action {
 			case askToCancel:
 				f.render.message("cancel the migration? [y/N] ")

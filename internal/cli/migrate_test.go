@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -240,18 +241,23 @@ func TestOnInterrupt(t *testing.T) {
 	for _, tc := range []struct {
 		state       interruptState
 		interactive bool
+		sig         os.Signal
 		next        interruptState
 		action      interruptAction
 	}{
-		{following, true, prompting, askToCancel},
-		{following, false, canceling, cancelNow},
-		{prompting, true, prompting, stopWatching},
-		{canceling, true, canceling, stopWatching},
-		{canceling, false, canceling, stopWatching},
+		{following, true, os.Interrupt, prompting, askToCancel},
+		{following, false, os.Interrupt, canceling, cancelNow},
+		{prompting, true, os.Interrupt, prompting, stopWatching},
+		{canceling, true, os.Interrupt, canceling, stopWatching},
+		{canceling, false, os.Interrupt, canceling, stopWatching},
+		// A CI job's timeout or a closed session never cancels the move.
+		{following, false, syscall.SIGTERM, following, stopWatching},
+		{following, true, syscall.SIGTERM, following, stopWatching},
+		{following, false, syscall.SIGHUP, following, stopWatching},
 	} {
-		next, action := onInterrupt(tc.state, tc.interactive)
+		next, action := onInterrupt(tc.state, tc.interactive, tc.sig)
 		if next != tc.next || action != tc.action {
-			t.Errorf("onInterrupt(%d, %v) = %d, %d; want %d, %d", tc.state, tc.interactive, next, action, tc.next, tc.action)
+			t.Errorf("onInterrupt(%d, %v, %v) = %d, %d; want %d, %d", tc.state, tc.interactive, tc.sig, next, action, tc.next, tc.action)
 		}
 	}
 	for answer, want := range map[string]bool{"y\n": true, "YES\n": true, " y ": true, "\n": false, "n\n": false, "": false, "yep": false} {

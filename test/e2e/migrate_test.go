@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,53 +134,12 @@ func TestMigrateCommand(t *testing.T) {
 // of it on ocp1.
 func TestMigrateCommandCanceled(t *testing.T) {
 	l := sharedLab(t)
-	l.runConnect(t)
-	// A slow link keeps the transfer long enough to interrupt.
-	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"8Mi"}`)
+	spec, before, restore := l.guestOnASlowLink(t, "stayer", "cclm-migrate-cancel", "8Mi")
 	defer restore()
-	spec := vmSpec{name: "stayer", namespace: "cclm-migrate-cancel", memory: "128Mi"}
-	l.createVM(t, sourceCluster, spec)
-	l.ensureNamespace(t, targetCluster, spec.namespace)
-	before := l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
 
-	cmd := exec.Command(cclmBinary(t), "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
-		"-n", spec.namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	var progress strings.Builder
-	go func() {
-		scanner := bufio.NewScanner(stderr)
-		interrupted := false
-		for scanner.Scan() {
-			progress.WriteString(scanner.Text() + "\n")
-			// Interrupted once bytes move: "Migrate (9/10): 12.0 MiB of ...".
-			if !interrupted && strings.Contains(scanner.Text(), "Migrate (") && strings.Contains(scanner.Text(), " MiB of ") {
-				interrupted = true
-				_ = cmd.Process.Signal(os.Interrupt)
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	select {
-	case err = <-exited:
-	case <-time.After(5 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatalf("cclm migrate did not end within 5 minutes of an interrupt:\n%s", progress.String())
-	}
-	var doc migrateOutput
-	if jerr := json.Unmarshal(stdout.Bytes(), &doc); jerr != nil {
-		t.Fatalf("stdout is not one JSON document (%v):\n%s\nstderr:\n%s", jerr, stdout.String(), progress.String())
-	}
+	doc, progress, err := l.migrateUntilTransfer(t, spec, os.Interrupt)
 	if err == nil || doc.Result != "Canceled" || len(doc.VMs) != 1 || doc.VMs[0].Result != "Canceled" {
-		t.Fatalf("an interrupted migrate: exit %v, result %s, VMs %+v; want a non-zero exit and Canceled\nstderr:\n%s", err, doc.Result, doc.VMs, progress.String())
+		t.Fatalf("an interrupted migrate: exit %v, result %s, VMs %+v; want a non-zero exit and Canceled\nstderr:\n%s", err, doc.Result, doc.VMs, progress)
 	}
 
 	var m forkliftv1beta1.Migration
@@ -203,5 +163,97 @@ func TestMigrateCommandCanceled(t *testing.T) {
 	}
 	if pids := qemuPids(spec.namespace, spec.name); len(pids) != 1 {
 		t.Fatalf("want exactly one QEMU of the VM (on ocp7), found %v", pids)
+	}
+}
+
+// guestOnASlowLink readies `cclm migrate` of a new guest on ocp7 (after
+// `cclm connect`), with ocp7's migrations limited to link so that the
+// transfer lasts long enough to signal the command in; restore undoes the
+// limit.
+func (l *labEnv) guestOnASlowLink(t *testing.T, name, namespace, link string) (spec vmSpec, booted *guestagent.Info, restore func()) {
+	t.Helper()
+	l.runConnect(t)
+	restore = l.setMigrationConfig(t, sourceCluster, fmt.Sprintf(`{"bandwidthPerMigration":%q}`, link))
+	spec = vmSpec{name: name, namespace: namespace, memory: "128Mi"}
+	l.createVM(t, sourceCluster, spec)
+	l.ensureNamespace(t, targetCluster, spec.namespace)
+	return spec, l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second), restore
+}
+
+// migrateUntilTransfer runs `cclm migrate -o json` of spec's VM without a
+// terminal and sends it sig once its progress shows bytes moving; it
+// returns the JSON document, what it printed on stderr and its exit.
+func (l *labEnv) migrateUntilTransfer(t *testing.T, spec vmSpec, sig os.Signal) (migrateOutput, string, error) {
+	t.Helper()
+	cmd := exec.Command(cclmBinary(t), "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
+		"-n", spec.namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	type ended struct {
+		progress string
+		err      error
+	}
+	exited := make(chan ended, 1)
+	go func() {
+		var progress strings.Builder
+		scanner := bufio.NewScanner(stderr)
+		signaled := false
+		for scanner.Scan() {
+			progress.WriteString(scanner.Text() + "\n")
+			// "ns/vm: Migrate (9/10): 12.0 MiB of 128.0 MiB, ..."
+			if !signaled && strings.Contains(scanner.Text(), "Migrate (") && strings.Contains(scanner.Text(), " MiB of ") {
+				signaled = true
+				_ = cmd.Process.Signal(sig)
+			}
+		}
+		exited <- ended{progress.String(), cmd.Wait()}
+	}()
+	var end ended
+	select {
+	case end = <-exited:
+	case <-time.After(5 * time.Minute):
+		_ = cmd.Process.Kill()
+		end = <-exited
+		t.Fatalf("cclm migrate did not end within 5 minutes (%v):\n%s", sig, end.progress)
+	}
+	var doc migrateOutput
+	if jerr := json.Unmarshal(stdout.Bytes(), &doc); jerr != nil {
+		t.Fatalf("stdout is not one JSON document (%v):\n%s\nstderr:\n%s", jerr, stdout.String(), end.progress)
+	}
+	return doc, end.progress, end.err
+}
+
+// `cclm migrate` sent SIGTERM mid-transfer (a CI job's timeout) detaches:
+// it exits non-zero, says how to follow the migration again, and the
+// migration goes on; `cclm migrate --attach` then follows it to its end
+// and exits 0 with Succeeded, and the guest runs on ocp1 without a reboot.
+func TestMigrateCommandDetachesAndAttaches(t *testing.T) {
+	l := sharedLab(t)
+	spec, before, restore := l.guestOnASlowLink(t, "detacher", "cclm-migrate-detach", "16Mi")
+	defer restore()
+
+	doc, progress, err := l.migrateUntilTransfer(t, spec, syscall.SIGTERM)
+	if err == nil || doc.Migration == "" || !strings.Contains(doc.Error, "cclm migrate --attach "+doc.Migration) {
+		t.Fatalf("a migrate sent SIGTERM: exit %v, %+v; want a non-zero exit naming `cclm migrate --attach %s`\nstderr:\n%s", err, doc, doc.Migration, progress)
+	}
+	attached, stderr, err := runCCLM(t, 8*time.Minute, "migrate", "--attach", doc.Migration, "--source", sourceCluster, "--target", targetCluster,
+		"--kubeconfig", l.kubeconfig, "-o", "json")
+	var result migrateOutput
+	if jerr := json.Unmarshal([]byte(attached), &result); jerr != nil || err != nil || result.Result != "Succeeded" || len(result.VMs) != 1 || result.VMs[0].Result != "Succeeded" {
+		t.Fatalf("cclm migrate --attach %s: exit %v, %+v (%v)\nstderr:\n%s", doc.Migration, err, result, jerr, stderr)
+	}
+	after := l.waitGuestReady(t, targetCluster, spec.namespace, spec.name, 30*time.Second)
+	if after.BootID != before.BootID {
+		t.Fatalf("the guest rebooted: %s -> %s", before.BootID, after.BootID)
+	}
+	if pids := qemuPids(spec.namespace, spec.name); len(pids) != 1 {
+		t.Fatalf("want exactly one QEMU of the VM (on ocp1), found %v", pids)
 	}
 }
