@@ -45,7 +45,7 @@ func newControllerCommand() *cobra.Command {
 	flags.StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the controller's ServiceAccount")
 	flags.StringVar(&opts.Namespace, "namespace", "openshift-cnv", "the virt namespace (leader-election Lease)")
 	flags.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader among replicas; only it acts")
-	flags.StringVar(&opts.MetricsAddr, "metrics-address", "0", "serve /metrics here (host:port); 0 for none")
+	flags.StringVar(&opts.MetricsAddr, "metrics-address", "0", "serve /metrics, /healthz and /readyz here over HTTPS, behind the API server's authentication and authorization (host:port); 0 for none")
 	flags.StringVar(&opts.HealthProbeAddr, "health-address", "0", "serve /healthz and /readyz here; 0 for none")
 	flags.BoolVar(&hyperConverged, "hyperconverged", true, "write the HyperConverged CR kubevirt-hyperconverged's live-migration settings into the KubeVirt CR, as OpenShift's operator (needs hco.PolicyRules)")
 	return cmd

@@ -148,9 +148,9 @@ func printLabStatus(out io.Writer, status *lab.Status) {
 	table.Flush()
 	fmt.Fprintln(out)
 	table = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(table, "CLUSTER\tKIND\tNAME\tPID\tALIVE\tQEMU\tACCEL")
+	fmt.Fprintln(table, "CLUSTER\tKIND\tNAME\tPID\tALIVE\tQEMU\tACCEL\tMETRICS")
 	for _, c := range status.Components {
-		fmt.Fprintf(table, "%s\t%s\t%s\t%d\t%t\t%s\t%s\n", c.Cluster, c.Kind, c.Name, c.Pid, c.Alive, orNone(c.QEMUVersion), accelColumn(c))
+		fmt.Fprintf(table, "%s\t%s\t%s\t%d\t%t\t%s\t%s\t%s\n", c.Cluster, c.Kind, c.Name, c.Pid, c.Alive, orNone(c.QEMUVersion), accelColumn(c), orNone(c.MetricsURL))
 	}
 	table.Flush()
 }

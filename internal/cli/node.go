@@ -60,6 +60,7 @@ func newNodeCommand() *cobra.Command {
 	flags.StringVar(&memory, "memory", "4Gi", "memory the node offers VMs")
 	flags.StringVar(&storage, "storage", "8Gi", "local storage the node offers volumes")
 	flags.StringVar(&opts.APIAddress, "api-address", "127.0.0.1:0", "address of the node API for `cclm guest` and `cclm console`")
+	flags.StringVar(&opts.MetricsAddress, "metrics-address", "0", "serve /metrics, /healthz and /readyz here over HTTPS, behind the API server's authentication and authorization (host:port); 0 for none")
 	flags.StringToStringVar(&opts.ExtraLabels, "label", nil, "extra node labels, key=value")
 	accelFlag(flags, &accel)
 	flags.DurationVar(&opts.BootTimeout, "boot-timeout", nodeagent.DefaultBootTimeout,

@@ -15,6 +15,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/metrics"
 )
 
 // Component is one of cclm's in-cluster components: its ServiceAccount in
@@ -59,6 +60,12 @@ var NodeAgent = Component{
 	},
 	NamespacedRoles: []NamespacedRole{{Namespace: "kube-system", Role: "extension-apiserver-authentication-reader"}},
 }
+
+// MetricsReader is an account that may read every component's /metrics,
+// /healthz and /readyz, what a Prometheus is given; the lab makes it so
+// that `kubectl create token cclm-metrics-reader -n openshift-cnv` gives
+// a token to read them with.
+var MetricsReader = Component{ServiceAccount: "cclm-metrics-reader", Rules: metrics.ReaderRules}
 
 // InstallComponent makes the component's ServiceAccount in namespace, its
 // ClusterRole and bindings, and returns a kubeconfig that authenticates as

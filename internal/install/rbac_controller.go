@@ -11,6 +11,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/metrics"
 )
 
 // VirtController is the virt controller's account (upstream's
@@ -45,6 +46,8 @@ var VirtController = Component{
 		// Events at each decision (controller-runtime's events.k8s.io
 		// recorder creates, and patches a series).
 		rule("events.k8s.io", []string{"events"}, "create", "patch"),
+		// The metrics server's reviews of its callers.
+		metrics.ServingRules[0], metrics.ServingRules[1],
 	},
 }
 

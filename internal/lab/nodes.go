@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -55,6 +56,9 @@ type ComponentState struct {
 	Cluster string `json:"cluster"`
 	Pid     int    `json:"pid"`
 	RunDir  string `json:"runDir,omitempty"`
+	// MetricsURL is where the component serves /metrics (HTTPS, a token
+	// allowed get on it).
+	MetricsURL string `json:"metricsURL,omitempty"`
 }
 
 // The kinds of lab components.
@@ -154,11 +158,16 @@ func (n *labNodes) start(self string, opts Options, cluster *controlplane.Cluste
 	}
 	nodeDir := filepath.Join(cluster.Dir, "nodes", name)
 	runDir := filepath.Join(runRoot, n.id, name)
+	metricsAddr, metricsURL, err := metricsAddress()
+	if err != nil {
+		return err
+	}
 	spec := procutil.Spec{
 		Name: name,
 		Path: self,
 		Args: append([]string{"node",
 			"--kubeconfig", kubeconfig,
+			"--metrics-address", metricsAddr,
 			"--node-name", name,
 			"--lab-id", n.id,
 			"--virt-namespace", opts.VirtNamespace,
@@ -169,7 +178,18 @@ func (n *labNodes) start(self string, opts Options, cluster *controlplane.Cluste
 		}, nodeAgentTuning(opts)...),
 		LogPath: filepath.Join(nodeDir, "node.log"),
 	}
-	return n.add(spec, ComponentState{Name: name, Kind: KindNode, Cluster: cluster.Name, RunDir: runDir})
+	return n.add(spec, ComponentState{Name: name, Kind: KindNode, Cluster: cluster.Name, RunDir: runDir, MetricsURL: metricsURL})
+}
+
+// metricsAddress is a free loopback address for a component's metrics
+// server, and the URL of its /metrics.
+func metricsAddress() (addr, url string, err error) {
+	port, err := procutil.FreePort("127.0.0.1")
+	if err != nil {
+		return "", "", fmt.Errorf("a port for metrics: %w", err)
+	}
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return addr, "https://" + addr + "/metrics", nil
 }
 
 // nodeAgentTuning passes the lab's accelerator and boot timeout on to its
@@ -216,13 +236,20 @@ func (n *labNodes) startController(ctx context.Context, self string, opts Option
 	if err := clientcmd.WriteToFile(*config, kubeconfig); err != nil {
 		return err
 	}
+	if _, err := install.InstallComponent(ctx, admin, opts.VirtNamespace, install.MetricsReader); err != nil {
+		return fmt.Errorf("%s: metrics reader account: %w", cluster.Name, err)
+	}
+	metricsAddr, metricsURL, err := metricsAddress()
+	if err != nil {
+		return err
+	}
 	spec := procutil.Spec{
 		Name:    cluster.Name + "/virt-controller",
 		Path:    self,
-		Args:    []string{"controller", "--kubeconfig", kubeconfig, "--namespace", opts.VirtNamespace},
+		Args:    []string{"controller", "--kubeconfig", kubeconfig, "--namespace", opts.VirtNamespace, "--metrics-address", metricsAddr},
 		LogPath: filepath.Join(cluster.Dir, "logs", "virt-controller.log"),
 	}
-	return n.add(spec, ComponentState{Name: "virt-controller", Kind: KindController, Cluster: cluster.Name})
+	return n.add(spec, ComponentState{Name: "virt-controller", Kind: KindController, Cluster: cluster.Name, MetricsURL: metricsURL})
 }
 
 // SyncControllerName is the lab component of each cluster that runs the

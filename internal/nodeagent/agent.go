@@ -28,11 +28,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/metrics"
 	"github.com/cclm-io/cclm/internal/qemu"
 	"github.com/cclm-io/cclm/internal/scheme"
 )
@@ -64,6 +65,11 @@ type Options struct {
 	// APIAddress is where the node agent's API for `cclm guest` and
 	// `cclm console` listens, host:port.
 	APIAddress string
+	// MetricsAddress serves /metrics (the node's outgoing migrations, as
+	// upstream's virt-handler reports them), /healthz and /readyz over
+	// HTTPS behind the API server's authentication and authorization,
+	// host:port; "" or "0": none.
+	MetricsAddress string
 	// VirtNamespace holds the KubeVirt CR and the migration certificates.
 	VirtNamespace string
 	// Accel chooses the accelerator: auto (KVM only if the guest image
@@ -157,7 +163,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	go keepLease(ctx, clientset, facts, func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
 	go migration0.run(ctx)
 
-	mgr, err := newManager(restConfig, logger)
+	mgr, err := newManager(restConfig, opts.MetricsAddress, logger)
 	if err != nil {
 		return err
 	}
@@ -176,6 +182,11 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 		},
 	}
 	runner.migrator = &migrator{runner: runner, logger: logger, apiReader: mgr.GetAPIReader(), network: env, virtNamespace: opts.VirtNamespace, active: map[types.UID]*activeMigration{}}
+	if opts.MetricsAddress != "" && opts.MetricsAddress != metrics.Off {
+		if err := ctrlmetrics.Registry.Register(metrics.TransferCollector{Node: opts.NodeName, Transfers: runner.migrator.transfers}); err != nil {
+			return fmt.Errorf("node agent: metrics: %w", err)
+		}
+	}
 	apiServer.runner = runner
 	if err := setupControllers(mgr, store, runner); err != nil {
 		return err
@@ -201,11 +212,11 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 // newManager makes the agent's controller-runtime manager. Its cache holds
 // every VMI: a node must see the VMIs that migrate to it, which are not
 // labelled with its name until they arrive.
-func newManager(restConfig *rest.Config, logger *slog.Logger) (ctrl.Manager, error) {
+func newManager(restConfig *rest.Config, metricsAddress string, logger *slog.Logger) (ctrl.Manager, error) {
 	return ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme.Scheme,
 		Logger:                 logr.FromSlogHandler(logger.Handler()),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
+		Metrics:                metrics.ServerOptions(metricsAddress),
 		HealthProbeBindAddress: "0",
 	})
 }

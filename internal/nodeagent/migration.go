@@ -26,6 +26,7 @@ import (
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/metrics"
 	"github.com/cclm-io/cclm/internal/qemu"
 	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
@@ -106,6 +107,10 @@ type activeMigration struct {
 	// createdFiles and createdTaps are what this side made, the only
 	// things it may remove when it gives up.
 	createdFiles, createdTaps []string
+	// vmi and sent are, on the source, the VMI and the sending QEMU's
+	// latest figures (for the metrics).
+	vmi  types.NamespacedName
+	sent *qemu.MigrationProgress
 }
 
 // reconcile starts or aborts this node's side of the VMI's migration.
@@ -224,7 +229,11 @@ func (m *migrator) ensure(ctx context.Context, vmi *kubevirtv1.VirtualMachineIns
 	snapshot := vmi.DeepCopy()
 	go func() {
 		defer cancel()
-		if err := run(runCtx, snapshot, active); err != nil {
+		err := run(runCtx, snapshot, active)
+		m.mu.Lock()
+		active.sent = nil // over, whatever QEMU last said
+		m.mu.Unlock()
+		if err != nil {
 			m.fail(context.WithoutCancel(ctx), snapshot, role, err)
 		}
 	}()
@@ -854,7 +863,7 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	waitCtx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
 	watch := m.watchConvergence(vmi, source, active, params, abort)
-	progress, err := m.waitSource(waitCtx, vmi, source, disks, watch)
+	progress, err := m.waitSource(waitCtx, vmi, source, disks, watch, active)
 	if notConverging := convergenceFailure(waitCtx); notConverging != nil {
 		// The reason is recorded before the cancel: the target, whose
 		// QEMU ends with the stream, would otherwise record its own
@@ -873,9 +882,10 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 
 // waitSource follows the migration to completion, finishing the mirrors at
 // the pre-switchover pause, and publishes progress.
-func (m *migrator) waitSource(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, source *qemu.Instance, disks []string, watch *convergenceWatch) (qemu.MigrationProgress, error) {
+func (m *migrator) waitSource(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, source *qemu.Instance, disks []string, watch *convergenceWatch, active *activeMigration) (qemu.MigrationProgress, error) {
 	publishProgress := m.progressPublisher(ctx, vmi)
 	publish := func(p qemu.MigrationProgress) {
+		m.recordSent(active, vmi, p)
 		watch.observe(ctx, p)
 		publishProgress(p)
 	}
@@ -899,6 +909,31 @@ func (m *migrator) waitSource(ctx context.Context, vmi *kubevirtv1.VirtualMachin
 	}
 	publish(progress)
 	return progress, nil
+}
+
+// recordSent keeps the sending QEMU's latest figures for the metrics.
+func (m *migrator) recordSent(active *activeMigration, vmi *kubevirtv1.VirtualMachineInstance, p qemu.MigrationProgress) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	active.vmi, active.sent = client.ObjectKeyFromObject(vmi), &p
+}
+
+// transfers are this node's outgoing migrations still under way, with
+// their latest figures (metrics.TransferCollector).
+func (m *migrator) transfers() []metrics.Transfer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []metrics.Transfer
+	for _, active := range m.active {
+		if p := active.sent; p != nil && !p.Status.Finished() {
+			out = append(out, metrics.Transfer{
+				Namespace: active.vmi.Namespace, Name: active.vmi.Name,
+				TotalBytes: p.TotalBytes, ProcessedBytes: p.TransferredBytes, RemainingBytes: p.RemainingBytes,
+				DirtyRate: float64(p.DirtyBytesRate), TransferRate: p.Mbps * 1e6 / 8,
+			})
+		}
+	}
+	return out
 }
 
 // progressPublisher writes progress into migrationState at most once per

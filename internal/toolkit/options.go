@@ -21,7 +21,6 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -29,6 +28,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/metrics"
 	"github.com/cclm-io/cclm/internal/preflight"
 	"github.com/cclm-io/cclm/internal/scheme"
 	"github.com/cclm-io/cclm/internal/trust"
@@ -64,7 +64,9 @@ type Options struct {
 	// Pending at once (default 10; KubeVirt's own parallel limits apply to
 	// the VMIMs on top).
 	MaxInFlight int
-	// MetricsAddr serves /metrics (host:port); "" or "0" serves none.
+	// MetricsAddr serves /metrics, /healthz and /readyz over HTTPS, behind
+	// the API server's authentication and authorization (host:port); "" or
+	// "0" serves none.
 	MetricsAddr string
 	// Logger; default: discard.
 	Logger logr.Logger
@@ -134,6 +136,8 @@ var Component = install.Component{
 		// Leader election and events.
 		rule("coordination.k8s.io", []string{"leases"}, "get", "create", "update"),
 		rule("events.k8s.io", []string{"events"}, "create", "patch"),
+		// The metrics server's reviews of its callers.
+		metrics.ServingRules[0], metrics.ServingRules[1],
 	},
 }
 
@@ -179,7 +183,7 @@ func managerOptions(opts Options) ctrl.Options {
 			&forkliftv1beta1.ForkliftController{}:         {Namespaces: map[string]cache.Config{opts.Namespace: {}}},
 		}},
 		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
-		Metrics:                       metricsserver.Options{BindAddress: addrOrOff(opts.MetricsAddr)},
+		Metrics:                       metrics.ServerOptions(opts.MetricsAddr),
 		HealthProbeBindAddress:        "0",
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              LeaderElectionID,
@@ -187,13 +191,6 @@ func managerOptions(opts Options) ctrl.Options {
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	}
-}
-
-func addrOrOff(addr string) string {
-	if addr == "" {
-		return "0"
-	}
-	return addr
 }
 
 // New adds the toolkit's controllers (Provider, Plan, Migration) to mgr,

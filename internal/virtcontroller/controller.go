@@ -12,9 +12,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/metrics"
 	"github.com/cclm-io/cclm/internal/scheme"
 )
 
@@ -29,7 +30,9 @@ type Options struct {
 	Namespace string
 	// LeaderElection: only the elected replica acts.
 	LeaderElection bool
-	// MetricsAddr serves /metrics (host:port); "" or "0" serves none.
+	// MetricsAddr serves /metrics, /healthz and /readyz over HTTPS, behind
+	// the API server's authentication and authorization (host:port); "" or
+	// "0" serves none.
 	MetricsAddr string
 	// HealthProbeAddr serves /healthz and /readyz; "" or "0" serves none.
 	HealthProbeAddr string
@@ -83,7 +86,7 @@ func ManagerOptions(opts Options) (ctrl.Options, error) {
 	return ctrl.Options{
 		Scheme:                        scheme.Scheme,
 		Logger:                        logger,
-		Metrics:                       metricsserver.Options{BindAddress: addrOrOff(opts.MetricsAddr)},
+		Metrics:                       metrics.ServerOptions(opts.MetricsAddr),
 		HealthProbeBindAddress:        addrOrOff(opts.HealthProbeAddr),
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              LeaderElectionID,
@@ -118,6 +121,11 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	for _, add := range opts.AlsoRun {
 		if err := add(mgr); err != nil {
 			return err
+		}
+	}
+	if opts.MetricsAddr != "" && opts.MetricsAddr != metrics.Off {
+		if err := ctrlmetrics.Registry.Register(metrics.MigrationCollector{Reader: mgr.GetClient()}); err != nil {
+			return fmt.Errorf("virt controller: metrics: %w", err)
 		}
 	}
 	if opts.HealthProbeAddr != "" && opts.HealthProbeAddr != "0" {
