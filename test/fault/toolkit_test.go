@@ -399,7 +399,8 @@ func (inj *injector) see(t *testing.T, m *forkliftv1beta1.Migration) {
 }
 
 // migrationOutcome is the Migration's final condition, with the VM's
-// pipeline error and warnings: the reason a user reads.
+// pipeline error and warnings (its conditions besides its outcome, which
+// the Migration's repeats): the reason a user reads.
 func migrationOutcome(m *forkliftv1beta1.Migration) string {
 	outcome := "no outcome"
 	for _, condType := range []string{forkliftv1beta1.ConditionSucceeded, forkliftv1beta1.ConditionFailed, forkliftv1beta1.ConditionCanceled} {
@@ -412,7 +413,7 @@ func migrationOutcome(m *forkliftv1beta1.Migration) string {
 			outcome += fmt.Sprintf(": in %s: %s", vm.Error.Phase, strings.Join(vm.Error.Reasons, "; "))
 		}
 		for _, c := range vm.Conditions {
-			if c.Status == forkliftv1beta1.ConditionTrue {
+			if c.Status == forkliftv1beta1.ConditionTrue && c.Type != toolkit.VMOutcome(vm) {
 				outcome += fmt.Sprintf(" (%s: %s)", c.Type, c.Message)
 			}
 		}
