@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -262,7 +263,7 @@ func attach(ctx context.Context, flags migrateFlags, progress io.Writer, doc *mi
 		return fmt.Errorf("--attach %s: read Migration %s/%s on %s: %w", flags.attach, namespace, name, pair.targetName, err)
 	}
 	plan := &forkliftv1beta1.Plan{}
-	planKey := client.ObjectKey{Namespace: namespaceOr(migration.Spec.Plan.Namespace, namespace), Name: migration.Spec.Plan.Name}
+	planKey := client.ObjectKey{Namespace: cmp.Or(migration.Spec.Plan.Namespace, namespace), Name: migration.Spec.Plan.Name}
 	if err := pair.targetClient.Get(ctx, planKey, plan); err != nil {
 		return fmt.Errorf("--attach %s: read the Migration's Plan %s on %s: %w", flags.attach, planKey, pair.targetName, err)
 	}
@@ -270,13 +271,6 @@ func attach(ctx context.Context, flags migrateFlags, progress io.Writer, doc *mi
 	doc.VMs = vmResults(plan.Spec.VMs, nil)
 	fmt.Fprintf(progress, "following Migration %s of Plan %s on %s\n", doc.Migration, doc.Plan, pair.targetName)
 	return followMigration(ctx, flags, pair, plan, migration, progress, doc)
-}
-
-func namespaceOr(namespace, otherwise string) string {
-	if namespace == "" {
-		return otherwise
-	}
-	return namespace
 }
 
 // followMigration follows migration of plan to its end and fills doc with

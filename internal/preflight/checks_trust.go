@@ -5,10 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	"github.com/cclm-io/cclm/internal/trust"
 )
 
@@ -38,29 +34,18 @@ func checkClusterTrust(ctx context.Context, r *runner) Check {
 
 func (r *runner) readTrust(ctx context.Context, side Side) (clusterTrust, *Check) {
 	c := r.side(side)
-	var out clusterTrust
-	for _, cm := range []struct {
-		name   string
-		bundle *string
-	}{{trust.CABundleConfigMap, &out.ca}, {trust.ExternalCAConfigMap, &out.external}} {
-		key := client.ObjectKey{Namespace: r.in.VirtNamespace, Name: cm.name}
-		var configMap corev1.ConfigMap
-		err := c.client.Get(ctx, key, &configMap)
-		switch {
-		case apierrors.IsNotFound(err) && cm.name == trust.CABundleConfigMap:
-			failure := failed(fmt.Sprintf("%s has no migration CA: no ConfigMap %s (key %s)", c.name, key, trust.BundleKey),
-				fmt.Sprintf("install KubeVirt on %s in namespace %s (`cclm install` makes the CA and the ConfigMap)", c.name, r.in.VirtNamespace))
-			failure.Side = side
-			return out, &failure
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			failure := r.readFailure(c, "get ConfigMap "+key.String(), err)
-			return out, &failure
-		default:
-			*cm.bundle = configMap.Data[trust.BundleKey]
-		}
+	bundles, err := trust.ReadBundles(ctx, c.client, r.in.VirtNamespace)
+	if err != nil {
+		failure := r.readFailure(c, "get ConfigMaps "+trust.CABundleConfigMap+" and "+trust.ExternalCAConfigMap+" in "+r.in.VirtNamespace, err)
+		return clusterTrust{}, &failure
 	}
-	return out, nil
+	if !bundles.HasCA {
+		failure := failed(fmt.Sprintf("%s has no migration CA: no ConfigMap %s/%s (key %s)", c.name, r.in.VirtNamespace, trust.CABundleConfigMap, trust.BundleKey),
+			fmt.Sprintf("install KubeVirt on %s in namespace %s (`cclm install` makes the CA and the ConfigMap)", c.name, r.in.VirtNamespace))
+		failure.Side = side
+		return clusterTrust{}, &failure
+	}
+	return clusterTrust{ca: bundles.CA, external: bundles.External}, nil
 }
 
 func evalTrust(r *runner, source, target clusterTrust) Check {

@@ -523,24 +523,13 @@ func (r *migrationReconciler) observeTrust(ctx context.Context, source client.Cl
 	return view
 }
 
-// readTrust reads the ConfigMaps kubevirt-ca and kubevirt-external-ca
-// (absent: "") of one cluster.
+// readTrust reads one cluster's migration CA and the CAs it trusts.
 func (r *migrationReconciler) readTrust(ctx context.Context, c client.Reader) ClusterTrust {
-	var out ClusterTrust
-	for _, cm := range []struct {
-		name   string
-		bundle *string
-	}{{trust.CABundleConfigMap, &out.CA}, {trust.ExternalCAConfigMap, &out.External}} {
-		var read corev1.ConfigMap
-		found, err := get(ctx, c, client.ObjectKey{Namespace: r.opts.VirtNamespace, Name: cm.name}, &read)
-		if err != nil {
-			return ClusterTrust{Err: fmt.Sprintf("read ConfigMap %s/%s: %v", r.opts.VirtNamespace, cm.name, err)}
-		}
-		if found {
-			*cm.bundle = read.Data[trust.BundleKey]
-		}
+	bundles, err := trust.ReadBundles(ctx, c, r.opts.VirtNamespace)
+	if err != nil {
+		return ClusterTrust{Err: err.Error()}
 	}
-	return out
+	return ClusterTrust{CA: bundles.CA, External: bundles.External}
 }
 
 func (r *migrationReconciler) observeTarget(ctx context.Context, obs *VMObserved) {

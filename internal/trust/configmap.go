@@ -92,3 +92,33 @@ func ImportPeerCA(ctx context.Context, c client.Client, namespace, peer string) 
 	})
 	return result, err
 }
+
+// Bundles are a cluster's migration CA (kubevirt-ca) and the CAs it
+// trusts besides (kubevirt-external-ca); "" where the ConfigMap is absent.
+type Bundles struct {
+	CA, External string
+	// HasCA: kubevirt-ca exists (KubeVirt is installed in the namespace).
+	HasCA bool
+}
+
+// ReadBundles reads both ConfigMaps of the trust in namespace. An error
+// names the ConfigMap and wraps the API's (apierrors classify it).
+func ReadBundles(ctx context.Context, c client.Reader, namespace string) (Bundles, error) {
+	var out Bundles
+	for _, cm := range []struct {
+		name   string
+		bundle *string
+	}{{CABundleConfigMap, &out.CA}, {ExternalCAConfigMap, &out.External}} {
+		var read corev1.ConfigMap
+		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: cm.name}, &read)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return Bundles{}, fmt.Errorf("get ConfigMap %s/%s: %w", namespace, cm.name, err)
+		default:
+			*cm.bundle = read.Data[BundleKey]
+			out.HasCA = out.HasCA || cm.name == CABundleConfigMap
+		}
+	}
+	return out, nil
+}

@@ -14,6 +14,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/lab"
@@ -114,14 +115,12 @@ func (l *labEnv) metricsToken(t *testing.T, cluster, account string) string {
 		t.Fatal(err)
 	}
 	request, err := clientset.CoreV1().ServiceAccounts(virtNamespace).CreateToken(context.Background(), account,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptrTo(int64(3600))}}, metav1.CreateOptions{})
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return request.Status.Token
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // scrape GETs url with token (none if ""), trusting the self-signed
 // certificate; it returns the status code and the body.
