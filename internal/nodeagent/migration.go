@@ -829,7 +829,9 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	}
 	// Prepared while the target starts its QEMU: neither waits on the other.
 	params := migrationParams(vmi.Status.MigrationState, len(disks))
-	if err := m.addTLS(ctx, source, qemu.TLSClient, m.prefetchTLS(ctx)); err != nil {
+	// Read here, not in the background: nothing else waits meanwhile.
+	readTrust := func() (qemu.TLSMaterial, error) { return m.tlsMaterial(ctx) }
+	if err := m.addTLS(ctx, source, qemu.TLSClient, readTrust); err != nil {
 		return err
 	}
 	if err := source.ConfigureMigration(ctx, qemu.RoleSource, params); err != nil {
