@@ -609,35 +609,10 @@ func (f *follower) cancel(ctx context.Context, statuses []forkliftv1beta1.VMStat
 		f.render.message("every VM has ended already: nothing to cancel")
 		return nil
 	}
-	for attempt := 0; ; attempt++ {
-		migration, err := f.read(ctx)
-		if err != nil {
-			return fmt.Errorf("cancel: %w", err)
-		}
-		changed := false
-		for _, ref := range refs {
-			if !migration.Spec.Canceled(ref) {
-				migration.Spec.Cancel = append(migration.Spec.Cancel, ref)
-				changed = true
-			}
-		}
-		if !changed {
-			break
-		}
-		err = f.c.Update(ctx, migration)
-		if apierrors.IsConflict(err) && attempt < 5 {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("cancel: update Migration %s: %w", f.key, err)
-		}
-		break
+	if err := requestCancel(ctx, f.c, f.key, refs); err != nil {
+		return err
 	}
-	names := make([]string, len(refs))
-	for i, r := range refs {
-		names[i] = r.Namespace + "/" + r.Name
-	}
-	f.render.message("canceling the migration of %s; waiting for the toolkit to wind it down (Ctrl-C again stops watching)", strings.Join(names, ", "))
+	f.render.message("canceling the migration of %s; waiting for the toolkit to wind it down (Ctrl-C again stops watching)", refNames(refs))
 	return nil
 }
 
@@ -684,10 +659,8 @@ func vmEnded(status *forkliftv1beta1.VMStatus) bool {
 // migrationEnded reports whether the Migration is over: a Succeeded,
 // Failed or Canceled condition, or every VM of the plan ended.
 func migrationEnded(m *forkliftv1beta1.Migration, vms []forkliftv1beta1.PlanVM) (bool, string) {
-	for _, t := range []string{forkliftv1beta1.ConditionSucceeded, forkliftv1beta1.ConditionFailed, forkliftv1beta1.ConditionCanceled} {
-		if c := forkliftv1beta1.FindCondition(m.Status.Conditions, t); c != nil && c.Status == forkliftv1beta1.ConditionTrue {
-			return true, t
-		}
+	if outcome := migrationOutcome(m); outcome != "" {
+		return true, outcome
 	}
 	for _, vm := range vms {
 		s := findVMStatus(m.Status.VMs, vm.Ref)

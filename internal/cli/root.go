@@ -43,7 +43,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newLabCommand(), newNodeCommand(), newGuestCommand(), newConsoleCommand(), newControllerCommand(), newSyncCommand(),
-		newConnectCommand(), newPreflightCommand(), newMigrateCommand(), newToolkitCommand(), newVersionCommand())
+		newConnectCommand(), newPreflightCommand(), newMigrateCommand(), newGetCommand(), newDescribeCommand(), newCancelCommand(),
+		newToolkitCommand(), newVersionCommand())
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,9 +138,24 @@ func TestMigrateCommandCanceled(t *testing.T) {
 	spec, before, restore := l.guestOnASlowLink(t, "stayer", "cclm-migrate-cancel", "8Mi")
 	defer restore()
 
-	doc, progress, err := l.migrateUntilTransfer(t, spec, os.Interrupt)
-	if err == nil || doc.Result != "Canceled" || len(doc.VMs) != 1 || doc.VMs[0].Result != "Canceled" {
-		t.Fatalf("an interrupted migrate: exit %v, result %s, VMs %+v; want a non-zero exit and Canceled\nstderr:\n%s", err, doc.Result, doc.VMs, progress)
+	// Detached mid-transfer, the migration is canceled by `cclm cancel`
+	// (the Ctrl-C of a migrate without a terminal writes the same
+	// spec.cancel; TestFollow covers that path), and `migrate --attach`
+	// then reports it Canceled and exits non-zero.
+	detached, progress, err := l.migrateUntilTransfer(t, spec, syscall.SIGTERM)
+	if err == nil || detached.Plan == "" || detached.Migration == "" {
+		t.Fatalf("a migrate sent SIGTERM: exit %v, %+v\nstderr:\n%s", err, detached, progress)
+	}
+	_, planName, _ := strings.Cut(detached.Plan, "/")
+	canceled, stderr, err := l.cclmOnTarget(t, "cancel", planName)
+	if err != nil || !strings.Contains(canceled, "cancel requested for "+spec.namespace+"/"+spec.name) {
+		t.Fatalf("cclm cancel %s: %v\n%s%s", planName, err, canceled, stderr)
+	}
+	attached, stderr, err := runCCLM(t, 5*time.Minute, "migrate", "--attach", detached.Migration, "--source", sourceCluster, "--target", targetCluster,
+		"--kubeconfig", l.kubeconfig, "-o", "json")
+	var doc migrateOutput
+	if jerr := json.Unmarshal([]byte(attached), &doc); jerr != nil || err == nil || doc.Result != "Canceled" || len(doc.VMs) != 1 || doc.VMs[0].Result != "Canceled" {
+		t.Fatalf("following a canceled migration: exit %v, %+v (%v); want a non-zero exit and Canceled\nstderr:\n%s", err, doc, jerr, stderr)
 	}
 
 	var m forkliftv1beta1.Migration
@@ -243,17 +259,67 @@ func TestMigrateCommandDetachesAndAttaches(t *testing.T) {
 	if err == nil || doc.Migration == "" || !strings.Contains(doc.Error, "cclm migrate --attach "+doc.Migration) {
 		t.Fatalf("a migrate sent SIGTERM: exit %v, %+v; want a non-zero exit naming `cclm migrate --attach %s`\nstderr:\n%s", err, doc, doc.Migration, progress)
 	}
+	_, planName, _ := strings.Cut(doc.Plan, "/")
+	_, migrationName, _ := strings.Cut(doc.Migration, "/")
+	l.assertPlanListedAndDescribed(t, planName, migrationName, spec)
+
 	attached, stderr, err := runCCLM(t, 8*time.Minute, "migrate", "--attach", doc.Migration, "--source", sourceCluster, "--target", targetCluster,
 		"--kubeconfig", l.kubeconfig, "-o", "json")
 	var result migrateOutput
 	if jerr := json.Unmarshal([]byte(attached), &result); jerr != nil || err != nil || result.Result != "Succeeded" || len(result.VMs) != 1 || result.VMs[0].Result != "Succeeded" {
 		t.Fatalf("cclm migrate --attach %s: exit %v, %+v (%v)\nstderr:\n%s", doc.Migration, err, result, jerr, stderr)
 	}
+	described, _, err := l.cclmOnTarget(t, "describe", "plan", planName)
+	if err != nil || !strings.Contains(described, spec.namespace+"/"+spec.name+": Succeeded") || !strings.Contains(described, "downtime ") {
+		t.Errorf("cclm describe plan %s after the migration: %v\n%s", planName, err, described)
+	}
+	t.Logf("cclm describe plan %s:\n%s", planName, described)
 	after := l.waitGuestReady(t, targetCluster, spec.namespace, spec.name, 30*time.Second)
 	if after.BootID != before.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", before.BootID, after.BootID)
 	}
 	if pids := qemuPids(spec.namespace, spec.name); len(pids) != 1 {
 		t.Fatalf("want exactly one QEMU of the VM (on ocp1), found %v", pids)
+	}
+}
+
+// cclmOnTarget runs a cclm command that works on the toolkit's cluster
+// (get, describe, cancel), with kubectl's connection flags.
+func (l *labEnv) cclmOnTarget(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	return runCCLM(t, time.Minute, append(args, "--context", targetCluster, "--kubeconfig", l.kubeconfig)...)
+}
+
+// assertPlanListedAndDescribed checks `cclm get` and `cclm describe` on a
+// Plan whose one VM, spec's, is migrating: the row, kubectl's output
+// formats, and the VM's pipeline.
+func (l *labEnv) assertPlanListedAndDescribed(t *testing.T, planName, migrationName string, spec vmSpec) {
+	t.Helper()
+	wide, stderr, err := l.cclmOnTarget(t, "get", "plans", "-o", "wide")
+	row := ""
+	for _, line := range strings.Split(wide, "\n") {
+		if strings.HasPrefix(line, planName+" ") {
+			row = line
+		}
+	}
+	// NAME READY EXECUTING [SUCCEEDED FAILED] VMS AGE SOURCE TARGET-NAMESPACE STATES...
+	if fields := strings.Fields(row); err != nil || len(fields) < 8 || fields[1] != "True" || !slices.Contains(fields, sourceCluster) ||
+		!slices.Contains(fields, spec.namespace) || !strings.HasPrefix(fields[len(fields)-2], "1") {
+		t.Errorf("cclm get plans -o wide: %v, row %q:\n%s%s", err, row, wide, stderr)
+	}
+	names, _, err := l.cclmOnTarget(t, "get", "plans", planName, "-o", "name")
+	if err != nil || strings.TrimSpace(names) != "plan.forklift.konveyor.io/"+planName {
+		t.Errorf("cclm get plans %s -o name: %v, %q", planName, err, names)
+	}
+	ofPlan, _, err := l.cclmOnTarget(t, "get", "migration", migrationName, "-o", "jsonpath={.spec.plan.name} {.status.vms[0].name}")
+	if err != nil || ofPlan != planName+" "+spec.name {
+		t.Errorf("cclm get migration %s -o jsonpath: %v, %q", migrationName, err, ofPlan)
+	}
+	described, stderr, err := l.cclmOnTarget(t, "describe", "plan", planName)
+	for _, want := range []string{"Type:", "live", "Migrations:", migrationName, spec.namespace + "/" + spec.name + ": ", "SynchronizeCertificates", "Migrate "} {
+		if err != nil || !strings.Contains(described, want) {
+			t.Errorf("cclm describe plan %s lacks %q (%v):\n%s%s", planName, want, err, described, stderr)
+			break
+		}
 	}
 }
