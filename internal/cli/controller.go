@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 
 	"github.com/go-logr/logr"
@@ -15,7 +14,7 @@ import (
 	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
 
-func newControllerCommand() *cobra.Command {
+func newControllerCommand(logs *logOptions) *cobra.Command {
 	var opts virtcontroller.Options
 	var kubeconfig string
 	var hyperConverged bool
@@ -28,7 +27,11 @@ func newControllerCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--kubeconfig %q: %w", kubeconfig, err)
 			}
-			opts.Logger = logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil))
+			logger, err := logs.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			opts.Logger = logr.FromSlogHandler(logger.Handler())
 			opts.AlsoRun = append(opts.AlsoRun, func(mgr ctrl.Manager) error {
 				return migrationcontroller.New(mgr, migrationcontroller.Options{Namespace: opts.Namespace})
 			})
@@ -45,7 +48,7 @@ func newControllerCommand() *cobra.Command {
 	flags.StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the controller's ServiceAccount")
 	flags.StringVar(&opts.Namespace, "namespace", "openshift-cnv", "the virt namespace (leader-election Lease)")
 	flags.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader among replicas; only it acts")
-	flags.StringVar(&opts.MetricsAddr, "metrics-address", "0", "serve /metrics, /healthz and /readyz here over HTTPS, behind the API server's authentication and authorization (host:port); 0 for none")
+	metricsAddressFlag(flags, &opts.MetricsAddr)
 	flags.StringVar(&opts.HealthProbeAddr, "health-address", "0", "serve /healthz and /readyz here; 0 for none")
 	flags.BoolVar(&hyperConverged, "hyperconverged", true, "write the HyperConverged CR kubevirt-hyperconverged's live-migration settings into the KubeVirt CR, as OpenShift's operator (needs hco.PolicyRules)")
 	return cmd

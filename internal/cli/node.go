@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 
@@ -17,7 +16,7 @@ import (
 	"github.com/cclm-io/cclm/internal/qemu"
 )
 
-func newNodeCommand() *cobra.Command {
+func newNodeCommand(logs *logOptions) *cobra.Command {
 	var opts nodeagent.Options
 	var kubeconfig, memory, storage, vmNetwork, accel string
 	cmd := &cobra.Command{
@@ -42,7 +41,9 @@ func newNodeCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--kubeconfig %q: %w", kubeconfig, err)
 			}
-			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", opts.NodeName)
+			if opts.Logger, err = logs.logger(os.Stderr, "node", opts.NodeName); err != nil {
+				return err
+			}
 			return nodeagent.Run(cmd.Context(), restConfig, opts)
 		},
 	}
@@ -60,7 +61,7 @@ func newNodeCommand() *cobra.Command {
 	flags.StringVar(&memory, "memory", "4Gi", "memory the node offers VMs")
 	flags.StringVar(&storage, "storage", "8Gi", "local storage the node offers volumes")
 	flags.StringVar(&opts.APIAddress, "api-address", "127.0.0.1:0", "address of the node API for `cclm guest` and `cclm console`")
-	flags.StringVar(&opts.MetricsAddress, "metrics-address", "0", "serve /metrics, /healthz and /readyz here over HTTPS, behind the API server's authentication and authorization (host:port); 0 for none")
+	metricsAddressFlag(flags, &opts.MetricsAddress)
 	flags.StringToStringVar(&opts.ExtraLabels, "label", nil, "extra node labels, key=value")
 	accelFlag(flags, &accel)
 	flags.DurationVar(&opts.BootTimeout, "boot-timeout", nodeagent.DefaultBootTimeout,

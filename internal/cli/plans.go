@@ -15,6 +15,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	"github.com/cclm-io/cclm/internal/connect"
 	"github.com/cclm-io/cclm/internal/scheme"
+	"github.com/cclm-io/cclm/internal/toolkit"
 )
 
 // toolkitClusterFlags are kubectl's connection flags (cli-runtime's:
@@ -113,10 +114,8 @@ func planMigrations(ctx context.Context, c client.Reader, plan *forkliftv1beta1.
 // migrationOutcome is the Migration's Succeeded, Failed or Canceled
 // condition that is True, else "".
 func migrationOutcome(m *forkliftv1beta1.Migration) string {
-	for _, t := range []string{forkliftv1beta1.ConditionSucceeded, forkliftv1beta1.ConditionFailed, forkliftv1beta1.ConditionCanceled} {
-		if c := forkliftv1beta1.FindCondition(m.Status.Conditions, t); c != nil && c.Status == forkliftv1beta1.ConditionTrue {
-			return t
-		}
+	if c := toolkit.MigrationOutcome(m); c != nil {
+		return c.Type
 	}
 	return ""
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
@@ -42,10 +43,17 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newLabCommand(), newNodeCommand(), newGuestCommand(), newConsoleCommand(), newControllerCommand(), newSyncCommand(),
+	logs := &logOptions{}
+	logs.add(root.PersistentFlags())
+	root.AddCommand(newLabCommand(), newNodeCommand(logs), newGuestCommand(), newConsoleCommand(), newControllerCommand(logs), newSyncCommand(logs),
 		newConnectCommand(), newPreflightCommand(), newMigrateCommand(), newGetCommand(), newDescribeCommand(), newCancelCommand(),
-		newToolkitCommand(), newVersionCommand())
+		newToolkitCommand(logs), newVersionCommand())
 	return root
+}
+
+// metricsAddressFlag adds a component's --metrics-address.
+func metricsAddressFlag(flags *pflag.FlagSet, target *string) {
+	flags.StringVar(target, "metrics-address", "0", "serve /metrics, /healthz and /readyz here over HTTPS, behind the API server's authentication and authorization (host:port); 0 for none")
 }
 
 // outputFlag adds -o/--output with the formats a command supports.

@@ -48,7 +48,7 @@ func (f syncFlags) check() error {
 	return nil
 }
 
-func newSyncCommand() *cobra.Command {
+func newSyncCommand(logs *logOptions) *cobra.Command {
 	var opts synccontroller.Options
 	var flags syncFlags
 	cmd := &cobra.Command{
@@ -59,7 +59,7 @@ func newSyncCommand() *cobra.Command {
 			if err := flags.check(); err != nil {
 				return err
 			}
-			restConfig, logger, controllerLogger, err := componentStart(flags.kubeconfig, opts.ClusterName)
+			restConfig, logger, controllerLogger, err := logs.componentStart(flags.kubeconfig, opts.ClusterName)
 			if err != nil {
 				return err
 			}
@@ -84,6 +84,7 @@ func newSyncCommand() *cobra.Command {
 	f.StringVar(&flags.listenAddress, "listen-address", "", "IP to serve on and publish: this host's address on the migration network (required without --lab-id)")
 	f.StringVar(&flags.labID, "lab-id", "", "lab whose node namespace the controller runs in (cclm lab); it then serves on that namespace's migration0")
 	f.StringVar(&flags.netnsNode, "netns-node", "", "with --lab-id: the lab node namespace to run in")
+	metricsAddressFlag(f, &opts.MetricsAddr)
 	return cmd
 }
 

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/go-logr/logr"
 
 	"github.com/cclm-io/cclm/internal/lab"
 )
@@ -45,7 +48,7 @@ func TestSyncFlagsAccepted(t *testing.T) {
 }
 
 func TestSyncDefaults(t *testing.T) {
-	cmd := newSyncCommand()
+	cmd := newSyncCommand(&logOptions{})
 	for flag, want := range map[string]string{
 		"namespace": "openshift-cnv", "leader-elect": "true", "peer-deadline": "1m0s", "listen-address": "", "cluster-name": "",
 	} {
@@ -64,5 +67,26 @@ func TestLabStatusShowsTheSyncAddresses(t *testing.T) {
 	lines := strings.Split(out.String(), "\n")
 	if !strings.Contains(lines[1], "SYNC ADDRESS") || !strings.Contains(lines[2], "192.168.201.1:9185") || !strings.Contains(lines[3], "<none>") {
 		t.Errorf("lab status:\n%s", out.String())
+	}
+}
+
+// Components log one structured record per line, as text or JSON, with
+// -v raising what logr's V levels show; a wrong flag says what to use.
+func TestComponentLogger(t *testing.T) {
+	var out bytes.Buffer
+	logs := &logOptions{format: logJSON, verbosity: 1}
+	logger, err := logs.logger(&out, "cluster", "ocp7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := logr.FromSlogHandler(logger.Handler())
+	sink.V(1).Info("shown at -v 1", "migration", "ns/vm")
+	sink.V(2).Info("hidden at -v 1")
+	var record map[string]any
+	if err := json.Unmarshal(out.Bytes(), &record); err != nil || record["msg"] != "shown at -v 1" || record["cluster"] != "ocp7" || record["migration"] != "ns/vm" {
+		t.Errorf("JSON record %q: %v", out.String(), err)
+	}
+	if _, err := (&logOptions{format: "yaml"}).logger(&out); err == nil || !strings.Contains(err.Error(), "use text or json") {
+		t.Errorf("--log-format yaml: %v", err)
 	}
 }

@@ -31,7 +31,7 @@ func (f toolkitFlags) check() error {
 	return nil
 }
 
-func newToolkitCommand() *cobra.Command {
+func newToolkitCommand(logs *logOptions) *cobra.Command {
 	var opts toolkit.Options
 	var flags toolkitFlags
 	cmd := &cobra.Command{
@@ -42,7 +42,7 @@ func newToolkitCommand() *cobra.Command {
 			if err := flags.check(); err != nil {
 				return err
 			}
-			restConfig, logger, controllerLogger, err := componentStart(flags.kubeconfig, opts.ClusterName)
+			restConfig, logger, controllerLogger, err := logs.componentStart(flags.kubeconfig, opts.ClusterName)
 			if err != nil {
 				return err
 			}
@@ -61,7 +61,7 @@ func newToolkitCommand() *cobra.Command {
 	f.StringVar(&opts.VirtNamespace, "virt-namespace", toolkit.DefaultVirtNamespace, "KubeVirt's namespace on both clusters (the KubeVirt CR)")
 	f.StringVar(&opts.ClusterName, "cluster-name", "", "this (the target) cluster's name in preflight messages, e.g. ocp1")
 	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader among replicas; only it acts")
-	f.StringVar(&opts.MetricsAddr, "metrics-address", "0", "serve /metrics, /healthz and /readyz here over HTTPS, behind the API server's authentication and authorization (host:port); 0 for none")
+	metricsAddressFlag(f, &opts.MetricsAddr)
 	f.StringVar(&flags.labID, "lab-id", "", "lab (cclm lab) whose sync controllers' network namespaces the preflight dials sync addresses from")
 	f.StringVar(&flags.labSource, "lab-source-cluster", "", "with --lab-id: the source cluster (its sync controller's namespace is <cluster>-sync)")
 	f.StringVar(&flags.labTarget, "lab-target-cluster", "", "with --lab-id: the target cluster")

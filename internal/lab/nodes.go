@@ -286,6 +286,10 @@ func (n *labNodes) startSync(ctx context.Context, self string, opts Options, clu
 	if err := clientcmd.WriteToFile(*config, kubeconfig); err != nil {
 		return err
 	}
+	metricsAddr, metricsURL, err := metricsAddress()
+	if err != nil {
+		return err
+	}
 	spec := procutil.Spec{
 		Name: cluster.Name + "/" + SyncControllerName,
 		Path: self,
@@ -295,10 +299,11 @@ func (n *labNodes) startSync(ctx context.Context, self string, opts Options, clu
 			"--cluster-name", cluster.Name,
 			"--lab-id", n.id,
 			"--netns-node", node.Name,
+			"--metrics-address", metricsAddr,
 		},
 		LogPath: filepath.Join(cluster.Dir, "logs", SyncControllerName+".log"),
 	}
-	return n.add(spec, ComponentState{Name: SyncControllerName, Kind: KindController, Cluster: cluster.Name})
+	return n.add(spec, ComponentState{Name: SyncControllerName, Kind: KindController, Cluster: cluster.Name, MetricsURL: metricsURL})
 }
 
 // restartDelay is how long a node agent or controller that ended stays

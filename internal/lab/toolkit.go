@@ -78,6 +78,10 @@ func (n *labNodes) startToolkit(ctx context.Context, self string, opts Options, 
 	if err := clientcmd.WriteToFile(*config, kubeconfig); err != nil {
 		return err
 	}
+	metricsAddr, metricsURL, err := metricsAddress()
+	if err != nil {
+		return err
+	}
 	spec := procutil.Spec{
 		Name: cluster.Name + "/" + ToolkitControllerName,
 		Path: self,
@@ -90,8 +94,9 @@ func (n *labNodes) startToolkit(ctx context.Context, self string, opts Options, 
 			"--lab-id", n.id,
 			"--lab-source-cluster", SourceCluster(),
 			"--lab-target-cluster", TargetCluster(),
+			"--metrics-address", metricsAddr,
 		},
 		LogPath: filepath.Join(cluster.Dir, "logs", ToolkitControllerName+".log"),
 	}
-	return n.add(spec, ComponentState{Name: ToolkitControllerName, Kind: KindController, Cluster: cluster.Name})
+	return n.add(spec, ComponentState{Name: ToolkitControllerName, Kind: KindController, Cluster: cluster.Name, MetricsURL: metricsURL})
 }

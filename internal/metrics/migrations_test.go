@@ -4,22 +4,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 )
-
-// constCollector serves fixed metrics, for testutil.
-type constCollector []prometheus.Metric
-
-func (c constCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
-func (c constCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, m := range c {
-		ch <- m
-	}
-}
 
 func TestMigrationSamples(t *testing.T) {
 	started, ended := metav1.Unix(1000, 0), metav1.Unix(1060, 0)
@@ -61,7 +50,7 @@ kubevirt_vmi_migrations_in_scheduling_phase 1
 # TYPE kubevirt_vmi_migrations_in_unset_phase gauge
 kubevirt_vmi_migrations_in_unset_phase 1
 `
-	if err := testutil.CollectAndCompare(constCollector(MigrationSamples(migrations)), strings.NewReader(want)); err != nil {
+	if err := testutil.CollectAndCompare(Fixed(MigrationSamples(migrations)), strings.NewReader(want)); err != nil {
 		t.Fatal(err)
 	}
 }

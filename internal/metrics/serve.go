@@ -10,6 +10,7 @@ package metrics
 import (
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -51,4 +52,18 @@ var ServingRules = []rbacv1.PolicyRule{
 // component's metrics and health.
 var ReaderRules = []rbacv1.PolicyRule{
 	{NonResourceURLs: []string{"/metrics", "/healthz", "/readyz"}, Verbs: []string{"get"}},
+}
+
+// Fixed is a collector of samples made elsewhere (by a pure function
+// such as MigrationSamples), for prometheus' testutil.
+type Fixed []prometheus.Metric
+
+// Describe sends the samples' descriptors.
+func (f Fixed) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
+
+// Collect sends the samples.
+func (f Fixed) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range f {
+		ch <- m
+	}
 }

@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/metrics"
 )
 
 // Names shared with upstream KubeVirt.
@@ -63,6 +64,9 @@ type Options struct {
 	// ClusterName goes into the certificates (subject organization), so
 	// that a peer that refuses them can say which cluster's CA it lacks.
 	ClusterName string
+	// MetricsAddr serves /metrics, /healthz and /readyz over HTTPS, behind
+	// the API server's authentication and authorization; "" or "0": none.
+	MetricsAddr string
 	// Logger; default: discard.
 	Logger logr.Logger
 }
@@ -135,5 +139,7 @@ var Component = install.Component{
 		// first holder, updated by later ones).
 		{APIGroups: []string{"k8s.cni.cncf.io"}, Resources: []string{"network-attachment-definitions"}, Verbs: []string{"get"}},
 		{APIGroups: []string{"whereabouts.cni.cncf.io"}, Resources: []string{"ippools"}, Verbs: []string{"get", "create", "update"}},
+		// Guarding its metrics: who a scraper is and what it may read.
+		metrics.ServingRules[0], metrics.ServingRules[1],
 	},
 }

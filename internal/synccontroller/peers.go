@@ -18,6 +18,7 @@ import (
 
 	syncpb "github.com/cclm-io/cclm/api/proto/synchronization"
 	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/metrics"
 )
 
 // peerClients keeps one gRPC connection per peer address; gRPC reconnects
@@ -25,13 +26,14 @@ import (
 type peerClients struct {
 	dial      func(ctx context.Context, network, address string) (net.Conn, error)
 	tlsConfig func(peerAddress string) *tls.Config
+	calls     *metrics.SyncCalls
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newPeerClients(dial func(ctx context.Context, network, address string) (net.Conn, error), tlsConfig func(string) *tls.Config) *peerClients {
-	return &peerClients{dial: dial, tlsConfig: tlsConfig, conns: map[string]*grpc.ClientConn{}}
+func newPeerClients(dial func(ctx context.Context, network, address string) (net.Conn, error), tlsConfig func(string) *tls.Config, calls *metrics.SyncCalls) *peerClients {
+	return &peerClients{dial: dial, tlsConfig: tlsConfig, calls: calls, conns: map[string]*grpc.ClientConn{}}
 }
 
 // reconnectBackoff keeps gRPC's waits between connection attempts short
@@ -54,11 +56,13 @@ func (p *peerClients) client(address string) (syncpb.SynchronizeClient, error) {
 			return p.dial(ctx, "tcp", address)
 		}),
 		grpc.WithConnectParams(reconnectBackoff),
+		grpc.WithUnaryInterceptor(p.calls.ClientInterceptor(address)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the synchronization controller at %s: %w", address, err)
 	}
 	p.conns[address] = conn
+	p.calls.SetPeers(len(p.conns))
 	return syncpb.NewSynchronizeClient(conn), nil
 }
 
@@ -69,6 +73,7 @@ func (p *peerClients) closeAll() {
 		_ = conn.Close()
 		delete(p.conns, address)
 	}
+	p.calls.SetPeers(0)
 }
 
 // pushStatus sends the local VMI's status to the peer: a source side

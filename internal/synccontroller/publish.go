@@ -45,7 +45,7 @@ func (c *controller) publishOnKubeVirt(ctx context.Context, request reconcile.Re
 	if err := c.patchAddresses(ctx, "KubeVirt", kv); err != nil {
 		return reconcile.Result{}, err
 	}
-	c.logger.Info(fmt.Sprintf("published synchronization address %s in KubeVirt %s", c.address, request.NamespacedName))
+	c.logger.Info("published the synchronization address", "address", c.address, "kubevirt", request.NamespacedName.String())
 	return reconcile.Result{}, nil
 }
 

@@ -48,7 +48,7 @@ func (c *controller) setupPusher(mgr ctrl.Manager) error {
 func (c *controller) migrationsOfVMI(ctx context.Context, vmi client.Object) []reconcile.Request {
 	var migrations kubevirtv1.VirtualMachineInstanceMigrationList
 	if err := c.client.List(ctx, &migrations, client.InNamespace(vmi.GetNamespace()), client.MatchingFields{indexVMIName: vmi.GetName()}); err != nil {
-		c.logger.Error(err, "list the migrations of VMI "+client.ObjectKeyFromObject(vmi).String())
+		c.logger.Error(err, "list the migrations of a VMI", "vmi", client.ObjectKeyFromObject(vmi).String())
 		return nil
 	}
 	requests := make([]reconcile.Request, 0, len(migrations.Items))
@@ -237,9 +237,9 @@ func (c *controller) callPeer(ctx context.Context, key types.NamespacedName, tim
 	c.contacts.update(key, func(ct *contact) {
 		switch {
 		case err != nil && err.Error() != ct.lastError:
-			c.logger.Info(fmt.Sprintf("migration %s (%s side, ID %s): %v; retrying", key, ct.role, ct.migrationID, err))
+			c.logger.Info("cannot reach the peer; retrying", "migration", key.String(), "side", ct.role.String(), "migrationID", ct.migrationID, "error", err.Error())
 		case err == nil && ct.failures > 0:
-			c.logger.Info(fmt.Sprintf("migration %s (%s side, ID %s): reached the peer at %s again", key, ct.role, ct.migrationID, ct.peerAddress))
+			c.logger.Info("reached the peer again", "migration", key.String(), "side", ct.role.String(), "migrationID", ct.migrationID, "peer", ct.peerAddress)
 		}
 		if err != nil {
 			ct.failed(err)
@@ -269,7 +269,7 @@ func (c *controller) failSilentPeer(ctx context.Context, m *kubevirtv1.VirtualMa
 	if err := c.patchVMIStatus(ctx, vmi, updated); err != nil {
 		return err
 	}
-	c.logger.Info(fmt.Sprintf("migration %s failed: %s", client.ObjectKeyFromObject(m), reason))
+	c.logger.Info("migration failed", "migration", client.ObjectKeyFromObject(m).String(), "reason", reason)
 	c.recorder.Eventf(m, vmi, corev1.EventTypeWarning, "SynchronizationPeerSilent", "Synchronize", "%s", reason)
 	return nil
 }
@@ -294,7 +294,7 @@ func (c *controller) migrationGone(ctx context.Context, key types.NamespacedName
 	result, err := c.cancelPeer(ctx, key)
 	if ct, _ = c.contacts.lookup(key); ct.cancelSent || c.now().Sub(ct.goneSince) >= c.timing.deadline {
 		if !ct.cancelSent {
-			c.logger.Info(fmt.Sprintf("migration %s was deleted; gave up telling the peer at %s after %s: %s", key, ct.peerAddress, c.timing.deadline, ct.lastError))
+			c.logger.Info("migration deleted; gave up telling the peer", "migration", key.String(), "peer", ct.peerAddress, "after", c.timing.deadline.String(), "lastError", ct.lastError)
 		}
 		c.contacts.forget(key)
 		return reconcile.Result{}, nil
@@ -325,7 +325,7 @@ func (c *controller) sendCancel(ctx context.Context, key types.NamespacedName, t
 		return c.peers.cancel(ctx, ct.peerAddress, uid)
 	}, func(ct *contact) { ct.cancelSent = true })
 	if err == nil {
-		c.logger.Info(fmt.Sprintf("migration %s (%s side, ID %s): the peer at %s cancelled its side", key, ct.role, ct.migrationID, ct.peerAddress))
+		c.logger.Info("the peer cancelled its side", "migration", key.String(), "side", ct.role.String(), "migrationID", ct.migrationID, "peer", ct.peerAddress)
 	}
 	return err
 }

@@ -16,10 +16,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/metrics"
 	"github.com/cclm-io/cclm/internal/scheme"
 )
 
@@ -33,6 +34,7 @@ type controller struct {
 	logger   logr.Logger
 	contacts *contacts
 	peers    *peerClients
+	calls    *metrics.SyncCalls
 	auth     *authenticator
 	now      func() time.Time
 }
@@ -77,7 +79,13 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	}
 	trust := newTrustBundle(clientset, opts.VirtNamespace, opts.Logger)
 	c.auth = &authenticator{identity: id, trust: trust, refusals: newRefusalReporter(opts.Logger, c.warnOnKubeVirt)}
-	c.peers = newPeerClients(opts.Dial, c.auth.clientConfig)
+	c.calls = metrics.NewSyncCalls()
+	if opts.MetricsAddr != "" && opts.MetricsAddr != metrics.Off {
+		if err := c.calls.Register(ctrlmetrics.Registry); err != nil {
+			return fmt.Errorf("sync controller: metrics: %w", err)
+		}
+	}
+	c.peers = newPeerClients(opts.Dial, c.auth.clientConfig, c.calls)
 	defer c.peers.closeAll()
 	if err := c.setup(ctx, mgr, trust); err != nil {
 		return fmt.Errorf("sync controller: %w", err)
@@ -86,7 +94,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 }
 
 // managerOptions: cclm's scheme, KubeVirt CRs read from the virt namespace
-// only, no metrics or probe server, leader election as asked.
+// only, metrics where asked, leader election as asked.
 func managerOptions(opts Options) ctrl.Options {
 	return ctrl.Options{
 		Scheme: scheme.Scheme,
@@ -94,7 +102,7 @@ func managerOptions(opts Options) ctrl.Options {
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&kubevirtv1.KubeVirt{}: {Namespaces: map[string]cache.Config{opts.VirtNamespace: {}}},
 		}},
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		Metrics:                       metrics.ServerOptions(opts.MetricsAddr),
 		HealthProbeBindAddress:        "0",
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              LeaderElectionID,
@@ -156,7 +164,7 @@ func firstKubeVirt(ctx context.Context, reader client.Reader, namespace string) 
 func (c *controller) warnOnKubeVirt(note string) {
 	kv, err := firstKubeVirt(context.Background(), c.client, c.opts.VirtNamespace)
 	if err != nil {
-		c.logger.Info("no event recorded: " + err.Error())
+		c.logger.Info("no event recorded", "error", err.Error())
 		return
 	}
 	c.recorder.Eventf(kv, nil, corev1.EventTypeWarning, "SynchronizationPeerRefused", "Authenticate", "%s", note)

@@ -49,13 +49,13 @@ func (s *server) Start(ctx context.Context) error {
 	}
 	grpcServer := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.auth.serverConfig())),
-		grpc.UnaryInterceptor(s.auth.recheckCaller),
+		grpc.ChainUnaryInterceptor(s.calls.ServerInterceptor(), s.auth.recheckCaller),
 		grpc.MaxRecvMsgSize(2*maxStatusJSON),
 	)
 	syncpb.RegisterSynchronizeServer(grpcServer, s)
 	served := make(chan error, 1)
 	go func() { served <- grpcServer.Serve(listener) }()
-	s.logger.Info("serving synchronization at " + s.address)
+	s.logger.Info("serving synchronization", "address", s.address)
 	select {
 	case err := <-served:
 		return fmt.Errorf("sync controller: serving at %s stopped: %w", s.address, err)
@@ -164,7 +164,7 @@ func (s *server) CancelMigration(ctx context.Context, request *syncpb.MigrationC
 		if err := s.patchVMIStatus(ctx, vmi, updated); err != nil {
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
-		s.logger.Info(fmt.Sprintf("migration %s: %s", key, CancelledByPeerReason))
+		s.logger.Info("migration cancelled by the peer", "migration", key.String(), "reason", CancelledByPeerReason)
 		s.recorder.Eventf(m, vmi, corev1.EventTypeWarning, "CancelledByPeer", "Abort", "the peer cluster cancelled migration %s (ID %s)", key, migrationIDOf(m))
 	}
 	return &syncpb.MigrationCancelResponse{Message: fmt.Sprintf("migration %s aborted", key)}, nil

@@ -126,7 +126,7 @@ func (b *trustBundle) rebuild() {
 	for i, informer := range b.informers {
 		found, invalid := parseBundle(b.bundleOf(informer, trustConfigMaps[i]))
 		if invalid > 0 {
-			b.logger.Info(fmt.Sprintf("ConfigMap %s/%s: skipped %d PEM blocks of key %s that are not CA certificates", b.namespace, trustConfigMaps[i], invalid, install.CABundleKey))
+			b.logger.Info("skipped PEM blocks that are not CA certificates", "configMap", b.namespace+"/"+trustConfigMaps[i], "key", install.CABundleKey, "skipped", invalid)
 		}
 		cas = append(cas, found...)
 	}
@@ -172,7 +172,7 @@ func (b *trustBundle) logIfChanged(cas []*x509.Certificate) {
 		return
 	}
 	b.fingerprint = fingerprint
-	b.logger.Info(fmt.Sprintf("trusting %d CAs for synchronization: %s", len(cas), strings.Join(names, ", ")))
+	b.logger.Info("trusting CAs for synchronization", "count", len(cas), "cas", strings.Join(names, ", "))
 }
 
 // parseBundle reads the CA certificates of a PEM bundle; blocks that are

@@ -14,16 +14,20 @@ import (
 // The Migration-level decisions, pure like StepVM: whether a new
 // Migration may start, and its conditions from its VMs.
 
-// MigrationEnded reports whether a Migration ended: Succeeded, Failed or
-// Canceled is True.
-func MigrationEnded(m *forkliftv1beta1.Migration) bool {
+// MigrationOutcome is the Migration's Succeeded, Failed or Canceled
+// condition that is True, or nil while it has not ended.
+func MigrationOutcome(m *forkliftv1beta1.Migration) *forkliftv1beta1.Condition {
 	for _, t := range []string{forkliftv1beta1.ConditionSucceeded, forkliftv1beta1.ConditionFailed, forkliftv1beta1.ConditionCanceled} {
 		if c := forkliftv1beta1.FindCondition(m.Status.Conditions, t); c != nil && c.Status == forkliftv1beta1.ConditionTrue {
-			return true
+			return c
 		}
 	}
-	return false
+	return nil
 }
+
+// MigrationEnded reports whether a Migration ended: Succeeded, Failed or
+// Canceled is True.
+func MigrationEnded(m *forkliftv1beta1.Migration) bool { return MigrationOutcome(m) != nil }
 
 // migrationRunning: started and not ended.
 func migrationRunning(m *forkliftv1beta1.Migration) bool {

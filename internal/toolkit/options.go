@@ -21,6 +21,7 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -253,6 +254,11 @@ func New(mgr ctrl.Manager, target *rest.Config, opts Options) error {
 		Complete(migrations)
 	if err != nil {
 		return fmt.Errorf("toolkit: migration controller: %w", err)
+	}
+	if opts.MetricsAddr != "" && opts.MetricsAddr != metrics.Off {
+		if err := ctrlmetrics.Registry.Register(Collector{Reader: mgr.GetClient(), Now: time.Now}); err != nil {
+			return fmt.Errorf("toolkit: metrics: %w", err)
+		}
 	}
 	return nil
 }

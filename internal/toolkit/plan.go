@@ -282,11 +282,9 @@ func executionConditions(migrations []forkliftv1beta1.Migration, now time.Time) 
 	if latest == nil {
 		return nil
 	}
-	for _, t := range []string{forkliftv1beta1.ConditionSucceeded, forkliftv1beta1.ConditionFailed, forkliftv1beta1.ConditionCanceled} {
-		if c := forkliftv1beta1.FindCondition(latest.Status.Conditions, t); c != nil && c.Status == forkliftv1beta1.ConditionTrue {
-			return []forkliftv1beta1.Condition{{Type: t, Status: forkliftv1beta1.ConditionTrue, Reason: c.Reason,
-				Category: forkliftv1beta1.CategoryAdvisory, Message: fmt.Sprintf("Migration %s: %s", latest.Name, c.Message), LastTransitionTime: at}}
-		}
+	if c := MigrationOutcome(latest); c != nil {
+		return []forkliftv1beta1.Condition{{Type: c.Type, Status: forkliftv1beta1.ConditionTrue, Reason: c.Reason,
+			Category: forkliftv1beta1.CategoryAdvisory, Message: fmt.Sprintf("Migration %s: %s", latest.Name, c.Message), LastTransitionTime: at}}
 	}
 	return nil
 }

@@ -88,6 +88,67 @@ func TestMetrics(t *testing.T) {
 		return ok && v == 1, "not yet"
 	})
 	t.Logf("the source node agent's data processed over two scrapes: %v bytes", processed)
+
+	// The same guest then moves to ocp1 through the toolkit: its metrics
+	// show the Plan executing and bytes moving, then the outcome; both
+	// synchronization controllers count their calls with each other.
+	t.Run("ToolkitAndSynchronization", func(t *testing.T) {
+		l.runConnect(t)
+		l.ensureNamespace(t, targetCluster, spec.namespace)
+		toolkitURL := metricsURL(t, status, targetCluster, lab.KindController, lab.ToolkitControllerName)
+		targetToken := l.metricsToken(t, targetCluster, install.MetricsReader.ServiceAccount)
+		migrated := make(chan error, 1)
+		go func() {
+			_, _, err := runCCLM(t, 5*time.Minute, "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
+				"-n", spec.namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
+			migrated <- err
+		}()
+		// mtv_* labels, sorted by name: mode, provider, [status,] target.
+		executing := `mtv_plans_status{mode="Live",provider="openshift",status="Executing",target="Local"}`
+		var transferred float64
+		l.waitFor(t, "the toolkit to report an executing Plan that moved bytes", 2*time.Minute, func() (bool, string) {
+			_, body := scrape(t, toolkitURL, targetToken)
+			transferred = sumSeries(body, "mtv_migration_data_transferred_bytes")
+			return must(sample(body, executing)) >= 1 && transferred > 0, fmt.Sprintf("executing %v, bytes %v", must(sample(body, executing)), transferred)
+		})
+		if err := <-migrated; err != nil {
+			t.Fatalf("cclm migrate %s to %s: %v", spec.name, targetCluster, err)
+		}
+		l.waitFor(t, "the toolkit to count the migration Succeeded", 30*time.Second, func() (bool, string) {
+			_, body := scrape(t, toolkitURL, targetToken)
+			succeeded := sumSeries(body, `mtv_migrations_status_total{mode="Live",provider="openshift",status="Succeeded",target="Local"}`)
+			vms := sumSeries(body, `mtv_migrated_vms_total{mode="Live",provider="openshift",status="Succeeded",target="Local"}`)
+			return succeeded >= 1 && vms >= 1, fmt.Sprintf("migrations succeeded %v, VMs %v", succeeded, vms)
+		})
+		for cluster, token := range map[string]string{sourceCluster: token, targetCluster: targetToken} {
+			_, body := scrape(t, metricsURL(t, status, cluster, lab.KindController, lab.SyncControllerName), token)
+			outgoing, incoming := sumSeries(body, `cclm_synchronization_calls_total{direction="outgoing"`), sumSeries(body, `cclm_synchronization_calls_total{direction="incoming"`)
+			if outgoing < 1 || incoming < 1 || sumSeries(body, "cclm_synchronization_peers") < 1 {
+				t.Errorf("%s's synchronization controller: %v calls out, %v in, peers %v; want both directions and a peer", cluster, outgoing, incoming, sumSeries(body, "cclm_synchronization_peers"))
+			}
+		}
+		t.Logf("the toolkit reported %v bytes transferred while the Plan executed", transferred)
+	})
+}
+
+// sumSeries adds the values of every sample whose series starts with
+// prefix (a metric name, or a name and its first labels).
+func sumSeries(body, prefix string) float64 {
+	var sum float64
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, prefix) || strings.HasPrefix(line, "#") {
+			continue
+		}
+		rest := line[len(prefix):]
+		if !strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "{") && !strings.HasPrefix(rest, ",") && !strings.HasPrefix(rest, "}") {
+			continue // another metric whose name starts with prefix
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // metricsURL is where the lab says a component serves /metrics.
