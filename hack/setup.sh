@@ -13,6 +13,7 @@ packages=(
 	iproute2          # ip netns, veth, bridge, macvlan for the lab's networks
 	procps            # pgrep/ps in the tests' leak checks
 	psmisc
+	chromium          # the dashboard's browser test drives it headless
 )
 # The hypervisor (TCG here; KVM where a guest boots under it) and its tools.
 qemu_packages=(qemu-system-x86 qemu-utils)

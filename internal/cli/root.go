@@ -47,7 +47,7 @@ func newRootCommand() *cobra.Command {
 	logs.add(root.PersistentFlags())
 	root.AddCommand(newLabCommand(), newNodeCommand(logs), newGuestCommand(), newConsoleCommand(), newControllerCommand(logs), newSyncCommand(logs),
 		newConnectCommand(), newPreflightCommand(), newMigrateCommand(), newGetCommand(), newDescribeCommand(), newCancelCommand(),
-		newToolkitCommand(logs), newVersionCommand())
+		newDashboardCommand(logs), newToolkitCommand(logs), newVersionCommand())
 	return root
 }
 

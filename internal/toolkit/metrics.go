@@ -76,7 +76,7 @@ func ToolkitSamples(plans []forkliftv1beta1.Plan, migrations []forkliftv1beta1.M
 		plan := &plans[i]
 		labels := labelsOfPlan(plan, providers)
 		labelsOf[plan.Namespace+"/"+plan.Name] = labels
-		plansByStatus[[4]string{planStatus(plan), labels[0], labels[1], labels[2]}]++
+		plansByStatus[[4]string{PlanStatus(plan), labels[0], labels[1], labels[2]}]++
 		planned[labels] += len(plan.Spec.VMs)
 		execution := plan.Status.Migration
 		if execution.Started != nil {
@@ -144,10 +144,10 @@ func modeOf(t forkliftv1beta1.MigrationType) string {
 	return strings.ToUpper(string(t[:1])) + string(t[1:])
 }
 
-// planStatus is Forklift's: the first of Succeeded, Failed, Canceled,
+// PlanStatus is a Plan's status as Forklift's metrics label it: the first of Succeeded, Failed, Canceled,
 // Executing that is True, else Blocked when a blocking condition holds,
 // Ready, or Pending.
-func planStatus(plan *forkliftv1beta1.Plan) string {
+func PlanStatus(plan *forkliftv1beta1.Plan) string {
 	for _, t := range []string{forkliftv1beta1.ConditionSucceeded, forkliftv1beta1.ConditionFailed, forkliftv1beta1.ConditionCanceled, forkliftv1beta1.ConditionExecuting, forkliftv1beta1.ConditionReady} {
 		if c := forkliftv1beta1.FindCondition(plan.Status.Conditions, t); c != nil && c.Status == forkliftv1beta1.ConditionTrue {
 			return t
