@@ -99,3 +99,39 @@ func timeSamples(m *kubevirtv1.VirtualMachineInstanceMigration) []prometheus.Met
 	}
 	return out
 }
+
+// PhaseTransitions is upstream's histogram of how long after its creation
+// a migration entered each phase.
+type PhaseTransitions struct {
+	histogram *prometheus.HistogramVec
+}
+
+// NewPhaseTransitions makes the histogram, with upstream's name, label and
+// buckets (half a second to an hour).
+func NewPhaseTransitions() *PhaseTransitions {
+	return &PhaseTransitions{histogram: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kubevirt_vmi_migration_phase_transition_time_from_creation_seconds",
+		Help:    "Histogram of VM migration phase transitions duration from creation time in seconds.",
+		Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 90, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600},
+	}, []string{"phase"})}
+}
+
+// Collector is what to register.
+func (p *PhaseTransitions) Collector() prometheus.Collector { return p.histogram }
+
+// Observe records the new phase of a migration that changed phase (an
+// informer's update), as seconds since its creation to the phase's
+// transition timestamp; nothing when the phase is unchanged or has no
+// timestamp.
+func (p *PhaseTransitions) Observe(old, updated *kubevirtv1.VirtualMachineInstanceMigration) {
+	if old == nil || old.Status.Phase == updated.Status.Phase {
+		return
+	}
+	for _, t := range updated.Status.PhaseTransitionTimestamps {
+		if t.Phase == updated.Status.Phase {
+			seconds := t.PhaseTransitionTimestamp.Sub(updated.CreationTimestamp.Time).Seconds()
+			p.histogram.WithLabelValues(string(updated.Status.Phase)).Observe(max(seconds, 0))
+			return
+		}
+	}
+}

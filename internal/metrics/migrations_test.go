@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -72,5 +74,38 @@ kubevirt_vmi_migration_memory_transfer_rate_bytes{name="vm",namespace="ns",node=
 	}
 	if n := testutil.CollectAndCount(c); n != 5 {
 		t.Errorf("%d series for one transfer, want 5", n)
+	}
+}
+
+// A phase change observes the seconds from creation to the new phase's
+// timestamp under the phase; an update without a phase change observes
+// nothing.
+func TestPhaseTransitions(t *testing.T) {
+	created := metav1.Unix(1000, 0)
+	vmim := func(phase kubevirtv1.VirtualMachineInstanceMigrationPhase) *kubevirtv1.VirtualMachineInstanceMigration {
+		m := &kubevirtv1.VirtualMachineInstanceMigration{ObjectMeta: metav1.ObjectMeta{Name: "m", CreationTimestamp: created}}
+		m.Status.Phase = phase
+		m.Status.PhaseTransitionTimestamps = []kubevirtv1.VirtualMachineInstanceMigrationPhaseTransitionTimestamp{
+			{Phase: kubevirtv1.MigrationRunning, PhaseTransitionTimestamp: metav1.Unix(1002, 0)},
+			{Phase: kubevirtv1.MigrationSucceeded, PhaseTransitionTimestamp: metav1.Unix(1007, 0)},
+		}
+		return m
+	}
+	p := NewPhaseTransitions()
+	p.Observe(vmim(kubevirtv1.MigrationRunning), vmim(kubevirtv1.MigrationRunning))
+	p.Observe(nil, vmim(kubevirtv1.MigrationRunning))
+	p.Observe(vmim(kubevirtv1.MigrationRunning), vmim(kubevirtv1.MigrationSucceeded))
+	registry := prometheus.NewPedanticRegistry()
+	registry.MustRegister(p.Collector())
+	families, err := registry.Gather()
+	if err != nil || len(families) != 1 || len(families[0].Metric) != 1 {
+		t.Fatalf("gathered %v (%v), want one series (Succeeded)", families, err)
+	}
+	series := families[0].Metric[0]
+	if label := series.Label[0]; label.GetName() != "phase" || label.GetValue() != "Succeeded" {
+		t.Errorf("label %v", label)
+	}
+	if h := series.Histogram; h.GetSampleCount() != 1 || h.GetSampleSum() != 7 {
+		t.Errorf("count %d, sum %v; want one observation of 7 s", h.GetSampleCount(), h.GetSampleSum())
 	}
 }

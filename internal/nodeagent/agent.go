@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
@@ -183,8 +184,13 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	}
 	runner.migrator = &migrator{runner: runner, logger: logger, apiReader: mgr.GetAPIReader(), network: env, virtNamespace: opts.VirtNamespace, active: map[types.UID]*activeMigration{}}
 	if opts.MetricsAddress != "" && opts.MetricsAddress != metrics.Off {
-		if err := ctrlmetrics.Registry.Register(metrics.TransferCollector{Node: opts.NodeName, Transfers: runner.migrator.transfers}); err != nil {
-			return fmt.Errorf("node agent: metrics: %w", err)
+		for _, c := range []prometheus.Collector{
+			metrics.TransferCollector{Node: opts.NodeName, Transfers: runner.migrator.transfers},
+			metrics.VMICollector{Node: opts.NodeName, VMIs: runner.figures},
+		} {
+			if err := ctrlmetrics.Registry.Register(c); err != nil {
+				return fmt.Errorf("node agent: metrics: %w", err)
+			}
 		}
 	}
 	apiServer.runner = runner

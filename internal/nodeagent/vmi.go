@@ -90,6 +90,8 @@ type runningVMI struct {
 	bootDeadline time.Time
 	// agentAnswered is set once the guest's agent has answered.
 	agentAnswered atomic.Bool
+	// vcpus are its vCPU threads, for the metrics.
+	vcpus vcpuThreads
 }
 
 // bootOverdue says, once the boot deadline has passed without an answer

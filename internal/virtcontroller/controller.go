@@ -6,9 +6,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -124,7 +127,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 		}
 	}
 	if opts.MetricsAddr != "" && opts.MetricsAddr != metrics.Off {
-		if err := ctrlmetrics.Registry.Register(metrics.MigrationCollector{Reader: mgr.GetClient()}); err != nil {
+		if err := registerMigrationMetrics(ctx, mgr); err != nil {
 			return fmt.Errorf("virt controller: metrics: %w", err)
 		}
 	}
@@ -137,6 +140,32 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 		}
 	}
 	return mgr.Start(ctx)
+}
+
+// registerMigrationMetrics serves upstream's VMIM metrics: the phase
+// counts and outcomes read at each scrape, and the phase-transition
+// histogram fed by the VMIM informer's updates.
+func registerMigrationMetrics(ctx context.Context, mgr ctrl.Manager) error {
+	transitions := metrics.NewPhaseTransitions()
+	for _, c := range []prometheus.Collector{metrics.MigrationCollector{Reader: mgr.GetClient()}, transitions.Collector()} {
+		if err := ctrlmetrics.Registry.Register(c); err != nil {
+			return err
+		}
+	}
+	informer, err := mgr.GetCache().GetInformer(ctx, &kubevirtv1.VirtualMachineInstanceMigration{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	_, err = informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(old, updated any) {
+			oldVMIM, ok1 := old.(*kubevirtv1.VirtualMachineInstanceMigration)
+			newVMIM, ok2 := updated.(*kubevirtv1.VirtualMachineInstanceMigration)
+			if ok1 && ok2 {
+				transitions.Observe(oldVMIM, newVMIM)
+			}
+		},
+	})
+	return err
 }
 
 // New adds the virt controller's reconcilers to mgr, whose scheme must be

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,12 +45,34 @@ func TestDashboardShowsAMigrationLive(t *testing.T) {
 	defer restore()
 	vmi := spec.namespace + "/" + spec.name
 
+	// Fifty more VMs, halted: the page lists them all, and a new one
+	// appears in about the time a change takes to reach it.
+	var idle strings.Builder
+	names := []string{"delete", "vm", "-n", spec.namespace, "--wait=false"}
+	for i := range 50 {
+		name := fmt.Sprintf("idle-%02d", i)
+		idle.WriteString(vmSpec{name: name, namespace: spec.namespace, runStrategy: "Halted"}.manifest() + "---\n")
+		names = append(names, name)
+	}
+	l.mustKubectl(t, sourceCluster, idle.String(), "apply", "-f", "-")
+	t.Cleanup(func() { l.mustKubectl(t, sourceCluster, "", append(names, "probe")...) })
+
 	url := l.startDashboard(t)
 	browser := newBrowser(t)
 	if err := chromedp.Do(browser, chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-cluster=%q] [data-vmi=%q]`, sourceCluster, vmi)))); err != nil {
 		t.Fatalf("the page never showed %s running on %s: %v", vmi, sourceCluster, err)
 	}
+	countVMs := fmt.Sprintf(`document.querySelectorAll('[data-cluster=%q] [data-vm^="%s/"]').length`, sourceCluster, spec.namespace)
+	if listed, err := chromedp.Run(browser, chromedp.Evaluate[int](countVMs)); err != nil || listed != 51 {
+		t.Errorf("the page lists %d VMs of %s on %s (%v), want 51", listed, spec.namespace, sourceCluster, err)
+	}
+	created := time.Now()
+	l.mustKubectl(t, sourceCluster, vmSpec{name: "probe", namespace: spec.namespace, runStrategy: "Halted"}.manifest(), "apply", "-f", "-")
+	if err := chromedp.Do(browser, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-cluster=%q] [data-vm="%s/probe"]`, sourceCluster, spec.namespace)))); err != nil {
+		t.Fatalf("a new VM never appeared on the page: %v", err)
+	}
+	t.Logf("with 52 VMs listed, a new VM appeared on the page %s after kubectl apply began (kubectl itself included)", time.Since(created).Round(10*time.Millisecond))
 
 	migrated := make(chan error, 1)
 	go func() {

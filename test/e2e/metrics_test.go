@@ -58,6 +58,15 @@ func TestMetrics(t *testing.T) {
 	l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
 	node := l.vmi(t, sourceCluster, spec.namespace, spec.name).Status.NodeName
 	sourceAgentURL := metricsURL(t, status, sourceCluster, lab.KindNode, node)
+	// The guest's QEMU, as virt-handler reports it: memory and vCPU time.
+	_, body := scrape(t, sourceAgentURL, token)
+	vmiSeries := fmt.Sprintf(`name="%s",namespace="%s",node="%s"`, spec.name, spec.namespace, node)
+	resident := must(sample(body, "kubevirt_vmi_memory_resident_bytes{"+vmiSeries+"}"))
+	domain := must(sample(body, "kubevirt_vmi_memory_domain_bytes{"+vmiSeries+"}"))
+	vcpu := must(sample(body, `kubevirt_vmi_vcpu_seconds_total{id="0",`+vmiSeries+`,state="running"}`))
+	if resident <= 0 || domain != 128<<20 || vcpu <= 0 {
+		t.Errorf("the VMI's figures: resident %v bytes, domain %v bytes (want 128 MiB), vCPU 0 %v s", resident, domain, vcpu)
+	}
 	name := l.migrate(t, sourceCluster, spec.namespace, spec.name)
 
 	// The exposition format prints labels sorted by name.
@@ -85,7 +94,8 @@ func TestMetrics(t *testing.T) {
 	l.waitFor(t, "the controller to report the migration succeeded", 30*time.Second, func() (bool, string) {
 		_, body := scrape(t, controllerURL, token)
 		v, ok := sample(body, fmt.Sprintf(`kubevirt_vmi_migration_succeeded{namespace="%s",vmi="%s",vmim="%s"}`, spec.namespace, spec.name, name))
-		return ok && v == 1, "not yet"
+		succeeded := sumSeries(body, `kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_count{phase="Succeeded"}`)
+		return ok && v == 1 && succeeded >= 1, fmt.Sprintf("succeeded %v, phase transitions to Succeeded %v", v, succeeded)
 	})
 	t.Logf("the source node agent's data processed over two scrapes: %v bytes", processed)
 
