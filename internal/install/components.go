@@ -14,23 +14,16 @@ import (
 	"k8s.io/client-go/rest"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/cclm-io/cclm/internal/access"
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/metrics"
 )
 
-// Component is one of cclm's in-cluster components: its ServiceAccount in
-// the virt namespace and the least-privilege rules it runs with. The names
-// follow KubeVirt's (kubevirt-handler is virt-handler's account).
-type Component struct {
-	ServiceAccount string
-	Rules          []rbacv1.PolicyRule
-	// NamespacedRoles are existing Roles to bind in their namespace, e.g.
-	// kube-system's extension-apiserver-authentication-reader.
-	NamespacedRoles []NamespacedRole
-}
+// Component is one of cclm's in-cluster components (see access.Account).
+type Component = access.Account
 
 // NamespacedRole names a Role in a namespace.
-type NamespacedRole struct{ Namespace, Role string }
+type NamespacedRole = access.NamespacedRole
 
 func rule(group string, resources []string, verbs ...string) rbacv1.PolicyRule {
 	return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: resources, Verbs: verbs}

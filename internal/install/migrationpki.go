@@ -21,15 +21,12 @@ import (
 // ca-bundle), the bundle of peers' CAs (ConfigMap kubevirt-external-ca) and
 // the node agents' certificate (Secret kubevirt-virt-handler-certs).
 const (
-	CASecretName          = "kubevirt-ca"
+	CASecretName          = trust.CASecretName
 	CABundleConfigMap     = trust.CABundleConfigMap
 	ExternalCAConfigMap   = trust.ExternalCAConfigMap
 	CABundleKey           = trust.BundleKey
-	HandlerCertSecretName = "kubevirt-virt-handler-certs"
-	// MigrationTLSName is the name in the node agents' certificate that
-	// both ends of a migration check, since a certificate shared by all of
-	// a cluster's nodes cannot name their addresses.
-	MigrationTLSName = "kubevirt-migration"
+	HandlerCertSecretName = trust.HandlerCertSecretName
+	MigrationTLSName      = trust.MigrationTLSName
 )
 
 // MigrationPKI makes the cluster's migration CA and the node agents'

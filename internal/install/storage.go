@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // The local storage the node agents provision: a class that binds a claim
@@ -17,7 +18,7 @@ import (
 // with the claim.
 const (
 	LocalStorageClassName = "cclm-local"
-	LocalProvisioner      = "cclm.io/local"
+	LocalProvisioner      = scheduling.LocalProvisioner
 )
 
 // LocalStorageClass is StorageClass cclm-local, the cluster's default.

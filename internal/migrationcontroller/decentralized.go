@@ -7,7 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/virtcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // The two halves of a decentralized (cross-cluster) migration, where they
@@ -321,11 +321,11 @@ func (s *stepper) placeReceiverClaims() {
 // placed on a node.
 func unplacedClaims(vmi *kubevirtv1.VirtualMachineInstance, claims []corev1.PersistentVolumeClaim) []string {
 	var names []string
-	for _, name := range claimNames(vmi) {
+	for _, name := range vmi.Spec.ClaimNames() {
 		for i := range claims {
 			pvc := &claims[i]
 			if pvc.Namespace == vmi.Namespace && pvc.Name == name && pvc.DeletionTimestamp == nil &&
-				pvc.Spec.VolumeName == "" && pvc.Annotations[virtcontroller.SelectedNodeAnnotation] == "" {
+				pvc.Spec.VolumeName == "" && pvc.Annotations[scheduling.SelectedNodeAnnotation] == "" {
 				names = append(names, name)
 			}
 		}

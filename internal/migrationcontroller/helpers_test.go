@@ -10,7 +10,7 @@ import (
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	migrationsv1alpha1 "github.com/cclm-io/cclm/api/migrations/v1alpha1"
-	"github.com/cclm-io/cclm/internal/virtcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // The fixtures: VMI "vm" in namespace "ns" runs on node "a" with 1Gi of
@@ -259,7 +259,7 @@ func node(name, memory string) corev1.Node {
 	}
 	return corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-			virtcontroller.SchedulableLabel: "true", "kubernetes.io/hostname": name,
+			scheduling.SchedulableLabel: "true", "kubernetes.io/hostname": name,
 		}},
 		Status: corev1.NodeStatus{
 			Capacity: resources, Allocatable: resources,
@@ -286,7 +286,7 @@ func claim(name, size, onNode string) (corev1.PersistentVolumeClaim, []corev1.Pe
 		return pvc, nil
 	}
 	pvc.Spec.VolumeName = "pv-" + name
-	pvc.Annotations = map[string]string{virtcontroller.SelectedNodeAnnotation: onNode}
+	pvc.Annotations = map[string]string{scheduling.SelectedNodeAnnotation: onNode}
 	pv := corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: "pv-" + name},
 		Spec: corev1.PersistentVolumeSpec{

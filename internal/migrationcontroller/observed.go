@@ -6,7 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/virtcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // Observed is everything Step decides on. The reconciler fills it from
@@ -194,7 +194,7 @@ type VMIFailure struct {
 
 // SelectedNodeAnnotation is the annotation PlaceClaims asks for
 // (kube-scheduler's, as the VMI scheduler sets it).
-const SelectedNodeAnnotation = virtcontroller.SelectedNodeAnnotation
+const SelectedNodeAnnotation = scheduling.SelectedNodeAnnotation
 
 // Event is a Kubernetes event about the VMIM.
 type Event struct {

@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/virtcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // chooseTarget picks the node the VMI moves to with the VMI scheduler's
@@ -38,7 +38,7 @@ func chooseTarget(vmi *kubevirtv1.VirtualMachineInstance, cluster *Cluster, requ
 	}
 	candidates := nodesExcept(cluster.Nodes, source)
 	pvcs, pvs := unpinnedStorage(vmi, cluster.PVCs, cluster.PVs)
-	node, reason = virtcontroller.Schedule(vmi, candidates, virtcontroller.VMIsByNode(cluster.VMIs), pvcs, pvs)
+	node, reason = scheduling.Schedule(vmi, candidates, scheduling.VMIsByNode(cluster.VMIs), pvcs, pvs)
 	if node == "" {
 		return "", "no target node for the migration (source node " + source + " excluded): " + reason
 	}
@@ -49,7 +49,7 @@ func chooseReceiver(vmi *kubevirtv1.VirtualMachineInstance, cluster *Cluster, co
 	if conflict != "" {
 		return "", "no node to receive the migration: " + conflict
 	}
-	node, reason = virtcontroller.Schedule(vmi, cluster.Nodes, virtcontroller.VMIsByNode(cluster.VMIs), cluster.PVCs, cluster.PVs)
+	node, reason = scheduling.Schedule(vmi, cluster.Nodes, scheduling.VMIsByNode(cluster.VMIs), cluster.PVCs, cluster.PVs)
 	if node == "" {
 		return "", "no node to receive the migration: " + reason
 	}
@@ -92,7 +92,7 @@ func nodesExcept(nodes []corev1.Node, name string) []corev1.Node {
 // VMIs' volumes still use up their nodes' storage.
 func unpinnedStorage(vmi *kubevirtv1.VirtualMachineInstance, pvcs []corev1.PersistentVolumeClaim, pvs []corev1.PersistentVolume) ([]corev1.PersistentVolumeClaim, []corev1.PersistentVolume) {
 	own := map[string]bool{}
-	for _, name := range claimNames(vmi) {
+	for _, name := range vmi.Spec.ClaimNames() {
 		own[name] = true
 	}
 	movedPVs := map[string]bool{}
@@ -105,7 +105,7 @@ func unpinnedStorage(vmi *kubevirtv1.VirtualMachineInstance, pvcs []corev1.Persi
 			}
 			pvc = *pvc.DeepCopy()
 			pvc.Spec.VolumeName = ""
-			delete(pvc.Annotations, virtcontroller.SelectedNodeAnnotation)
+			delete(pvc.Annotations, scheduling.SelectedNodeAnnotation)
 		}
 		outPVCs = append(outPVCs, pvc)
 	}

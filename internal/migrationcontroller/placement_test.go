@@ -5,7 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/cclm-io/cclm/internal/virtcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // The VMI's own claims are presented unbound and without a selected node,
@@ -17,10 +17,10 @@ func TestUnpinnedStorage(t *testing.T) {
 	other.Name = "disk" // same name, other namespace: not the VMI's
 	vmi := runningVMI(withClaim("disk"))
 	pvcs, pvs := unpinnedStorage(vmi, []corev1.PersistentVolumeClaim{own, other}, append(ownPVs, corev1.PersistentVolume{ObjectMeta: otherPVs[0].ObjectMeta}))
-	if len(pvcs) != 2 || pvcs[0].Spec.VolumeName != "" || pvcs[0].Annotations[virtcontroller.SelectedNodeAnnotation] != "" {
+	if len(pvcs) != 2 || pvcs[0].Spec.VolumeName != "" || pvcs[0].Annotations[scheduling.SelectedNodeAnnotation] != "" {
 		t.Errorf("own claim still pinned: %+v", pvcs[0])
 	}
-	if pvcs[1].Spec.VolumeName != "pv-data" || pvcs[1].Annotations[virtcontroller.SelectedNodeAnnotation] != "a" {
+	if pvcs[1].Spec.VolumeName != "pv-data" || pvcs[1].Annotations[scheduling.SelectedNodeAnnotation] != "a" {
 		t.Errorf("another namespace's claim changed: %+v", pvcs[1])
 	}
 	if len(pvs) != 1 || pvs[0].Name != "pv-data" {

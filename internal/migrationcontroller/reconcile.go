@@ -213,7 +213,7 @@ func (r *reconciler) claimsOf(ctx context.Context, vmi *kubevirtv1.VirtualMachin
 		return nil, nil
 	}
 	var claims []corev1.PersistentVolumeClaim
-	for _, name := range claimNames(vmi) {
+	for _, name := range vmi.Spec.ClaimNames() {
 		pvc := corev1.PersistentVolumeClaim{}
 		err := r.client.Get(ctx, client.ObjectKey{Namespace: vmi.Namespace, Name: name}, &pvc)
 		if apierrors.IsNotFound(err) {

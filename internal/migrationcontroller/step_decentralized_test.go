@@ -435,8 +435,8 @@ func TestNeedsCluster(t *testing.T) {
 		vmi  *kubevirtv1.VirtualMachineInstance
 		want bool
 	}{
-		{"classic Scheduling", migration(scheduling), runningVMI(), true},
-		{"classic Scheduling, deleted", migration(scheduling, deleted), runningVMI(), false},
+		{"classic Scheduling", migration(schedulingPhase), runningVMI(), true},
+		{"classic Scheduling, deleted", migration(schedulingPhase, deleted), runningVMI(), false},
 		{"classic Pending: it chooses as soon as a slot is free", migration(pending), runningVMI(), true},
 		{"classic Scheduled", migration(scheduled), runningVMI(), false},
 		{"receiver waiting, not synchronized", receiveMigration(waitingForSync), receiverVMI(), false},
@@ -470,7 +470,7 @@ func TestChooseTargetRequiredLabels(t *testing.T) {
 // kind and checks the invariants, as TestStepGrid does for in-cluster
 // migrations.
 func TestStepGridDecentralized(t *testing.T) {
-	phases := []kubevirtv1.VirtualMachineInstanceMigrationPhase{unset, pending, scheduling, scheduled, preparingTarget, targetReady, running, succeeded, failed,
+	phases := []kubevirtv1.VirtualMachineInstanceMigrationPhase{unset, pending, schedulingPhase, scheduled, preparingTarget, targetReady, running, succeeded, failed,
 		waitingForSync, synchronizing}
 	vmis := map[string]*kubevirtv1.VirtualMachineInstance{
 		"none":                 nil,

@@ -20,7 +20,7 @@ import (
 const (
 	unset           = kubevirtv1.MigrationPhaseUnset
 	pending         = kubevirtv1.MigrationPending
-	scheduling      = kubevirtv1.MigrationScheduling
+	schedulingPhase = kubevirtv1.MigrationScheduling
 	scheduled       = kubevirtv1.MigrationScheduled
 	preparingTarget = kubevirtv1.MigrationPreparingTarget
 	targetReady     = kubevirtv1.MigrationTargetReady
@@ -162,7 +162,7 @@ func pendingCases() []stepCase {
 			queued(ReasonClusterLimit)},
 		{"a free slot but no node fits: Scheduling, waiting for one",
 			observe(migration(pending), runningVMI(), 10*time.Second, nodes(node("a", "8Gi"))),
-			expect{phase: scheduling, finalizer: true, waiting: ReasonUnschedulable, events: []string{"Scheduling", ReasonUnschedulable}, requeue: unschedulableRetry}},
+			expect{phase: schedulingPhase, finalizer: true, waiting: ReasonUnschedulable, events: []string{"Scheduling", ReasonUnschedulable}, requeue: unschedulableRetry}},
 		{"just below both limits", observe(migration(pending), runningVMI(), 10*time.Second, active(4, 1)), toScheduled},
 		{"a slot freed: the wait ends", observe(migration(pending, withCondition(ConditionWaiting, ReasonClusterLimit, 0)), runningVMI(), 10*time.Second, active(4, 1)), toScheduled},
 	}
@@ -183,43 +183,43 @@ func schedulingCases() []stepCase {
 	bigPVC, _ := claim("disk", "30Gi", "")
 	return []stepCase{
 		{"the other node is chosen and the migration handed to the agents",
-			observe(migration(scheduling), runningVMI(), 10*time.Second), toScheduled("b")},
+			observe(migration(schedulingPhase), runningVMI(), 10*time.Second), toScheduled("b")},
 		{"an earlier migration's finished state is replaced",
-			observe(migration(scheduling), runningVMI(withState(state(ownedBy("uid-m0"), completedAt(time.Second), abortFlag))), 10*time.Second), toScheduled("b")},
+			observe(migration(schedulingPhase), runningVMI(withState(state(ownedBy("uid-m0"), completedAt(time.Second), abortFlag))), 10*time.Second), toScheduled("b")},
 		{"a matched MigrationPolicy: its configuration and name are handed to the agents",
-			observe(migration(scheduling), runningVMI(), 10*time.Second, underGoldPolicy),
+			observe(migration(schedulingPhase), runningVMI(), 10*time.Second, underGoldPolicy),
 			expect{phase: scheduled, finalizer: true, events: []string{"Scheduled"},
 				state: state(byGoldPolicy, func(s *kubevirtv1.VirtualMachineInstanceMigrationState) { s.StartTimestamp = mtp(10 * time.Second) })}},
 		{"the node with memory to spare is chosen",
-			observe(migration(scheduling), runningVMI(), 10*time.Second, nodes(node("a", "8Gi"), node("b", "512Mi"), node("c", "8Gi"))), toScheduled("c")},
+			observe(migration(schedulingPhase), runningVMI(), 10*time.Second, nodes(node("a", "8Gi"), node("b", "512Mi"), node("c", "8Gi"))), toScheduled("c")},
 		{"a disk bound to a PV on the source node does not pin the VMI there",
-			observe(migration(scheduling), runningVMI(withClaim("disk")), 10*time.Second, storage([]corev1.PersistentVolumeClaim{pinnedPVC}, pinnedPVs)), toScheduled("b")},
+			observe(migration(schedulingPhase), runningVMI(withClaim("disk")), 10*time.Second, storage([]corev1.PersistentVolumeClaim{pinnedPVC}, pinnedPVs)), toScheduled("b")},
 		{"but the target must have room for the disk's copy",
-			observe(migration(scheduling), runningVMI(withClaim("disk")), 10*time.Second, storage([]corev1.PersistentVolumeClaim{bigPVC}, nil)),
-			expect{phase: scheduling, finalizer: true, waiting: ReasonUnschedulable, events: []string{ReasonUnschedulable}, requeue: unschedulableRetry,
+			observe(migration(schedulingPhase), runningVMI(withClaim("disk")), 10*time.Second, storage([]corev1.PersistentVolumeClaim{bigPVC}, nil)),
+			expect{phase: schedulingPhase, finalizer: true, waiting: ReasonUnschedulable, events: []string{ReasonUnschedulable}, requeue: unschedulableRetry,
 				says: []string{"did not have enough free storage", "need 30Gi"}}},
 		{"only the source node fits: unschedulable, retried",
-			observe(migration(scheduling), runningVMI(), 10*time.Second, nodes(node("a", "8Gi"), notReady(node("c", "8Gi")))),
-			expect{phase: scheduling, finalizer: true, waiting: ReasonUnschedulable, events: []string{ReasonUnschedulable}, requeue: unschedulableRetry,
+			observe(migration(schedulingPhase), runningVMI(), 10*time.Second, nodes(node("a", "8Gi"), notReady(node("c", "8Gi")))),
+			expect{phase: schedulingPhase, finalizer: true, waiting: ReasonUnschedulable, events: []string{ReasonUnschedulable}, requeue: unschedulableRetry,
 				says: []string{"source node a excluded", "0/1 nodes are available: 1 node(s) were not ready", "retrying until 2026-05-01T12:02:00Z"}}},
 		{"unschedulable close to the deadline: looks again at the deadline",
-			observe(migration(scheduling, withCondition(ConditionWaiting, ReasonUnschedulable, 0)), runningVMI(), 118*time.Second, nodes(node("a", "8Gi"))),
-			expect{phase: scheduling, finalizer: true, waiting: ReasonUnschedulable, requeue: 2 * time.Second}},
+			observe(migration(schedulingPhase, withCondition(ConditionWaiting, ReasonUnschedulable, 0)), runningVMI(), 118*time.Second, nodes(node("a", "8Gi"))),
+			expect{phase: schedulingPhase, finalizer: true, waiting: ReasonUnschedulable, requeue: 2 * time.Second}},
 		{"unschedulable at the deadline: fails with the scheduler's reason",
-			observe(migration(scheduling), runningVMI(), 2*time.Minute, nodes(node("a", "8Gi"))),
+			observe(migration(schedulingPhase), runningVMI(), 2*time.Minute, nodes(node("a", "8Gi"))),
 			expect{phase: failed, failed: ReasonUnschedulable, events: []string{EventFailed}, says: []string{"0/0 nodes are available", "gave up after 2m0s"}}},
 		{"no cluster observed counts as no nodes",
-			observe(migration(scheduling), runningVMI(), 10*time.Second, noCluster),
-			expect{phase: scheduling, finalizer: true, waiting: ReasonUnschedulable, events: []string{ReasonUnschedulable}, requeue: unschedulableRetry, says: []string{"0/0 nodes"}}},
+			observe(migration(schedulingPhase), runningVMI(), 10*time.Second, noCluster),
+			expect{phase: schedulingPhase, finalizer: true, waiting: ReasonUnschedulable, events: []string{ReasonUnschedulable}, requeue: unschedulableRetry, says: []string{"0/0 nodes"}}},
 		{"the VMI already has this migration's state (the VMIM write was lost): adopted",
-			observe(migration(scheduling), runningVMI(withState(state())), 10*time.Second),
+			observe(migration(schedulingPhase), runningVMI(withState(state())), 10*time.Second),
 			expect{phase: scheduled, finalizer: true, events: []string{"Scheduled"}}},
 		{"another migration's state appeared since Pending: it is not overwritten",
-			observe(migration(scheduling), runningVMI(withState(state(ownedBy("uid-m0"), addressOnly))), 10*time.Second),
+			observe(migration(schedulingPhase), runningVMI(withState(state(ownedBy("uid-m0"), addressOnly))), 10*time.Second),
 			expect{phase: failed, failed: ReasonInFlight, events: []string{EventFailed}, says: []string{"now shows migration uid-m0 in flight"}}},
-		{"the VMI went away", observe(migration(scheduling), nil, 10*time.Second),
+		{"the VMI went away", observe(migration(schedulingPhase), nil, 10*time.Second),
 			expect{phase: failed, failed: ReasonVMINotFound, events: []string{EventFailed}}},
-		{"the VMI stopped", observe(migration(scheduling), runningVMI(vmiPhase(kubevirtv1.Failed)), 10*time.Second),
+		{"the VMI stopped", observe(migration(schedulingPhase), runningVMI(vmiPhase(kubevirtv1.Failed)), 10*time.Second),
 			expect{phase: failed, failed: ReasonVMINotRunning, events: []string{EventFailed}}},
 	}
 }
@@ -455,7 +455,7 @@ func cancelCases() []stepCase {
 	return []stepCase{
 		{"Pending", observe(migration(pending, deleted), runningVMI(), time.Second), cancelledEarly},
 		{"unset", observe(migration(unset, deleted, func(m *kubevirtv1.VirtualMachineInstanceMigration) { m.Finalizers = []string{MigrationFinalizer} }), runningVMI(), time.Second), cancelledEarly},
-		{"Scheduling", observe(migration(scheduling, deleted), runningVMI(), time.Second), cancelledEarly},
+		{"Scheduling", observe(migration(schedulingPhase, deleted), runningVMI(), time.Second), cancelledEarly},
 		{"Scheduled, target not ready: the controller ends it",
 			observe(migration(scheduled, deleted), runningVMI(withState(state())), time.Second),
 			expect{phase: failed, failed: ReasonCancelled, events: []string{EventFailed},
@@ -687,7 +687,7 @@ func TestStepSuccessEventSaysHowLong(t *testing.T) {
 // another migration's state, reports a success the agents did not, or
 // stands still without a wait.
 func TestStepGrid(t *testing.T) {
-	phases := []kubevirtv1.VirtualMachineInstanceMigrationPhase{unset, pending, scheduling, scheduled, preparingTarget, targetReady, running, succeeded, failed,
+	phases := []kubevirtv1.VirtualMachineInstanceMigrationPhase{unset, pending, schedulingPhase, scheduled, preparingTarget, targetReady, running, succeeded, failed,
 		kubevirtv1.MigrationWaitingForSync, kubevirtv1.MigrationSynchronizing}
 	vmis := map[string]*kubevirtv1.VirtualMachineInstance{
 		"none":            nil,

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +33,7 @@ func guestMemory(vmi *kubevirtv1.VirtualMachineInstance) int64 {
 // the request.
 func claimsSize(vmi *kubevirtv1.VirtualMachineInstance, claims []corev1.PersistentVolumeClaim) int64 {
 	var total int64
-	for _, name := range claimNames(vmi) {
+	for _, name := range vmi.Spec.ClaimNames() {
 		for i := range claims {
 			if claims[i].Namespace == vmi.Namespace && claims[i].Name == name {
 				total += claimSize(&claims[i])
@@ -50,22 +49,6 @@ func claimSize(pvc *corev1.PersistentVolumeClaim) int64 {
 	}
 	q := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
 	return q.Value()
-}
-
-// claimNames are the PVCs the VMI's volumes use; a DataVolume's PVC has
-// the DataVolume's name.
-func claimNames(vmi *kubevirtv1.VirtualMachineInstance) []string {
-	var names []string
-	for _, volume := range vmi.Spec.Volumes {
-		switch {
-		case volume.PersistentVolumeClaim != nil:
-			names = append(names, volume.PersistentVolumeClaim.ClaimName)
-		case volume.DataVolume != nil:
-			names = append(names, volume.DataVolume.Name)
-		}
-	}
-	slices.Sort(names)
-	return slices.Compact(names)
 }
 
 // WatermarkAnnotation on a running VMIM holds its progress watermark as

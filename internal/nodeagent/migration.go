@@ -25,10 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/metrics"
 	"github.com/cclm-io/cclm/internal/qemu"
-	"github.com/cclm-io/cclm/internal/virtcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // The node agents carry out a live migration between them; the migration
@@ -338,7 +338,7 @@ func settled(err error) error { return settledError{err} }
 func migrationParams(state *kubevirtv1.VirtualMachineInstanceMigrationState, disks int) qemu.MigrationParams {
 	params := qemu.DefaultMigrationParams()
 	params.TLS = true
-	params.TLSHostname = install.MigrationTLSName
+	params.TLSHostname = trust.MigrationTLSName
 	params.PauseBeforeSwitchover = disks > 0
 	if config := streamConfiguration(state); config != nil {
 		params.AutoConverge = config.AllowAutoConverge != nil && *config.AllowAutoConverge
@@ -377,11 +377,11 @@ func streamKnown(state *kubevirtv1.VirtualMachineInstanceMigrationState) bool {
 // peers' CAs, and the node agents' certificate.
 func (m *migrator) tlsMaterial(ctx context.Context) (qemu.TLSMaterial, error) {
 	var secret corev1.Secret
-	if err := m.apiReader.Get(ctx, client.ObjectKey{Namespace: m.virtNamespace, Name: install.HandlerCertSecretName}, &secret); err != nil {
-		return qemu.TLSMaterial{}, fmt.Errorf("migration certificate Secret %s/%s: %w", m.virtNamespace, install.HandlerCertSecretName, err)
+	if err := m.apiReader.Get(ctx, client.ObjectKey{Namespace: m.virtNamespace, Name: trust.HandlerCertSecretName}, &secret); err != nil {
+		return qemu.TLSMaterial{}, fmt.Errorf("migration certificate Secret %s/%s: %w", m.virtNamespace, trust.HandlerCertSecretName, err)
 	}
 	bundle := []byte{}
-	for _, name := range []string{install.CABundleConfigMap, install.ExternalCAConfigMap} {
+	for _, name := range []string{trust.CABundleConfigMap, trust.ExternalCAConfigMap} {
 		var configMap corev1.ConfigMap
 		if err := m.apiReader.Get(ctx, client.ObjectKey{Namespace: m.virtNamespace, Name: name}, &configMap); err != nil {
 			if client.IgnoreNotFound(err) == nil {
@@ -389,7 +389,7 @@ func (m *migrator) tlsMaterial(ctx context.Context) (qemu.TLSMaterial, error) {
 			}
 			return qemu.TLSMaterial{}, err
 		}
-		bundle = append(bundle, configMap.Data[install.CABundleKey]...)
+		bundle = append(bundle, configMap.Data[trust.BundleKey]...)
 		bundle = append(bundle, '\n')
 	}
 	return qemu.TLSMaterial{CACertPEM: bundle, CertPEM: secret.Data[corev1.TLSCertKey], KeyPEM: secret.Data[corev1.TLSPrivateKeyKey]}, nil
@@ -527,7 +527,7 @@ func (m *migrator) targetDomain(ctx context.Context, vmi *kubevirtv1.VirtualMach
 	inputs.DiskPaths = map[string]string{}
 	volumes := map[string]targetVolume{}
 	for _, volume := range vmi.Spec.Volumes {
-		claim := claimName(volume)
+		claim := volume.ClaimName()
 		if claim == "" {
 			continue
 		}
@@ -672,7 +672,7 @@ var takeoverRetry = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Ji
 func (m *migrator) moveVolumes(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) error {
 	r := m.runner
 	for _, volume := range vmi.Spec.Volumes {
-		claim := claimName(volume)
+		claim := volume.ClaimName()
 		if claim == "" {
 			continue
 		}
@@ -681,7 +681,7 @@ func (m *migrator) moveVolumes(ctx context.Context, vmi *kubevirtv1.VirtualMachi
 			return err
 		}
 		patch := client.MergeFrom(pv.DeepCopy())
-		pv.Annotations[virtcontroller.StorageNodeAnnotation] = r.node
+		pv.Annotations[scheduling.StorageNodeAnnotation] = r.node
 		if err := r.client.Patch(ctx, pv, patch); err != nil {
 			return fmt.Errorf("move volume %s to node %s: %w", pv.Name, r.node, err)
 		}
@@ -854,7 +854,7 @@ func (m *migrator) runSource(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 		return cause
 	}
 	if len(disks) > 0 {
-		target := qemu.NBDTarget{Addr: nbdAddr, TLS: true, TLSHostname: install.MigrationTLSName, BandwidthBytesPerSecond: params.BandwidthBytesPerSecond}
+		target := qemu.NBDTarget{Addr: nbdAddr, TLS: true, TLSHostname: trust.MigrationTLSName, BandwidthBytesPerSecond: params.BandwidthBytesPerSecond}
 		if err := source.MirrorDisks(ctx, target, disks); err != nil {
 			return cancelAll(fmt.Errorf("mirroring disks: %w", err))
 		}

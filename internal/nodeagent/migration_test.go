@@ -17,8 +17,8 @@ import (
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/qemu"
+	"github.com/cclm-io/cclm/internal/scheduling"
 	"github.com/cclm-io/cclm/internal/scheme"
-	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
 
 const testMigration types.UID = "vmim-1"
@@ -227,7 +227,7 @@ func TestWaitBoundPV(t *testing.T) {
 		}
 	}
 	pv := &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: "pvc-1", Annotations: map[string]string{virtcontroller.StorageNodeAnnotation: "t"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "pvc-1", Annotations: map[string]string{scheduling.StorageNodeAnnotation: "t"}},
 		Spec:       corev1.PersistentVolumeSpec{Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 	}
 	newStorage := func(objects ...client.Object) *storage {

@@ -17,7 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/cclm-io/cclm/internal/virtcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // The storage contract with the virt controller and kube-controller-manager:
@@ -124,7 +124,7 @@ func (s *storage) usedBytes(ctx context.Context) (int64, error) {
 
 // owns tells whether this node holds the PV's data.
 func (s *storage) owns(pv *corev1.PersistentVolume) bool {
-	return pv.Annotations[provisionedByAnnotation] == Provisioner && pv.Annotations[virtcontroller.StorageNodeAnnotation] == s.node
+	return pv.Annotations[provisionedByAnnotation] == Provisioner && pv.Annotations[scheduling.StorageNodeAnnotation] == s.node
 }
 
 // newPV describes a PVC's volume as a CSI volume of cclm's local driver:
@@ -139,7 +139,7 @@ func (s *storage) newPV(pvc *corev1.PersistentVolumeClaim, size resource.Quantit
 	return &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        pvName(pvc),
-			Annotations: map[string]string{provisionedByAnnotation: Provisioner, virtcontroller.StorageNodeAnnotation: s.node},
+			Annotations: map[string]string{provisionedByAnnotation: Provisioner, scheduling.StorageNodeAnnotation: s.node},
 		},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: size},

@@ -241,7 +241,7 @@ func (r *vmiRunner) domainInputs(ctx context.Context, vmi *kubevirtv1.VirtualMac
 	inputs.RunDir = r.runDir(vmi.UID)
 	inputs.DiskPaths = map[string]string{}
 	for _, volume := range vmi.Spec.Volumes {
-		claim := claimName(volume)
+		claim := volume.ClaimName()
 		if claim == "" {
 			continue
 		}
@@ -255,17 +255,6 @@ func (r *vmiRunner) domainInputs(ctx context.Context, vmi *kubevirtv1.VirtualMac
 		inputs.DiskPaths[volume.Name] = path
 	}
 	return inputs, "", nil
-}
-
-// claimName is the PVC behind a volume: a DataVolume's PVC has its name.
-func claimName(volume kubevirtv1.Volume) string {
-	switch {
-	case volume.PersistentVolumeClaim != nil:
-		return volume.PersistentVolumeClaim.ClaimName
-	case volume.DataVolume != nil:
-		return volume.DataVolume.Name
-	}
-	return ""
 }
 
 func (r *vmiRunner) instance(uid types.UID) *runningVMI {

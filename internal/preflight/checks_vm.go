@@ -17,8 +17,7 @@ import (
 	cniv1 "github.com/cclm-io/cclm/api/cni/v1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/install"
-	"github.com/cclm-io/cclm/internal/virtcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // vmFacts is one VM of the input and what was read of it.
@@ -419,7 +418,7 @@ func (r *runner) readClaim(ctx context.Context, vm *kubevirtv1.VirtualMachine, n
 		if err != nil {
 			return c, fmt.Errorf("list StorageClasses for the default class of claim %s: %w", name, err)
 		}
-		c.class, c.from = defaultClass(classes), c.from+" (default class)"
+		c.class, c.from = scheduling.DefaultStorageClass(classes), c.from+" (default class)"
 	}
 	return c, nil
 }
@@ -447,16 +446,6 @@ func dataVolumeClass(spec cdiv1beta1.DataVolumeSpec) (class string, size int64) 
 		size = quantity(corev1.ResourceList(spec.PVC.Resources.Requests))
 	}
 	return class, size
-}
-
-// defaultClass is the cluster's default StorageClass, "" if none.
-func defaultClass(classes []storagev1.StorageClass) string {
-	for _, sc := range classes {
-		if sc.Annotations[virtcontroller.DefaultStorageClassAnnotation] == "true" || sc.Annotations["storageclass.beta.kubernetes.io/is-default-class"] == "true" {
-			return sc.Name
-		}
-	}
-	return ""
 }
 
 // StorageMapped: the storage class of every PVC of the VM has a
@@ -544,7 +533,7 @@ func evalStorageMapped(r *runner, vm *kubevirtv1.VirtualMachine, claims []claim,
 
 // KubeVirt's node labels for CPU models (see internal/nodeagent/cpu.go).
 const (
-	cpuModelLabelPrefix          = virtcontroller.CPUModelLabelPrefix
+	cpuModelLabelPrefix          = scheduling.CPUModelLabelPrefix
 	cpuModelMigrationLabelPrefix = "cpu-model-migration.node.kubevirt.io/"
 	hostModelCPULabelPrefix      = "host-model-cpu.node.kubevirt.io/"
 )
@@ -621,7 +610,7 @@ func labelSuffix(labels map[string]string, prefix string) string {
 func schedulable(nodes []corev1.Node) []corev1.Node {
 	var out []corev1.Node
 	for _, n := range nodes {
-		if n.Labels[virtcontroller.SchedulableLabel] == "true" && !n.Spec.Unschedulable {
+		if n.Labels[scheduling.SchedulableLabel] == "true" && !n.Spec.Unschedulable {
 			out = append(out, n)
 		}
 	}
@@ -632,7 +621,7 @@ func evalCPUModel(r *runner, vm *kubevirtv1.VirtualMachine, model, from, sourceH
 	name := vm.Namespace + "/" + vm.Name
 	candidates := schedulable(nodes)
 	if len(candidates) == 0 {
-		return failed(fmt.Sprintf("%s has no schedulable node (label %s=true, not cordoned) to run VM %s", r.target.name, virtcontroller.SchedulableLabel, name),
+		return failed(fmt.Sprintf("%s has no schedulable node (label %s=true, not cordoned) to run VM %s", r.target.name, scheduling.SchedulableLabel, name),
 			fmt.Sprintf("start the node agents of %s, or uncordon its nodes", r.target.name))
 	}
 	var label string
@@ -849,7 +838,7 @@ func checkTargetStorage(ctx context.Context, r *runner, v *vmFacts) Check {
 			continue // StorageMapped says so
 		}
 		dest := pair.Destination.StorageClass
-		if i := slices.IndexFunc(classes, func(sc storagev1.StorageClass) bool { return sc.Name == dest }); i >= 0 && classes[i].Provisioner == install.LocalProvisioner {
+		if i := slices.IndexFunc(classes, func(sc storagev1.StorageClass) bool { return sc.Name == dest }); i >= 0 && classes[i].Provisioner == scheduling.LocalProvisioner {
 			local = append(local, c)
 		} else {
 			elsewhere = append(elsewhere, fmt.Sprintf("%s (%s on class %s)", c.name, size(c.size), dest))
@@ -897,7 +886,7 @@ func evalTargetStorage(r *runner, vm *kubevirtv1.VirtualMachine, local []claim, 
 	var fits, report []string
 	bestFree := int64(-1 << 62)
 	for i := range nodes {
-		free, allocatable := virtcontroller.LocalStorageFree(&nodes[i], pvcs, pvs)
+		free, allocatable := scheduling.LocalStorageFree(&nodes[i], pvcs, pvs)
 		report = append(report, fmt.Sprintf("%s %s free of %s", nodes[i].Name, size(max(free, 0)), size(allocatable)))
 		bestFree = max(bestFree, free)
 		if free >= need {

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // authenticator makes the TLS configurations of both ends. Certificates are
@@ -132,7 +132,7 @@ func describeRefusal(err error) string {
 		return err.Error()
 	}
 	return fmt.Sprintf("certificate signed by unknown authority %q; import its CA into ConfigMap %s",
-		authorityName(unknown.Cert), install.ExternalCAConfigMap)
+		authorityName(unknown.Cert), trust.ExternalCAConfigMap)
 }
 
 // authorityName is "issuer (cluster)", e.g. "kubevirt-ca@openshift-cnv (ocp1)".

@@ -9,8 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/pki"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // identity is the controller's pair of certificates, issued at start from
@@ -50,12 +50,12 @@ func issueIdentity(ctx context.Context, reader client.Reader, namespace, listenI
 
 func readCA(ctx context.Context, reader client.Reader, namespace string) (*pki.KeyPair, error) {
 	secret := &corev1.Secret{}
-	if err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: install.CASecretName}, secret); err != nil {
-		return nil, fmt.Errorf("sync controller: read the cluster's CA, Secret %s/%s (made with the migration PKI): %w", namespace, install.CASecretName, err)
+	if err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: trust.CASecretName}, secret); err != nil {
+		return nil, fmt.Errorf("sync controller: read the cluster's CA, Secret %s/%s (made with the migration PKI): %w", namespace, trust.CASecretName, err)
 	}
 	ca, err := pki.ParseKeyPair(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
 	if err != nil {
-		return nil, fmt.Errorf("sync controller: Secret %s/%s does not hold a CA (%s and %s): %w", namespace, install.CASecretName, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
+		return nil, fmt.Errorf("sync controller: Secret %s/%s does not hold a CA (%s and %s): %w", namespace, trust.CASecretName, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
 	}
 	return ca, nil
 }

@@ -12,8 +12,9 @@ import (
 	"github.com/go-logr/logr"
 	rbacv1 "k8s.io/api/rbac/v1"
 
-	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/access"
 	"github.com/cclm-io/cclm/internal/metrics"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // Names shared with upstream KubeVirt.
@@ -122,16 +123,16 @@ func (o Options) timing() timing {
 //
 // The Secret and ConfigMap rules name their objects, but a ClusterRole
 // grants them in every namespace; a Role in the virt namespace would be
-// tighter (install.Component has no namespaced rules yet).
-var Component = install.Component{
+// tighter (access.Account has no namespaced rules yet).
+var Component = access.Account{
 	ServiceAccount: ServiceAccountName,
 	Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{"kubevirt.io"}, Resources: []string{"kubevirts", "virtualmachineinstancemigrations", "virtualmachineinstances"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"kubevirt.io"}, Resources: []string{"kubevirts/status", "virtualmachineinstancemigrations/status", "virtualmachineinstances/status"}, Verbs: []string{"patch"}},
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{install.CASecretName}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{trust.CASecretName}, Verbs: []string{"get"}},
 		// list and watch with a metadata.name field selector, one informer
 		// per ConfigMap, which RBAC matches against resourceNames.
-		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{install.CABundleConfigMap, install.ExternalCAConfigMap}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{trust.CABundleConfigMap, trust.ExternalCAConfigMap}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 		// migrationnet.Setup: the NAD the KubeVirt CR names (any name, so

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	syncpb "github.com/cclm-io/cclm/api/proto/synchronization"
-	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/metrics"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // peerClients keeps one gRPC connection per peer address; gRPC reconnects
@@ -114,7 +114,7 @@ func describeCallError(address string, err error) error {
 		return fmt.Errorf("the synchronization controller at %s: %s", address, message)
 	case peerRefusedOurCertificate(message):
 		return fmt.Errorf("the synchronization controller at %s refused this cluster's certificate (%s): import this cluster's CA (ConfigMap %s, key %s) into the peer's ConfigMap %s",
-			address, message, install.CABundleConfigMap, install.CABundleKey, install.ExternalCAConfigMap)
+			address, message, trust.CABundleConfigMap, trust.BundleKey, trust.ExternalCAConfigMap)
 	case errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded:
 		return fmt.Errorf("the synchronization controller at %s did not answer in time: %s", address, message)
 	}

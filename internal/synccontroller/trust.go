@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/trust"
 )
 
 // trustSyncTimeout bounds the first read of the trust ConfigMaps.
@@ -46,7 +46,7 @@ type trustBundle struct {
 }
 
 // trustConfigMaps are the ConfigMaps the bundle is made of.
-var trustConfigMaps = []string{install.CABundleConfigMap, install.ExternalCAConfigMap}
+var trustConfigMaps = []string{trust.CABundleConfigMap, trust.ExternalCAConfigMap}
 
 func newTrustBundle(clientset kubernetes.Interface, namespace string, logger logr.Logger) *trustBundle {
 	bundle := &trustBundle{namespace: namespace, logger: logger, loaded: make(chan struct{})}
@@ -126,7 +126,7 @@ func (b *trustBundle) rebuild() {
 	for i, informer := range b.informers {
 		found, invalid := parseBundle(b.bundleOf(informer, trustConfigMaps[i]))
 		if invalid > 0 {
-			b.logger.Info("skipped PEM blocks that are not CA certificates", "configMap", b.namespace+"/"+trustConfigMaps[i], "key", install.CABundleKey, "skipped", invalid)
+			b.logger.Info("skipped PEM blocks that are not CA certificates", "configMap", b.namespace+"/"+trustConfigMaps[i], "key", trust.BundleKey, "skipped", invalid)
 		}
 		cas = append(cas, found...)
 	}
@@ -157,7 +157,7 @@ func (b *trustBundle) bundleOf(informer cache.SharedIndexInformer, name string) 
 	if err != nil || !exists {
 		return ""
 	}
-	return obj.(*corev1.ConfigMap).Data[install.CABundleKey]
+	return obj.(*corev1.ConfigMap).Data[trust.BundleKey]
 }
 
 func (b *trustBundle) logIfChanged(cas []*x509.Certificate) {

@@ -28,7 +28,7 @@ import (
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/internal/access"
 	"github.com/cclm-io/cclm/internal/metrics"
 	"github.com/cclm-io/cclm/internal/preflight"
 	"github.com/cclm-io/cclm/internal/scheme"
@@ -108,7 +108,7 @@ func rule(group string, resources []string, verbs ...string) rbacv1.PolicyRule {
 
 // Component is the toolkit's ServiceAccount in the target cluster and its
 // least-privilege rules, each with what for.
-var Component = install.Component{
+var Component = access.Account{
 	ServiceAccount: ServiceAccountName,
 	Rules: []rbacv1.PolicyRule{
 		// Its API: watched; statuses written.

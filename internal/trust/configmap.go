@@ -20,6 +20,15 @@ const (
 	ExternalCAConfigMap = "kubevirt-external-ca"
 	// BundleKey is the key of the PEM bundle in both.
 	BundleKey = "ca-bundle"
+	// CASecretName is the Secret of the cluster's migration CA.
+	CASecretName = "kubevirt-ca"
+	// HandlerCertSecretName is the node agents' (virt-handlers')
+	// certificate, issued by that CA.
+	HandlerCertSecretName = "kubevirt-virt-handler-certs"
+	// MigrationTLSName is the name in the node agents' certificate that
+	// both ends of a migration check, since a certificate shared by all of
+	// a cluster's nodes cannot name their addresses.
+	MigrationTLSName = "kubevirt-migration"
 )
 
 // Import is what ImportPeerCA did.

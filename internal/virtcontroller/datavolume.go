@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
@@ -37,27 +35,6 @@ func unsupportedSource(source *cdiv1beta1.DataVolumeSource) string {
 	}
 	return fmt.Sprintf("source %s is not supported by cclm yet; only blank DataVolumes are: use spec.source.blank: {} "+
 		"and write the data from inside the guest (for the built-in guest image use a containerDisk volume)", kind)
-}
-
-// defaultStorageClass is the class a PVC without one gets: the newest of
-// those marked default, as Kubernetes picks it; "" if none is.
-func defaultStorageClass(classes []storagev1.StorageClass) string {
-	var defaults []storagev1.StorageClass
-	for _, class := range classes {
-		if class.Annotations[DefaultStorageClassAnnotation] == "true" || class.Annotations[betaDefaultStorageClassAnnotation] == "true" {
-			defaults = append(defaults, class)
-		}
-	}
-	if len(defaults) == 0 {
-		return ""
-	}
-	newest := slices.MaxFunc(defaults, func(a, b storagev1.StorageClass) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return strings.Compare(b.Name, a.Name) // same age: the first by name
-	})
-	return newest.Name
 }
 
 // errNoStorageClass: the DataVolume names no class and none is default.

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // dataVolumeReconciler makes each DataVolume's PVC and reports the
@@ -93,7 +94,7 @@ func (r *dataVolumeReconciler) ensureClaim(ctx context.Context, dv *cdiv1beta1.D
 	if err := r.client.List(ctx, &classes); err != nil {
 		return nil, "", err
 	}
-	desired, err := desiredPVC(dv, defaultStorageClass(classes.Items))
+	desired, err := desiredPVC(dv, scheduling.DefaultStorageClass(classes.Items))
 	if err != nil {
 		return nil, err.Error(), nil
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -46,33 +45,6 @@ func TestUnsupportedSource(t *testing.T) {
 			}
 			if got != "" && !strings.Contains(got, "spec.source.blank: {}") {
 				t.Errorf("%q does not say how to fix it", got)
-			}
-		})
-	}
-}
-
-func TestDefaultStorageClass(t *testing.T) {
-	class := func(name string, isDefault bool, age time.Duration) storagev1.StorageClass {
-		c := storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(testNow.Add(-age))}}
-		if isDefault {
-			c.Annotations = map[string]string{DefaultStorageClassAnnotation: "true"}
-		}
-		return c
-	}
-	for _, tc := range []struct {
-		name    string
-		classes []storagev1.StorageClass
-		want    string
-	}{
-		{"none", nil, ""},
-		{"no default", []storagev1.StorageClass{class("a", false, 0)}, ""},
-		{"the default", []storagev1.StorageClass{class("a", false, 0), class("cclm-local", true, time.Hour)}, "cclm-local"},
-		{"the newest of two defaults", []storagev1.StorageClass{class("old", true, time.Hour), class("new", true, time.Minute)}, "new"},
-		{"the beta annotation", []storagev1.StorageClass{{ObjectMeta: metav1.ObjectMeta{Name: "b", Annotations: map[string]string{betaDefaultStorageClassAnnotation: "true"}}}}, "b"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := defaultStorageClass(tc.classes); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

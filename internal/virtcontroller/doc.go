@@ -54,25 +54,9 @@ import (
 
 // Labels and annotations of the contract above.
 const (
-	// SchedulableLabel on a Node says the node agent runs VMIs there.
-	SchedulableLabel = "kubevirt.io/schedulable"
-	// CPUModelLabelPrefix + model = "true" on a Node: the node can run
-	// guests with that CPU model.
-	CPUModelLabelPrefix = "cpu-model.node.kubevirt.io/"
-	// CPUFeatureLabelPrefix + feature = "true" on a Node: the node's CPU
-	// has that feature.
-	CPUFeatureLabelPrefix = "cpu-feature.node.kubevirt.io/"
-	// SelectedNodeAnnotation on a PVC names the node its first consumer
-	// was scheduled to (kube-scheduler's annotation).
-	SelectedNodeAnnotation = "volume.kubernetes.io/selected-node"
 	// StartFailureAnnotation on a VM holds its crash-loop bookkeeping as
 	// JSON (see startFailure).
 	StartFailureAnnotation = "cclm.io/start-failure"
-	// DefaultStorageClassAnnotation marks the default StorageClass.
-	DefaultStorageClassAnnotation = "storageclass.kubernetes.io/is-default-class"
-	// betaDefaultStorageClassAnnotation is the older spelling, still honoured
-	// by Kubernetes.
-	betaDefaultStorageClassAnnotation = "storageclass.beta.kubernetes.io/is-default-class"
 )
 
 // PodScheduled is the VMI condition the scheduler sets (upstream copies it

@@ -122,7 +122,7 @@ func decideExistingVMI(in runInput) vmiDecision {
 	case kubevirtv1.RunStrategyHalted:
 		return remove("runStrategy is Halted")
 	case kubevirtv1.RunStrategyAlways:
-		if isFinal(phase) {
+		if phase.IsFinal() {
 			return remove(fmt.Sprintf("the VMI ended (%s) and runStrategy Always restarts it", phase))
 		}
 	case kubevirtv1.RunStrategyRerunOnFailure:
@@ -133,7 +133,7 @@ func decideExistingVMI(in runInput) vmiDecision {
 			return keep(reasonVMIEnded, "the VMI succeeded; runStrategy RerunOnFailure restarts only after a failure")
 		}
 	case kubevirtv1.RunStrategyOnce:
-		if isFinal(phase) {
+		if phase.IsFinal() {
 			return keep(reasonVMIEnded, fmt.Sprintf("the VMI ended (%s); runStrategy Once runs it only once", phase))
 		}
 	}
@@ -226,10 +226,6 @@ func keep(reason, message string) vmiDecision {
 
 func remove(message string) vmiDecision {
 	return vmiDecision{Action: deleteVMI, Reason: "Stopping", Message: message}
-}
-
-func isFinal(phase kubevirtv1.VirtualMachineInstancePhase) bool {
-	return phase == kubevirtv1.Succeeded || phase == kubevirtv1.Failed
 }
 
 // restartsAfterFailure: the strategies that create a new VMI after one

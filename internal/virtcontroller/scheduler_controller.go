@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // scheduler places new VMIs on nodes (Schedule decides) and keeps the
@@ -97,7 +98,7 @@ func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	node, why := Schedule(vmi, snapshot.nodes, VMIsByNode(snapshot.vmis), snapshot.pvcs, snapshot.pvs)
+	node, why := scheduling.Schedule(vmi, snapshot.nodes, scheduling.VMIsByNode(snapshot.vmis), snapshot.pvcs, snapshot.pvs)
 	if node == "" {
 		return ctrl.Result{}, s.markUnschedulable(ctx, vmi, why)
 	}
@@ -178,9 +179,9 @@ func (s *scheduler) bind(ctx context.Context, vmi *kubevirtv1.VirtualMachineInst
 // selectNodeForClaims sets volume.kubernetes.io/selected-node on the VMI's
 // unbound claims, as kube-scheduler does for a pod's.
 func (s *scheduler) selectNodeForClaims(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, node string, pvcs []corev1.PersistentVolumeClaim) error {
-	for _, claim := range claimNames(vmi) {
-		pvc := findPVC(pvcs, vmi.Namespace, claim)
-		if pvc == nil || pvc.Spec.VolumeName != "" || pvc.Annotations[SelectedNodeAnnotation] == node {
+	for _, claim := range vmi.Spec.ClaimNames() {
+		pvc := scheduling.FindPVC(pvcs, vmi.Namespace, claim)
+		if pvc == nil || pvc.Spec.VolumeName != "" || pvc.Annotations[scheduling.SelectedNodeAnnotation] == node {
 			continue
 		}
 		patch := client.MergeFrom(pvc.DeepCopy())
@@ -188,7 +189,7 @@ func (s *scheduler) selectNodeForClaims(ctx context.Context, vmi *kubevirtv1.Vir
 		if annotated.Annotations == nil {
 			annotated.Annotations = map[string]string{}
 		}
-		annotated.Annotations[SelectedNodeAnnotation] = node
+		annotated.Annotations[scheduling.SelectedNodeAnnotation] = node
 		if err := s.client.Patch(ctx, annotated, patch); err != nil {
 			return fmt.Errorf("select node %s for PVC %s/%s: %w", node, pvc.Namespace, pvc.Name, err)
 		}
@@ -234,12 +235,12 @@ func (s *scheduler) awaitCache(ctx context.Context, placed *kubevirtv1.VirtualMa
 }
 
 func (s *scheduler) claimsShowNode(ctx context.Context, placed *kubevirtv1.VirtualMachineInstance) bool {
-	for _, claim := range claimNames(placed) {
+	for _, claim := range placed.Spec.ClaimNames() {
 		pvc := &corev1.PersistentVolumeClaim{}
 		if err := s.client.Get(ctx, client.ObjectKey{Namespace: placed.Namespace, Name: claim}, pvc); err != nil {
 			continue // gone or unreadable: nothing to count on
 		}
-		if pvc.Spec.VolumeName == "" && pvc.Annotations[SelectedNodeAnnotation] != placed.Status.NodeName {
+		if pvc.Spec.VolumeName == "" && pvc.Annotations[scheduling.SelectedNodeAnnotation] != placed.Status.NodeName {
 			return false
 		}
 	}

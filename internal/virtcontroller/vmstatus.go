@@ -65,7 +65,7 @@ func printableStatus(obs vmObservation) kubevirtv1.VirtualMachinePrintableStatus
 	case vmi != nil && vmi.MigratedAway():
 		// The guest runs in another cluster; here the VM is stopped for good.
 		return kubevirtv1.VirtualMachineStatusStopped
-	case isMigrating(vmi):
+	case vmi.IsMigrating():
 		return kubevirtv1.VirtualMachineStatusMigrating
 	case vmiConditionIs(vmi, kubevirtv1.VirtualMachineInstancePaused, corev1.ConditionTrue):
 		return kubevirtv1.VirtualMachineStatusPaused
@@ -79,24 +79,15 @@ func printableStatus(obs vmObservation) kubevirtv1.VirtualMachinePrintableStatus
 		return kubevirtv1.VirtualMachineStatusWaitingForReceiver
 	case len(obs.Volumes.Pending) > 0:
 		return kubevirtv1.VirtualMachineStatusProvisioning
-	case vmi != nil && !isFinal(vmi.Status.Phase) && vmi.Status.Phase != kubevirtv1.Unknown:
+	case vmi != nil && !vmi.Status.Phase.IsFinal() && vmi.Status.Phase != kubevirtv1.Unknown:
 		return kubevirtv1.VirtualMachineStatusStarting
 	case isBackingOff(obs):
 		return kubevirtv1.VirtualMachineStatusCrashLoopBackOff
-	case vmi == nil || isFinal(vmi.Status.Phase):
+	case vmi == nil || vmi.Status.Phase.IsFinal():
 		return kubevirtv1.VirtualMachineStatusStopped
 	default:
 		return kubevirtv1.VirtualMachineStatusUnknown
 	}
-}
-
-// isMigrating: a migration of the VMI started and has not ended.
-func isMigrating(vmi *kubevirtv1.VirtualMachineInstance) bool {
-	if vmi == nil || vmi.Status.MigrationState == nil {
-		return false
-	}
-	state := vmi.Status.MigrationState
-	return state.StartTimestamp != nil && state.EndTimestamp == nil && !state.Completed
 }
 
 func isUnschedulable(vmi *kubevirtv1.VirtualMachineInstance) bool {
@@ -110,7 +101,7 @@ func isWaitingAsReceiver(strategy kubevirtv1.VirtualMachineRunStrategy, vmi *kub
 	if vmi != nil && vmi.Status.Phase == kubevirtv1.WaitingForSync {
 		return true
 	}
-	return strategy == kubevirtv1.RunStrategyWaitAsReceiver && (vmi == nil || !isFinal(vmi.Status.Phase))
+	return strategy == kubevirtv1.RunStrategyWaitAsReceiver && (vmi == nil || !vmi.Status.Phase.IsFinal())
 }
 
 // isBackingOff: the last VMI failed and the next start is held back.

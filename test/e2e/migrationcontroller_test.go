@@ -26,8 +26,8 @@ import (
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/migrationcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
 	"github.com/cclm-io/cclm/internal/scheme"
-	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
 
 // The migration controller on a real control plane, without node agents:
@@ -141,7 +141,7 @@ func (e *mcEnv) limitOutboundMigrations(t *testing.T, n uint32) {
 // memory and 20Gi of storage, Ready or not.
 func (e *mcEnv) createNode(t *testing.T, name string, ready bool) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-		virtcontroller.SchedulableLabel: "true", "kubernetes.io/hostname": name,
+		scheduling.SchedulableLabel: "true", "kubernetes.io/hostname": name,
 	}}}
 	if err := e.client.Create(context.Background(), node); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/kube"
+	"github.com/cclm-io/cclm/internal/scheduling"
 	"github.com/cclm-io/cclm/internal/scheme"
 	"github.com/cclm-io/cclm/internal/virtcontroller"
 )
@@ -82,8 +83,8 @@ func startVirtController(t *testing.T) *vcEnv {
 		t.Fatal(err)
 	}
 	env.clientset = kubernetes.NewForConfigOrDie(admin)
-	env.createNode(t, vcSmall, "256Mi", map[string]string{virtcontroller.CPUModelLabelPrefix + "Haswell-v4": "true"})
-	env.createNode(t, vcBig, "8Gi", map[string]string{virtcontroller.CPUModelLabelPrefix + "Haswell-v4": "true"})
+	env.createNode(t, vcSmall, "256Mi", map[string]string{scheduling.CPUModelLabelPrefix + "Haswell-v4": "true"})
+	env.createNode(t, vcBig, "8Gi", map[string]string{scheduling.CPUModelLabelPrefix + "Haswell-v4": "true"})
 	env.createNode(t, vcPlain, "8Gi", nil)
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -133,7 +134,7 @@ func testLogger(t *testing.T) (logr.Logger, func()) {
 // Ready.
 func (e *vcEnv) createNode(t *testing.T, name, memory string, labels map[string]string) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-		virtcontroller.SchedulableLabel: "true", "kubernetes.io/hostname": name,
+		scheduling.SchedulableLabel: "true", "kubernetes.io/hostname": name,
 	}}}
 	for k, v := range labels {
 		node.Labels[k] = v
@@ -461,7 +462,7 @@ func (e *vcEnv) testDataVolume(t *testing.T) {
 		if !e.get(t, ns, disk, pvc) {
 			return false, "no PVC"
 		}
-		return pvc.Annotations[virtcontroller.SelectedNodeAnnotation] == vmi.Status.NodeName &&
+		return pvc.Annotations[scheduling.SelectedNodeAnnotation] == vmi.Status.NodeName &&
 			pvc.Annotations["volume.kubernetes.io/storage-provisioner"] == install.LocalProvisioner, fmt.Sprintf("annotations %v", pvc.Annotations)
 	})
 	size := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
@@ -538,7 +539,7 @@ func (e *vcEnv) testDiskTooLarge(t *testing.T) {
 	}
 	e.waitEvent(t, ns, "VirtualMachine", name, string(kubevirtv1.VirtualMachineStatusUnschedulable))
 	pvc := &corev1.PersistentVolumeClaim{}
-	if e.get(t, ns, disk, pvc) && pvc.Annotations[virtcontroller.SelectedNodeAnnotation] != "" {
+	if e.get(t, ns, disk, pvc) && pvc.Annotations[scheduling.SelectedNodeAnnotation] != "" {
 		t.Errorf("an unschedulable VMI's PVC got a node: %v", pvc.Annotations)
 	}
 }

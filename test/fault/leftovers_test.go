@@ -15,7 +15,7 @@ import (
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/internal/nodeagent"
-	"github.com/cclm-io/cclm/internal/virtcontroller"
+	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
 // What a node holds for a VM, each of which a fault could strand: the
@@ -44,7 +44,7 @@ func (l *labEnv) ownedBy(t *testing.T, cluster string) owned {
 	var pvs corev1.PersistentVolumeList
 	l.list(t, cluster, &pvs)
 	for _, pv := range pvs.Items {
-		node := pv.Annotations[virtcontroller.StorageNodeAnnotation]
+		node := pv.Annotations[scheduling.StorageNodeAnnotation]
 		if o.volumes[node] == nil {
 			o.volumes[node] = map[string]bool{}
 		}

@@ -454,3 +454,17 @@ func (vmi *VirtualMachineInstance) MigratedAway() bool {
 func init() {
 	knownTypes = append(knownTypes, &VirtualMachineInstanceMigration{}, &VirtualMachineInstanceMigrationList{})
 }
+
+// IsFinal reports whether a VMI in this phase has ended: Succeeded or
+// Failed.
+func (p VirtualMachineInstancePhase) IsFinal() bool { return p == Succeeded || p == Failed }
+
+// IsMigrating reports whether the VMI is in a migration that started and
+// has not ended; false for a nil VMI.
+func (vmi *VirtualMachineInstance) IsMigrating() bool {
+	if vmi == nil || vmi.Status.MigrationState == nil {
+		return false
+	}
+	state := vmi.Status.MigrationState
+	return state.StartTimestamp != nil && state.EndTimestamp == nil && !state.Completed
+}

@@ -1,6 +1,8 @@
 package v1
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -545,4 +547,28 @@ func (s *VirtualMachineInstanceSpec) GuestMemoryBytes() int64 {
 		return q.Value()
 	}
 	return 0
+}
+
+// ClaimName is the PVC behind the volume: its claim, or a DataVolume's
+// PVC, which has the DataVolume's name; "" for other volumes.
+func (v Volume) ClaimName() string {
+	switch {
+	case v.PersistentVolumeClaim != nil:
+		return v.PersistentVolumeClaim.ClaimName
+	case v.DataVolume != nil:
+		return v.DataVolume.Name
+	}
+	return ""
+}
+
+// ClaimNames are the PVCs the spec's volumes use, sorted, each once.
+func (spec *VirtualMachineInstanceSpec) ClaimNames() []string {
+	var names []string
+	for _, volume := range spec.Volumes {
+		if name := volume.ClaimName(); name != "" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }

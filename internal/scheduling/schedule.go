@@ -1,4 +1,4 @@
-package virtcontroller
+package scheduling
 
 import (
 	"cmp"
@@ -94,7 +94,7 @@ func demandOf(vmi *kubevirtv1.VirtualMachineInstance, pvcs []corev1.PersistentVo
 			}
 		}
 	}
-	for _, claim := range claimNames(vmi) {
+	for _, claim := range vmi.Spec.ClaimNames() {
 		if err := need.addClaim(vmi.Namespace, claim, pvcs, pvs); err != nil {
 			return nil, err
 		}
@@ -103,7 +103,7 @@ func demandOf(vmi *kubevirtv1.VirtualMachineInstance, pvcs []corev1.PersistentVo
 }
 
 func (need *demand) addClaim(namespace, claim string, pvcs []corev1.PersistentVolumeClaim, pvs []corev1.PersistentVolume) error {
-	pvc := findPVC(pvcs, namespace, claim)
+	pvc := FindPVC(pvcs, namespace, claim)
 	switch {
 	case pvc == nil:
 		return fmt.Errorf("persistentvolumeclaim %q not found", claim)
@@ -126,22 +126,6 @@ func (need *demand) addClaim(namespace, claim string, pvcs []corev1.PersistentVo
 		need.boundPVs = append(need.boundPVs, pv)
 	}
 	return nil
-}
-
-// claimNames are the PVCs a VMI's volumes use; a DataVolume's PVC has the
-// DataVolume's name.
-func claimNames(vmi *kubevirtv1.VirtualMachineInstance) []string {
-	var names []string
-	for _, volume := range vmi.Spec.Volumes {
-		switch {
-		case volume.PersistentVolumeClaim != nil:
-			names = append(names, volume.PersistentVolumeClaim.ClaimName)
-		case volume.DataVolume != nil:
-			names = append(names, volume.DataVolume.Name)
-		}
-	}
-	slices.Sort(names)
-	return slices.Compact(names)
 }
 
 // guestMemory is the memory the guest gets, as every component counts it.
@@ -371,7 +355,7 @@ func unschedulableMessage(total int, rejections []rejection) string {
 func VMIsByNode(vmis []kubevirtv1.VirtualMachineInstance) map[string][]kubevirtv1.VirtualMachineInstance {
 	byNode := map[string][]kubevirtv1.VirtualMachineInstance{}
 	for _, vmi := range vmis {
-		if vmi.Status.NodeName == "" || isFinal(vmi.Status.Phase) {
+		if vmi.Status.NodeName == "" || vmi.Status.Phase.IsFinal() {
 			continue
 		}
 		byNode[vmi.Status.NodeName] = append(byNode[vmi.Status.NodeName], vmi)
@@ -383,13 +367,13 @@ func VMIsByNode(vmis []kubevirtv1.VirtualMachineInstance) map[string][]kubevirtv
 }
 
 func migrationTarget(vmi *kubevirtv1.VirtualMachineInstance) string {
-	if !isMigrating(vmi) {
+	if !vmi.IsMigrating() {
 		return ""
 	}
 	return vmi.Status.MigrationState.TargetNode
 }
 
-func findPVC(pvcs []corev1.PersistentVolumeClaim, namespace, name string) *corev1.PersistentVolumeClaim {
+func FindPVC(pvcs []corev1.PersistentVolumeClaim, namespace, name string) *corev1.PersistentVolumeClaim {
 	for i := range pvcs {
 		if pvcs[i].Namespace == namespace && pvcs[i].Name == name {
 			return &pvcs[i]

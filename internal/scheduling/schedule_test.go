@@ -1,4 +1,4 @@
-package virtcontroller
+package scheduling
 
 import (
 	"strings"

@@ -1,4 +1,4 @@
-package virtcontroller
+package scheduling
 
 import (
 	"slices"
@@ -69,11 +69,6 @@ func compareInts(value, bound string, op corev1.NodeSelectorOperator) bool {
 	}
 	return v < b
 }
-
-// StorageNodeAnnotation on a cclm local PV names the node that holds its
-// data. It is an annotation, not node affinity, because a live migration
-// moves the data to another node and node affinity is immutable.
-const StorageNodeAnnotation = "cclm.io/storage-node"
 
 // pvLocal tells whether the PV is local to one node.
 func pvLocal(pv *corev1.PersistentVolume) bool {
