@@ -240,7 +240,7 @@ func stepProgress(step forkliftv1beta1.Step, view vmView) string {
 	if step.Progress.Total > 0 {
 		return fmt.Sprintf("%d/%d", step.Progress.Completed, step.Progress.Total)
 	}
-	return "-"
+	return dashIfEmpty(step.Reason)
 }
 
 // printEvents lists the events about the objects, oldest first.

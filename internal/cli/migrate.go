@@ -689,6 +689,9 @@ type vmView struct {
 	DowntimeMs                    int64 // -1 when unknown
 	Rate                          float64
 	Elapsed                       time.Duration
+	// Waiting says why the current step has not started (the toolkit's
+	// in-flight limit).
+	Waiting string
 }
 
 // viewOf reads a VM's status; nil means the toolkit has not started it.
@@ -706,8 +709,11 @@ func viewOf(name string, status *forkliftv1beta1.VMStatus) vmView {
 		v.Step = "Pending"
 	}
 	for i, step := range status.Pipeline {
-		if step.Name == status.Phase {
+		if step.Name == status.Phase || status.Phase == "" && i == 0 {
 			v.StepIndex = i + 1
+			if step.Phase == toolkit.PhasePending {
+				v.Waiting = step.Reason
+			}
 		}
 		if step.Name == migrateStep {
 			v.Transferred, v.Total = step.Progress.Completed, step.Progress.Total
@@ -1019,6 +1025,9 @@ func plainLine(v vmView) string {
 	if t := v.transferText(); t != "" && v.Step == migrateStep {
 		line += fmt.Sprintf(": %s (%d%%)", t, int(v.fraction()*100))
 	}
+	if v.Waiting != "" {
+		line += ": " + v.Waiting
+	}
 	return line
 }
 
@@ -1037,6 +1046,9 @@ func barLine(v vmView, width, nameWidth int) string {
 			return truncate(head+" "+bar(v.fraction(), barWidth)+" "+tail, width)
 		}
 		return truncate(head+" "+tail, width)
+	}
+	if v.Waiting != "" {
+		return truncate(head+" "+v.Waiting, width)
 	}
 	if v.Elapsed > 0 {
 		head += " " + formatDuration(v.Elapsed)

@@ -25,6 +25,8 @@ const (
 	// ForkliftControllerName is the ForkliftController the lab and the
 	// OpenShift guide create (examples/openshift/forkliftcontroller.yaml).
 	ForkliftControllerName = "forklift-controller"
+	// DefaultMaxVMInFlight is upstream's controller_max_vm_inflight.
+	DefaultMaxVMInFlight = 20
 	// eventSource names the toolkit in the events it records.
 	eventSource = "forklift-controller"
 )

@@ -61,9 +61,10 @@ type Options struct {
 	// PlanRecheck: how often a Plan is checked again while no Migration
 	// runs (default 30 s).
 	PlanRecheck time.Duration
-	// MaxInFlight bounds the VMs of one Migration past Initialize's
-	// Pending at once (default 10; KubeVirt's own parallel limits apply to
-	// the VMIMs on top).
+	// MaxInFlight bounds the VMs past Initialize's Pending at once, across
+	// every running Migration, unless the ForkliftController sets
+	// controller_max_vm_inflight (default 20, upstream's; KubeVirt's own
+	// parallel limits apply to the VMIMs on top).
 	MaxInFlight int
 	// MetricsAddr serves /metrics, /healthz and /readyz over HTTPS, behind
 	// the API server's authentication and authorization (host:port); "" or
@@ -90,7 +91,7 @@ func (o Options) withDefaults() Options {
 		o.PlanRecheck = 30 * time.Second
 	}
 	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 10
+		o.MaxInFlight = DefaultMaxVMInFlight
 	}
 	if o.Logger.GetSink() == nil {
 		o.Logger = logr.Discard()

@@ -71,8 +71,9 @@ type VMObserved struct {
 	// Cancel: the Migration's spec.cancel names this VM.
 	Cancel bool
 	// MayStart: the VM may leave Initialize's Pending (the toolkit's
-	// in-flight limit has room).
+	// in-flight limit has room); Waiting says why not, when it may not.
 	MayStart bool
+	Waiting  string
 	// PlanUID and MigrationUID go into labels, names and the migration ID.
 	PlanUID, MigrationUID types.UID
 	// TargetNamespace is where the VM goes on the target.
@@ -361,9 +362,11 @@ func (s *vmStepper) decide() {
 	step := s.step(i)
 	if step.Phase == PhasePending {
 		if i == 0 && !s.obs.MayStart {
+			step.Reason = s.obs.Waiting
 			s.d.RequeueAfter = pollTarget
 			return
 		}
+		step.Reason = ""
 		s.start(i)
 	}
 	if step.Phase == PhaseFailed && i == cleanupIndex {

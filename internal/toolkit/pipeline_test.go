@@ -86,8 +86,8 @@ func initializeCases() []stepCase {
 	return []stepCase{
 		{"a running VM: recorded, then SynchronizeCertificates starts", observe(pending, 0),
 			expect{phase: StepSynchronizeCertificates, steps: map[string]string{StepInitialize: PhaseCompleted, StepSynchronizeCertificates: PhaseRunning}, requeue: 0}},
-		{"no slot: stays Pending", observe(pending, 0, func(o *VMObserved) { o.MayStart = false }),
-			expect{steps: map[string]string{StepInitialize: PhasePending}, requeue: pollTarget}},
+		{"no slot: stays Pending, saying why", observe(pending, 0, func(o *VMObserved) { o.MayStart, o.Waiting = false, "waiting: 2 of 2 VMs in flight" }),
+			expect{steps: map[string]string{StepInitialize: PhasePending}, reason: "waiting: 2 of 2 VMs in flight", requeue: pollTarget}},
 		{"source unreachable: waits", observe(pending, 0, sourceErr("connection refused")),
 			expect{phase: StepInitialize, reason: "cannot read the source cluster: connection refused", requeue: pollSource}},
 		{"source unreachable past the deadline: fails", observe(statusIn(StepInitialize, 0), DefaultStepTimeout, sourceErr("connection refused")),
@@ -414,6 +414,9 @@ func checkDecision(t *testing.T, d VMDecision, want expect) {
 }
 
 func currentReason(st forkliftv1beta1.VMStatus) string {
+	if st.Phase == "" && len(st.Pipeline) > 0 { // not started: Initialize's
+		return st.Pipeline[0].Reason
+	}
 	if i := stepIndex(st.Phase); i >= 0 {
 		return st.Pipeline[i].Reason
 	}

@@ -131,6 +131,42 @@ func (r *migrationReconciler) writeStatus(ctx context.Context, m *forkliftv1beta
 	return r.client.Status().Update(ctx, m)
 }
 
+// inFlight is the toolkit's limit of VMs in flight (the ForkliftController's
+// controller_max_vm_inflight, else Options.MaxInFlight) and how many are:
+// started and not ended, in m and in every other running Migration.
+func (r *migrationReconciler) inFlight(ctx context.Context, m *forkliftv1beta1.Migration) (limit, n int) {
+	limit = r.opts.MaxInFlight
+	if fc, err := toolkitOf(ctx, r.client, r.opts.Namespace); err == nil && fc != nil && fc.Spec.ControllerMaxVMInFlight != nil {
+		limit = int(*fc.Spec.ControllerMaxVMInFlight)
+	}
+	n = vmsInFlight(m)
+	var others forkliftv1beta1.MigrationList
+	if err := r.client.List(ctx, &others); err == nil {
+		for i := range others.Items {
+			if other := &others.Items[i]; other.UID != m.UID && migrationRunning(other) {
+				n += vmsInFlight(other)
+			}
+		}
+	}
+	return limit, n
+}
+
+// vmsInFlight counts m's VMs that started and have not ended.
+func vmsInFlight(m *forkliftv1beta1.Migration) int {
+	n := 0
+	for _, vm := range m.Status.VMs {
+		if vm.Started != nil && !IsFinal(vm) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitingForSlot is what a VM that may not start yet shows.
+func waitingForSlot(inFlight, limit int) string {
+	return fmt.Sprintf("waiting: %d of %d VMs in flight (the ForkliftController's controller_max_vm_inflight)", inFlight, limit)
+}
+
 // advance steps every VM of a started Migration.
 func (r *migrationReconciler) advance(ctx context.Context, m *forkliftv1beta1.Migration, plan *forkliftv1beta1.Plan) (ctrl.Result, error) {
 	now := r.now().Truncate(time.Second)
@@ -150,12 +186,7 @@ func (r *migrationReconciler) advance(ctx context.Context, m *forkliftv1beta1.Mi
 	if slices.ContainsFunc(m.Status.VMs, NeedsTrust) {
 		trustView = r.observeTrust(readCtx, source, sourceErr, refName(plan.Spec.Provider.Source, plan.Namespace))
 	}
-	inFlight := 0
-	for _, vm := range m.Status.VMs {
-		if vm.Started != nil && !IsFinal(vm) {
-			inFlight++
-		}
-	}
+	limit, inFlight := r.inFlight(readCtx, m)
 	decisions := make([]VMDecision, len(m.Status.VMs))
 	var wg sync.WaitGroup
 	for i := range m.Status.VMs {
@@ -164,12 +195,12 @@ func (r *migrationReconciler) advance(ctx context.Context, m *forkliftv1beta1.Mi
 			decisions[i] = VMDecision{Status: status}
 			continue
 		}
-		mayStart := status.Started != nil || inFlight < r.opts.MaxInFlight
+		mayStart := status.Started != nil || inFlight < limit
 		if status.Started == nil && mayStart {
 			inFlight++
 		}
 		obs := VMObserved{
-			Now: now, Status: status, MayStart: mayStart,
+			Now: now, Status: status, MayStart: mayStart, Waiting: waitingForSlot(inFlight, limit),
 			Cancel:  m.Spec.Canceled(status.Ref),
 			PlanUID: plan.UID, MigrationUID: m.UID, TargetNamespace: plan.Spec.TargetNamespace,
 			NetworkMap: networkMap, StorageMap: storageMap,

@@ -84,6 +84,7 @@ type traveller struct {
 func newTraveller(t *testing.T, l *labEnv) *traveller {
 	vm := &traveller{l: l, spec: vmSpec{name: "traveller", namespace: "crosscluster", memory: "128Mi", dataDisk: "256Mi"}}
 	l.createVM(t, sourceCluster, vm.spec)
+	l.removeAtEnd(t, vm.spec.namespace, vm.spec.name)
 	vm.booted = l.waitGuestReady(t, sourceCluster, vm.spec.namespace, vm.spec.name, 90*time.Second)
 	began := time.Now()
 	l.guestCall(t, sourceCluster, vm.spec.namespace, vm.spec.name, guestagent.CmdDiskWrite,

@@ -48,14 +48,14 @@ func TestDashboardShowsAMigrationLive(t *testing.T) {
 	// Fifty more VMs, halted: the page lists them all, and a new one
 	// appears in about the time a change takes to reach it.
 	var idle strings.Builder
-	names := []string{"delete", "vm", "-n", spec.namespace, "--wait=false"}
+	names := []string{spec.name, "probe"}
 	for i := range 50 {
 		name := fmt.Sprintf("idle-%02d", i)
 		idle.WriteString(vmSpec{name: name, namespace: spec.namespace, runStrategy: "Halted"}.manifest() + "---\n")
 		names = append(names, name)
 	}
+	l.removeAtEnd(t, spec.namespace, names...)
 	l.mustKubectl(t, sourceCluster, idle.String(), "apply", "-f", "-")
-	t.Cleanup(func() { l.mustKubectl(t, sourceCluster, "", append(names, "probe")...) })
 
 	url := l.startDashboard(t)
 	browser := newBrowser(t)

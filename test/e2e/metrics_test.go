@@ -55,6 +55,7 @@ func TestMetrics(t *testing.T) {
 	defer restore()
 	spec := vmSpec{name: "measured", namespace: "metrics", memory: "128Mi"}
 	l.createVM(t, sourceCluster, spec)
+	l.removeAtEnd(t, spec.namespace, spec.name)
 	l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
 	node := l.vmi(t, sourceCluster, spec.namespace, spec.name).Status.NodeName
 	sourceAgentURL := metricsURL(t, status, sourceCluster, lab.KindNode, node)

@@ -60,6 +60,7 @@ func TestMigrateCommand(t *testing.T) {
 	l.runConnect(t)
 	spec := vmSpec{name: "mover", namespace: "cclm-migrate", memory: "128Mi", dataDisk: "256Mi"}
 	l.createVM(t, sourceCluster, spec)
+	l.removeAtEnd(t, spec.namespace, spec.name)
 	l.ensureNamespace(t, targetCluster, spec.namespace)
 	before := l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
 	var written guestagent.DiskWriteResult
@@ -192,6 +193,7 @@ func (l *labEnv) guestOnASlowLink(t *testing.T, name, namespace, link string) (s
 	restore = l.setMigrationConfig(t, sourceCluster, fmt.Sprintf(`{"bandwidthPerMigration":%q}`, link))
 	spec = vmSpec{name: name, namespace: namespace, memory: "128Mi"}
 	l.createVM(t, sourceCluster, spec)
+	l.removeAtEnd(t, spec.namespace, spec.name)
 	l.ensureNamespace(t, targetCluster, spec.namespace)
 	return spec, l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second), restore
 }

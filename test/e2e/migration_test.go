@@ -117,6 +117,7 @@ func TestLiveMigrationInsideACluster(t *testing.T) {
 	l := sharedLab(t)
 	spec := vmSpec{name: "mover", namespace: "migration", dataDisk: "256Mi"}
 	l.createVM(t, "ocp7", spec)
+	l.removeAtEnd(t, spec.namespace, spec.name)
 	l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	var written guestagent.DiskWriteResult
 	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &written)
@@ -180,6 +181,7 @@ func TestDeletingTheMigrationCancelsIt(t *testing.T) {
 	defer restore()
 	spec := vmSpec{name: "cancel", namespace: "cancel"}
 	l.createVM(t, "ocp7", spec)
+	l.removeAtEnd(t, spec.namespace, spec.name)
 	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	source := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName
 	sourceQEMU := qemuPids(spec.namespace, spec.name)
@@ -255,6 +257,7 @@ func TestAMigrationThatCannotConvergeFailsEarlyWithTheFigures(t *testing.T) {
 func (l *labEnv) migrateBusyVM(t *testing.T, spec vmSpec) (*guestagent.Info, string, *kubevirtv1.VirtualMachineInstanceMigration) {
 	t.Helper()
 	l.createVM(t, "ocp7", spec)
+	l.removeAtEnd(t, spec.namespace, spec.name)
 	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	source := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName
 	l.startDirtying(t, "ocp7", spec, 16, 4)
@@ -355,6 +358,7 @@ func TestAutoConvergeCompletesABusyMigration(t *testing.T) {
 	defer restore()
 	spec := vmSpec{name: "throttled", namespace: "autoconverge"}
 	l.createVM(t, "ocp7", spec)
+	l.removeAtEnd(t, spec.namespace, spec.name)
 	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	l.startDirtying(t, "ocp7", spec, 16, 4)
 	name := l.migrate(t, "ocp7", spec.namespace, spec.name)

@@ -636,13 +636,20 @@ type scLogLine struct{ replica, raw, msg string }
 
 func (l *scLogs) logger(replica string) logr.Logger {
 	return funcr.NewJSON(func(obj string) {
+		// Records are structured: the message, and the error it is about
+		// as an attribute; the checks read them as one line.
 		var entry struct {
-			Msg string `json:"msg"`
+			Msg   string `json:"msg"`
+			Error string `json:"error"`
 		}
 		_ = json.Unmarshal([]byte(obj), &entry)
+		msg := entry.Msg
+		if entry.Error != "" {
+			msg += ": " + entry.Error
+		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		l.lines = append(l.lines, scLogLine{replica: replica, raw: obj, msg: entry.Msg})
+		l.lines = append(l.lines, scLogLine{replica: replica, raw: obj, msg: msg})
 	}, funcr.Options{})
 }
 

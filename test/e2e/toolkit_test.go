@@ -209,6 +209,7 @@ func (l *labEnv) newGuests(t *testing.T, namespace string, names ...string) []*g
 	for _, name := range names {
 		g := &guest{spec: vmSpec{name: name, namespace: namespace, memory: "128Mi", dataDisk: "64Mi"}}
 		l.createVM(t, sourceCluster, g.spec)
+		l.removeAtEnd(t, namespace, name)
 		guests = append(guests, g)
 	}
 	for _, g := range guests {
@@ -457,21 +458,34 @@ func (l *labEnv) toolkitMigratesTwoVMs(t *testing.T) {
 	const namespace = "toolkit-two"
 	guests := l.newGuests(t, namespace, "alpha", "beta")
 	plan := l.applyPlan(t, "toolkit-two", namespace, guests)
+	// One VM in flight at a time (Forklift's controller_max_vm_inflight):
+	// beta waits, saying why, and starts once alpha has ended.
+	l.mustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
+		"--type=merge", "-p", `{"spec":{"controller_max_vm_inflight":1}}`)
+	defer l.mustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
+		"--type=json", "-p", `[{"op":"remove","path":"/spec/controller_max_vm_inflight"}]`)
 	m := l.startToolkitMigration(t, plan, "toolkit-two-1")
-	overlapped := false
+	waited, overlapped := "", false
 	m = l.awaitMigration(t, m, 5*time.Minute, func(m *forkliftv1beta1.Migration) {
 		inFlight := 0
 		for _, vm := range m.Status.VMs {
-			if vm.Phase == toolkit.StepMigrate {
+			if vm.Started != nil && !toolkit.IsFinal(vm) {
 				inFlight++
 			}
+			if len(vm.Pipeline) > 0 && vm.Pipeline[0].Phase == toolkit.PhasePending && vm.Pipeline[0].Reason != "" {
+				waited = vm.Name + ": " + vm.Pipeline[0].Reason
+			}
 		}
-		overlapped = overlapped || inFlight == 2
+		overlapped = overlapped || inFlight > 1
 	})
-	if !overlapped {
-		t.Logf("the two VMs were never seen in Migrate at the same time (the polls may have missed it)")
-	}
 	assertPipelineCompleted(t, m)
+	alpha, beta := m.Status.VMs[0], m.Status.VMs[1]
+	if overlapped || beta.Started == nil || alpha.Completed == nil || beta.Started.Before(alpha.Completed) {
+		t.Errorf("with controller_max_vm_inflight 1, two VMs were in flight at once (%v), or beta started (%v) before alpha ended (%v)", overlapped, beta.Started, alpha.Completed)
+	}
+	if !strings.HasPrefix(waited, "beta: waiting: 1 of 1 VMs in flight") {
+		t.Errorf("beta never said why it waited (last seen %q)", waited)
+	}
 	for _, g := range guests {
 		l.assertArrivedOnce(t, m, namespace, g)
 	}

@@ -38,6 +38,12 @@ type ForkliftControllerSpec struct {
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="self in ['true', 'false']",message="spec.feature_ocp_live_migration must be the string \"true\" or \"false\" (quote it in YAML)"
 	FeatureOCPLiveMigration string `json:"feature_ocp_live_migration,omitempty"`
+	// ControllerMaxVMInFlight bounds the VMs the toolkit migrates at once,
+	// across all its running Migrations (upstream's
+	// controller_max_vm_inflight). Default 20.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ControllerMaxVMInFlight *int32 `json:"controller_max_vm_inflight,omitempty"`
 }
 
 // ForkliftControllerStatus is the observed state of the toolkit controller.
