@@ -10,11 +10,13 @@ import (
 	"github.com/cclm-io/cclm/internal/metrics"
 )
 
-// vcpuThreads are a QEMU's vCPU thread IDs by vCPU index, asked once over
-// QMP (query-cpus-fast): they do not change while QEMU runs.
+// vcpuThreads are a QEMU's vCPU thread IDs by vCPU index, asked over QMP
+// (query-cpus-fast) until it answers once: they do not change while QEMU
+// runs. A failed ask (QMP busy, the scrape's deadline) is tried again at
+// the next scrape rather than leaving the VMI without vCPU figures.
 type vcpuThreads struct {
-	once    sync.Once
-	threads []int
+	mu      sync.Mutex
+	threads []int // nil until QMP answered
 }
 
 // cpuInfo is one entry of query-cpus-fast's answer.
@@ -24,19 +26,23 @@ type cpuInfo struct {
 }
 
 func (v *vcpuThreads) of(ctx context.Context, running *runningVMI) []int {
-	v.once.Do(func() {
-		var cpus []cpuInfo
-		if err := running.instance.Execute(ctx, "query-cpus-fast", nil, &cpus); err != nil {
-			return
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.threads != nil {
+		return v.threads
+	}
+	var cpus []cpuInfo
+	if err := running.instance.Execute(ctx, "query-cpus-fast", nil, &cpus); err != nil {
+		return nil
+	}
+	threads := make([]int, len(cpus))
+	for _, cpu := range cpus {
+		if cpu.CPUIndex >= 0 && cpu.CPUIndex < len(cpus) {
+			threads[cpu.CPUIndex] = cpu.ThreadID
 		}
-		v.threads = make([]int, len(cpus))
-		for _, cpu := range cpus {
-			if cpu.CPUIndex >= 0 && cpu.CPUIndex < len(cpus) {
-				v.threads[cpu.CPUIndex] = cpu.ThreadID
-			}
-		}
-	})
-	return v.threads
+	}
+	v.threads = threads
+	return threads
 }
 
 // figures are the running VMIs' process figures for the metrics: each
