@@ -176,13 +176,13 @@ func chooseNamed(items []runtime.Object, names []string, namespace string) ([]ru
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("%s not found in namespace %s (-A lists every namespace)", name, cmpOrAll(namespace))
+			return nil, fmt.Errorf("%s not found in namespace %s (-A lists every namespace)", name, namespaceOrAny(namespace))
 		}
 	}
 	return chosen, nil
 }
 
-func cmpOrAll(namespace string) string {
+func namespaceOrAny(namespace string) string {
 	if namespace == "" {
 		return "any namespace"
 	}
