@@ -84,8 +84,9 @@ var sourceRules = []struct {
 	{"kubevirt.io", "virtualmachineinstancemigrations", []string{"get", "list", "create", "delete"}},
 	{"", "persistentvolumeclaims", []string{"get", "list"}},
 	{"cdi.kubevirt.io", "datavolumes", []string{"get", "list"}},
-	{"", "secrets", []string{"get", "list"}},
-	{"", "configmaps", []string{"get", "list"}},
+	// Read by name only: the toolkit never lists them.
+	{"", "secrets", []string{"get"}},
+	{"", "configmaps", []string{"get"}},
 }
 
 // virtRules are what the token does in the virt namespace: read the
@@ -104,8 +105,9 @@ var virtRules = []struct {
 
 // requiredPermissions lists what the token needs: sourceRules in each VM's
 // namespace (every namespace when a VM has none, or no VM is given), and
-// virtRules in the virt namespace.
-func requiredPermissions(vms []forkliftv1beta1.Ref, virtNamespace string) []permission {
+// virtRules in the virt namespace; in one cluster the trust is only read
+// (there is no peer CA to import).
+func requiredPermissions(vms []forkliftv1beta1.Ref, virtNamespace string, sameCluster bool) []permission {
 	var namespaces []string
 	for _, vm := range vms {
 		namespaces = append(namespaces, vm.Namespace)
@@ -128,6 +130,9 @@ func requiredPermissions(vms []forkliftv1beta1.Ref, virtNamespace string) []perm
 	}
 	for _, rule := range virtRules {
 		for _, verb := range rule.verbs {
+			if sameCluster && rule.resource == "configmaps" && verb != "get" {
+				continue
+			}
 			perms = append(perms, permission{verb, rule.group, rule.resource, virtNamespace})
 		}
 	}
@@ -137,7 +142,7 @@ func requiredPermissions(vms []forkliftv1beta1.Ref, virtNamespace string) []perm
 // TokenPermissions: a SelfSubjectAccessReview, as the token, for each
 // permission the pipeline needs on the source.
 func checkTokenPermissions(ctx context.Context, r *runner) Check {
-	perms := requiredPermissions(r.in.VMs, r.in.VirtNamespace)
+	perms := requiredPermissions(r.in.VMs, r.in.VirtNamespace, r.in.SameCluster)
 	var denied []permission
 	for _, p := range perms {
 		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
@@ -385,6 +390,9 @@ func evalSyncAddress(c *cluster, kv *kubevirtv1.KubeVirt) Check {
 // MigrationRangesDisjoint: the two clusters' migration NADs can never
 // hand out the same address (they share one L2 segment).
 func checkRangesDisjoint(ctx context.Context, r *runner) Check {
+	if r.in.SameCluster {
+		return passed("source and target are one cluster, %s: both halves of each migration use its one migration network", r.target.name)
+	}
 	var configs [2]*ipam.Config
 	var refs [2]string
 	for i, side := range []Side{Source, Target} {

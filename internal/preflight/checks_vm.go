@@ -69,7 +69,7 @@ func checkVMExists(ctx context.Context, r *runner, v *vmFacts) Check {
 				"update the VM's id in the plan (spec.vms[].id) or drop the id and keep namespace and name")
 		}
 		v.vm = vm
-		return vmFound(c, vm)
+		return r.vmFound(vm)
 	}
 	vms, err := c.listVMs(ctx)
 	if err != nil {
@@ -86,7 +86,7 @@ func checkVMExists(ctx context.Context, r *runner, v *vmFacts) Check {
 		return r.vmNotFound(v)
 	case 1:
 		v.vm = &matches[0]
-		return vmFound(c, v.vm)
+		return r.vmFound(v.vm)
 	default:
 		var names []string
 		for _, m := range matches {
@@ -96,7 +96,14 @@ func checkVMExists(ctx context.Context, r *runner, v *vmFacts) Check {
 	}
 }
 
-func vmFound(c *cluster, vm *kubevirtv1.VirtualMachine) Check {
+// vmFound passes a VM that was found, unless it would move onto itself:
+// one cluster, and the target namespace its own.
+func (r *runner) vmFound(vm *kubevirtv1.VirtualMachine) Check {
+	c := r.source
+	if r.in.SameCluster && r.targetNamespace(vm) == vm.Namespace {
+		return failed(fmt.Sprintf("VM %s/%s would move onto itself: source and target are one cluster (%s) and the target namespace is the VM's own", vm.Namespace, vm.Name, c.name),
+			"set the Plan's spec.targetNamespace to another namespace of the cluster")
+	}
 	return passed("VM %s/%s exists on %s (uid %s, runStrategy %s, status %s)", vm.Namespace, vm.Name, c.name, vm.UID, vm.EffectiveRunStrategy(), orDash(string(vm.Status.PrintableStatus)))
 }
 
@@ -756,6 +763,11 @@ func checkMACConflict(ctx context.Context, r *runner, v *vmFacts) Check {
 	vmis, err := r.target.listVMIs(ctx)
 	if err != nil {
 		return r.readFailure(r.target, "list VMIs", err)
+	}
+	if r.in.SameCluster {
+		// The VM's own objects use its MACs: no conflict with itself.
+		vms = slices.DeleteFunc(vms, func(t kubevirtv1.VirtualMachine) bool { return t.UID == v.vm.UID })
+		vmis = slices.DeleteFunc(vmis, func(t kubevirtv1.VirtualMachineInstance) bool { return vmi != nil && t.UID == vmi.UID })
 	}
 	return evalMACs(r, v.vm, macsOf(v.vm, vmi), vms, vmis)
 }

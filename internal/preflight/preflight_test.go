@@ -464,7 +464,7 @@ func TestEachCheckFailsWithItsFix(t *testing.T) {
 			skipped: []string{TokenPermissions, Versions, VMExists, VMRunning, CPUModel, TargetStorage, MigrationRangesDisjoint, ClusterTrust}},
 		{name: "token may not create VMIMs", change: func(w *world) {
 			w.denied["create kubevirt.io/virtualmachineinstancemigrations apps"] = true
-			w.denied["list /secrets apps"] = true
+			w.denied["get /secrets apps"] = true
 		}, id: TokenPermissions, message: "may not do 2 of the", fix: "live-migration-role"},
 		{name: "no toolkit", change: func(w *world) { w.toolkit = nil },
 			id: ToolkitEnabled, message: "no ForkliftController in namespace openshift-mtv on ocp1", fix: `feature_ocp_live_migration: "true"`},
@@ -660,20 +660,52 @@ func TestStorageMapByIDAndDataVolumeWithoutPVC(t *testing.T) {
 }
 
 func TestRequiredPermissions(t *testing.T) {
-	perms := requiredPermissions([]forkliftv1beta1.Ref{{Namespace: "b"}, {Namespace: "a"}, {Namespace: "b"}}, "openshift-cnv")
-	var a, b, cnv int
-	for _, p := range perms {
-		switch p.namespace {
-		case "a":
-			a++
-		case "b":
-			b++
-		case "openshift-cnv":
-			cnv++
+	for _, tc := range []struct {
+		sameCluster bool
+		wantVirt    int
+	}{{false, 6}, {true, 4}} {
+		perms := requiredPermissions([]forkliftv1beta1.Ref{{Namespace: "b"}, {Namespace: "a"}, {Namespace: "b"}}, "openshift-cnv", tc.sameCluster)
+		var a, b, cnv int
+		for _, p := range perms {
+			switch p.namespace {
+			case "a":
+				a++
+			case "b":
+				b++
+			case "openshift-cnv":
+				cnv++
+			}
+		}
+		if a != b || a != 14 || cnv != tc.wantVirt || len(perms) != 28+tc.wantVirt {
+			t.Fatalf("sameCluster %v: per VM namespace 14, virt namespace %d: got a=%d b=%d cnv=%d total=%d", tc.sameCluster, tc.wantVirt, a, b, cnv, len(perms))
 		}
 	}
-	if a != b || a != 16 || cnv != 6 || len(perms) != 38 {
-		t.Fatalf("per VM namespace 16, virt namespace 6: got a=%d b=%d cnv=%d total=%d", a, b, cnv, len(perms))
+}
+
+// One cluster, VMs moving between its namespaces (host Provider on both
+// ends): its one migration network and its own MACs are no conflict, but
+// a target namespace that is the VM's own is.
+func TestOneClusterBetweenNamespaces(t *testing.T) {
+	w := newWorld(t)
+	w.input.SameCluster = true
+	w.targetNAD = nad("192.168.201.128/25") // the source's: one NAD
+	w.vmi.UID = "vmi-uid"
+	w.extraTarget = []client.Object{w.vm.DeepCopy(), w.vmi.DeepCopy()}
+	w.input.TargetNamespace = "apps-moved"
+	report := w.run()
+	for _, id := range []string{MigrationRangesDisjoint, ClusterTrust, MACConflict, VMExists, TokenPermissions} {
+		if c := find(t, report, id, ""); c.Status != Passed {
+			t.Errorf("%s %s, want Passed:\n%s", id, c.Status, dump(report))
+		}
+	}
+	if c := find(t, report, MigrationRangesDisjoint, ""); !strings.Contains(c.Message, "one cluster") {
+		t.Errorf("MigrationRangesDisjoint: %s", c.Message)
+	}
+
+	w.input.TargetNamespace = "apps"
+	c := find(t, w.run(), VMExists, "")
+	if c.Status != Failed || !strings.Contains(c.Message, "would move onto itself") || !strings.Contains(c.Fix, "spec.targetNamespace") {
+		t.Fatalf("VMExists into its own namespace: %s %s (fix %s)", c.Status, c.Message, c.Fix)
 	}
 }
 

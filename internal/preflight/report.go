@@ -61,6 +61,13 @@ type Input struct {
 	// host-model CPU too. Nil: the token is tried, and a host-model CPU
 	// whose node it may not read is Skipped.
 	SourceNodes *rest.Config
+	// SameCluster: source and target are one cluster (Forklift's host
+	// Provider on both ends), and the VMs move between its namespaces.
+	// The checks between two clusters then hold by themselves (one
+	// migration network, one CA), the trust needs no write, the VM's own
+	// MACs are no conflict, and the target namespace must differ from
+	// each VM's.
+	SameCluster bool
 }
 
 // Status is a check's outcome.

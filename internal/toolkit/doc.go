@@ -21,6 +21,12 @@
 //     url) is Ready at once. The token is never logged nor put in a
 //     condition or event.
 //
+//   - A Plan whose source Provider is the host too moves VMs between
+//     namespaces of this cluster (Forklift's host-to-host plan): the
+//     source is reached with the toolkit's own config
+//     (MigrationSourceConfig), the preflight runs with SameCluster, and
+//     the target namespace must differ from the VM's.
+//
 //   - NetworkMaps and StorageMaps (maps.go): Ready when both their
 //     providers exist (MapStatus).
 //

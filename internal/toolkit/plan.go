@@ -88,8 +88,6 @@ func Blockers(obs PlanObserved) []forkliftv1beta1.Condition {
 	switch s := obs.Source; {
 	case s == nil:
 		add(ConditionSourceProviderNotValid, "NotFound", fmt.Sprintf("source Provider %s does not exist: create it (cclm connect does)", refName(source, p.Namespace)))
-	case s.IsHost():
-		add(ConditionSourceProviderNotValid, "HostSource", fmt.Sprintf("source Provider %s/%s is the host cluster: a live plan moves VMs here from another cluster; name that cluster's Provider", s.Namespace, s.Name))
 	case !providerReady(s):
 		add(ConditionSourceProviderNotValid, "NotReady", fmt.Sprintf("source Provider %s/%s is not Ready (phase %s): %s", s.Namespace, s.Name, phaseOr(s.Status.Phase), readyMessage(s)))
 	}
@@ -415,7 +413,7 @@ func (r *planReconciler) preflightReport(ctx context.Context, obs *PlanObserved)
 }
 
 func (r *planReconciler) runPreflight(ctx context.Context, obs *PlanObserved) preflight.Report {
-	source, err := SourceConfig(ctx, r.reader, obs.Source)
+	source, err := MigrationSourceConfig(ctx, r.reader, obs.Source, r.target)
 	if err != nil {
 		return preflight.Report{Checks: []preflight.Check{{
 			ID: preflight.TokenValid, Side: preflight.Source, Status: preflight.Failed, Message: err.Error(),
@@ -435,6 +433,7 @@ func (r *planReconciler) runPreflight(ctx context.Context, obs *PlanObserved) pr
 		NetworkMap: obs.NetworkMap.Spec.Map, StorageMap: obs.StorageMap.Spec.Map,
 		DialSync:   r.opts.DialSync,
 		SourceName: obs.Source.Name, TargetName: r.opts.ClusterName,
+		SameCluster: obs.Source.IsHost(),
 	})
 }
 

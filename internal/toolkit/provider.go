@@ -83,6 +83,17 @@ func SourceConfig(ctx context.Context, c client.Reader, p *forkliftv1beta1.Provi
 	return config, nil
 }
 
+// MigrationSourceConfig is how the toolkit reaches a Plan's source
+// cluster: for the host Provider its own config (host), which moves VMs
+// between namespaces of this cluster, as Forklift's host-to-host plans
+// do; else the remote Provider's, from SourceConfig.
+func MigrationSourceConfig(ctx context.Context, c client.Reader, p *forkliftv1beta1.Provider, host *rest.Config) (*rest.Config, error) {
+	if p.IsHost() {
+		return rest.CopyConfig(host), nil
+	}
+	return SourceConfig(ctx, c, p)
+}
+
 // ProbeOutcome is what checking a Provider found.
 type ProbeOutcome string
 

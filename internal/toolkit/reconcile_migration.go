@@ -41,6 +41,9 @@ type migrationReconciler struct {
 	now      func() time.Time
 	// newSource makes a client of a source cluster (tests replace it).
 	newSource func(*rest.Config) (client.Client, error)
+	// host reaches this cluster: the source of a plan whose source
+	// Provider is the host.
+	host *rest.Config
 
 	mu         sync.Mutex
 	sources    map[string]client.Client // by sourceKey
@@ -51,7 +54,7 @@ func newMigrationReconciler(mgr ctrl.Manager, opts Options) *migrationReconciler
 	return &migrationReconciler{
 		client: mgr.GetClient(), reader: mgr.GetAPIReader(),
 		recorder: mgr.GetEventRecorder(eventSource),
-		opts:     opts, now: time.Now,
+		opts:     opts, now: time.Now, host: mgr.GetConfig(),
 		newSource: func(config *rest.Config) (client.Client, error) {
 			return client.New(config, client.Options{Scheme: scheme.Scheme})
 		},
@@ -339,7 +342,7 @@ func (r *migrationReconciler) sourceClient(ctx context.Context, plan *forkliftv1
 	case provider == nil:
 		return nil, fmt.Sprintf("the source Provider %s does not exist", refName(plan.Spec.Provider.Source, plan.Namespace))
 	}
-	config, err := SourceConfig(ctx, r.reader, provider)
+	config, err := MigrationSourceConfig(ctx, r.reader, provider, r.host)
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -42,6 +42,7 @@ func TestToolkit(t *testing.T) {
 	t.Run("KilledAtEachStep", func(t *testing.T) { l.toolkitSurvivesKills(t) })
 	t.Run("CanceledMidTransfer", func(t *testing.T) { l.toolkitCancels(t) })
 	t.Run("HooksAreRefused", func(t *testing.T) { l.toolkitRefusesHooks(t) })
+	t.Run("BetweenNamespacesOfOneCluster", func(t *testing.T) { l.toolkitMovesBetweenNamespaces(t) })
 }
 
 // toolkitRefusesHooks: a Plan applied as YAML with a VM that names a hook
@@ -250,6 +251,14 @@ func (l *labEnv) applyPlan(t *testing.T, name, namespace string, guests []*guest
 			plan.Spec.VMs = append(plan.Spec.VMs, forkliftv1beta1.PlanVM{Ref: forkliftv1beta1.Ref{ID: g.uid, Name: g.spec.name, Namespace: g.spec.namespace}})
 		}
 	})
+	return l.awaitPlanReady(t, name)
+}
+
+// awaitPlanReady waits for the Plan to be Ready at its generation.
+func (l *labEnv) awaitPlanReady(t *testing.T, name string) *forkliftv1beta1.Plan {
+	t.Helper()
+	target := l.client(t, targetCluster)
+	plan := &forkliftv1beta1.Plan{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mtvNamespace}}
 	began := time.Now()
 	l.waitFor(t, "Plan "+name+" to be Ready", 2*time.Minute, func() (bool, string) {
 		if err := target.Get(context.Background(), client.ObjectKeyFromObject(plan), plan); err != nil {

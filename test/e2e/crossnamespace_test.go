@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/preflight"
+	"github.com/cclm-io/cclm/internal/toolkit"
+	"github.com/cclm-io/cclm/pkg/guestagent"
+)
+
+// A decentralized migration whose two halves are in one cluster, in two
+// namespaces: the receiver VM and the receiving VMIM in one, the sending
+// VMIM in the other, both synchronization "peers" being the same
+// controller. Upstream KubeVirt 1.8.2 stalls there in Synchronizing
+// (kubevirt/kubevirt#18259: the source handler never sees itself as the
+// source); here the guest must arrive as across clusters: same boot, same
+// disk, one QEMU, the source VM Halted.
+func TestCrossNamespaceMigrationByHand(t *testing.T) {
+	l := sharedLab(t)
+	spec := vmSpec{name: "mover", namespace: "xns-from", memory: "128Mi", dataDisk: "64Mi"}
+	l.createVM(t, targetCluster, spec)
+	l.removeAtEnd(t, spec.namespace, spec.name)
+	a := &attempt{
+		namespace:   "xns-to",
+		migrationID: fmt.Sprintf("mover-%d", time.Now().UnixNano()),
+		sourceVMIM:  "mover-send",
+		targetVMIM:  "mover-receive",
+	}
+	l.removeAtEnd(t, a.namespace, spec.name)
+	moved := l.writeDataDiskAndWait(t, targetCluster, spec)
+	l.prepareReceiver(t, targetCluster, spec, moved.mac, a, 250*time.Millisecond)
+	l.createVMIM(t, targetCluster, spec.namespace, a.sourceVMIM, spec.name, a.sendTo)
+	for _, half := range [][2]string{{spec.namespace, a.sourceVMIM}, {a.namespace, a.targetVMIM}} {
+		vmim := l.waitVMIMFinal(t, targetCluster, half[0], half[1], 3*time.Minute)
+		if vmim.Status.Phase != kubevirtv1.MigrationSucceeded {
+			t.Fatalf("VMIM %s/%s ended %s%s\n%s\n%s", half[0], half[1], vmim.Status.Phase, vmimReason(vmim),
+				l.describe(t, targetCluster, spec.namespace), l.describe(t, targetCluster, a.namespace))
+		}
+	}
+	l.assertMovedBetweenNamespaces(t, targetCluster, spec, a.namespace, moved)
+}
+
+// guestBeforeMove is what a test records of a guest before moving it.
+type guestBeforeMove struct {
+	booted  *guestagent.Info
+	written guestagent.DiskWriteResult
+	mac     string
+}
+
+// writeDataDiskAndWait waits for spec's guest, has it fill its data disk,
+// and records its boot and MAC.
+func (l *labEnv) writeDataDiskAndWait(t testing.TB, cluster string, spec vmSpec) guestBeforeMove {
+	t.Helper()
+	var g guestBeforeMove
+	g.booted = l.waitGuestReady(t, cluster, spec.namespace, spec.name, 90*time.Second)
+	l.guestCall(t, cluster, spec.namespace, spec.name, guestagent.CmdDiskWrite,
+		guestagent.DiskArgs{Disk: "datadisk", Seed: uint64(time.Now().UnixNano())}, &g.written)
+	l.waitFor(t, "the VMI to report its NIC", 30*time.Second, func() (bool, string) {
+		vmi := l.vmi(t, cluster, spec.namespace, spec.name)
+		return vmiShowsRunningGuest(vmi), vmiPhase(vmi)
+	})
+	g.mac = l.vmi(t, cluster, spec.namespace, spec.name).Status.Interfaces[0].MAC
+	return g
+}
+
+// assertMovedBetweenNamespaces: the guest of spec runs in namespace to of
+// the same cluster, the same boot, its data disk as written, one QEMU,
+// and the VM it left is Halted with its VMI Succeeded.
+func (l *labEnv) assertMovedBetweenNamespaces(t testing.TB, cluster string, spec vmSpec, to string, before guestBeforeMove) {
+	t.Helper()
+	after := l.waitGuestReady(t, cluster, to, spec.name, 30*time.Second)
+	if after.BootID != before.booted.BootID {
+		t.Fatalf("the guest rebooted: %s -> %s", before.booted.BootID, after.BootID)
+	}
+	var verified guestagent.DiskVerifyResult
+	l.guestCall(t, cluster, to, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
+	if !verified.OK || verified.Digest != before.written.Digest {
+		t.Fatalf("the data disk in %s: %+v; written in %s with digest %s", to, verified, spec.namespace, before.written.Digest)
+	}
+	l.waitFor(t, "one QEMU, in the new namespace", time.Minute, func() (bool, string) {
+		from, into := qemuPids(spec.namespace, spec.name), qemuPids(to, spec.name)
+		return len(from) == 0 && len(into) == 1, fmt.Sprintf("QEMUs in %s %v, in %s %v", spec.namespace, from, to, into)
+	})
+	l.waitFor(t, "the VM it left to be Halted, its VMI Succeeded", time.Minute, func() (bool, string) {
+		vmi := l.vmi(t, cluster, spec.namespace, spec.name)
+		var vm kubevirtv1.VirtualMachine
+		if err := l.client(t, cluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &vm); err != nil {
+			return false, err.Error()
+		}
+		strategy := vm.EffectiveRunStrategy()
+		return vmi != nil && vmi.Status.Phase == kubevirtv1.Succeeded && strategy == kubevirtv1.RunStrategyHalted,
+			fmt.Sprintf("%s, runStrategy %s", vmiPhase(vmi), strategy)
+	})
+	if vmi := l.vmi(t, cluster, to, spec.name); vmi.Status.Phase != kubevirtv1.Running || vmi.Status.NodeName == "" {
+		t.Fatalf("the VMI in %s is %s on %q, want Running", to, vmi.Status.Phase, vmi.Status.NodeName)
+	}
+}
+
+// toolkitMovesBetweenNamespaces: a live Plan whose source and destination
+// Providers are both the host moves a running VM of ocp1 from one of its
+// namespaces to another, written as YAML as a Forklift user would; a
+// second Plan into the VM's own namespace is refused by name.
+func (l *labEnv) toolkitMovesBetweenNamespaces(t *testing.T) {
+	spec := vmSpec{name: "shifter", namespace: "xns-plan-from", memory: "128Mi", dataDisk: "64Mi"}
+	const to = "xns-plan-to"
+	l.createVM(t, targetCluster, spec)
+	l.removeAtEnd(t, spec.namespace, spec.name)
+	l.removeAtEnd(t, to, spec.name)
+	before := l.writeDataDiskAndWait(t, targetCluster, spec)
+	l.mustKubectl(t, targetCluster, hostToHostPlanYAML("xns-onto-itself", spec, spec.namespace), "apply", "-f", "-")
+	defer l.mustKubectl(t, targetCluster, "", "delete", "plan", "xns-onto-itself", "-n", mtvNamespace)
+	l.mustKubectl(t, targetCluster, hostToHostPlanYAML("xns", spec, to), "apply", "-f", "-")
+	defer l.mustKubectl(t, targetCluster, "", "delete", "plan", "xns", "-n", mtvNamespace)
+	plan := l.awaitPlanReady(t, "xns")
+	refused := &forkliftv1beta1.Plan{}
+	l.waitFor(t, "the Plan into the VM's own namespace to be refused", time.Minute, func() (bool, string) {
+		if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: "xns-onto-itself"}, refused); err != nil {
+			return false, err.Error()
+		}
+		c := forkliftv1beta1.FindCondition(refused.Status.Conditions, preflight.VMExists)
+		return c != nil && strings.Contains(c.Message, "would move onto itself"), fmt.Sprintf("%+v", refused.Status.Conditions)
+	})
+	m := l.startToolkitMigration(t, plan, "xns-1")
+	m = l.awaitMigration(t, m, 4*time.Minute, nil)
+	assertPipelineCompleted(t, m)
+	l.assertMovedBetweenNamespaces(t, targetCluster, spec, to, before)
+	l.waitFor(t, "both VMIMs to be cleaned up", 30*time.Second, func() (bool, string) {
+		var vmims kubevirtv1.VirtualMachineInstanceMigrationList
+		if err := l.client(t, targetCluster).List(context.Background(), &vmims, client.MatchingLabels{toolkit.LabelMigration: string(m.UID)}); err != nil {
+			return false, err.Error()
+		}
+		return len(vmims.Items) == 0, fmt.Sprintf("%d VMIMs of the migration left", len(vmims.Items))
+	})
+}
+
+// hostToHostPlanYAML is a live Plan moving spec's VM to namespace to, the
+// host Provider on both ends, with maps of its own.
+func hostToHostPlanYAML(name string, spec vmSpec, to string) string {
+	return fmt.Sprintf(`apiVersion: forklift.konveyor.io/v1beta1
+kind: NetworkMap
+metadata: {name: host-pod, namespace: %[1]s}
+spec:
+  provider:
+    source: {name: %[2]s, namespace: %[1]s}
+    destination: {name: %[2]s, namespace: %[1]s}
+  map:
+  - {source: {type: pod}, destination: {type: pod}}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: StorageMap
+metadata: {name: host-local, namespace: %[1]s}
+spec:
+  provider:
+    source: {name: %[2]s, namespace: %[1]s}
+    destination: {name: %[2]s, namespace: %[1]s}
+  map:
+  - {source: {name: cclm-local}, destination: {storageClass: cclm-local}}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Plan
+metadata: {name: %[3]s, namespace: %[1]s}
+spec:
+  type: live
+  targetNamespace: %[4]s
+  provider:
+    source: {name: %[2]s, namespace: %[1]s}
+    destination: {name: %[2]s, namespace: %[1]s}
+  map:
+    network: {name: host-pod, namespace: %[1]s}
+    storage: {name: host-local, namespace: %[1]s}
+  vms:
+  - {name: %[5]s, namespace: %[6]s}
+`, mtvNamespace, hostProvider, name, to, spec.name, spec.namespace)
+}
