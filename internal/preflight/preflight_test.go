@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"net"
@@ -408,7 +409,7 @@ var allChecks = []struct {
 	{FeatureGate, Source}, {FeatureGate, Target}, {Versions, ""},
 	{SyncAddress, Source}, {SyncAddress, Target}, {SyncReachable, Source}, {SyncReachable, Target},
 	{MigrationRangesDisjoint, ""}, {ClusterTrust, ""},
-	{VMExists, Source}, {VMRunning, Source}, {VMStorageLiveMigratable, Source},
+	{VMExists, Source}, {VMFieldsSupported, Source}, {VMRunning, Source}, {VMStorageLiveMigratable, Source},
 	{NetworkMapped, ""}, {StorageMapped, ""}, {CPUModel, Target}, {MACConflict, Target}, {TargetStorage, Target},
 }
 
@@ -729,5 +730,56 @@ func TestClusterTrustNotYetImportedPasses(t *testing.T) {
 		if !strings.Contains(c.Message, want) {
 			t.Errorf("message %q lacks %q", c.Message, want)
 		}
+	}
+}
+
+// A VM as an upstream KubeVirt's API server may hold it, with fields
+// cclm's types lack: each one is named by its path; zero values and
+// fields cclm knows are not.
+func TestDroppedFieldsNamesWhatCclmDoesNotKnow(t *testing.T) {
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(`{
+		"metadata": {"name": "web", "labels": {"app": "web"}, "generation": 3},
+		"spec": {
+			"runStrategy": "Always",
+			"instancetypeX": null,
+			"template": {
+				"metadata": {"creationTimestamp": null, "labels": {"a": "b"}},
+				"spec": {
+					"domain": {
+						"devices": {
+							"rng": {},
+							"autoattachGraphicsDevice": false,
+							"disks": [{"name": "root", "disk": {"bus": "virtio"}, "cache": "none"}],
+							"interfaces": [{"name": "default", "masquerade": {}}]
+						},
+						"memory": {"guest": "128Mi"},
+						"features": {"acpi": {"enabled": true}}
+					},
+					"evictionStrategy": "LiveMigrate",
+					"networks": [{"name": "default", "pod": {}}]
+				}
+			}
+		},
+		"status": {"printableStatus": "Running"}
+	}`), &raw); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := droppedFields(raw, &kubevirtv1.VirtualMachine{}, "metadata", "spec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"spec.template.spec.domain.devices.autoattachGraphicsDevice",
+		"spec.template.spec.domain.devices.disks[0].cache",
+		"spec.template.spec.domain.devices.rng",
+		"spec.template.spec.domain.features",
+		"spec.template.spec.evictionStrategy",
+	}
+	if !slices.Equal(dropped, want) {
+		t.Errorf("dropped %q, want %q (false and {} are values: upstream's rng: {} is a device)", dropped, want)
+	}
+	if _, err := droppedFields(map[string]any{"spec": map[string]any{"runStrategy": 7}}, &kubevirtv1.VirtualMachine{}, "spec"); err == nil {
+		t.Error("a field of the wrong type decoded")
 	}
 }

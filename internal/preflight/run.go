@@ -34,6 +34,7 @@ const (
 	MigrationRangesDisjoint = "MigrationRangesDisjoint"
 	ClusterTrust            = "ClusterTrust"
 	VMExists                = "VMExists"
+	VMFieldsSupported       = "VMFieldsSupported"
 	VMRunning               = "VMRunning"
 	VMStorageLiveMigratable = "VMStorageLiveMigratable"
 	NetworkMapped           = "NetworkMapped"
@@ -182,6 +183,7 @@ var checks = []check{
 	{id: MigrationRangesDisjoint, needs: []need{{id: TokenValid}}, cluster: checkRangesDisjoint},
 	{id: ClusterTrust, needs: []need{{id: TokenValid}}, cluster: checkClusterTrust},
 	{id: VMExists, vmSide: Source, needs: []need{{id: TokenValid}}, perVM: checkVMExists},
+	{id: VMFieldsSupported, vmSide: Source, needs: []need{{id: VMExists}}, perVM: checkVMFieldsSupported},
 	{id: VMRunning, vmSide: Source, needs: []need{{id: VMExists}}, perVM: checkVMRunning},
 	{id: VMStorageLiveMigratable, vmSide: Source, needs: []need{{id: VMRunning}}, perVM: checkStorageLiveMigratable},
 	{id: NetworkMapped, needs: []need{{id: VMExists}}, perVM: checkNetworkMapped},

@@ -327,19 +327,38 @@ type receiverInput struct {
 	MACs        map[string]string
 	RunStrategy kubevirtv1.VirtualMachineRunStrategy
 	NetworkMap  []forkliftv1beta1.NetworkPair
+	StorageMap  []forkliftv1beta1.StoragePair
 	Labels      map[string]string
 }
 
-// receiverVM is the target VM: the source VM's name and template (MACs
-// filled in, firmware kept, networks mapped), runStrategy WaitAsReceiver
-// with the source's run strategy to restore, no dataVolumeTemplates (its
-// volumes use the DataVolumes CreateVolumes made).
+// controllerAnnotations are a VM's annotations that its cluster's
+// controllers keep for themselves; they do not travel.
+var controllerAnnotations = []string{kubevirtv1.StartFailureAnnotation}
+
+// receiverVM is the target VM: the source VM whole, except for these
+// documented changes (ReceiverChanges says them to users):
+//   - metadata: the target namespace; only the name, labels and
+//     annotations travel (not the owner references, finalizers or
+//     anything the source's API server set); the toolkit's labels are
+//     added and kubevirt.io/restore-run-strategy is set to the source's
+//     run strategy; the source's controller bookkeeping is dropped;
+//   - spec.runStrategy WaitAsReceiver (spec.running unset);
+//   - the template: the toolkit's labels added, each interface's MAC
+//     filled in from the running guest where the template leaves it to
+//     the controller, the networks mapped by the NetworkMap (an ignored
+//     one dropped with its interface);
+//   - dataVolumeTemplates: the storage class (and access and volume mode,
+//     when the StorageMap gives them) mapped by the StorageMap; the
+//     DataVolumes themselves are the blank ones CreateVolumes made, which
+//     the VM controller uses as they are;
+//   - no status.
 func receiverVM(in receiverInput) (*kubevirtv1.VirtualMachine, error) {
 	source := in.Source
 	if source.Spec.Template == nil {
 		return nil, fmt.Errorf("VM %s/%s has no template", source.Namespace, source.Name)
 	}
-	template := source.Spec.Template.DeepCopy()
+	spec := source.Spec.DeepCopy()
+	template := spec.Template
 	if err := rewriteNetworks(&template.Spec, source.Namespace, in.NetworkMap); err != nil {
 		return nil, err
 	}
@@ -350,22 +369,60 @@ func receiverVM(in receiverInput) (*kubevirtv1.VirtualMachine, error) {
 		}
 	}
 	template.ObjectMeta.Labels = mergeLabels(template.ObjectMeta.Labels, in.Labels)
+	for i := range spec.DataVolumeTemplates {
+		mapDataVolumeStorage(&spec.DataVolumeTemplates[i].Spec, in.StorageMap)
+	}
 	restore := in.RunStrategy
 	if restore == "" || restore == kubevirtv1.RunStrategyWaitAsReceiver {
 		restore = kubevirtv1.RunStrategyAlways
 	}
-	vm := &kubevirtv1.VirtualMachine{
+	annotations := map[string]string{}
+	for k, v := range source.Annotations {
+		if !slices.Contains(controllerAnnotations, k) {
+			annotations[k] = v
+		}
+	}
+	annotations[kubevirtv1.RestoreRunStrategyAnnotation] = string(restore)
+	spec.Running, spec.RunStrategy = nil, ptr.To(kubevirtv1.RunStrategyWaitAsReceiver)
+	return &kubevirtv1.VirtualMachine{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: source.Name, Namespace: in.TargetNamespace,
-			Labels:      mergeLabels(source.Labels, in.Labels),
-			Annotations: map[string]string{kubevirtv1.RestoreRunStrategyAnnotation: string(restore)},
+			Labels: mergeLabels(source.Labels, in.Labels), Annotations: annotations,
 		},
-		Spec: kubevirtv1.VirtualMachineSpec{
-			RunStrategy: ptr.To(kubevirtv1.RunStrategyWaitAsReceiver),
-			Template:    template,
-		},
+		Spec: *spec,
+	}, nil
+}
+
+// mapDataVolumeStorage gives a DataVolume template the StorageMap's
+// destination for its storage class; a template that names no class, or
+// one the map lacks, keeps its own (preflight's StorageMapped names the
+// classes of the DataVolumes themselves).
+func mapDataVolumeStorage(spec *cdiv1beta1.DataVolumeSpec, storageMap []forkliftv1beta1.StoragePair) {
+	var class **string
+	var modes *[]corev1.PersistentVolumeAccessMode
+	var volumeMode **corev1.PersistentVolumeMode
+	switch {
+	case spec.Storage != nil:
+		class, modes, volumeMode = &spec.Storage.StorageClassName, &spec.Storage.AccessModes, &spec.Storage.VolumeMode
+	case spec.PVC != nil:
+		class, modes, volumeMode = &spec.PVC.StorageClassName, &spec.PVC.AccessModes, &spec.PVC.VolumeMode
+	default:
+		return
 	}
-	return vm, nil
+	if *class == nil {
+		return
+	}
+	pair := findStoragePair(storageMap, **class)
+	if pair == nil {
+		return
+	}
+	*class = ptr.To(pair.Destination.StorageClass)
+	if pair.Destination.AccessMode != "" {
+		*modes = []corev1.PersistentVolumeAccessMode{pair.Destination.AccessMode}
+	}
+	if pair.Destination.VolumeMode != "" {
+		*volumeMode = ptr.To(pair.Destination.VolumeMode)
+	}
 }
 
 // mergeLabels is base without the toolkit's labels (a VM that came with an

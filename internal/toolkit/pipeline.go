@@ -840,7 +840,7 @@ func (s *vmStepper) createReceiver(i int) {
 		Source: src.VM, TargetNamespace: s.obs.TargetNamespace,
 		MACs:        parseMACs(initialized[AnnotationMACs]),
 		RunStrategy: kubevirtv1.VirtualMachineRunStrategy(initialized[AnnotationRunStrategy]),
-		NetworkMap:  s.obs.NetworkMap, Labels: s.labels(),
+		NetworkMap:  s.obs.NetworkMap, StorageMap: s.obs.StorageMap, Labels: s.labels(),
 	})
 	if err != nil {
 		s.fail(i, err.Error())

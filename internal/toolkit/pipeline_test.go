@@ -488,8 +488,6 @@ func TestObjectsMade(t *testing.T) {
 			t.Errorf("run strategy %s", vm.EffectiveRunStrategy())
 		case vm.Annotations[kubevirtv1.RestoreRunStrategyAnnotation] != "RerunOnFailure":
 			t.Errorf("restore-run-strategy %q: want the source's, as Initialize recorded it", vm.Annotations[kubevirtv1.RestoreRunStrategyAnnotation])
-		case len(vm.Spec.DataVolumeTemplates) != 0:
-			t.Errorf("dataVolumeTemplates %v: the DataVolumes are made before", vm.Spec.DataVolumeTemplates)
 		case vm.Spec.Template.Spec.Domain.Devices.Interfaces[0].MacAddress != mac:
 			t.Errorf("MAC %q, want the guest's %s", vm.Spec.Template.Spec.Domain.Devices.Interfaces[0].MacAddress, mac)
 		case vm.Spec.Template.Spec.Domain.Firmware == nil || vm.Spec.Template.Spec.Domain.Firmware.UUID != "fw-uuid":

@@ -53,11 +53,9 @@ import (
 )
 
 // Labels and annotations of the contract above.
-const (
-	// StartFailureAnnotation on a VM holds its crash-loop bookkeeping as
-	// JSON (see startFailure).
-	StartFailureAnnotation = "cclm.io/start-failure"
-)
+// StartFailureAnnotation on a VM holds its crash-loop bookkeeping as JSON
+// (see startFailure).
+const StartFailureAnnotation = kubevirtv1.StartFailureAnnotation
 
 // PodScheduled is the VMI condition the scheduler sets (upstream copies it
 // from the virt-launcher pod; cclm has no pod, so the scheduler owns it).

@@ -43,6 +43,7 @@ func TestToolkit(t *testing.T) {
 	t.Run("CanceledMidTransfer", func(t *testing.T) { l.toolkitCancels(t) })
 	t.Run("HooksAreRefused", func(t *testing.T) { l.toolkitRefusesHooks(t) })
 	t.Run("BetweenNamespacesOfOneCluster", func(t *testing.T) { l.toolkitMovesBetweenNamespaces(t) })
+	t.Run("TheVMArrivesWhole", func(t *testing.T) { l.toolkitCarriesTheWholeVM(t) })
 }
 
 // toolkitRefusesHooks: a Plan applied as YAML with a VM that names a hook

@@ -20,6 +20,10 @@ const (
 	CreateMigrationTargetAnnotation = "kubevirt.io/create-migration-target"
 	// NodeNameLabel on a VMI names the node it runs on.
 	NodeNameLabel = "kubevirt.io/nodeName"
+	// StartFailureAnnotation on a VM holds cclm's virt controller's
+	// crash-loop bookkeeping (upstream keeps it in status.startFailure):
+	// the controller's own, it does not travel with a migrated VM.
+	StartFailureAnnotation = "cclm.io/start-failure"
 )
 
 // VirtualMachineInstance is a running (or about to run) virtual machine.

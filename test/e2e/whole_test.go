@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"context"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/pkg/guestagent"
+)
+
+// wholeVMYAML is a VM that sets every field of the lab's API that a
+// running guest can carry: labels and annotations on the VM, its
+// template and its DataVolume template; CPU topology, guest memory,
+// requests and limits, machine type, firmware UUID and kernel arguments;
+// disks with bus, serial and boot order; an interface with model and MAC;
+// a cloud-init disk; a node selector and a grace period.
+const wholeVMYAML = `apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata:
+  name: whole
+  namespace: toolkit-whole
+  labels: {app: whole, tier: gold}
+  annotations: {owner: team-a, description: "carries every field"}
+spec:
+  runStrategy: Always
+  dataVolumeTemplates:
+  - metadata: {name: whole-data, labels: {disk: data}, annotations: {note: kept}}
+    spec:
+      source: {blank: {}}
+      storage: {storageClassName: cclm-local, accessModes: [ReadWriteOnce], resources: {requests: {storage: 64Mi}}}
+  template:
+    metadata:
+      labels: {app: whole, kubevirt.io/domain: whole}
+      annotations: {template-note: kept}
+    spec:
+      nodeSelector: {kubevirt.io/schedulable: "true"}
+      terminationGracePeriodSeconds: 5
+      domain:
+        cpu: {cores: 1, sockets: 1, threads: 1}
+        memory: {guest: 128Mi}
+        resources:
+          requests: {memory: 128Mi, cpu: 100m}
+          limits: {memory: 256Mi}
+        machine: {type: q35}
+        firmware:
+          uuid: 5d3c6b5e-7a1f-4c1e-9d47-2f0e5a9b1c33
+          kernelBoot: {kernelArgs: "cclm.test=whole"}
+        devices:
+          disks:
+          - {name: rootdisk, disk: {bus: virtio}, bootOrder: 1}
+          - {name: datadisk, disk: {bus: virtio}, serial: datadisk}
+          - {name: cloudinit, disk: {bus: virtio}}
+          interfaces:
+          - {name: default, bridge: {}, model: virtio, macAddress: "02:c1:a0:00:00:2a"}
+      networks:
+      - {name: default, pod: {}}
+      volumes:
+      - {name: rootdisk, containerDisk: {image: cclm/guest}}
+      - {name: datadisk, dataVolume: {name: whole-data}}
+      - {name: cloudinit, cloudInitNoCloud: {userData: "#cloud-config\nhostname: whole\n"}}
+`
+
+// toolkitCarriesTheWholeVM: the VM of wholeVMYAML migrates through a Plan
+// and the VM on ocp1 equals the one on ocp7 but for the documented
+// changes (the toolkit's labels, the restore annotation, the run
+// strategy, which the migration itself changes on both sides).
+func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
+	const namespace, name = "toolkit-whole", "whole"
+	l.ensureNamespace(t, sourceCluster, namespace)
+	l.mustKubectl(t, sourceCluster, wholeVMYAML, "apply", "-f", "-")
+	l.removeAtEnd(t, namespace, name)
+	g := &guest{spec: vmSpec{name: name, namespace: namespace}}
+	g.booted = l.waitGuestReady(t, sourceCluster, namespace, name, 2*time.Minute)
+	l.guestCall(t, sourceCluster, namespace, name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk"}, &g.written)
+	l.waitFor(t, "VMI whole to report its NIC", 30*time.Second, func() (bool, string) {
+		vmi := l.vmi(t, sourceCluster, namespace, name)
+		return vmiShowsRunningGuest(vmi), vmiPhase(vmi)
+	})
+	var source kubevirtv1.VirtualMachine
+	if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &source); err != nil {
+		t.Fatal(err)
+	}
+	g.uid = string(source.UID)
+	plan := l.applyPlan(t, "toolkit-whole", namespace, []*guest{g})
+	m := l.awaitMigration(t, l.startToolkitMigration(t, plan, "toolkit-whole-1"), 4*time.Minute, nil)
+	assertPipelineCompleted(t, m)
+	l.assertArrivedOnce(t, m, namespace, g)
+
+	var target kubevirtv1.VirtualMachine
+	if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &source); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &target); err != nil {
+		t.Fatal(err)
+	}
+	if target.Annotations[kubevirtv1.RestoreRunStrategyAnnotation] != "Always" {
+		t.Errorf("the receiving VM's %s is %q, want the source's Always", kubevirtv1.RestoreRunStrategyAnnotation, target.Annotations[kubevirtv1.RestoreRunStrategyAnnotation])
+	}
+	want, got := withoutDocumentedChanges(&source), withoutDocumentedChanges(&target)
+	if !equality.Semantic.DeepEqual(want, got) {
+		t.Fatalf("the VM on ocp1 differs from the one on ocp7 beyond the documented changes (-ocp7 +ocp1):\n%s", cmp.Diff(want, got))
+	}
+	t.Logf("the VM arrived whole: %d labels, %d annotations, its template, %d disks, %d DataVolume template(s) as on ocp7",
+		len(want.Labels), len(want.Annotations), len(want.Spec.Template.Spec.Domain.Devices.Disks), len(want.Spec.DataVolumeTemplates))
+}
+
+// withoutDocumentedChanges is what of a VM must travel unchanged: its
+// name, labels, annotations and spec, without the toolkit's labels, the
+// restore annotation and the run strategy.
+func withoutDocumentedChanges(vm *kubevirtv1.VirtualMachine) *kubevirtv1.VirtualMachine {
+	out := &kubevirtv1.VirtualMachine{Spec: *vm.Spec.DeepCopy()}
+	out.Name = vm.Name
+	out.Labels = maps.Clone(vm.Labels)
+	maps.DeleteFunc(out.Labels, func(k, _ string) bool { return strings.HasPrefix(k, "forklift.konveyor.io/") })
+	out.Annotations = maps.Clone(vm.Annotations)
+	delete(out.Annotations, kubevirtv1.RestoreRunStrategyAnnotation)
+	out.Spec.RunStrategy, out.Spec.Running = nil, nil
+	maps.DeleteFunc(out.Spec.Template.ObjectMeta.Labels, func(k, _ string) bool { return strings.HasPrefix(k, "forklift.konveyor.io/") })
+	return out
+}
