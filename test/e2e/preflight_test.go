@@ -334,7 +334,7 @@ func (p *preflightEnv) tokenMissingAVerb(t *testing.T) {
 	in.Source = p.tokenConfig(t, token)
 	report := p.run(t, in)
 	refused(t, report, preflight.TokenPermissions, preflight.Source,
-		"may not do 1 of the 22 things the migration needs on ocp7: create virtualmachineinstancemigrations.kubevirt.io in namespace preflight",
+		"may not do 1 of the 20 things the migration needs on ocp7: create virtualmachineinstancemigrations.kubevirt.io in namespace preflight",
 		`{apiGroups: ["kubevirt.io"], resources: [virtualmachineinstancemigrations], verbs: [create]}`)
 	onlyFailures(t, report, preflight.TokenPermissions)
 }
