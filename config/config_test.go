@@ -15,30 +15,36 @@ import (
 
 // expectedKinds is every kind cclm serves, with its plural.
 var expectedKinds = map[schema.GroupKind]string{
-	{Group: "kubevirt.io", Kind: "KubeVirt"}:                         "kubevirts",
-	{Group: "kubevirt.io", Kind: "VirtualMachine"}:                   "virtualmachines",
-	{Group: "kubevirt.io", Kind: "VirtualMachineInstance"}:           "virtualmachineinstances",
-	{Group: "kubevirt.io", Kind: "VirtualMachineInstanceMigration"}:  "virtualmachineinstancemigrations",
-	{Group: "cdi.kubevirt.io", Kind: "DataVolume"}:                   "datavolumes",
-	{Group: "k8s.cni.cncf.io", Kind: "NetworkAttachmentDefinition"}:  "network-attachment-definitions",
-	{Group: "whereabouts.cni.cncf.io", Kind: "IPPool"}:               "ippools",
-	{Group: "forklift.konveyor.io", Kind: "ForkliftController"}:      "forkliftcontrollers",
-	{Group: "forklift.konveyor.io", Kind: "Provider"}:                "providers",
-	{Group: "forklift.konveyor.io", Kind: "NetworkMap"}:              "networkmaps",
-	{Group: "forklift.konveyor.io", Kind: "StorageMap"}:              "storagemaps",
-	{Group: "forklift.konveyor.io", Kind: "Plan"}:                    "plans",
-	{Group: "forklift.konveyor.io", Kind: "Migration"}:               "migrations",
-	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationPolicy"}:    "nodenetworkconfigurationpolicies",
-	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationEnactment"}: "nodenetworkconfigurationenactments",
-	{Group: "hco.kubevirt.io", Kind: "HyperConverged"}:               "hyperconvergeds",
-	{Group: "migrations.kubevirt.io", Kind: "MigrationPolicy"}:       "migrationpolicies",
+	{Group: "kubevirt.io", Kind: "KubeVirt"}:                                       "kubevirts",
+	{Group: "kubevirt.io", Kind: "VirtualMachine"}:                                 "virtualmachines",
+	{Group: "kubevirt.io", Kind: "VirtualMachineInstance"}:                         "virtualmachineinstances",
+	{Group: "kubevirt.io", Kind: "VirtualMachineInstanceMigration"}:                "virtualmachineinstancemigrations",
+	{Group: "cdi.kubevirt.io", Kind: "DataVolume"}:                                 "datavolumes",
+	{Group: "k8s.cni.cncf.io", Kind: "NetworkAttachmentDefinition"}:                "network-attachment-definitions",
+	{Group: "whereabouts.cni.cncf.io", Kind: "IPPool"}:                             "ippools",
+	{Group: "forklift.konveyor.io", Kind: "ForkliftController"}:                    "forkliftcontrollers",
+	{Group: "forklift.konveyor.io", Kind: "Provider"}:                              "providers",
+	{Group: "forklift.konveyor.io", Kind: "NetworkMap"}:                            "networkmaps",
+	{Group: "forklift.konveyor.io", Kind: "StorageMap"}:                            "storagemaps",
+	{Group: "forklift.konveyor.io", Kind: "Plan"}:                                  "plans",
+	{Group: "forklift.konveyor.io", Kind: "Migration"}:                             "migrations",
+	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationPolicy"}:                  "nodenetworkconfigurationpolicies",
+	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationEnactment"}:               "nodenetworkconfigurationenactments",
+	{Group: "hco.kubevirt.io", Kind: "HyperConverged"}:                             "hyperconvergeds",
+	{Group: "migrations.kubevirt.io", Kind: "MigrationPolicy"}:                     "migrationpolicies",
+	{Group: "instancetype.kubevirt.io", Kind: "VirtualMachineInstancetype"}:        "virtualmachineinstancetypes",
+	{Group: "instancetype.kubevirt.io", Kind: "VirtualMachineClusterInstancetype"}: "virtualmachineclusterinstancetypes",
+	{Group: "instancetype.kubevirt.io", Kind: "VirtualMachinePreference"}:          "virtualmachinepreferences",
+	{Group: "instancetype.kubevirt.io", Kind: "VirtualMachineClusterPreference"}:   "virtualmachineclusterpreferences",
 }
 
 // clusterScoped are the kinds that, as upstream, are not namespaced.
 var clusterScoped = map[schema.GroupKind]bool{
-	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationPolicy"}:    true,
-	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationEnactment"}: true,
-	{Group: "migrations.kubevirt.io", Kind: "MigrationPolicy"}:       true,
+	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationPolicy"}:                  true,
+	{Group: "nmstate.io", Kind: "NodeNetworkConfigurationEnactment"}:               true,
+	{Group: "migrations.kubevirt.io", Kind: "MigrationPolicy"}:                     true,
+	{Group: "instancetype.kubevirt.io", Kind: "VirtualMachineClusterInstancetype"}: true,
+	{Group: "instancetype.kubevirt.io", Kind: "VirtualMachineClusterPreference"}:   true,
 }
 
 func TestCRDsCoverEveryKind(t *testing.T) {

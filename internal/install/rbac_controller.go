@@ -43,6 +43,9 @@ var VirtController = Component{
 		// Scheduling reads nodes, local PVs and storage classes.
 		rule("", []string{"nodes", "persistentvolumes"}, readVerbs...),
 		rule("storage.k8s.io", []string{"storageclasses"}, readVerbs...),
+		// Instancetypes and preferences a VM names, applied to its VMI.
+		rule("instancetype.kubevirt.io", []string{"virtualmachineinstancetypes", "virtualmachineclusterinstancetypes",
+			"virtualmachinepreferences", "virtualmachineclusterpreferences"}, readVerbs...),
 		// Events at each decision (controller-runtime's events.k8s.io
 		// recorder creates, and patches a series).
 		rule("events.k8s.io", []string{"events"}, "create", "patch"),

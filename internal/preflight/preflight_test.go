@@ -33,6 +33,7 @@ import (
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	cniv1 "github.com/cclm-io/cclm/api/cni/v1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/scheme"
 	"github.com/cclm-io/cclm/internal/testenv"
@@ -54,6 +55,7 @@ type world struct {
 	targetNodes          []*corev1.Node
 	sourceClass          *storagev1.StorageClass
 	targetClass          *storagev1.StorageClass
+	extraSource          []client.Object
 	extraTarget          []client.Object
 	// sourceTrust and targetTrust are each side's kubevirt-ca and
 	// kubevirt-external-ca (nil: absent).
@@ -258,7 +260,7 @@ func bundleConfigMap(name, bundle string) *corev1.ConfigMap {
 }
 
 func (w *world) clients() (source, target *cluster) {
-	sourceObjects := []client.Object{w.sourceNAD, w.sourceClass}
+	sourceObjects := append([]client.Object{w.sourceNAD, w.sourceClass}, w.extraSource...)
 	for _, o := range []client.Object{w.sourceKV, w.vm, w.vmi, w.pvc, w.sourceNode, w.sourceTrust[0], w.sourceTrust[1]} {
 		if !isNil(o) {
 			sourceObjects = append(sourceObjects, o)
@@ -410,7 +412,7 @@ var allChecks = []struct {
 	{SyncAddress, Source}, {SyncAddress, Target}, {SyncReachable, Source}, {SyncReachable, Target},
 	{MigrationRangesDisjoint, ""}, {ClusterTrust, ""},
 	{VMExists, Source}, {VMFieldsSupported, Source}, {VMRunning, Source}, {VMStorageLiveMigratable, Source},
-	{NetworkMapped, ""}, {StorageMapped, ""}, {CPUModel, Target}, {MACConflict, Target}, {TargetStorage, Target},
+	{NetworkMapped, ""}, {StorageMapped, ""}, {CPUModel, Target}, {MACConflict, Target}, {InstancetypesMatch, Target}, {TargetStorage, Target},
 }
 
 func TestEveryCheckPassesOnAGoodSetup(t *testing.T) {
@@ -781,5 +783,43 @@ func TestDroppedFieldsNamesWhatCclmDoesNotKnow(t *testing.T) {
 	}
 	if _, err := droppedFields(map[string]any{"spec": map[string]any{"runStrategy": 7}}, &kubevirtv1.VirtualMachine{}, "spec"); err == nil {
 		t.Error("a field of the wrong type decoded")
+	}
+}
+
+// An instancetype the VM names: a cluster-wide one must be the same on
+// the target; a namespaced one absent there is copied by the Migration.
+func TestInstancetypesMatch(t *testing.T) {
+	spec := func(guest string) instancetypev1beta1.VirtualMachineInstancetypeSpec {
+		return instancetypev1beta1.VirtualMachineInstancetypeSpec{CPU: instancetypev1beta1.CPUInstancetype{Guest: 1}, Memory: instancetypev1beta1.MemoryInstancetype{Guest: resource.MustParse(guest)}}
+	}
+	cluster := func(guest string) *instancetypev1beta1.VirtualMachineClusterInstancetype {
+		return &instancetypev1beta1.VirtualMachineClusterInstancetype{ObjectMeta: metav1.ObjectMeta{Name: "u1.small"}, Spec: spec(guest)}
+	}
+	for _, tc := range []struct {
+		name           string
+		source, target []client.Object
+		status         Status
+		message        string
+	}{
+		{"same on both", []client.Object{cluster("2Gi")}, []client.Object{cluster("2Gi")}, Passed, "VirtualMachineClusterInstancetype u1.small is the same on both"},
+		{"differs", []client.Object{cluster("2Gi")}, []client.Object{cluster("1Gi")}, Failed, "VirtualMachineClusterInstancetype u1.small differs between ocp7 and ocp1"},
+		{"missing on the target", []client.Object{cluster("2Gi")}, nil, Failed, "VirtualMachineClusterInstancetype u1.small does not exist on ocp1"},
+		{"missing on the source", nil, []client.Object{cluster("2Gi")}, Failed, "names VirtualMachineClusterInstancetype u1.small, which does not exist on ocp7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.vm.Spec.Instancetype = &kubevirtv1.InstancetypeMatcher{Name: "u1.small"}
+			w.extraSource, w.extraTarget = tc.source, tc.target
+			c := find(t, w.run(), InstancetypesMatch, "")
+			if c.Status != tc.status || !strings.Contains(c.Message, tc.message) {
+				t.Errorf("%s %s, want %s with %q", c.Status, c.Message, tc.status, tc.message)
+			}
+		})
+	}
+	w := newWorld(t)
+	w.vm.Spec.Preference = &kubevirtv1.PreferenceMatcher{Name: "virtio", Kind: kubevirtv1.SingularPreference}
+	w.extraSource = []client.Object{&instancetypev1beta1.VirtualMachinePreference{ObjectMeta: metav1.ObjectMeta{Name: "virtio", Namespace: "apps"}}}
+	if c := find(t, w.run(), InstancetypesMatch, ""); c.Status != Passed || !strings.Contains(c.Message, "VirtualMachinePreference virtio will be copied into apps") {
+		t.Errorf("a namespaced preference absent on the target: %s %s", c.Status, c.Message)
 	}
 }

@@ -41,6 +41,7 @@ const (
 	StorageMapped           = "StorageMapped"
 	CPUModel                = "CPUModel"
 	MACConflict             = "MACConflict"
+	InstancetypesMatch      = "InstancetypesMatch"
 	TargetStorage           = "TargetStorage"
 )
 
@@ -190,6 +191,7 @@ var checks = []check{
 	{id: StorageMapped, needs: []need{{id: VMExists}}, perVM: checkStorageMapped},
 	{id: CPUModel, vmSide: Target, needs: []need{{id: VMExists}}, perVM: checkCPUModel},
 	{id: MACConflict, vmSide: Target, needs: []need{{id: VMExists}}, perVM: checkMACConflict},
+	{id: InstancetypesMatch, vmSide: Target, needs: []need{{id: VMExists}}, perVM: checkInstancetypesMatch},
 	{id: TargetStorage, vmSide: Target, needs: []need{{id: VMExists}, {id: StorageMapped}}, perVM: checkTargetStorage},
 }
 

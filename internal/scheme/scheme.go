@@ -11,6 +11,7 @@ import (
 	cniv1 "github.com/cclm-io/cclm/api/cni/v1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	hcov1beta1 "github.com/cclm-io/cclm/api/hco/v1beta1"
+	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	migrationsv1alpha1 "github.com/cclm-io/cclm/api/migrations/v1alpha1"
 	nmstatev1 "github.com/cclm-io/cclm/api/nmstate/v1"
@@ -31,6 +32,7 @@ func init() {
 		whereaboutsv1alpha1.AddToScheme,
 		nmstatev1.AddToScheme,
 		hcov1beta1.AddToScheme,
+		instancetypev1beta1.AddToScheme,
 	} {
 		utilruntime.Must(add(Scheme))
 	}

@@ -55,16 +55,20 @@
 //     other's kubevirt-external-ca, only the certificates it lacks, the
 //     CAs there kept; the source's written with the Provider's token.
 //     CopyResources: make the target namespace if absent; copy the
-//     Secrets and ConfigMaps the VM references that the target lacks
-//     (ReferencedResources: cclm's VM API has no source referencing one
-//     yet).
+//     resources the VM references that the target lacks
+//     (ReferencedResources): its namespaced instancetype and preference
+//     (Forklift's EnsureInstanceType and EnsurePreference), which must
+//     be equal when the target already has one of the name, and Secrets
+//     and ConfigMaps (cclm's VM API has no source referencing one yet);
+//     a cluster-wide instancetype or preference must exist on the target
+//     with the same spec.
 //     CreateVolumes: for each DataVolume or PVC disk of the VM, a blank
 //     DataVolume (or a PVC) of the same name and at least the same size
 //     in the storage class the StorageMap gives, before the VM.
-//     CreateReceiver: the target VM, of the same name and template (MACs,
-//     firmware kept; networks rewritten by the NetworkMap), runStrategy
-//     WaitAsReceiver and kubevirt.io/restore-run-strategy = the source's
-//     run strategy; no dataVolumeTemplates.
+//     CreateReceiver: the target VM, the source VM whole but for the
+//     changes receiverVM documents (runStrategy WaitAsReceiver and
+//     kubevirt.io/restore-run-strategy = the source's run strategy; MACs
+//     filled in; networks and the dataVolumeTemplates' storage mapped).
 //     WaitForReceiver: its VMI in phase WaitingForSync.
 //     CreateTargetMigration: the VMIM with receive {migrationID}; wait for
 //     its status.synchronizationAddresses.

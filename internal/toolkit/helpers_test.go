@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
@@ -228,7 +229,7 @@ func observe(status forkliftv1beta1.VMStatus, now time.Duration, options ...obsO
 			Namespace: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: targetNamespace}},
 			ClusterView: ClusterView{
 				DataVolumes: map[string]*cdiv1beta1.DataVolume{}, PVCs: map[string]*corev1.PersistentVolumeClaim{},
-				Secrets: map[string]*corev1.Secret{}, ConfigMaps: map[string]*corev1.ConfigMap{},
+				Resources: map[ResourceRef]client.Object{},
 			},
 		},
 	}

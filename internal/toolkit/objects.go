@@ -14,7 +14,9 @@ import (
 
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/instancetype"
 )
 
 // The objects the pipeline creates, built from what it observed. All are
@@ -23,13 +25,21 @@ import (
 // ResourceKind is the kind of a resource a VM references.
 type ResourceKind string
 
-// Kinds of referenced resources CopyResources copies.
+// Kinds of referenced resources CopyResources copies (the namespaced ones)
+// or requires on the target (the cluster-wide ones): Forklift's
+// CreateSecrets, CreateConfigMaps, EnsurePreference and
+// EnsureInstanceType, in one step.
 const (
-	KindSecret    ResourceKind = "Secret"
-	KindConfigMap ResourceKind = "ConfigMap"
+	KindSecret              ResourceKind = "Secret"
+	KindConfigMap           ResourceKind = "ConfigMap"
+	KindInstancetype        ResourceKind = instancetype.KindInstancetype
+	KindClusterInstancetype ResourceKind = instancetype.KindClusterInstancetype
+	KindPreference          ResourceKind = instancetype.KindPreference
+	KindClusterPreference   ResourceKind = instancetype.KindClusterPreference
 )
 
-// ResourceRef is a Secret or ConfigMap a VM references, in its namespace.
+// ResourceRef is a resource a VM references: in its namespace, or
+// cluster-wide (ClusterWide).
 type ResourceRef struct {
 	Kind ResourceKind
 	Name string
@@ -37,28 +47,65 @@ type ResourceRef struct {
 
 func (r ResourceRef) String() string { return string(r.Kind) + " " + r.Name }
 
-// ReferencedResources are the Secrets and ConfigMaps the VM's volumes
-// reference, sorted. cclm's kubevirt.io/v1 subset has no volume source that
-// references one yet (no secret or configMap volume, no cloudInitNoCloud
-// secretRef: its cloud-init data is inline), so this is empty for every VM
-// cclm accepts today; CopyResources copies whatever it returns, and is
-// table-tested with references given directly (VMObserved.References).
-func ReferencedResources(_ *kubevirtv1.VirtualMachine) []ResourceRef {
-	return nil
+// ClusterWide: the resource is not namespaced; the target must hold its
+// own, equal one, since one cluster-wide object serves every namespace
+// and the toolkit does not make or change it.
+func (r ResourceRef) ClusterWide() bool {
+	return r.Kind == KindClusterInstancetype || r.Kind == KindClusterPreference
 }
 
-// copyOf is the target's copy of a source Secret or ConfigMap: data and
-// type kept, metadata only the name, the namespace and our labels.
+// newResource is an empty object of the kind, to read into.
+func newResource(kind ResourceKind) client.Object {
+	switch kind {
+	case KindSecret:
+		return &corev1.Secret{}
+	case KindConfigMap:
+		return &corev1.ConfigMap{}
+	}
+	return instancetype.NewObject(string(kind))
+}
+
+// ReferencedResources are the resources the VM references: its
+// instancetype and preference. cclm's kubevirt.io/v1 subset has no volume
+// source that references a Secret or ConfigMap yet (no secret or
+// configMap volume, no cloudInitNoCloud secretRef: its cloud-init data is
+// inline); CopyResources copies those too, table-tested with references
+// given directly (VMObserved.References).
+func ReferencedResources(vm *kubevirtv1.VirtualMachine) []ResourceRef {
+	if vm == nil {
+		return nil
+	}
+	var refs []ResourceRef
+	for _, ref := range instancetype.Refs(vm) {
+		refs = append(refs, ResourceRef{Kind: ResourceKind(ref.Kind), Name: ref.Name})
+	}
+	return refs
+}
+
+// copyOf is the target's copy of a source resource: its content (data and
+// type, or spec) kept, metadata only the name, the namespace and our
+// labels (and an instancetype's or preference's annotations, which
+// upstream's describe them with).
 func copyOf(source client.Object, namespace string, labels map[string]string) client.Object {
 	meta := metav1.ObjectMeta{Name: source.GetName(), Namespace: namespace, Labels: labels}
-	switch s := source.(type) {
+	switch s := source.DeepCopyObject().(type) {
 	case *corev1.Secret:
-		return &corev1.Secret{ObjectMeta: meta, Type: s.Type, Data: s.DeepCopy().Data, StringData: s.DeepCopy().StringData}
+		return &corev1.Secret{ObjectMeta: meta, Type: s.Type, Data: s.Data, StringData: s.StringData}
 	case *corev1.ConfigMap:
-		return &corev1.ConfigMap{ObjectMeta: meta, Data: s.DeepCopy().Data, BinaryData: s.DeepCopy().BinaryData}
+		return &corev1.ConfigMap{ObjectMeta: meta, Data: s.Data, BinaryData: s.BinaryData}
+	case *instancetypev1beta1.VirtualMachineInstancetype:
+		meta.Annotations = s.Annotations
+		return &instancetypev1beta1.VirtualMachineInstancetype{ObjectMeta: meta, Spec: s.Spec}
+	case *instancetypev1beta1.VirtualMachinePreference:
+		meta.Annotations = s.Annotations
+		return &instancetypev1beta1.VirtualMachinePreference{ObjectMeta: meta, Spec: s.Spec}
 	}
 	return nil
 }
+
+// specOf is what of an instancetype or preference must be equal on both
+// sides; nil for other kinds, whose content a copy keeps as it found it.
+func specOf(obj client.Object) any { return instancetype.Spec(obj) }
 
 // VolumeKind is how a VM disk is backed.
 type VolumeKind string

@@ -122,6 +122,10 @@ var Component = access.Account{
 		// SynchronizeCertificates: the source cluster's CA imported into
 		// this cluster's kubevirt-external-ca (created above if absent).
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{trust.ExternalCAConfigMap}, Verbs: []string{"update"}},
+		// CopyResources: the VM's namespaced instancetype and preference
+		// copied (deleted by Cleanup); cluster-wide ones compared.
+		rule("instancetype.kubevirt.io", []string{"virtualmachineinstancetypes", "virtualmachinepreferences"}, "get", "create", "delete"),
+		rule("instancetype.kubevirt.io", []string{"virtualmachineclusterinstancetypes", "virtualmachineclusterpreferences"}, "get"),
 		// The target namespace, made if absent (never deleted).
 		rule("", []string{"namespaces"}, "get", "create"),
 		// CreateVolumes: blank DataVolumes or PVCs; Cleanup deletes them.

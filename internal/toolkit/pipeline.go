@@ -8,12 +8,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/trust"
@@ -117,14 +119,13 @@ type ClusterView struct {
 	VM   *kubevirtv1.VirtualMachine
 	VMI  *kubevirtv1.VirtualMachineInstance
 	VMIM *kubevirtv1.VirtualMachineInstanceMigration
-	// DataVolumes, PVCs, Secrets and ConfigMaps that exist, by name (with
-	// Inventory): on the source the VM's own; on the target those of the
-	// VM's names (whoever made them) and the volumes labelled for this VM
-	// of this migration.
+	// DataVolumes and PVCs that exist, by name, and the referenced
+	// resources that exist (with Inventory): on the source the VM's own;
+	// on the target those of the VM's names (whoever made them) and the
+	// volumes labelled for this VM of this migration.
 	DataVolumes map[string]*cdiv1beta1.DataVolume
 	PVCs        map[string]*corev1.PersistentVolumeClaim
-	Secrets     map[string]*corev1.Secret
-	ConfigMaps  map[string]*corev1.ConfigMap
+	Resources   map[ResourceRef]client.Object
 }
 
 // TrustView is what SynchronizeCertificates reads: each cluster's
@@ -748,24 +749,56 @@ func (s *vmStepper) copyResources(i int) {
 	}
 	var creates []Action
 	for _, ref := range s.obs.References {
-		if target.has(ref) {
+		there := target.Resources[ref]
+		if there != nil && specOf(there) == nil {
 			continue // copied, or there already: kept as it is
 		}
 		if s.sourceUnreadable(i) {
 			return
 		}
-		original := src.get(ref)
+		original := src.Resources[ref]
 		if original == nil {
-			s.fail(i, fmt.Sprintf("VM %s references %s, which does not exist in namespace %s on the source", s.vmName(), ref, s.d.Status.Namespace))
+			s.fail(i, fmt.Sprintf("VM %s references %s, which does not exist %s on the source", s.vmName(), ref, s.where(ref, s.d.Status.Namespace)))
 			return
 		}
-		creates = append(creates, Action{Side: SideTarget, Op: OpCreate, Object: copyOf(original, namespace, s.labels())})
+		if problem := targetCopyProblem(ref, original, there, s.where(ref, namespace)); problem != "" {
+			s.fail(i, problem)
+			return
+		}
+		if there == nil {
+			creates = append(creates, Action{Side: SideTarget, Op: OpCreate, Object: copyOf(original, namespace, s.labels())})
+		}
 	}
 	if len(creates) > 0 {
-		s.act(i, fmt.Sprintf("copying %d referenced Secrets and ConfigMaps", len(creates)), creates...)
+		s.act(i, fmt.Sprintf("copying %d referenced resources (Secrets, ConfigMaps, instancetypes, preferences)", len(creates)), creates...)
 		return
 	}
 	s.complete(i, nil)
+}
+
+// where says where a referenced resource lives, for messages.
+func (s *vmStepper) where(ref ResourceRef, namespace string) string {
+	if ref.ClusterWide() {
+		return "cluster-wide"
+	}
+	return "in namespace " + namespace
+}
+
+// targetCopyProblem is why the target's resource cannot serve the VM:
+// a cluster-wide instancetype or preference the target lacks (the toolkit
+// does not make cluster-wide objects), or one of either scope whose spec
+// differs from the source's (the receiving VMI would then differ from
+// the running one). "" when there is none.
+func targetCopyProblem(ref ResourceRef, original, there client.Object, where string) string {
+	switch {
+	case there == nil && ref.ClusterWide():
+		return fmt.Sprintf("%s does not exist on the target: create it there as on the source (kubectl get %s %s -o yaml), so that the VM gets the same size and defaults", ref, strings.ToLower(string(ref.Kind)), ref.Name)
+	case there == nil:
+		return ""
+	case !equality.Semantic.DeepEqual(specOf(original), specOf(there)):
+		return fmt.Sprintf("%s exists %s on the target with another spec than on the source: make them equal (or delete the target's, when namespaced, for the toolkit to copy it), so that the receiving VM gets the guest's size and defaults", ref, where)
+	}
+	return ""
 }
 
 func (s *vmStepper) createVolumes(i int) {
@@ -1124,11 +1157,10 @@ func (s *vmStepper) cleanup(i int) {
 			remove(SideTarget, target.PVCs[name])
 		}
 	}
-	for _, name := range sortedKeys(target.Secrets) {
-		remove(SideTarget, target.Secrets[name])
-	}
-	for _, name := range sortedKeys(target.ConfigMaps) {
-		remove(SideTarget, target.ConfigMaps[name])
+	for _, ref := range s.obs.References {
+		if obj := target.Resources[ref]; obj != nil && !ref.ClusterWide() {
+			remove(SideTarget, obj)
+		}
 	}
 	s.removeOrFinish(i, "what was made on the target", deletes, remaining)
 }
@@ -1185,30 +1217,6 @@ func vmRefName(ref forkliftv1beta1.Ref) string {
 	return "id " + ref.ID
 }
 
-func (t TargetView) has(ref ResourceRef) bool {
-	switch ref.Kind {
-	case KindSecret:
-		return t.Secrets[ref.Name] != nil
-	case KindConfigMap:
-		return t.ConfigMaps[ref.Name] != nil
-	}
-	return false
-}
-
-func (v SourceView) get(ref ResourceRef) client.Object {
-	switch ref.Kind {
-	case KindSecret:
-		if secret := v.Secrets[ref.Name]; secret != nil {
-			return secret
-		}
-	case KindConfigMap:
-		if configMap := v.ConfigMaps[ref.Name]; configMap != nil {
-			return configMap
-		}
-	}
-	return nil
-}
-
 func sortedKeys[T any](m map[string]T) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -1234,6 +1242,10 @@ func kindOf(obj client.Object) string {
 		return "ConfigMap"
 	case *corev1.Namespace:
 		return "Namespace"
+	case *instancetypev1beta1.VirtualMachineInstancetype:
+		return string(KindInstancetype)
+	case *instancetypev1beta1.VirtualMachinePreference:
+		return string(KindPreference)
 	}
 	return fmt.Sprintf("%T", obj)
 }

@@ -2,6 +2,7 @@ package toolkit
 
 import (
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
+	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 )
 
@@ -100,18 +102,43 @@ func initializeCases() []stepCase {
 	}
 }
 
+// Referenced resources of the CopyResources cases.
+var (
+	creds        = ResourceRef{Kind: KindSecret, Name: "creds"}
+	settings     = ResourceRef{Kind: KindConfigMap, Name: "settings"}
+	sized        = ResourceRef{Kind: KindInstancetype, Name: "small"}
+	clusterSized = ResourceRef{Kind: KindClusterInstancetype, Name: "u1.small"}
+)
+
 func copyResourcesCases() []stepCase {
 	status := statusIn(StepCopyResources, 0)
 	withRefs := func(o *VMObserved) {
-		o.References = []ResourceRef{{Kind: KindSecret, Name: "creds"}, {Kind: KindConfigMap, Name: "settings"}}
-		o.Source.Secrets = map[string]*corev1.Secret{"creds": {ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: sourceNamespace}, Data: map[string][]byte{"k": []byte("v")}}}
-		o.Source.ConfigMaps = map[string]*corev1.ConfigMap{"settings": {ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: sourceNamespace}}}
+		o.References = []ResourceRef{creds, settings}
+		o.Source.Resources = map[ResourceRef]client.Object{
+			creds:    &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: sourceNamespace}, Data: map[string][]byte{"k": []byte("v")}},
+			settings: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: sourceNamespace}},
+		}
 	}
 	secretThere := func(o *VMObserved) {
-		o.Target.Secrets["creds"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: targetNamespace}}
+		o.Target.Resources[creds] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: targetNamespace}}
 	}
 	configMapThere := func(o *VMObserved) {
-		o.Target.ConfigMaps["settings"] = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: targetNamespace, Labels: ours()}}
+		o.Target.Resources[settings] = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: targetNamespace, Labels: ours()}}
+	}
+	small := func(guest string) instancetypev1beta1.VirtualMachineInstancetypeSpec {
+		return instancetypev1beta1.VirtualMachineInstancetypeSpec{CPU: instancetypev1beta1.CPUInstancetype{Guest: 1}, Memory: instancetypev1beta1.MemoryInstancetype{Guest: resource.MustParse(guest)}}
+	}
+	withProfile := func(o *VMObserved) {
+		o.References = []ResourceRef{sized, clusterSized}
+		o.Source.Resources = map[ResourceRef]client.Object{
+			sized:        &instancetypev1beta1.VirtualMachineInstancetype{ObjectMeta: metav1.ObjectMeta{Name: "small", Namespace: sourceNamespace}, Spec: small("128Mi")},
+			clusterSized: &instancetypev1beta1.VirtualMachineClusterInstancetype{ObjectMeta: metav1.ObjectMeta{Name: "u1.small"}, Spec: small("2Gi")},
+		}
+	}
+	clusterSizedThere := func(guest string) obsOption {
+		return func(o *VMObserved) {
+			o.Target.Resources[clusterSized] = &instancetypev1beta1.VirtualMachineClusterInstancetype{ObjectMeta: metav1.ObjectMeta{Name: "u1.small"}, Spec: small(guest)}
+		}
 	}
 	return []stepCase{
 		{"without the inventory: looks again", observe(status, 0, withoutInventory), expect{phase: StepCopyResources, requeue: afterAction}},
@@ -123,7 +150,16 @@ func copyResourcesCases() []stepCase {
 		{"one already there (not ours: kept), one copied", observe(status, 0, withRefs, secretThere),
 			expect{phase: StepCopyResources, actions: []string{"create ConfigMap dst/settings on the target"}}},
 		{"both there: done", observe(status, 0, withRefs, secretThere, configMapThere), expect{phase: StepCreateVolumes}},
-		{"a reference missing on the source", observe(status, 0, withRefs, func(o *VMObserved) { o.Source.ConfigMaps = nil }),
+		{"an instancetype copied; a cluster-wide one required equal", observe(status, 0, withProfile, clusterSizedThere("2Gi")),
+			expect{phase: StepCopyResources, actions: []string{"create VirtualMachineInstancetype dst/small on the target"}}},
+		{"a cluster-wide instancetype missing on the target", observe(status, 0, withProfile),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "VirtualMachineClusterInstancetype u1.small does not exist on the target: create it there as on the source", events: []string{"VMFailed"}}},
+		{"a cluster-wide instancetype that differs on the target", observe(status, 0, withProfile, clusterSizedThere("1Gi")),
+			expect{phase: StepCleanup, outcome: VMFailed, failed: "VirtualMachineClusterInstancetype u1.small exists cluster-wide on the target with another spec than on the source", events: []string{"VMFailed"}}},
+		{"a namespaced instancetype that differs on the target", observe(status, 0, withProfile, clusterSizedThere("2Gi"), func(o *VMObserved) {
+			o.Target.Resources[sized] = &instancetypev1beta1.VirtualMachineInstancetype{ObjectMeta: metav1.ObjectMeta{Name: "small", Namespace: targetNamespace}, Spec: small("64Mi")}
+		}), expect{phase: StepCleanup, outcome: VMFailed, failed: "VirtualMachineInstancetype small exists in namespace dst on the target with another spec", events: []string{"VMFailed"}}},
+		{"a reference missing on the source", observe(status, 0, withRefs, func(o *VMObserved) { delete(o.Source.Resources, settings) }),
 			expect{phase: StepCleanup, outcome: VMFailed, failed: "references ConfigMap settings, which does not exist in namespace src on the source", events: []string{"VMFailed"}}},
 		{"target unreachable past the deadline", observe(status, DefaultStepTimeout, func(o *VMObserved) { o.Target.Err = "timeout" }),
 			expect{phase: StepCleanup, outcome: VMFailed, failed: "CopyResources did not finish within 2m0s: cannot read the target cluster: timeout", events: []string{"VMFailed"}}},
@@ -291,8 +327,10 @@ func cleanupCases() []stepCase {
 		{"failure: then the target's objects", with(failure, 0, targetObjects),
 			expect{phase: StepCleanup, failed: "boom", actions: []string{deleteVM, deleteDataVolume}}},
 		{"failure: and copies", with(failure, 0, targetObjects, []obsOption{func(o *VMObserved) {
-			o.Target.Secrets["creds"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: targetNamespace, Labels: ours()}}
-			o.Target.Secrets["theirs"] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: targetNamespace}}
+			theirs := ResourceRef{Kind: KindSecret, Name: "theirs"}
+			o.References = []ResourceRef{creds, theirs}
+			o.Target.Resources[creds] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: targetNamespace, Labels: ours()}}
+			o.Target.Resources[theirs] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: targetNamespace}}
 		}}), expect{phase: StepCleanup, failed: "boom", actions: []string{deleteVM, deleteDataVolume, "delete Secret dst/creds on the target"}}},
 		{"failure: all gone: Failed", with(failure, 0), expect{ended: VMFailed, failed: "boom"}},
 		{"failure: a target VM running the guest is kept, with its disks", with(failure, 0, []obsOption{withTargetVM(ours()), withTargetVMI(kubevirtv1.Running), withTargetDV(ours())}),

@@ -474,18 +474,14 @@ func readSource(ctx context.Context, c client.Reader, obs *VMObserved) (SourceVi
 		return view, nil
 	}
 	view.DataVolumes, view.PVCs = map[string]*cdiv1beta1.DataVolume{}, map[string]*corev1.PersistentVolumeClaim{}
-	view.Secrets, view.ConfigMaps = map[string]*corev1.Secret{}, map[string]*corev1.ConfigMap{}
 	for _, name := range volumeNames(view.VM) {
 		if err := readVolume(ctx, c, view.VM.Namespace, name, view.DataVolumes, view.PVCs); err != nil {
 			return view, err
 		}
 	}
-	for _, ref := range ReferencedResources(view.VM) {
-		if err := readResource(ctx, c, view.VM.Namespace, ref, view.Secrets, view.ConfigMaps); err != nil {
-			return view, err
-		}
-	}
-	return view, nil
+	var err error
+	view.Resources, err = readResources(ctx, c, view.VM.Namespace, ReferencedResources(view.VM))
+	return view, err
 }
 
 func volumeNames(vm *kubevirtv1.VirtualMachine) []string {
@@ -521,25 +517,24 @@ func readVolume(ctx context.Context, c client.Reader, namespace, name string, da
 	return nil
 }
 
-func readResource(ctx context.Context, c client.Reader, namespace string, ref ResourceRef, secrets map[string]*corev1.Secret, configMaps map[string]*corev1.ConfigMap) error {
-	key := client.ObjectKey{Namespace: namespace, Name: ref.Name}
-	switch ref.Kind {
-	case KindSecret:
-		secret := &corev1.Secret{}
-		if found, err := get(ctx, c, key, secret); err != nil {
-			return fmt.Errorf("read Secret %s: %w", key, err)
-		} else if found {
-			secrets[ref.Name] = secret
+// readResources reads the referenced resources that exist, the
+// namespaced ones in namespace; read by name only (the toolkit may not
+// list Secrets).
+func readResources(ctx context.Context, c client.Reader, namespace string, refs []ResourceRef) (map[ResourceRef]client.Object, error) {
+	found := map[ResourceRef]client.Object{}
+	for _, ref := range refs {
+		key := client.ObjectKey{Namespace: namespace, Name: ref.Name}
+		if ref.ClusterWide() {
+			key.Namespace = ""
 		}
-	case KindConfigMap:
-		configMap := &corev1.ConfigMap{}
-		if found, err := get(ctx, c, key, configMap); err != nil {
-			return fmt.Errorf("read ConfigMap %s: %w", key, err)
-		} else if found {
-			configMaps[ref.Name] = configMap
+		obj := newResource(ref.Kind)
+		if ok, err := get(ctx, c, key, obj); err != nil {
+			return found, fmt.Errorf("read %s: %w", ref, err)
+		} else if ok {
+			found[ref] = obj
 		}
 	}
-	return nil
+	return found, nil
 }
 
 // observeTrust reads each cluster's migration CA and the CAs it trusts,
@@ -613,16 +608,14 @@ func readTarget(ctx context.Context, c client.Reader, obs *VMObserved) (TargetVi
 		return view, nil
 	}
 	view.DataVolumes, view.PVCs = map[string]*cdiv1beta1.DataVolume{}, map[string]*corev1.PersistentVolumeClaim{}
-	view.Secrets, view.ConfigMaps = map[string]*corev1.Secret{}, map[string]*corev1.ConfigMap{}
 	for _, name := range volumeNames(obs.Source.VM) {
 		if err := readVolume(ctx, c, namespace, name, view.DataVolumes, view.PVCs); err != nil {
 			return view, err
 		}
 	}
-	for _, ref := range obs.References {
-		if err := readResource(ctx, c, namespace, ref, view.Secrets, view.ConfigMaps); err != nil {
-			return view, err
-		}
+	var err error
+	if view.Resources, err = readResources(ctx, c, namespace, obs.References); err != nil {
+		return view, err
 	}
 	if obs.Status.ID == "" {
 		return view, nil

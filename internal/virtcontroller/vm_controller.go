@@ -270,6 +270,14 @@ func (r *vmReconciler) act(ctx context.Context, vm *kubevirtv1.VirtualMachine, v
 
 func (r *vmReconciler) createVMI(ctx context.Context, vm *kubevirtv1.VirtualMachine, decision vmiDecision) (*kubevirtv1.VirtualMachineInstance, *syncFailure) {
 	vmi := newVMI(vm, decision.Receiver)
+	p, err := readProfile(ctx, r.client, vm)
+	if err == nil {
+		err = applyProfile(vmi, p)
+	}
+	if err != nil {
+		r.recorder.Eventf(vm, nil, corev1.EventTypeWarning, "FailedCreate", "CreateVMI", "cannot create VMI: %v", err)
+		return nil, &syncFailure{Reason: "FailedCreate", Message: err.Error()}
+	}
 	if err := r.client.Create(ctx, vmi); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil, nil // the cache had not seen it yet; its event follows

@@ -11,16 +11,38 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/pkg/guestagent"
 )
 
+// wholeProfileYAML is the cluster-wide instancetype the whole VM names
+// (applied to both clusters, as an admin would) and the namespaced
+// preference (on the source only: the Migration copies it).
+const wholeProfileYAML = `apiVersion: instancetype.kubevirt.io/v1beta1
+kind: VirtualMachineClusterInstancetype
+metadata: {name: cclm.whole}
+spec:
+  cpu: {guest: 2}
+  memory: {guest: 128Mi}
+`
+
+const wholePreferenceYAML = `apiVersion: instancetype.kubevirt.io/v1beta1
+kind: VirtualMachinePreference
+metadata: {name: whole-virtio, namespace: toolkit-whole}
+spec:
+  cpu: {preferredCPUTopology: cores}
+  devices: {preferredDiskBus: virtio, preferredInterfaceModel: virtio}
+  preferredTerminationGracePeriodSeconds: 5
+`
+
 // wholeVMYAML is a VM that sets every field of the lab's API that a
 // running guest can carry: labels and annotations on the VM, its
-// template and its DataVolume template; CPU topology, guest memory,
-// requests and limits, machine type, firmware UUID and kernel arguments;
-// disks with bus, serial and boot order; an interface with model and MAC;
-// a cloud-init disk; a node selector and a grace period.
+// template and its DataVolume template; an instancetype (vCPUs and
+// memory) and a preference; requests and limits, machine type, firmware
+// UUID and kernel arguments; disks with bus, serial and boot order; an
+// interface with model and MAC; a cloud-init disk; a node selector and a
+// grace period.
 const wholeVMYAML = `apiVersion: kubevirt.io/v1
 kind: VirtualMachine
 metadata:
@@ -30,6 +52,8 @@ metadata:
   annotations: {owner: team-a, description: "carries every field"}
 spec:
   runStrategy: Always
+  instancetype: {name: cclm.whole}
+  preference: {kind: VirtualMachinePreference, name: whole-virtio}
   dataVolumeTemplates:
   - metadata: {name: whole-data, labels: {disk: data}, annotations: {note: kept}}
     spec:
@@ -43,8 +67,6 @@ spec:
       nodeSelector: {kubevirt.io/schedulable: "true"}
       terminationGracePeriodSeconds: 5
       domain:
-        cpu: {cores: 1, sockets: 1, threads: 1}
-        memory: {guest: 128Mi}
         resources:
           requests: {memory: 128Mi, cpu: 100m}
           limits: {memory: 256Mi}
@@ -74,6 +96,10 @@ spec:
 func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
 	const namespace, name = "toolkit-whole", "whole"
 	l.ensureNamespace(t, sourceCluster, namespace)
+	for _, cluster := range []string{sourceCluster, targetCluster} {
+		l.mustKubectl(t, cluster, wholeProfileYAML, "apply", "-f", "-")
+	}
+	l.mustKubectl(t, sourceCluster, wholePreferenceYAML, "apply", "-f", "-")
 	l.mustKubectl(t, sourceCluster, wholeVMYAML, "apply", "-f", "-")
 	l.removeAtEnd(t, namespace, name)
 	g := &guest{spec: vmSpec{name: name, namespace: namespace}}
@@ -103,6 +129,7 @@ func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
 	if target.Annotations[kubevirtv1.RestoreRunStrategyAnnotation] != "Always" {
 		t.Errorf("the receiving VM's %s is %q, want the source's Always", kubevirtv1.RestoreRunStrategyAnnotation, target.Annotations[kubevirtv1.RestoreRunStrategyAnnotation])
 	}
+	l.assertSameProfile(t, namespace, name)
 	want, got := withoutDocumentedChanges(&source), withoutDocumentedChanges(&target)
 	if !equality.Semantic.DeepEqual(want, got) {
 		t.Fatalf("the VM on ocp1 differs from the one on ocp7 beyond the documented changes (-ocp7 +ocp1):\n%s", cmp.Diff(want, got))
@@ -124,4 +151,26 @@ func withoutDocumentedChanges(vm *kubevirtv1.VirtualMachine) *kubevirtv1.Virtual
 	out.Spec.RunStrategy, out.Spec.Running = nil, nil
 	maps.DeleteFunc(out.Spec.Template.ObjectMeta.Labels, func(k, _ string) bool { return strings.HasPrefix(k, "forklift.konveyor.io/") })
 	return out
+}
+
+// assertSameProfile: the VMI on ocp1 runs with what the instancetype and
+// preference gave the one on ocp7 (2 vCPUs as cores, 128Mi, virtio, the
+// grace period), and ocp1's namespace holds the copied preference.
+func (l *labEnv) assertSameProfile(t *testing.T, namespace, name string) {
+	t.Helper()
+	target := l.vmi(t, targetCluster, namespace, name)
+	d := target.Spec.Domain
+	if d.CPU == nil || d.CPU.Sockets != 1 || d.CPU.Cores != 2 || d.CPU.Threads != 1 || d.Memory == nil || d.Memory.Guest == nil || d.Memory.Guest.String() != "128Mi" {
+		t.Errorf("the VMI on ocp1 has CPU %+v, memory %+v; want 1 socket of 2 cores and 128Mi from the instancetype and preference", d.CPU, d.Memory)
+	}
+	if target.Spec.TerminationGracePeriodSeconds == nil || *target.Spec.TerminationGracePeriodSeconds != 5 || target.Annotations["kubevirt.io/cluster-instancetype-name"] != "cclm.whole" {
+		t.Errorf("the VMI on ocp1: grace %v, annotations %v", target.Spec.TerminationGracePeriodSeconds, target.Annotations)
+	}
+	var copied instancetypev1beta1.VirtualMachinePreference
+	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "whole-virtio"}, &copied); err != nil {
+		t.Fatalf("the preference was not copied to ocp1: %v", err)
+	}
+	if copied.Spec.CPU == nil || copied.Spec.CPU.PreferredCPUTopology != instancetypev1beta1.Cores {
+		t.Errorf("the copied preference: %+v", copied.Spec)
+	}
 }

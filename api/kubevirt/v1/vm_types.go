@@ -57,6 +57,9 @@ const (
 // VirtualMachineSpec describes a VM.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.running) && has(self.runStrategy))",message="spec.running and spec.runStrategy are mutually exclusive; remove spec.running (deprecated) and keep spec.runStrategy"
+// +kubebuilder:validation:XValidation:rule="has(self.instancetype) || !has(self.template) || (has(self.template.spec.domain.memory) && has(self.template.spec.domain.memory.guest)) || (has(self.template.spec.domain.resources) && ((has(self.template.spec.domain.resources.requests) && 'memory' in self.template.spec.domain.resources.requests) || (has(self.template.spec.domain.resources.limits) && 'memory' in self.template.spec.domain.resources.limits)))",message="no memory requested: set spec.template.spec.domain.memory.guest or resources.requests.memory (e.g. 128Mi), or name an instancetype in spec.instancetype"
+// +kubebuilder:validation:XValidation:rule="!has(self.instancetype) || !has(self.template) || !has(self.template.spec.domain.memory) || !has(self.template.spec.domain.memory.guest)",message="spec.template.spec.domain.memory.guest conflicts with spec.instancetype, which sets the guest memory: remove one"
+// +kubebuilder:validation:XValidation:rule="!has(self.instancetype) || !has(self.template) || !has(self.template.spec.domain.cpu) || (!has(self.template.spec.domain.cpu.sockets) && !has(self.template.spec.domain.cpu.cores) && !has(self.template.spec.domain.cpu.threads))",message="spec.template.spec.domain.cpu sockets, cores and threads conflict with spec.instancetype, which sets the vCPUs: remove them or the instancetype"
 type VirtualMachineSpec struct {
 	// Running is the deprecated boolean form of runStrategy (true = Always,
 	// false = Halted). A pointer so that "unset" differs from false.
@@ -73,10 +76,66 @@ type VirtualMachineSpec struct {
 	// Template is the VMI the VM runs.
 	Template *VirtualMachineInstanceTemplateSpec `json:"template"`
 
+	// Instancetype names the VirtualMachineInstancetype or
+	// VirtualMachineClusterInstancetype that sizes the VM: its vCPUs,
+	// memory and CPU model, applied to the VMI when it is created.
+	// +optional
+	Instancetype *InstancetypeMatcher `json:"instancetype,omitempty"`
+
+	// Preference names the VirtualMachinePreference or
+	// VirtualMachineClusterPreference whose defaults fill what the
+	// template leaves unset.
+	// +optional
+	Preference *PreferenceMatcher `json:"preference,omitempty"`
+
 	// DataVolumeTemplates are DataVolumes created with, and owned by, the VM.
 	// +optional
 	// +kubebuilder:validation:MaxItems=256
 	DataVolumeTemplates []DataVolumeTemplateSpec `json:"dataVolumeTemplates,omitempty"`
+}
+
+// Kinds an InstancetypeMatcher or PreferenceMatcher may name.
+const (
+	ClusterSingularResourceName = "VirtualMachineClusterInstancetype"
+	SingularResourceName        = "VirtualMachineInstancetype"
+	ClusterSingularPreference   = "VirtualMachineClusterPreference"
+	SingularPreference          = "VirtualMachinePreference"
+)
+
+// InstancetypeMatcher names an instancetype.
+type InstancetypeMatcher struct {
+	// Name of the instancetype.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Kind is VirtualMachineClusterInstancetype (the default) or
+	// VirtualMachineInstancetype (in the VM's namespace).
+	// +optional
+	// +kubebuilder:validation:Enum=VirtualMachineClusterInstancetype;VirtualMachineInstancetype;virtualmachineclusterinstancetype;virtualmachineinstancetype
+	Kind string `json:"kind,omitempty"`
+}
+
+// PreferenceMatcher names a preference.
+type PreferenceMatcher struct {
+	// Name of the preference.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Kind is VirtualMachineClusterPreference (the default) or
+	// VirtualMachinePreference (in the VM's namespace).
+	// +optional
+	// +kubebuilder:validation:Enum=VirtualMachineClusterPreference;VirtualMachinePreference;virtualmachineclusterpreference;virtualmachinepreference
+	Kind string `json:"kind,omitempty"`
+}
+
+// IsNamespaced: the matcher names an instancetype in the VM's namespace.
+func (m *InstancetypeMatcher) IsNamespaced() bool {
+	return m.Kind == SingularResourceName || m.Kind == "virtualmachineinstancetype"
+}
+
+// IsNamespaced: the matcher names a preference in the VM's namespace.
+func (m *PreferenceMatcher) IsNamespaced() bool {
+	return m.Kind == SingularPreference || m.Kind == "virtualmachinepreference"
 }
 
 // TemplateObjectMeta is the metadata allowed in templates: labels and

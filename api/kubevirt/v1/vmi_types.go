@@ -28,6 +28,7 @@ const (
 
 // VirtualMachineInstance is a running (or about to run) virtual machine.
 //
+// +kubebuilder:validation:XValidation:rule="(has(self.spec.domain.memory) && has(self.spec.domain.memory.guest)) || (has(self.spec.domain.resources) && ((has(self.spec.domain.resources.requests) && 'memory' in self.spec.domain.resources.requests) || (has(self.spec.domain.resources.limits) && 'memory' in self.spec.domain.resources.limits)))",message="no memory requested: set spec.domain.memory.guest or spec.domain.resources.requests.memory (e.g. 128Mi)"
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:path=virtualmachineinstances,shortName=vmi;vmis,categories=all,scope=Namespaced
 // +kubebuilder:subresource:status
@@ -85,9 +86,9 @@ type VirtualMachineInstanceSpec struct {
 	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
 }
 
-// DomainSpec is the virtual hardware of a VMI.
-//
-// +kubebuilder:validation:XValidation:rule="(has(self.memory) && has(self.memory.guest)) || (has(self.resources) && ((has(self.resources.requests) && 'memory' in self.resources.requests) || (has(self.resources.limits) && 'memory' in self.resources.limits)))",message="no memory requested: set domain.memory.guest or domain.resources.requests.memory (e.g. 128Mi)"
+// DomainSpec is the virtual hardware of a VMI. A VMI must request memory
+// (the VirtualMachineInstance's rule); a VM's template need not when the
+// VM names an instancetype (the VirtualMachineSpec's rule).
 type DomainSpec struct {
 	// Resources are the compute resources requested for the VMI.
 	// +optional
