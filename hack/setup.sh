@@ -14,6 +14,7 @@ packages=(
 	procps            # pgrep/ps in the tests' leak checks
 	psmisc
 	chromium          # the dashboard's browser test drives it headless
+	genisoimage       # node agents make Secret, ConfigMap and sysprep disks (ISO 9660), as virt-launcher does
 )
 # The hypervisor (TCG here; KVM where a guest boots under it) and its tools.
 qemu_packages=(qemu-system-x86 qemu-utils)

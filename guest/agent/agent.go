@@ -48,6 +48,7 @@ func newAgent(logger *log.Logger) (*agent, error) {
 		guestagent.CmdDirty:      withArgs(a.dirty.apply),
 		guestagent.CmdDiskWrite:  withArgs(a.disks.write),
 		guestagent.CmdDiskVerify: withArgs(a.disks.verify),
+		guestagent.CmdDiskFiles:  withArgs(a.disks.files),
 		guestagent.CmdShutdown:   func(json.RawMessage) (any, error) { return powerOff(logger) },
 	}
 	return a, nil
@@ -78,7 +79,7 @@ func (a *agent) handle(line []byte) guestagent.Response {
 	}
 	command, ok := a.commands[req.Cmd]
 	if !ok {
-		return guestagent.Response{ID: req.ID, Error: fmt.Sprintf("unknown command %q (have info, dirty, disk-write, disk-verify)", req.Cmd)}
+		return guestagent.Response{ID: req.ID, Error: fmt.Sprintf("unknown command %q (have info, dirty, disk-write, disk-verify, disk-files, shutdown)", req.Cmd)}
 	}
 	result, err := command(req.Args)
 	if err != nil {

@@ -43,6 +43,10 @@ var NodeAgent = Component{
 		rule("kubevirt.io", []string{"virtualmachineinstances/status"}, "update", "patch"),
 		rule("kubevirt.io", []string{"kubevirts"}, readVerbs...),
 		rule("", []string{"persistentvolumeclaims"}, readVerbs...),
+		// A VMI's secret, configMap and sysprep disks, and the Secrets its
+		// cloud-init names, read by name when it starts (kubelet mounts
+		// them for virt-launcher upstream; cclm has no kubelet).
+		rule("", []string{"secrets", "configmaps"}, "get"),
 		rule("", []string{"persistentvolumes"}, "get", "list", "watch", "create", "patch", "delete"),
 		rule("k8s.cni.cncf.io", []string{"network-attachment-definitions"}, readVerbs...),
 		rule("whereabouts.cni.cncf.io", []string{"ippools"}, "get", "list", "watch", "create", "update"),

@@ -171,7 +171,7 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	recorder := mgr.GetEventRecorder("cclm-node/" + opts.NodeName)
 	store := &storage{client: mgr.GetClient(), recorder: recorder, node: opts.NodeName, dir: opts.StorageDir, budget: opts.Storage}
 	runner := &vmiRunner{
-		client: mgr.GetClient(), recorder: recorder, node: opts.NodeName, runRoot: opts.RunDir,
+		client: mgr.GetClient(), reader: mgr.GetAPIReader(), recorder: recorder, node: opts.NodeName, runRoot: opts.RunDir,
 		env: env, accel: accel, bootTimeout: cmp.Or(opts.BootTimeout, DefaultBootTimeout),
 		storage: store, exits: make(chan event.GenericEvent, 16),
 		instances: map[types.UID]*runningVMI{},

@@ -75,7 +75,8 @@ func buildDomain(vmi *kubevirtv1.VirtualMachineInstance, in domainInputs) (qemu.
 			if !ok {
 				return qemu.Domain{}, fmt.Errorf("volume %s: its storage is not provisioned on this node yet", volume.Name)
 			}
-			dom.Disks = append(dom.Disks, qemu.Disk{Name: disk.Name, Path: path, Serial: diskSerial(disk), BootIndex: bootIndex(disk)})
+			_, config := volume.ConfigDiskRef()
+			dom.Disks = append(dom.Disks, qemu.Disk{Name: disk.Name, Path: path, Serial: diskSerial(disk), BootIndex: bootIndex(disk), ReadOnly: config})
 		}
 	}
 	if dom.Boot.Kernel == "" {

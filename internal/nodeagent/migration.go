@@ -539,6 +539,15 @@ func (m *migrator) targetDomain(ctx context.Context, vmi *kubevirtv1.VirtualMach
 		inputs.DiskPaths[volume.Name] = r.storage.filePath(pv.Name)
 		volumes[volume.Name] = targetVolume{size: size.Value(), local: r.storage.owns(pv)}
 	}
+	// The target's own copies of the Secrets and ConfigMaps: read-only
+	// disks are not mirrored, each side makes its own.
+	waiting, err := r.makeConfigDisks(ctx, vmi, inputs.RunDir, inputs.DiskPaths)
+	if err == nil && waiting != "" {
+		err = errors.New(waiting)
+	}
+	if err != nil {
+		return qemu.Domain{}, nil, err
+	}
 	dom, err := buildDomain(vmi, inputs)
 	return dom, volumes, err
 }
@@ -549,6 +558,9 @@ func (m *migrator) targetDomain(ctx context.Context, vmi *kubevirtv1.VirtualMach
 // gets a new file here, which a failed target removes again.
 func prepareDisks(dom qemu.Domain, volumes map[string]targetVolume, active *activeMigration) error {
 	for _, disk := range dom.Disks {
+		if disk.ReadOnly {
+			continue // a config disk, made from this cluster's object; not mirrored
+		}
 		volume := volumes[disk.Name]
 		if _, err := os.Stat(disk.Path); err == nil && volume.local {
 			continue

@@ -51,7 +51,10 @@ type runtimeEnv interface {
 
 // vmiRunner runs the VMIs scheduled to this node: one QEMU each.
 type vmiRunner struct {
-	client   client.Client
+	client client.Client
+	// reader reads Secrets and ConfigMaps by name from the API (they are
+	// not cached: a node would hold every one of the cluster).
+	reader   client.Reader
 	recorder events.EventRecorder
 	node     string
 	runRoot  string
@@ -254,7 +257,8 @@ func (r *vmiRunner) domainInputs(ctx context.Context, vmi *kubevirtv1.VirtualMac
 		}
 		inputs.DiskPaths[volume.Name] = path
 	}
-	return inputs, "", nil
+	waiting, err := r.makeConfigDisks(ctx, vmi, inputs.RunDir, inputs.DiskPaths)
+	return inputs, waiting, err
 }
 
 func (r *vmiRunner) instance(uid types.UID) *runningVMI {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -43,6 +44,9 @@ const (
 type ResourceRef struct {
 	Kind ResourceKind
 	Name string
+	// Optional: the VM does without it (an optional secret or configMap
+	// volume); one the source lacks is not copied.
+	Optional bool
 }
 
 func (r ResourceRef) String() string { return string(r.Kind) + " " + r.Name }
@@ -65,21 +69,46 @@ func newResource(kind ResourceKind) client.Object {
 	return instancetype.NewObject(string(kind))
 }
 
-// ReferencedResources are the resources the VM references: its
-// instancetype and preference. cclm's kubevirt.io/v1 subset has no volume
-// source that references a Secret or ConfigMap yet (no secret or
-// configMap volume, no cloudInitNoCloud secretRef: its cloud-init data is
-// inline); CopyResources copies those too, table-tested with references
-// given directly (VMObserved.References).
+// ReferencedResources are the resources the VM references, each once:
+// the Secrets and ConfigMaps of its volumes (secret, configMap and sysprep
+// volumes, cloud-init secretRef and networkDataSecretRef), then its
+// instancetype and preference.
 func ReferencedResources(vm *kubevirtv1.VirtualMachine) []ResourceRef {
 	if vm == nil {
 		return nil
 	}
 	var refs []ResourceRef
+	add := func(ref ResourceRef) {
+		for i, have := range refs {
+			if have.Kind == ref.Kind && have.Name == ref.Name {
+				refs[i].Optional = have.Optional && ref.Optional // needed once needed anywhere
+				return
+			}
+		}
+		refs = append(refs, ref)
+	}
+	if vm.Spec.Template != nil {
+		for _, ref := range vm.Spec.Template.Spec.ReferencedObjects() {
+			add(ResourceRef{Kind: ResourceKind(ref.Kind), Name: ref.Name, Optional: ref.Optional})
+		}
+	}
 	for _, ref := range instancetype.Refs(vm) {
-		refs = append(refs, ResourceRef{Kind: ResourceKind(ref.Kind), Name: ref.Name})
+		add(ResourceRef{Kind: ResourceKind(ref.Kind), Name: ref.Name})
 	}
 	return refs
+}
+
+// sameContent: a Secret or ConfigMap copy holds what the source's does.
+func sameContent(source, copied client.Object) bool {
+	switch s := source.(type) {
+	case *corev1.Secret:
+		c, ok := copied.(*corev1.Secret)
+		return ok && equality.Semantic.DeepEqual(s.Data, c.Data) && s.Type == c.Type
+	case *corev1.ConfigMap:
+		c, ok := copied.(*corev1.ConfigMap)
+		return ok && equality.Semantic.DeepEqual(s.Data, c.Data) && equality.Semantic.DeepEqual(s.BinaryData, c.BinaryData)
+	}
+	return true
 }
 
 // copyOf is the target's copy of a source resource: its content (data and

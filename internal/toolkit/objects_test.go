@@ -169,3 +169,27 @@ func TestReceiverVMMapsDataVolumeTemplates(t *testing.T) {
 		t.Errorf("template b names no class and must keep none: %v", *b.Spec.PVC.StorageClassName)
 	}
 }
+
+// A VM's references: each Secret and ConfigMap its volumes name once (an
+// optional one stays optional only if every volume naming it is), then
+// its instancetype and preference.
+func TestReferencedResources(t *testing.T) {
+	vm := sourceVM()
+	vm.Spec.Instancetype = &kubevirtv1.InstancetypeMatcher{Name: "u1.small"}
+	vm.Spec.Preference = &kubevirtv1.PreferenceMatcher{Name: "p", Kind: kubevirtv1.SingularPreference}
+	vm.Spec.Template.Spec.Volumes = append(vm.Spec.Template.Spec.Volumes,
+		kubevirtv1.Volume{Name: "s1", Secret: &kubevirtv1.SecretVolumeSource{SecretName: "creds", Optional: ptr.To(true)}},
+		kubevirtv1.Volume{Name: "c", ConfigMap: &kubevirtv1.ConfigMapVolumeSource{Name: "settings", Optional: ptr.To(true)}},
+		kubevirtv1.Volume{Name: "ci", CloudInitNoCloud: &kubevirtv1.CloudInitNoCloudSource{SecretRef: &kubevirtv1.LocalObjectReference{Name: "creds"}, NetworkDataSecretRef: &kubevirtv1.LocalObjectReference{Name: "net"}}},
+		kubevirtv1.Volume{Name: "sys", Sysprep: &kubevirtv1.SysprepSource{ConfigMap: &kubevirtv1.LocalObjectReference{Name: "unattend"}}},
+	)
+	got := fmt.Sprint(ReferencedResources(vm))
+	want := "[Secret creds ConfigMap settings Secret net ConfigMap unattend VirtualMachineClusterInstancetype u1.small VirtualMachinePreference p]"
+	if got != want {
+		t.Errorf("references %s, want %s", got, want)
+	}
+	refs := ReferencedResources(vm)
+	if refs[0].Optional || !refs[1].Optional {
+		t.Errorf("optional: creds %v (a cloud-init secretRef needs it), settings %v", refs[0].Optional, refs[1].Optional)
+	}
+}

@@ -117,8 +117,9 @@ var Component = access.Account{
 		rule("forklift.konveyor.io", []string{"providers/status", "plans/status", "migrations/status", "networkmaps/status", "storagemaps/status"}, "update", "patch"),
 		// Provider Secrets (read by name, neither listed nor watched);
 		// CopyResources' copies of the VM's Secrets and ConfigMaps
-		// (read by name, created, deleted by Cleanup).
-		rule("", []string{"secrets", "configmaps"}, "get", "create", "delete"),
+		// (read by name, created, updated while the source's change until
+		// the guest has moved, deleted by Cleanup).
+		rule("", []string{"secrets", "configmaps"}, "get", "create", "update", "delete"),
 		// SynchronizeCertificates: the source cluster's CA imported into
 		// this cluster's kubevirt-external-ca (created above if absent).
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{trust.ExternalCAConfigMap}, Verbs: []string{"update"}},

@@ -183,6 +183,8 @@ const (
 	// ca-bundle that the cluster's kubevirt-external-ca lacks, keeping
 	// those there (trust.ImportPeerCA).
 	OpImportCA Op = "import into"
+	// OpUpdate replaces the object (at the Object's resourceVersion).
+	OpUpdate Op = "update"
 )
 
 // Action is one write the decision asks for.
@@ -211,16 +213,15 @@ type Event struct {
 }
 
 // NeedsInventory says whether the VM's current step needs VMObserved's
-// maps and References: CopyResources, CreateVolumes and Cleanup.
+// maps and References: every step from CopyResources to Migrate (the
+// copies are kept equal to the source's until the guest has moved) and
+// Cleanup.
 func NeedsInventory(status forkliftv1beta1.VMStatus) bool {
 	if isFinal(status.Phase) {
 		return false
 	}
-	switch status.Phase {
-	case StepCopyResources, StepCreateVolumes, StepCleanup:
-		return true
-	}
-	return false
+	at := slices.Index(Steps, status.Phase)
+	return at >= copyResourcesIndex && at <= migrateIndex || status.Phase == StepCleanup
 }
 
 // NeedsTrust says whether the VM's current step needs VMObserved.Trust:
@@ -333,6 +334,7 @@ func stepIndex(name string) int {
 
 var cleanupIndex = stepIndex(StepCleanup)
 var migrateIndex = stepIndex(StepMigrate)
+var copyResourcesIndex = stepIndex(StepCopyResources)
 
 // current is the index of the step the VM is in: Cleanup once it runs,
 // else the first step not completed.
@@ -376,6 +378,9 @@ func (s *vmStepper) decide() {
 	}
 	if s.obs.LastError != nil && s.obs.LastError.Permanent && s.obs.LastError.Step == step.Name && i != cleanupIndex {
 		s.fail(i, s.obs.LastError.Message)
+		return
+	}
+	if i > copyResourcesIndex && i <= migrateIndex && s.updateStaleCopies(i) {
 		return
 	}
 	switch step.Name {
@@ -757,6 +762,9 @@ func (s *vmStepper) copyResources(i int) {
 			return
 		}
 		original := src.Resources[ref]
+		if original == nil && ref.Optional {
+			continue
+		}
 		if original == nil {
 			s.fail(i, fmt.Sprintf("VM %s references %s, which does not exist %s on the source", s.vmName(), ref, s.where(ref, s.d.Status.Namespace)))
 			return
@@ -774,6 +782,31 @@ func (s *vmStepper) copyResources(i int) {
 		return
 	}
 	s.complete(i, nil)
+}
+
+// updateStaleCopies keeps the Secrets and ConfigMaps CopyResources made
+// equal to the source's until the guest has moved (the end of Migrate):
+// a copy whose source changed is updated; true when it asked for that.
+// Only with the inventory, and only the toolkit's own copies.
+func (s *vmStepper) updateStaleCopies(i int) bool {
+	if !s.obs.Inventory || s.obs.Source.Err != "" || s.obs.Target.Err != "" {
+		return false
+	}
+	var updates []Action
+	for _, ref := range s.obs.References {
+		original, copied := s.obs.Source.Resources[ref], s.obs.Target.Resources[ref]
+		if original == nil || copied == nil || !s.owns(copied) || sameContent(original, copied) {
+			continue
+		}
+		updated := copyOf(original, copied.GetNamespace(), copied.GetLabels())
+		updated.SetResourceVersion(copied.GetResourceVersion())
+		updates = append(updates, Action{Side: SideTarget, Op: OpUpdate, Object: updated})
+	}
+	if len(updates) == 0 {
+		return false
+	}
+	s.act(i, fmt.Sprintf("updating %d copies whose source changed", len(updates)), updates...)
+	return true
 }
 
 // where says where a referenced resource lives, for messages.

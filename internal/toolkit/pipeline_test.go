@@ -268,12 +268,28 @@ func createSourceMigrationCases() []stepCase {
 	}
 }
 
+// staleCopy: the source's Secret creds now holds v2, the target's copy
+// (labelled so) still v1.
+func staleCopy(labels map[string]string) obsOption {
+	return func(o *VMObserved) {
+		o.References = []ResourceRef{creds}
+		o.Source.Resources = map[ResourceRef]client.Object{creds: &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: sourceNamespace}, Data: map[string][]byte{"k": []byte("v2")}}}
+		o.Target.Resources[creds] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: targetNamespace, Labels: labels, ResourceVersion: "7"}, Data: map[string][]byte{"k": []byte("v1")}}
+	}
+}
+
 func migrateCases() []stepCase {
 	status := statusIn(StepMigrate, 0)
 	budget := MigrateBudget(134217728+268435456, 0, DefaultMigrateMargin)
 	return []stepCase{
 		{"transferring: waits, mirrors progress", observe(status, 10*time.Second,
 			withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning, progress(100, 400, 300))),
+			expect{phase: StepMigrate, reason: "migrating: sending migration Running, receiving migration Running", requeue: pollSource}},
+		{"a copied Secret whose source changed: updated first", observe(status, 10*time.Second,
+			withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning), staleCopy(ours())),
+			expect{phase: StepMigrate, actions: []string{"update Secret dst/creds on the target"}}},
+		{"a changed Secret that is not the toolkit's copy: left alone", observe(status, 10*time.Second,
+			withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning), staleCopy(nil)),
 			expect{phase: StepMigrate, reason: "migrating: sending migration Running, receiving migration Running", requeue: pollSource}},
 		{"both succeeded: Cleanup of a success", observe(status, 10*time.Second,
 			withTargetVMIM(kubevirtv1.MigrationSucceeded), withSourceVMIM(kubevirtv1.MigrationSucceeded, progress(400, 400, 0))),

@@ -277,6 +277,8 @@ func (r *migrationReconciler) do(ctx context.Context, migrationUID types.UID, vm
 			if apierrors.IsNotFound(err) {
 				err = nil
 			}
+		case OpUpdate:
+			err = c.Update(ctx, a.Object)
 		case OpImportCA:
 			_, err = trust.ImportPeerCA(ctx, c, a.Object.GetNamespace(), a.Object.(*corev1.ConfigMap).Data[trust.BundleKey])
 		}

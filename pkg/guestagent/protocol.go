@@ -49,6 +49,9 @@ const (
 	CmdDirty      = "dirty"
 	CmdDiskWrite  = "disk-write"
 	CmdDiskVerify = "disk-verify"
+	// CmdDiskFiles reads the files of an ISO 9660 disk (a secret,
+	// configMap or sysprep volume): what the guest would mount.
+	CmdDiskFiles = "disk-files"
 	// CmdShutdown asks the guest to power off at once (disks synced): the
 	// graceful stop the node agent tries before ACPI and before a kill, as
 	// virt-launcher uses the QEMU guest agent.
@@ -232,3 +235,19 @@ type DiskStatus struct {
 func (s DiskStatus) Ack() Ack {
 	return Ack{StartGeneration: s.StartGeneration, Seq: s.AckSeq}
 }
+
+// DiskFilesArgs are the arguments of CmdDiskFiles: the disk, by device
+// name or serial, as in DiskArgs.
+type DiskFilesArgs struct {
+	Disk string `json:"disk"`
+}
+
+// DiskFilesResult is what CmdDiskFiles read: the volume label and every
+// file of the image's root directory (at most MaxDiskFileBytes each).
+type DiskFilesResult struct {
+	Label string            `json:"label"`
+	Files map[string]string `json:"files"`
+}
+
+// MaxDiskFileBytes bounds a file CmdDiskFiles returns.
+const MaxDiskFileBytes = 64 << 10

@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/toolkit"
 	"github.com/cclm-io/cclm/pkg/guestagent"
 )
 
@@ -41,8 +44,9 @@ spec:
 // template and its DataVolume template; an instancetype (vCPUs and
 // memory) and a preference; requests and limits, machine type, firmware
 // UUID and kernel arguments; disks with bus, serial and boot order; an
-// interface with model and MAC; a cloud-init disk; a node selector and a
-// grace period.
+// interface with model and MAC; a cloud-init disk whose data is in
+// Secrets, a Secret disk, a ConfigMap disk and a sysprep disk; a node
+// selector and a grace period.
 const wholeVMYAML = `apiVersion: kubevirt.io/v1
 kind: VirtualMachine
 metadata:
@@ -79,6 +83,9 @@ spec:
           - {name: rootdisk, disk: {bus: virtio}, bootOrder: 1}
           - {name: datadisk, disk: {bus: virtio}, serial: datadisk}
           - {name: cloudinit, disk: {bus: virtio}}
+          - {name: creds, serial: creds}
+          - {name: settings, disk: {bus: virtio}, serial: settings}
+          - {name: sysprep, serial: sysprep}
           interfaces:
           - {name: default, bridge: {}, model: virtio, macAddress: "02:c1:a0:00:00:2a"}
       networks:
@@ -86,7 +93,34 @@ spec:
       volumes:
       - {name: rootdisk, containerDisk: {image: cclm/guest}}
       - {name: datadisk, dataVolume: {name: whole-data}}
-      - {name: cloudinit, cloudInitNoCloud: {userData: "#cloud-config\nhostname: whole\n"}}
+      - {name: cloudinit, cloudInitNoCloud: {secretRef: {name: whole-creds}, networkDataSecretRef: {name: whole-net}}}
+      - {name: creds, secret: {secretName: whole-creds}}
+      - {name: settings, configMap: {name: whole-settings, volumeLabel: settings}}
+      - {name: sysprep, sysprep: {configMap: {name: whole-unattend}}}
+`
+
+// wholeObjectsYAML are the Secrets and ConfigMaps the whole VM's volumes
+// name, on the source only: the Migration copies them.
+const wholeObjectsYAML = `apiVersion: v1
+kind: Secret
+metadata: {name: whole-creds, namespace: toolkit-whole}
+stringData: {userdata: "#cloud-config\nhostname: whole\n", password: s3cret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: whole-net, namespace: toolkit-whole}
+stringData: {networkdata: "version: 2\n"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: whole-settings, namespace: toolkit-whole}
+data: {app.conf: "mode=fast\n"}
+binaryData: {blob: AAEC}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: whole-unattend, namespace: toolkit-whole}
+data: {unattend.xml: "<unattend/>"}
 `
 
 // toolkitCarriesTheWholeVM: the VM of wholeVMYAML migrates through a Plan
@@ -100,6 +134,7 @@ func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
 		l.mustKubectl(t, cluster, wholeProfileYAML, "apply", "-f", "-")
 	}
 	l.mustKubectl(t, sourceCluster, wholePreferenceYAML, "apply", "-f", "-")
+	l.mustKubectl(t, sourceCluster, wholeObjectsYAML, "apply", "-f", "-")
 	l.mustKubectl(t, sourceCluster, wholeVMYAML, "apply", "-f", "-")
 	l.removeAtEnd(t, namespace, name)
 	g := &guest{spec: vmSpec{name: name, namespace: namespace}}
@@ -114,10 +149,33 @@ func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.uid = string(source.UID)
+	disksBefore := l.configDiskFiles(t, sourceCluster, namespace, name)
 	plan := l.applyPlan(t, "toolkit-whole", namespace, []*guest{g})
-	m := l.awaitMigration(t, l.startToolkitMigration(t, plan, "toolkit-whole-1"), 4*time.Minute, nil)
+	// A slow link keeps Migrate long enough to change a Secret in it.
+	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"16Mi"}`)
+	defer restore()
+	changed := false
+	m := l.awaitMigration(t, l.startToolkitMigration(t, plan, "toolkit-whole-1"), 4*time.Minute, func(m *forkliftv1beta1.Migration) {
+		if !changed && len(m.Status.VMs) == 1 && m.Status.VMs[0].Phase == toolkit.StepMigrate {
+			changed = true
+			l.mustKubectl(t, sourceCluster, "", "patch", "secret", "whole-creds", "-n", namespace, "--type=merge", "-p", `{"stringData":{"password":"rotated"}}`)
+		}
+	})
 	assertPipelineCompleted(t, m)
 	l.assertArrivedOnce(t, m, namespace, g)
+	if disksAfter := l.configDiskFiles(t, targetCluster, namespace, name); !equality.Semantic.DeepEqual(disksBefore, disksAfter) {
+		t.Errorf("the guest's Secret, ConfigMap and sysprep disks on ocp1 differ from ocp7's:\n%s", cmp.Diff(disksBefore, disksAfter))
+	}
+	if !changed {
+		t.Fatal("never saw the VM in Migrate to change its Secret")
+	}
+	l.waitFor(t, "ocp1's copy of Secret whole-creds to follow the change", 30*time.Second, func() (bool, string) {
+		var copied corev1.Secret
+		if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "whole-creds"}, &copied); err != nil {
+			return false, err.Error()
+		}
+		return string(copied.Data["password"]) == "rotated", "the copy has the old password"
+	})
 
 	var target kubevirtv1.VirtualMachine
 	if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &source); err != nil {
@@ -173,4 +231,26 @@ func (l *labEnv) assertSameProfile(t *testing.T, namespace, name string) {
 	if copied.Spec.CPU == nil || copied.Spec.CPU.PreferredCPUTopology != instancetypev1beta1.Cores {
 		t.Errorf("the copied preference: %+v", copied.Spec)
 	}
+}
+
+// configDiskFiles is what the guest reads from its creds, settings and
+// sysprep disks: label and files.
+func (l *labEnv) configDiskFiles(t *testing.T, cluster, namespace, name string) map[string]guestagent.DiskFilesResult {
+	t.Helper()
+	disks := map[string]guestagent.DiskFilesResult{}
+	for _, serial := range []string{"creds", "settings", "sysprep"} {
+		var files guestagent.DiskFilesResult
+		l.guestCall(t, cluster, namespace, name, guestagent.CmdDiskFiles, guestagent.DiskFilesArgs{Disk: serial}, &files)
+		disks[serial] = files
+	}
+	if got := disks["creds"].Files["password"]; got != "s3cret" {
+		t.Errorf("on %s the guest reads password %q from its Secret disk (all: %+v)", cluster, got, disks)
+	}
+	if disks["settings"].Label != "settings" || disks["settings"].Files["app.conf"] != "mode=fast\n" || disks["settings"].Files["blob"] != "\x00\x01\x02" {
+		t.Errorf("on %s the guest reads %+v from its ConfigMap disk", cluster, disks["settings"])
+	}
+	if disks["sysprep"].Files["unattend.xml"] != "<unattend/>" {
+		t.Errorf("on %s the guest reads %+v from its sysprep disk", cluster, disks["sysprep"])
+	}
+	return disks
 }

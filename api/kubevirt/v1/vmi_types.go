@@ -317,7 +317,7 @@ type MultusNetwork struct {
 
 // Volume is a source of disk data.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.containerDisk), has(self.dataVolume), has(self.persistentVolumeClaim), has(self.cloudInitNoCloud)].filter(x, x).size() == 1",message="set exactly one of containerDisk, dataVolume, persistentVolumeClaim or cloudInitNoCloud on a volume"
+// +kubebuilder:validation:XValidation:rule="[has(self.containerDisk), has(self.dataVolume), has(self.persistentVolumeClaim), has(self.cloudInitNoCloud), has(self.secret), has(self.configMap), has(self.sysprep)].filter(x, x).size() == 1",message="set exactly one of containerDisk, dataVolume, persistentVolumeClaim, cloudInitNoCloud, secret, configMap or sysprep on a volume"
 type Volume struct {
 	// Name matches the disk the volume backs.
 	// +kubebuilder:validation:MinLength=1
@@ -338,6 +338,69 @@ type Volume struct {
 	// CloudInitNoCloud is a NoCloud cloud-init data disk.
 	// +optional
 	CloudInitNoCloud *CloudInitNoCloudSource `json:"cloudInitNoCloud,omitempty"`
+
+	// Secret is a read-only disk (an ISO 9660 image) holding one file per
+	// key of the Secret of this name in the VMI's namespace.
+	// +optional
+	Secret *SecretVolumeSource `json:"secret,omitempty"`
+
+	// ConfigMap is a read-only disk (an ISO 9660 image) holding one file
+	// per key of the ConfigMap of this name in the VMI's namespace.
+	// +optional
+	ConfigMap *ConfigMapVolumeSource `json:"configMap,omitempty"`
+
+	// Sysprep is a read-only disk with a Windows answer file (the
+	// Secret's or ConfigMap's keys, e.g. unattend.xml), as an ISO 9660
+	// image.
+	// +optional
+	Sysprep *SysprepSource `json:"sysprep,omitempty"`
+}
+
+// LocalObjectReference names an object in the VMI's namespace.
+type LocalObjectReference struct {
+	// Name of the object.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// SecretVolumeSource is a Secret as a disk.
+type SecretVolumeSource struct {
+	// SecretName is the Secret's name.
+	// +kubebuilder:validation:MinLength=1
+	SecretName string `json:"secretName"`
+	// Optional: a missing Secret gives an empty disk instead of keeping
+	// the VMI from starting.
+	// +optional
+	Optional *bool `json:"optional,omitempty"`
+	// VolumeLabel is the ISO's volume label (default cfgdata).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	VolumeLabel string `json:"volumeLabel,omitempty"`
+}
+
+// ConfigMapVolumeSource is a ConfigMap as a disk.
+type ConfigMapVolumeSource struct {
+	// Name is the ConfigMap's name.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Optional: a missing ConfigMap gives an empty disk instead of
+	// keeping the VMI from starting.
+	// +optional
+	Optional *bool `json:"optional,omitempty"`
+	// VolumeLabel is the ISO's volume label (default cfgdata).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	VolumeLabel string `json:"volumeLabel,omitempty"`
+}
+
+// SysprepSource names the Secret or ConfigMap with the answer file.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.secret) != has(self.configMap)",message="set exactly one of secret or configMap on sysprep"
+type SysprepSource struct {
+	// +optional
+	Secret *LocalObjectReference `json:"secret,omitempty"`
+	// +optional
+	ConfigMap *LocalObjectReference `json:"configMap,omitempty"`
 }
 
 // ContainerDiskSource is an ephemeral disk built from an image. Its
@@ -367,9 +430,13 @@ type PersistentVolumeClaimVolumeSource struct {
 	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
-// CloudInitNoCloudSource is NoCloud cloud-init data, given inline.
+// CloudInitNoCloudSource is NoCloud cloud-init data, inline or from a
+// Secret (key userdata or userData; networkdata or networkData). The cclm
+// guest runs no cloud-init, so the data reaches no guest; the Secrets must
+// exist for the VMI to start, and travel with a migrated VM.
 //
-// +kubebuilder:validation:XValidation:rule="!(has(self.userData) && has(self.userDataBase64))",message="set only one of userData or userDataBase64"
+// +kubebuilder:validation:XValidation:rule="[has(self.userData), has(self.userDataBase64), has(self.secretRef)].filter(x, x).size() <= 1",message="set only one of userData, userDataBase64 or secretRef"
+// +kubebuilder:validation:XValidation:rule="[has(self.networkData), has(self.networkDataBase64), has(self.networkDataSecretRef)].filter(x, x).size() <= 1",message="set only one of networkData, networkDataBase64 or networkDataSecretRef"
 type CloudInitNoCloudSource struct {
 	// UserData is the cloud-init user data, as text.
 	// +optional
@@ -379,9 +446,65 @@ type CloudInitNoCloudSource struct {
 	// +optional
 	UserDataBase64 string `json:"userDataBase64,omitempty"`
 
+	// SecretRef names a Secret with the user data.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+
 	// NetworkData is the cloud-init network configuration, as text.
 	// +optional
 	NetworkData string `json:"networkData,omitempty"`
+
+	// NetworkDataBase64 is the network configuration, base64-encoded.
+	// +optional
+	NetworkDataBase64 string `json:"networkDataBase64,omitempty"`
+
+	// NetworkDataSecretRef names a Secret with the network configuration.
+	// +optional
+	NetworkDataSecretRef *LocalObjectReference `json:"networkDataSecretRef,omitempty"`
+}
+
+// ObjectRef is a Secret or ConfigMap a volume references, by kind.
+type ObjectRef struct {
+	// Kind is Secret or ConfigMap.
+	Kind string
+	Name string
+	// Optional: the volume does without it.
+	Optional bool
+}
+
+// ReferencedObjects are the Secrets and ConfigMaps the spec's volumes
+// reference, in volume order.
+func (spec *VirtualMachineInstanceSpec) ReferencedObjects() []ObjectRef {
+	var refs []ObjectRef
+	for _, v := range spec.Volumes {
+		switch {
+		case v.Secret != nil:
+			refs = append(refs, ObjectRef{Kind: "Secret", Name: v.Secret.SecretName, Optional: v.Secret.Optional != nil && *v.Secret.Optional})
+		case v.ConfigMap != nil:
+			refs = append(refs, ObjectRef{Kind: "ConfigMap", Name: v.ConfigMap.Name, Optional: v.ConfigMap.Optional != nil && *v.ConfigMap.Optional})
+		case v.Sysprep != nil && v.Sysprep.Secret != nil:
+			refs = append(refs, ObjectRef{Kind: "Secret", Name: v.Sysprep.Secret.Name})
+		case v.Sysprep != nil && v.Sysprep.ConfigMap != nil:
+			refs = append(refs, ObjectRef{Kind: "ConfigMap", Name: v.Sysprep.ConfigMap.Name})
+		case v.CloudInitNoCloud != nil:
+			for _, ref := range []*LocalObjectReference{v.CloudInitNoCloud.SecretRef, v.CloudInitNoCloud.NetworkDataSecretRef} {
+				if ref != nil {
+					refs = append(refs, ObjectRef{Kind: "Secret", Name: ref.Name})
+				}
+			}
+		}
+	}
+	return refs
+}
+
+// ConfigDiskRef is the Secret or ConfigMap a volume turns into a read-only
+// disk (secret, configMap, sysprep), and whether a volume does.
+func (v Volume) ConfigDiskRef() (ObjectRef, bool) {
+	if v.Secret == nil && v.ConfigMap == nil && v.Sysprep == nil {
+		return ObjectRef{}, false
+	}
+	spec := VirtualMachineInstanceSpec{Volumes: []Volume{v}}
+	return spec.ReferencedObjects()[0], true
 }
 
 // VirtualMachineInstancePhase is the lifecycle phase of a VMI.
