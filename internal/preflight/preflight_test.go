@@ -412,7 +412,7 @@ var allChecks = []struct {
 	{SyncAddress, Source}, {SyncAddress, Target}, {SyncReachable, Source}, {SyncReachable, Target},
 	{MigrationRangesDisjoint, ""}, {ClusterTrust, ""},
 	{VMExists, Source}, {VMFieldsSupported, Source}, {VMRunning, Source}, {VMStorageLiveMigratable, Source},
-	{NetworkMapped, ""}, {StorageMapped, ""}, {CPUModel, Target}, {MACConflict, Target}, {InstancetypesMatch, Target}, {TargetStorage, Target},
+	{NetworkMapped, ""}, {StorageMapped, ""}, {CPUModel, Target}, {MACConflict, Target}, {VMReferences, Target}, {TargetStorage, Target},
 }
 
 func TestEveryCheckPassesOnAGoodSetup(t *testing.T) {
@@ -788,7 +788,7 @@ func TestDroppedFieldsNamesWhatCclmDoesNotKnow(t *testing.T) {
 
 // An instancetype the VM names: a cluster-wide one must be the same on
 // the target; a namespaced one absent there is copied by the Migration.
-func TestInstancetypesMatch(t *testing.T) {
+func TestVMReferences(t *testing.T) {
 	spec := func(guest string) instancetypev1beta1.VirtualMachineInstancetypeSpec {
 		return instancetypev1beta1.VirtualMachineInstancetypeSpec{CPU: instancetypev1beta1.CPUInstancetype{Guest: 1}, Memory: instancetypev1beta1.MemoryInstancetype{Guest: resource.MustParse(guest)}}
 	}
@@ -804,22 +804,36 @@ func TestInstancetypesMatch(t *testing.T) {
 		{"same on both", []client.Object{cluster("2Gi")}, []client.Object{cluster("2Gi")}, Passed, "VirtualMachineClusterInstancetype u1.small is the same on both"},
 		{"differs", []client.Object{cluster("2Gi")}, []client.Object{cluster("1Gi")}, Failed, "VirtualMachineClusterInstancetype u1.small differs between ocp7 and ocp1"},
 		{"missing on the target", []client.Object{cluster("2Gi")}, nil, Failed, "VirtualMachineClusterInstancetype u1.small does not exist on ocp1"},
-		{"missing on the source", nil, []client.Object{cluster("2Gi")}, Failed, "names VirtualMachineClusterInstancetype u1.small, which does not exist on ocp7"},
+		{"missing on the source", nil, []client.Object{cluster("2Gi")}, Failed, "references VirtualMachineClusterInstancetype u1.small, which does not exist on ocp7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
 			w.vm.Spec.Instancetype = &kubevirtv1.InstancetypeMatcher{Name: "u1.small"}
 			w.extraSource, w.extraTarget = tc.source, tc.target
-			c := find(t, w.run(), InstancetypesMatch, "")
+			c := find(t, w.run(), VMReferences, "")
 			if c.Status != tc.status || !strings.Contains(c.Message, tc.message) {
 				t.Errorf("%s %s, want %s with %q", c.Status, c.Message, tc.status, tc.message)
 			}
 		})
 	}
 	w := newWorld(t)
+	w.vm.Spec.Template.Spec.Volumes = append(w.vm.Spec.Template.Spec.Volumes,
+		kubevirtv1.Volume{Name: "creds", Secret: &kubevirtv1.SecretVolumeSource{SecretName: "creds"}},
+		kubevirtv1.Volume{Name: "extra", ConfigMap: &kubevirtv1.ConfigMapVolumeSource{Name: "extra", Optional: ptr(true)}})
+	w.extraSource = []client.Object{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "apps"}, Data: map[string][]byte{"k": []byte("a")}}}
+	w.extraTarget = []client.Object{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "apps"}, Data: map[string][]byte{"k": []byte("b")}}}
+	if c := find(t, w.run(), VMReferences, ""); c.Status != Passed || !strings.Contains(c.Message, "Secret creds exists in apps on ocp1 with other data and is kept") || !strings.Contains(c.Message, "optional ConfigMap extra is absent") {
+		t.Errorf("a Secret the target has with other data: %s %s", c.Status, c.Message)
+	}
+	w.extraSource = nil
+	if c := find(t, w.run(), VMReferences, ""); c.Status != Failed || !strings.Contains(c.Message, "references Secret creds, which does not exist on ocp7") {
+		t.Errorf("a Secret missing on the source: %s %s", c.Status, c.Message)
+	}
+
+	w = newWorld(t)
 	w.vm.Spec.Preference = &kubevirtv1.PreferenceMatcher{Name: "virtio", Kind: kubevirtv1.SingularPreference}
 	w.extraSource = []client.Object{&instancetypev1beta1.VirtualMachinePreference{ObjectMeta: metav1.ObjectMeta{Name: "virtio", Namespace: "apps"}}}
-	if c := find(t, w.run(), InstancetypesMatch, ""); c.Status != Passed || !strings.Contains(c.Message, "VirtualMachinePreference virtio will be copied into apps") {
+	if c := find(t, w.run(), VMReferences, ""); c.Status != Passed || !strings.Contains(c.Message, "VirtualMachinePreference virtio will be copied into apps") {
 		t.Errorf("a namespaced preference absent on the target: %s %s", c.Status, c.Message)
 	}
 }

@@ -41,7 +41,7 @@ const (
 	StorageMapped           = "StorageMapped"
 	CPUModel                = "CPUModel"
 	MACConflict             = "MACConflict"
-	InstancetypesMatch      = "InstancetypesMatch"
+	VMReferences            = "VMReferences"
 	TargetStorage           = "TargetStorage"
 )
 
@@ -191,7 +191,7 @@ var checks = []check{
 	{id: StorageMapped, needs: []need{{id: VMExists}}, perVM: checkStorageMapped},
 	{id: CPUModel, vmSide: Target, needs: []need{{id: VMExists}}, perVM: checkCPUModel},
 	{id: MACConflict, vmSide: Target, needs: []need{{id: VMExists}}, perVM: checkMACConflict},
-	{id: InstancetypesMatch, vmSide: Target, needs: []need{{id: VMExists}}, perVM: checkInstancetypesMatch},
+	{id: VMReferences, vmSide: Target, needs: []need{{id: VMExists}}, perVM: checkVMReferences},
 	{id: TargetStorage, vmSide: Target, needs: []need{{id: VMExists}, {id: StorageMapped}}, perVM: checkTargetStorage},
 }
 

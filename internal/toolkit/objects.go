@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -17,7 +16,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/instancetype"
+	"github.com/cclm-io/cclm/internal/vmrefs"
 )
 
 // The objects the pipeline creates, built from what it observed. All are
@@ -31,12 +30,12 @@ type ResourceKind string
 // CreateSecrets, CreateConfigMaps, EnsurePreference and
 // EnsureInstanceType, in one step.
 const (
-	KindSecret              ResourceKind = "Secret"
-	KindConfigMap           ResourceKind = "ConfigMap"
-	KindInstancetype        ResourceKind = instancetype.KindInstancetype
-	KindClusterInstancetype ResourceKind = instancetype.KindClusterInstancetype
-	KindPreference          ResourceKind = instancetype.KindPreference
-	KindClusterPreference   ResourceKind = instancetype.KindClusterPreference
+	KindSecret              ResourceKind = vmrefs.KindSecret
+	KindConfigMap           ResourceKind = vmrefs.KindConfigMap
+	KindInstancetype        ResourceKind = vmrefs.KindInstancetype
+	KindClusterInstancetype ResourceKind = vmrefs.KindClusterInstancetype
+	KindPreference          ResourceKind = vmrefs.KindPreference
+	KindClusterPreference   ResourceKind = vmrefs.KindClusterPreference
 )
 
 // ResourceRef is a resource a VM references: in its namespace, or
@@ -59,56 +58,20 @@ func (r ResourceRef) ClusterWide() bool {
 }
 
 // newResource is an empty object of the kind, to read into.
-func newResource(kind ResourceKind) client.Object {
-	switch kind {
-	case KindSecret:
-		return &corev1.Secret{}
-	case KindConfigMap:
-		return &corev1.ConfigMap{}
-	}
-	return instancetype.NewObject(string(kind))
-}
+func newResource(kind ResourceKind) client.Object { return vmrefs.NewObject(string(kind)) }
 
-// ReferencedResources are the resources the VM references, each once:
-// the Secrets and ConfigMaps of its volumes (secret, configMap and sysprep
-// volumes, cloud-init secretRef and networkDataSecretRef), then its
-// instancetype and preference.
+// ReferencedResources are the resources the VM references, each once
+// (vmrefs.All): the Secrets and ConfigMaps of its volumes and cloud-init,
+// then its instancetype and preference.
 func ReferencedResources(vm *kubevirtv1.VirtualMachine) []ResourceRef {
 	if vm == nil {
 		return nil
 	}
 	var refs []ResourceRef
-	add := func(ref ResourceRef) {
-		for i, have := range refs {
-			if have.Kind == ref.Kind && have.Name == ref.Name {
-				refs[i].Optional = have.Optional && ref.Optional // needed once needed anywhere
-				return
-			}
-		}
-		refs = append(refs, ref)
-	}
-	if vm.Spec.Template != nil {
-		for _, ref := range vm.Spec.Template.Spec.ReferencedObjects() {
-			add(ResourceRef{Kind: ResourceKind(ref.Kind), Name: ref.Name, Optional: ref.Optional})
-		}
-	}
-	for _, ref := range instancetype.Refs(vm) {
-		add(ResourceRef{Kind: ResourceKind(ref.Kind), Name: ref.Name})
+	for _, ref := range vmrefs.All(vm) {
+		refs = append(refs, ResourceRef{Kind: ResourceKind(ref.Kind), Name: ref.Name, Optional: ref.Optional})
 	}
 	return refs
-}
-
-// sameContent: a Secret or ConfigMap copy holds what the source's does.
-func sameContent(source, copied client.Object) bool {
-	switch s := source.(type) {
-	case *corev1.Secret:
-		c, ok := copied.(*corev1.Secret)
-		return ok && equality.Semantic.DeepEqual(s.Data, c.Data) && s.Type == c.Type
-	case *corev1.ConfigMap:
-		c, ok := copied.(*corev1.ConfigMap)
-		return ok && equality.Semantic.DeepEqual(s.Data, c.Data) && equality.Semantic.DeepEqual(s.BinaryData, c.BinaryData)
-	}
-	return true
 }
 
 // copyOf is the target's copy of a source resource: its content (data and
@@ -131,10 +94,6 @@ func copyOf(source client.Object, namespace string, labels map[string]string) cl
 	}
 	return nil
 }
-
-// specOf is what of an instancetype or preference must be equal on both
-// sides; nil for other kinds, whose content a copy keeps as it found it.
-func specOf(obj client.Object) any { return instancetype.Spec(obj) }
 
 // VolumeKind is how a VM disk is backed.
 type VolumeKind string

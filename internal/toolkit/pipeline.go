@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +18,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/trust"
+	"github.com/cclm-io/cclm/internal/vmrefs"
 )
 
 // Timeouts bound the pipeline's steps; zero fields take the defaults.
@@ -755,8 +755,8 @@ func (s *vmStepper) copyResources(i int) {
 	var creates []Action
 	for _, ref := range s.obs.References {
 		there := target.Resources[ref]
-		if there != nil && specOf(there) == nil {
-			continue // copied, or there already: kept as it is
+		if there != nil && (ref.Kind == KindSecret || ref.Kind == KindConfigMap) {
+			continue // copied, or there already: kept as it is (Forklift's CreateSecrets)
 		}
 		if s.sourceUnreadable(i) {
 			return
@@ -795,7 +795,7 @@ func (s *vmStepper) updateStaleCopies(i int) bool {
 	var updates []Action
 	for _, ref := range s.obs.References {
 		original, copied := s.obs.Source.Resources[ref], s.obs.Target.Resources[ref]
-		if original == nil || copied == nil || !s.owns(copied) || sameContent(original, copied) {
+		if original == nil || copied == nil || !s.owns(copied) || vmrefs.Same(original, copied) {
 			continue
 		}
 		updated := copyOf(original, copied.GetNamespace(), copied.GetLabels())
@@ -828,7 +828,7 @@ func targetCopyProblem(ref ResourceRef, original, there client.Object, where str
 		return fmt.Sprintf("%s does not exist on the target: create it there as on the source (kubectl get %s %s -o yaml), so that the VM gets the same size and defaults", ref, strings.ToLower(string(ref.Kind)), ref.Name)
 	case there == nil:
 		return ""
-	case !equality.Semantic.DeepEqual(specOf(original), specOf(there)):
+	case !vmrefs.Same(original, there):
 		return fmt.Sprintf("%s exists %s on the target with another spec than on the source: make them equal (or delete the target's, when namespaced, for the toolkit to copy it), so that the receiving VM gets the guest's size and defaults", ref, where)
 	}
 	return ""

@@ -11,7 +11,7 @@ import (
 
 	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/instancetype"
+	"github.com/cclm-io/cclm/internal/vmrefs"
 )
 
 // Annotations upstream puts on a VMI made with an instancetype or a
@@ -36,8 +36,8 @@ type profile struct {
 // missing one is an error that names it and the field.
 func readProfile(ctx context.Context, c client.Reader, vm *kubevirtv1.VirtualMachine) (profile, error) {
 	var p profile
-	for _, ref := range instancetype.Refs(vm) {
-		obj, err := instancetype.Get(ctx, c, ref, vm.Namespace)
+	for _, ref := range vmrefs.Refs(vm) {
+		obj, err := vmrefs.Get(ctx, c, ref, vm.Namespace)
 		field := "spec.preference"
 		if ref.IsInstancetype() {
 			field = "spec.instancetype"
@@ -51,13 +51,13 @@ func readProfile(ctx context.Context, c client.Reader, vm *kubevirtv1.VirtualMac
 			return p, fmt.Errorf("%s names %s %s, which does not exist: create it, or fix %s", field, ref.Kind, ref.Name, field)
 		}
 		key := map[string]string{
-			instancetype.KindInstancetype: InstancetypeAnnotation, instancetype.KindClusterInstancetype: ClusterInstancetypeAnnotation,
-			instancetype.KindPreference: PreferenceAnnotation, instancetype.KindClusterPreference: ClusterPreferenceAnnotation,
+			vmrefs.KindInstancetype: InstancetypeAnnotation, vmrefs.KindClusterInstancetype: ClusterInstancetypeAnnotation,
+			vmrefs.KindPreference: PreferenceAnnotation, vmrefs.KindClusterPreference: ClusterPreferenceAnnotation,
 		}[ref.Kind]
 		if ref.IsInstancetype() {
-			p.Instancetype, p.InstancetypeKey, p.InstancetypeName = instancetype.InstancetypeSpec(obj), key, ref.Name
+			p.Instancetype, p.InstancetypeKey, p.InstancetypeName = vmrefs.InstancetypeSpec(obj), key, ref.Name
 		} else {
-			p.Preference, p.PreferenceKey, p.PreferenceName = instancetype.PreferenceSpec(obj), key, ref.Name
+			p.Preference, p.PreferenceKey, p.PreferenceName = vmrefs.PreferenceSpec(obj), key, ref.Name
 		}
 	}
 	return p, nil
