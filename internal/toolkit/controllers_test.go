@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
@@ -287,6 +288,15 @@ func TestPlanConditions(t *testing.T) {
 			vm := &o.Plan.Spec.VMs[0]
 			vm.TargetName, vm.PVCNameTemplate, vm.TargetPowerState = "renamed", "{{.TargetVmName}}-{{.SourcePVCName}}", forkliftv1beta1.TargetPowerStateOff
 		}), "False", []string{ConditionVMFieldNotSupported}, "spec.vms[0] (src/vm1) sets pvcNameTemplate, targetName, targetPowerState: off"},
+		{"Forklift's plan fields a live migration cannot honour: each named", planObserved(func(o *PlanObserved) {
+			o.Plan.Spec.TargetAffinity = &corev1.Affinity{}
+			o.Plan.Spec.PVCNameTemplate, o.Plan.Spec.TargetPowerState = "{{.VmName}}-{{.DiskIndex}}", forkliftv1beta1.TargetPowerStateOff
+		}), "False", []string{ConditionPlanFieldNotSupported}, "spec sets targetAffinity, pvcNameTemplate, targetPowerState: off"},
+		{"Forklift's plan fields without effect on a live plan, and those cclm honours: Ready", planObserved(func(o *PlanObserved) {
+			spec := &o.Plan.Spec
+			spec.PreserveStaticIPs, spec.MigrateSharedDisks, spec.SkipGuestConversion = true, ptr.To(true), true
+			spec.ConvertorLabels, spec.TargetLabels, spec.TargetNodeSelector = map[string]string{"a": "b"}, map[string]string{"team": "x"}, map[string]string{"zone": "a"}
+		}), "True", nil, ""},
 		{"Forklift's VM fields cclm does as asked: Ready", planObserved(func(o *PlanObserved) {
 			vm := &o.Plan.Spec.VMs[0]
 			vm.TargetName, vm.TargetPowerState, vm.DeleteVmOnFailMigration = vm.Name, forkliftv1beta1.TargetPowerStateAuto, true

@@ -364,6 +364,8 @@ type receiverInput struct {
 	NetworkMap  []forkliftv1beta1.NetworkPair
 	StorageMap  []forkliftv1beta1.StoragePair
 	Labels      map[string]string
+	// TargetLabels and TargetNodeSelector are the plan's.
+	TargetLabels, TargetNodeSelector map[string]string
 }
 
 // controllerAnnotations are a VM's annotations that its cluster's
@@ -378,7 +380,10 @@ var controllerAnnotations = []string{kubevirtv1.StartFailureAnnotation}
 //     added and kubevirt.io/restore-run-strategy is set to the source's
 //     run strategy; the source's controller bookkeeping is dropped;
 //   - spec.runStrategy WaitAsReceiver (spec.running unset);
-//   - the template: the toolkit's labels added, each interface's MAC
+//   - the template: the plan's targetLabels and the toolkit's labels
+//     added (the toolkit's win), the plan's targetNodeSelector added to
+//     the node selector (a key the VM sets otherwise is an error), each
+//     interface's MAC
 //     filled in from the running guest where the template leaves it to
 //     the controller, the networks mapped by the NetworkMap (an ignored
 //     one dropped with its interface);
@@ -403,7 +408,17 @@ func receiverVM(in receiverInput) (*kubevirtv1.VirtualMachine, error) {
 			iface.MacAddress = in.MACs[iface.Name]
 		}
 	}
+	template.ObjectMeta.Labels = mergeLabels(template.ObjectMeta.Labels, in.TargetLabels)
 	template.ObjectMeta.Labels = mergeLabels(template.ObjectMeta.Labels, in.Labels)
+	for key, value := range in.TargetNodeSelector {
+		if have, ok := template.Spec.NodeSelector[key]; ok && have != value {
+			return nil, fmt.Errorf("the plan's spec.targetNodeSelector %s=%s conflicts with VM %s/%s's nodeSelector %s=%s: remove one", key, value, source.Namespace, source.Name, key, have)
+		}
+		if template.Spec.NodeSelector == nil {
+			template.Spec.NodeSelector = map[string]string{}
+		}
+		template.Spec.NodeSelector[key] = value
+	}
 	for i := range spec.DataVolumeTemplates {
 		mapDataVolumeStorage(&spec.DataVolumeTemplates[i].Spec, in.StorageMap)
 	}

@@ -193,3 +193,30 @@ func TestReferencedResources(t *testing.T) {
 		t.Errorf("optional: creds %v (a cloud-init secretRef needs it), settings %v", refs[0].Optional, refs[1].Optional)
 	}
 }
+
+// The plan's targetLabels and targetNodeSelector reach the target VM's
+// template; the toolkit's labels win, and a node selector key the VM sets
+// otherwise fails it by name.
+func TestReceiverVMTakesThePlansTargetLabelsAndNodeSelector(t *testing.T) {
+	source := sourceVM()
+	source.Spec.Template.Spec.NodeSelector = map[string]string{"disk": "ssd"}
+	in := receiverInput{Source: source, TargetNamespace: "dst", NetworkMap: networkMap,
+		Labels:       map[string]string{LabelPlan: "p"},
+		TargetLabels: map[string]string{"team": "blue", LabelPlan: "spoofed"}, TargetNodeSelector: map[string]string{"zone": "a"},
+	}
+	vm, err := receiverVM(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := vm.Spec.Template
+	if template.ObjectMeta.Labels["team"] != "blue" || template.ObjectMeta.Labels[LabelPlan] != "p" || template.Spec.NodeSelector["zone"] != "a" || template.Spec.NodeSelector["disk"] != "ssd" {
+		t.Errorf("template labels %v, node selector %v", template.ObjectMeta.Labels, template.Spec.NodeSelector)
+	}
+	if source.Spec.Template.Spec.NodeSelector["zone"] != "" {
+		t.Error("the source VM was changed")
+	}
+	in.TargetNodeSelector = map[string]string{"disk": "hdd"}
+	if _, err := receiverVM(in); err == nil || !strings.Contains(err.Error(), "spec.targetNodeSelector disk=hdd conflicts with VM src/vm1's nodeSelector disk=ssd") {
+		t.Errorf("conflict: %v", err)
+	}
+}

@@ -83,6 +83,9 @@ type VMObserved struct {
 	// NetworkMap and StorageMap are the plan's maps.
 	NetworkMap []forkliftv1beta1.NetworkPair
 	StorageMap []forkliftv1beta1.StoragePair
+	// TargetLabels and TargetNodeSelector are the plan's, for the target
+	// VM's template.
+	TargetLabels, TargetNodeSelector map[string]string
 	// CompletionTimeoutPerGiB is the target KubeVirt CR's (seconds), for
 	// Migrate's bound; 0 takes KubeVirt's default. A MigrationPolicy's, in
 	// a VMIM's migrationState, raises it (effectiveCompletionTimeoutPerGiB).
@@ -907,6 +910,7 @@ func (s *vmStepper) createReceiver(i int) {
 		MACs:        parseMACs(initialized[AnnotationMACs]),
 		RunStrategy: kubevirtv1.VirtualMachineRunStrategy(initialized[AnnotationRunStrategy]),
 		NetworkMap:  s.obs.NetworkMap, StorageMap: s.obs.StorageMap, Labels: s.labels(),
+		TargetLabels: s.obs.TargetLabels, TargetNodeSelector: s.obs.TargetNodeSelector,
 	})
 	if err != nil {
 		s.fail(i, err.Error())

@@ -37,6 +37,9 @@ const (
 	// ConditionVMFieldNotSupported: a VM of the plan sets a field of
 	// Forklift's that a live migration by cclm cannot honour.
 	ConditionVMFieldNotSupported = "VMFieldNotSupported"
+	// ConditionPlanFieldNotSupported: the plan sets a field of Forklift's
+	// to something a live migration by cclm cannot do.
+	ConditionPlanFieldNotSupported = "PlanFieldNotSupported"
 
 	// ReasonPreflightFailed marks the conditions made of failed preflight
 	// checks.
@@ -97,6 +100,11 @@ func Blockers(obs PlanObserved) []forkliftv1beta1.Condition {
 	case !d.IsHost():
 		add(ConditionDestinationProviderNotValid, "NotHost", fmt.Sprintf("destination Provider %s/%s is not the host cluster: the toolkit migrates into its own cluster; name the Provider with an empty url", d.Namespace, d.Name))
 	}
+	if fields := unsupportedPlanFields(p.Spec); len(fields) > 0 {
+		add(ConditionPlanFieldNotSupported, "PlanFieldNotSupported", fmt.Sprintf(
+			"spec sets %s, which a live migration by cclm cannot honour (it keeps each VM's names, devices and placement rules, and the guest runs on): remove them",
+			strings.Join(fields, ", ")))
+	}
 	for i, vm := range p.Spec.VMs {
 		where := fmt.Sprintf("spec.vms[%d] (%s)", i, vmRefName(vm.Ref))
 		if len(vm.Hooks) > 0 {
@@ -148,6 +156,28 @@ func unsupportedVMFields(vm forkliftv1beta1.PlanVM) []string {
 	set("targetPowerState: off", vm.TargetPowerState == forkliftv1beta1.TargetPowerStateOff)
 	set("migrateSharedDisks: true", vm.MigrateSharedDisks != nil && *vm.MigrateSharedDisks)
 	set("enableNestedVirtualization", vm.EnableNestedVirtualization != nil)
+	return fields
+}
+
+// unsupportedPlanFields are the plan-level fields set to something a live
+// migration by cclm does not do, by their names in the Plan. The fields of
+// cold, warm and conversion migrations that have no effect on a live one
+// from an OpenShift source (convertor placement, preserveStaticIPs,
+// skipGuestConversion, ...) are accepted, as Forklift ignores them there.
+func unsupportedPlanFields(spec forkliftv1beta1.PlanSpec) []string {
+	var fields []string
+	set := func(name string, isSet bool) {
+		if isSet {
+			fields = append(fields, name)
+		}
+	}
+	set("targetAffinity", spec.TargetAffinity != nil)
+	set("transferNetwork", spec.TransferNetwork != nil && spec.TransferNetwork.Name != "")
+	set("diskBus", spec.DiskBus != "")
+	set("pvcNameTemplate", spec.PVCNameTemplate != "")
+	set("volumeNameTemplate", spec.VolumeNameTemplate != "")
+	set("networkNameTemplate", spec.NetworkNameTemplate != "")
+	set("targetPowerState: off", spec.TargetPowerState == forkliftv1beta1.TargetPowerStateOff)
 	return fields
 }
 

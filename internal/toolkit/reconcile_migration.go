@@ -207,6 +207,7 @@ func (r *migrationReconciler) advance(ctx context.Context, m *forkliftv1beta1.Mi
 			Cancel:  m.Spec.Canceled(status.Ref),
 			PlanUID: plan.UID, MigrationUID: m.UID, TargetNamespace: plan.Spec.TargetNamespace,
 			NetworkMap: networkMap, StorageMap: storageMap,
+			TargetLabels: plan.Spec.TargetLabels, TargetNodeSelector: plan.Spec.TargetNodeSelector,
 			CompletionTimeoutPerGiB: perGiB, Timeouts: r.opts.Timeouts,
 			Trust: trustView, VirtNamespace: r.opts.VirtNamespace,
 			Inventory: NeedsInventory(status),

@@ -83,6 +83,85 @@ type PlanSpec struct {
 	// leftovers are cleaned up.
 	// +optional
 	Archived bool `json:"archived,omitempty"`
+
+	// TargetLabels are added to the labels of each target VM's template
+	// (and so of its VMI); the toolkit's own labels win on a clash.
+	// +optional
+	TargetLabels map[string]string `json:"targetLabels,omitempty"`
+
+	// TargetNodeSelector is added to each target VM's node selector; a
+	// key the VM sets to another value fails that VM.
+	// +optional
+	TargetNodeSelector map[string]string `json:"targetNodeSelector,omitempty"`
+
+	// The fields below are Forklift's, kept with its names and shapes so
+	// that a user's Plan applies; the toolkit refuses by name (condition
+	// PlanFieldNotSupported) those set to what a live migration by cclm
+	// cannot do, and says which have no effect on an OpenShift source.
+
+	// TargetAffinity is the target VMs' affinity (cclm's VM API has none).
+	// +optional
+	TargetAffinity *corev1.Affinity `json:"targetAffinity,omitempty"`
+	// ConvertorLabels, ConvertorNodeSelector and ConvertorAffinity place
+	// virt-v2v pods of cold migrations; a live one has none.
+	// +optional
+	ConvertorLabels map[string]string `json:"convertorLabels,omitempty"`
+	// +optional
+	ConvertorNodeSelector map[string]string `json:"convertorNodeSelector,omitempty"`
+	// +optional
+	ConvertorAffinity *corev1.Affinity `json:"convertorAffinity,omitempty"`
+	// TransferNetwork carries the disks of cold migrations.
+	// +optional
+	TransferNetwork *corev1.ObjectReference `json:"transferNetwork,omitempty"`
+	// PreserveClusterCPUModel (oVirt sources) and PreserveStaticIPs
+	// (vSphere sources) have no effect on an OpenShift source, as in
+	// Forklift; PreserveStaticIPs defaults to true there.
+	// +optional
+	PreserveClusterCPUModel bool `json:"preserveClusterCpuModel,omitempty"`
+	// +optional
+	PreserveStaticIPs bool `json:"preserveStaticIPs,omitempty"`
+	// DiskBus is Forklift's deprecated disk bus of converted VMs.
+	// +optional
+	DiskBus string `json:"diskBus,omitempty"`
+	// PVCNameTemplate, VolumeNameTemplate and NetworkNameTemplate rename
+	// what a live migration must keep.
+	// +optional
+	PVCNameTemplate string `json:"pvcNameTemplate,omitempty"`
+	// +optional
+	PVCNameTemplateUseGenerateName *bool `json:"pvcNameTemplateUseGenerateName,omitempty"`
+	// +optional
+	VolumeNameTemplate string `json:"volumeNameTemplate,omitempty"`
+	// +optional
+	NetworkNameTemplate string `json:"networkNameTemplate,omitempty"`
+	// MigrateSharedDisks: whether shared disks are migrated (cclm has no
+	// shared disks; true, Forklift's default, is accepted).
+	// +optional
+	MigrateSharedDisks *bool `json:"migrateSharedDisks,omitempty"`
+	// DeleteGuestConversionPod, InstallLegacyDrivers, SkipGuestConversion
+	// and UseCompatibilityMode concern virt-v2v conversion, which a live
+	// migration does not do.
+	// +optional
+	DeleteGuestConversionPod bool `json:"deleteGuestConversionPod,omitempty"`
+	// +optional
+	InstallLegacyDrivers *bool `json:"installLegacyDrivers,omitempty"`
+	// +optional
+	SkipGuestConversion bool `json:"skipGuestConversion,omitempty"`
+	// +optional
+	UseCompatibilityMode *bool `json:"useCompatibilityMode,omitempty"`
+	// DeleteVmOnFailMigration: a failed migration deletes the target VM.
+	// cclm always removes what a failed migration made on the target
+	// (unless the guest runs there), so true is what it does.
+	// +optional
+	DeleteVmOnFailMigration bool `json:"deleteVmOnFailMigration,omitempty"`
+	// TargetPowerState is the target VMs' power state after the migration:
+	// on, off or auto (the source's). A live migration keeps the guest
+	// running: off is refused.
+	// +optional
+	// +kubebuilder:validation:Enum=on;off;auto
+	TargetPowerState TargetPowerState `json:"targetPowerState,omitempty"`
+	// RunPreflightInspection concerns warm migrations.
+	// +optional
+	RunPreflightInspection *bool `json:"runPreflightInspection,omitempty"`
 }
 
 // PlanMap names the maps a plan applies.
