@@ -36,25 +36,26 @@ const defaultVolumeLabel = "cfgdata"
 // (the VMI waits for it); a Secret the VMI's cloud-init names must exist
 // too, though the cclm guest runs no cloud-init.
 func (r *vmiRunner) makeConfigDisks(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, runDir string, paths map[string]string) (string, error) {
+	// Each referenced object is read once: a missing one stops the VMI
+	// whether a disk or its cloud-init names it.
+	read := map[kubevirtv1.ObjectRef]map[string][]byte{}
 	for _, ref := range vmi.Spec.ReferencedObjects() {
-		if _, err := readObjectFiles(ctx, r.reader, vmi.Namespace, ref); err != nil {
+		files, err := readObjectFiles(ctx, r.reader, vmi.Namespace, ref)
+		if err != nil {
 			return missingOrError(err)
 		}
+		read[ref] = files
 	}
 	for _, volume := range vmi.Spec.Volumes {
 		ref, ok := volume.ConfigDiskRef()
 		if !ok {
 			continue
 		}
-		files, err := readObjectFiles(ctx, r.reader, vmi.Namespace, ref)
-		if err != nil {
-			return missingOrError(err)
-		}
 		if err := os.MkdirAll(runDir, 0o700); err != nil {
 			return "", err
 		}
 		path := filepath.Join(runDir, "config-"+volume.Name+".iso")
-		if err := writeISO(ctx, path, volumeLabel(volume), files); err != nil {
+		if err := writeISO(ctx, path, volumeLabel(volume), read[ref]); err != nil {
 			return "", fmt.Errorf("volume %s: %w", volume.Name, err)
 		}
 		paths[volume.Name] = path
