@@ -22,43 +22,23 @@ import (
 // The objects the pipeline creates, built from what it observed. All are
 // pure functions; the step function (pipeline.go) decides when.
 
-// ResourceKind is the kind of a resource a VM references.
-type ResourceKind string
+// ResourceRef is a resource a VM references (vmrefs.All): a Secret or
+// ConfigMap, or its instancetype or preference; CopyResources copies the
+// namespaced ones (Forklift's CreateSecrets, CreateConfigMaps,
+// EnsurePreference and EnsureInstanceType, in one step) and requires the
+// cluster-wide ones on the target, equal, since one cluster-wide object
+// serves every namespace and the toolkit does not make or change it.
+type ResourceRef = vmrefs.Ref
 
-// Kinds of referenced resources CopyResources copies (the namespaced ones)
-// or requires on the target (the cluster-wide ones): Forklift's
-// CreateSecrets, CreateConfigMaps, EnsurePreference and
-// EnsureInstanceType, in one step.
+// Kinds of referenced resources.
 const (
-	KindSecret              ResourceKind = vmrefs.KindSecret
-	KindConfigMap           ResourceKind = vmrefs.KindConfigMap
-	KindInstancetype        ResourceKind = vmrefs.KindInstancetype
-	KindClusterInstancetype ResourceKind = vmrefs.KindClusterInstancetype
-	KindPreference          ResourceKind = vmrefs.KindPreference
-	KindClusterPreference   ResourceKind = vmrefs.KindClusterPreference
+	KindSecret              = vmrefs.KindSecret
+	KindConfigMap           = vmrefs.KindConfigMap
+	KindInstancetype        = vmrefs.KindInstancetype
+	KindClusterInstancetype = vmrefs.KindClusterInstancetype
+	KindPreference          = vmrefs.KindPreference
+	KindClusterPreference   = vmrefs.KindClusterPreference
 )
-
-// ResourceRef is a resource a VM references: in its namespace, or
-// cluster-wide (ClusterWide).
-type ResourceRef struct {
-	Kind ResourceKind
-	Name string
-	// Optional: the VM does without it (an optional secret or configMap
-	// volume); one the source lacks is not copied.
-	Optional bool
-}
-
-func (r ResourceRef) String() string { return string(r.Kind) + " " + r.Name }
-
-// ClusterWide: the resource is not namespaced; the target must hold its
-// own, equal one, since one cluster-wide object serves every namespace
-// and the toolkit does not make or change it.
-func (r ResourceRef) ClusterWide() bool {
-	return r.Kind == KindClusterInstancetype || r.Kind == KindClusterPreference
-}
-
-// newResource is an empty object of the kind, to read into.
-func newResource(kind ResourceKind) client.Object { return vmrefs.NewObject(string(kind)) }
 
 // ReferencedResources are the resources the VM references, each once
 // (vmrefs.All): the Secrets and ConfigMaps of its volumes and cloud-init,
@@ -67,11 +47,7 @@ func ReferencedResources(vm *kubevirtv1.VirtualMachine) []ResourceRef {
 	if vm == nil {
 		return nil
 	}
-	var refs []ResourceRef
-	for _, ref := range vmrefs.All(vm) {
-		refs = append(refs, ResourceRef{Kind: ResourceKind(ref.Kind), Name: ref.Name, Optional: ref.Optional})
-	}
-	return refs
+	return vmrefs.All(vm)
 }
 
 // copyOf is the target's copy of a source resource: its content (data and

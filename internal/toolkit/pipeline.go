@@ -814,7 +814,7 @@ func (s *vmStepper) updateStaleCopies(i int) bool {
 
 // where says where a referenced resource lives, for messages.
 func (s *vmStepper) where(ref ResourceRef, namespace string) string {
-	if ref.ClusterWide() {
+	if !ref.Namespaced() {
 		return "cluster-wide"
 	}
 	return "in namespace " + namespace
@@ -827,8 +827,8 @@ func (s *vmStepper) where(ref ResourceRef, namespace string) string {
 // the running one). "" when there is none.
 func targetCopyProblem(ref ResourceRef, original, there client.Object, where string) string {
 	switch {
-	case there == nil && ref.ClusterWide():
-		return fmt.Sprintf("%s does not exist on the target: create it there as on the source (kubectl get %s %s -o yaml), so that the VM gets the same size and defaults", ref, strings.ToLower(string(ref.Kind)), ref.Name)
+	case there == nil && !ref.Namespaced():
+		return fmt.Sprintf("%s does not exist on the target: create it there as on the source (kubectl get %s %s -o yaml), so that the VM gets the same size and defaults", ref, strings.ToLower(ref.Kind), ref.Name)
 	case there == nil:
 		return ""
 	case !vmrefs.Same(original, there):
@@ -1195,7 +1195,7 @@ func (s *vmStepper) cleanup(i int) {
 		}
 	}
 	for _, ref := range s.obs.References {
-		if obj := target.Resources[ref]; obj != nil && !ref.ClusterWide() {
+		if obj := target.Resources[ref]; obj != nil && ref.Namespaced() {
 			remove(SideTarget, obj)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/scheme"
 	"github.com/cclm-io/cclm/internal/trust"
+	"github.com/cclm-io/cclm/internal/vmrefs"
 )
 
 // migrationReconciler is the driver around StartMigration, StepVM and
@@ -526,14 +527,11 @@ func readVolume(ctx context.Context, c client.Reader, namespace, name string, da
 func readResources(ctx context.Context, c client.Reader, namespace string, refs []ResourceRef) (map[ResourceRef]client.Object, error) {
 	found := map[ResourceRef]client.Object{}
 	for _, ref := range refs {
-		key := client.ObjectKey{Namespace: namespace, Name: ref.Name}
-		if ref.ClusterWide() {
-			key.Namespace = ""
-		}
-		obj := newResource(ref.Kind)
-		if ok, err := get(ctx, c, key, obj); err != nil {
+		obj, err := vmrefs.Get(ctx, c, ref, namespace)
+		if err != nil {
 			return found, fmt.Errorf("read %s: %w", ref, err)
-		} else if ok {
+		}
+		if obj != nil {
 			found[ref] = obj
 		}
 	}

@@ -37,6 +37,8 @@ type Ref struct {
 	Optional bool
 }
 
+func (r Ref) String() string { return r.Kind + " " + r.Name }
+
 // Namespaced: the object is in the VM's namespace, not cluster-wide.
 func (r Ref) Namespaced() bool {
 	return r.Kind != KindClusterInstancetype && r.Kind != KindClusterPreference
