@@ -35,7 +35,7 @@ func TestCrossNamespaceMigrationByHand(t *testing.T) {
 		targetVMIM:  "mover-receive",
 	}
 	l.removeAtEnd(t, a.namespace, spec.name)
-	moved := l.writeDataDiskAndWait(t, targetCluster, spec)
+	moved := l.readyGuest(t, targetCluster, spec)
 	l.prepareReceiver(t, targetCluster, spec, moved.mac, a, 250*time.Millisecond)
 	l.createVMIM(t, targetCluster, spec.namespace, a.sourceVMIM, spec.name, a.sendTo)
 	for _, half := range [][2]string{{spec.namespace, a.sourceVMIM}, {a.namespace, a.targetVMIM}} {
@@ -48,33 +48,10 @@ func TestCrossNamespaceMigrationByHand(t *testing.T) {
 	l.assertMovedBetweenNamespaces(t, targetCluster, spec, a.namespace, moved)
 }
 
-// guestBeforeMove is what a test records of a guest before moving it.
-type guestBeforeMove struct {
-	booted  *guestagent.Info
-	written guestagent.DiskWriteResult
-	mac     string
-}
-
-// writeDataDiskAndWait waits for spec's guest, has it fill its data disk,
-// and records its boot and MAC.
-func (l *labEnv) writeDataDiskAndWait(t testing.TB, cluster string, spec vmSpec) guestBeforeMove {
-	t.Helper()
-	var g guestBeforeMove
-	g.booted = l.waitGuestReady(t, cluster, spec.namespace, spec.name, 90*time.Second)
-	l.guestCall(t, cluster, spec.namespace, spec.name, guestagent.CmdDiskWrite,
-		guestagent.DiskArgs{Disk: "datadisk", Seed: uint64(time.Now().UnixNano())}, &g.written)
-	l.waitFor(t, "the VMI to report its NIC", 30*time.Second, func() (bool, string) {
-		vmi := l.vmi(t, cluster, spec.namespace, spec.name)
-		return vmiShowsRunningGuest(vmi), vmiPhase(vmi)
-	})
-	g.mac = l.vmi(t, cluster, spec.namespace, spec.name).Status.Interfaces[0].MAC
-	return g
-}
-
 // assertMovedBetweenNamespaces: the guest of spec runs in namespace to of
 // the same cluster, the same boot, its data disk as written, one QEMU,
 // and the VM it left is Halted with its VMI Succeeded.
-func (l *labEnv) assertMovedBetweenNamespaces(t testing.TB, cluster string, spec vmSpec, to string, before guestBeforeMove) {
+func (l *labEnv) assertMovedBetweenNamespaces(t testing.TB, cluster string, spec vmSpec, to string, before *guest) {
 	t.Helper()
 	after := l.waitGuestReady(t, cluster, to, spec.name, 30*time.Second)
 	if after.BootID != before.booted.BootID {
@@ -114,7 +91,7 @@ func (l *labEnv) toolkitMovesBetweenNamespaces(t *testing.T) {
 	l.createVM(t, targetCluster, spec)
 	l.removeAtEnd(t, spec.namespace, spec.name)
 	l.removeAtEnd(t, to, spec.name)
-	before := l.writeDataDiskAndWait(t, targetCluster, spec)
+	before := l.readyGuest(t, targetCluster, spec)
 	l.mustKubectl(t, targetCluster, hostToHostPlanYAML("xns-onto-itself", spec, spec.namespace), "apply", "-f", "-")
 	defer l.mustKubectl(t, targetCluster, "", "delete", "plan", "xns-onto-itself", "-n", mtvNamespace)
 	l.mustKubectl(t, targetCluster, hostToHostPlanYAML("xns", spec, to), "apply", "-f", "-")

@@ -194,11 +194,12 @@ func (l *labEnv) createOrUpdate(t testing.TB, c client.Client, obj client.Object
 	}
 }
 
-// guest is a VM on ocp7 with a written data disk, as it was before the
+// guest is a VM with a written data disk, as it was before the
 // migration.
 type guest struct {
 	spec    vmSpec
 	uid     string
+	mac     string
 	booted  *guestagent.Info
 	written guestagent.DiskWriteResult
 }
@@ -207,27 +208,41 @@ type guest struct {
 // each one's data disk.
 func (l *labEnv) newGuests(t *testing.T, namespace string, names ...string) []*guest {
 	t.Helper()
-	var guests []*guest
+	var specs []vmSpec
 	for _, name := range names {
-		g := &guest{spec: vmSpec{name: name, namespace: namespace, memory: "128Mi", dataDisk: "64Mi"}}
-		l.createVM(t, sourceCluster, g.spec)
+		spec := vmSpec{name: name, namespace: namespace, memory: "128Mi", dataDisk: "64Mi"}
+		l.createVM(t, sourceCluster, spec)
 		l.removeAtEnd(t, namespace, name)
-		guests = append(guests, g)
+		specs = append(specs, spec)
 	}
-	for _, g := range guests {
-		g.booted = l.waitGuestReady(t, sourceCluster, namespace, g.spec.name, 2*time.Minute)
-		l.guestCall(t, sourceCluster, namespace, g.spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk"}, &g.written)
-		var vm kubevirtv1.VirtualMachine
-		if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: g.spec.name}, &vm); err != nil {
-			t.Fatal(err)
-		}
-		g.uid = string(vm.UID)
-		l.waitFor(t, "VMI "+g.spec.name+" to be storage-live-migratable with its NIC reported", 30*time.Second, func() (bool, string) {
-			vmi := l.vmi(t, sourceCluster, namespace, g.spec.name)
-			return vmiShowsRunningGuest(vmi), fmt.Sprintf("%+v", vmi.Status.Conditions)
-		})
+	var guests []*guest
+	for _, spec := range specs {
+		guests = append(guests, l.readyGuest(t, sourceCluster, spec))
 	}
 	return guests
+}
+
+// readyGuest waits for the guest of spec's VM on cluster to boot, has it
+// fill its data disk (with a seed of this run: no other disk, and no
+// earlier run's, has the same digest), and records its boot, VM UID and
+// MAC once its VMI reports the NIC.
+func (l *labEnv) readyGuest(t testing.TB, cluster string, spec vmSpec) *guest {
+	t.Helper()
+	g := &guest{spec: spec}
+	g.booted = l.waitGuestReady(t, cluster, spec.namespace, spec.name, 2*time.Minute)
+	l.guestCall(t, cluster, spec.namespace, spec.name, guestagent.CmdDiskWrite,
+		guestagent.DiskArgs{Disk: "datadisk", Seed: uint64(time.Now().UnixNano())}, &g.written)
+	var vm kubevirtv1.VirtualMachine
+	if err := l.client(t, cluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &vm); err != nil {
+		t.Fatal(err)
+	}
+	g.uid = string(vm.UID)
+	l.waitFor(t, "VMI "+spec.name+" to be storage-live-migratable with its NIC reported", 30*time.Second, func() (bool, string) {
+		vmi := l.vmi(t, cluster, spec.namespace, spec.name)
+		return vmiShowsRunningGuest(vmi), fmt.Sprintf("%+v", vmi.Status.Conditions)
+	})
+	g.mac = l.vmi(t, cluster, spec.namespace, spec.name).Status.Interfaces[0].MAC
+	return g
 }
 
 // applyPlan makes a live Plan of the guests, to namespace on ocp1, and

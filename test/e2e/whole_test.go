@@ -137,18 +137,8 @@ func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
 	l.mustKubectl(t, sourceCluster, wholeObjectsYAML, "apply", "-f", "-")
 	l.mustKubectl(t, sourceCluster, wholeVMYAML, "apply", "-f", "-")
 	l.removeAtEnd(t, namespace, name)
-	g := &guest{spec: vmSpec{name: name, namespace: namespace}}
-	g.booted = l.waitGuestReady(t, sourceCluster, namespace, name, 2*time.Minute)
-	l.guestCall(t, sourceCluster, namespace, name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk"}, &g.written)
-	l.waitFor(t, "VMI whole to report its NIC", 30*time.Second, func() (bool, string) {
-		vmi := l.vmi(t, sourceCluster, namespace, name)
-		return vmiShowsRunningGuest(vmi), vmiPhase(vmi)
-	})
+	g := l.readyGuest(t, sourceCluster, vmSpec{name: name, namespace: namespace})
 	var source kubevirtv1.VirtualMachine
-	if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &source); err != nil {
-		t.Fatal(err)
-	}
-	g.uid = string(source.UID)
 	disksBefore := l.configDiskFiles(t, sourceCluster, namespace, name)
 	l.applyPlan(t, "toolkit-whole", namespace, []*guest{g})
 	// The plan's targetLabels and targetNodeSelector, as a Forklift user
