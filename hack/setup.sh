@@ -70,11 +70,14 @@ install_qemu() {
 		apt_updated=false
 		apt_update
 	fi
-	local from_backports=("${qemu_packages[@]/%//bookworm-backports}")
-	echo "setup: installing ${from_backports[*]}"
-	# Backports packages are pinned below the release (priority 100), so
+	echo "setup: installing ${qemu_packages[*]} from bookworm-backports"
+	# -t: the QEMU packages and the versions of their dependencies they
+	# require (qemu-system-common, qemu-system-data, seabios) come from
+	# backports; naming only the packages (pkg/suite) leaves those
+	# dependencies on bookworm's older versions, which apt refuses.
+	# Backports stay pinned below the release (priority 100) otherwise, so
 	# nothing else moves to that suite, now or on a later upgrade.
-	apt-get install -y -qq --no-install-recommends "${from_backports[@]}"
+	apt-get install -y -qq --no-install-recommends -t bookworm-backports "${qemu_packages[@]}"
 }
 
 missing=()

@@ -191,7 +191,7 @@ func printVMPipelines(out io.Writer, planVMs []forkliftv1beta1.PlanVM, statuses 
 
 func printVMPipeline(out io.Writer, status *forkliftv1beta1.VMStatus, now time.Time) {
 	view := viewOf(status.Namespace+"/"+status.Name, status)
-	summary := []string{view.stateLabel(), timedDuration(status.Timed, now)}
+	summary := []string{view.stateLabel(), "phase " + dashIfEmpty(status.Phase), timedDuration(status.Timed, now)}
 	if view.DowntimeMs >= 0 {
 		summary = append(summary, fmt.Sprintf("downtime %d ms", view.DowntimeMs))
 	}
@@ -201,13 +201,19 @@ func printVMPipeline(out io.Writer, status *forkliftv1beta1.VMStatus, now time.T
 	fmt.Fprintf(out, "  %s: %s\n", view.Name, strings.Join(summary, ", "))
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "    STEP\tPHASE\tSTARTED\tDURATION\tPROGRESS\tERROR")
-	for _, step := range status.Pipeline {
+	row := func(indent string, task forkliftv1beta1.Task) {
 		started := "-"
-		if step.Started != nil {
-			started = step.Started.Local().Format("15:04:05.000")
+		if task.Started != nil {
+			started = task.Started.Local().Format("15:04:05.000")
 		}
-		fmt.Fprintf(w, "    %s\t%s\t%s\t%s\t%s\t%s\n", step.Name, dashIfEmpty(step.Phase), started,
-			timedDuration(step.Timed, now), stepProgress(step, view), dashIfEmpty(oneLine(errorText(step.Error))))
+		fmt.Fprintf(w, "    %s%s\t%s\t%s\t%s\t%s\t%s\n", indent, task.Name, dashIfEmpty(task.Phase), started,
+			timedDuration(task.Timed, now), stepProgress(task, view), dashIfEmpty(oneLine(errorText(task.Error))))
+	}
+	for _, step := range status.Pipeline {
+		row("", step.Task)
+		for _, task := range step.Tasks {
+			row("  ", task)
+		}
 	}
 	w.Flush()
 	if text := errorText(status.Error); text != "" {
@@ -218,9 +224,9 @@ func printVMPipeline(out io.Writer, status *forkliftv1beta1.VMStatus, now time.T
 	}
 }
 
-// stepProgress is the step's progress: bytes and transfer figures for
-// Migrate, else its completed/total units when it counts any.
-func stepProgress(step forkliftv1beta1.Step, view vmView) string {
+// stepProgress is a step's or task's progress: bytes and transfer figures
+// for Migrate, else its completed/total units when it counts any.
+func stepProgress(step forkliftv1beta1.Task, view vmView) string {
 	if step.Name == migrateStep {
 		if step.Progress.Total == 0 {
 			return "-"

@@ -30,13 +30,13 @@ import (
 	"github.com/cclm-io/cclm/internal/toolkit"
 )
 
-// The toolkit's per-VM pipeline (its contract): the steps in order, the
-// step whose Task.Progress counts bytes and the annotations it carries,
-// and a VM's phases at the end.
-var pipelineSteps = toolkit.Steps
+// The toolkit's per-VM pipeline (its contract): its finest steps (the
+// tasks) in order, the task whose Task.Progress counts bytes and the
+// annotations it carries, and a VM's phases at the end.
+var pipelineSteps = toolkit.Tasks
 
 const (
-	migrateStep         = toolkit.StepMigrate
+	migrateStep         = toolkit.TaskMigrate
 	annotationRemaining = toolkit.AnnotationRemaining
 	annotationDirtyRate = toolkit.AnnotationDirtyRate
 	annotationIteration = toolkit.AnnotationIteration
@@ -701,30 +701,27 @@ func viewOf(name string, status *forkliftv1beta1.VMStatus) vmView {
 		v.Step = "Pending"
 		return v
 	}
-	if n := len(status.Pipeline); n > 0 {
-		v.StepCount = n
+	tasks := toolkit.VMTasks(*status)
+	if len(tasks) > 0 {
+		v.StepCount = len(tasks)
 	}
-	v.Step = status.Phase
-	if v.Step == "" {
-		v.Step = "Pending"
-	}
-	for i, step := range status.Pipeline {
-		if step.Name == status.Phase || status.Phase == "" && i == 0 {
-			v.StepIndex = i + 1
-			if step.Phase == toolkit.PhasePending {
-				v.Waiting = step.Reason
-			}
+	v.Step = "Pending"
+	if current := toolkit.CurrentVMTask(*status); current >= 0 {
+		task := tasks[current]
+		v.StepIndex = current + 1
+		if status.Started != nil {
+			v.Step = task.Name
 		}
-		if step.Name == migrateStep {
-			v.Transferred, v.Total = step.Progress.Completed, step.Progress.Total
-			v.Remaining = annotationInt(step.Annotations, annotationRemaining, -1)
-			v.DirtyRate = annotationInt(step.Annotations, annotationDirtyRate, 0)
-			v.DowntimeMs = annotationInt(step.Annotations, annotationDowntime, -1)
-			v.Iteration = step.Annotations[annotationIteration]
+		if task.Phase == toolkit.PhasePending {
+			v.Waiting = task.Reason
 		}
 	}
-	if v.StepIndex == 0 {
-		v.StepIndex = slices.Index(pipelineSteps, v.Step) + 1
+	if migrate := toolkit.FindVMTask(*status, migrateStep); migrate != nil {
+		v.Transferred, v.Total = migrate.Progress.Completed, migrate.Progress.Total
+		v.Remaining = annotationInt(migrate.Annotations, annotationRemaining, -1)
+		v.DirtyRate = annotationInt(migrate.Annotations, annotationDirtyRate, 0)
+		v.DowntimeMs = annotationInt(migrate.Annotations, annotationDowntime, -1)
+		v.Iteration = migrate.Annotations[annotationIteration]
 	}
 	if status.Started != nil {
 		end := time.Now()
@@ -969,7 +966,7 @@ func bar(fraction float64, width int) string {
 	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", inner-filled) + "]"
 }
 
-// stepLabel is "Migrate (9/10)", or the phase alone when its place is
+// stepLabel is "Migrate (12/13)", or the phase alone when its place is
 // unknown.
 func (v vmView) stepLabel() string {
 	if v.StepIndex > 0 && !v.Ended {

@@ -20,6 +20,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/connect"
 	"github.com/cclm-io/cclm/internal/scheme"
+	"github.com/cclm-io/cclm/internal/toolkit"
 )
 
 func TestFormatting(t *testing.T) {
@@ -97,31 +98,40 @@ func TestRateMeter(t *testing.T) {
 	}
 }
 
-func migratingStatus() *forkliftv1beta1.VMStatus {
+func migratingStatus() *forkliftv1beta1.VMStatus { return statusInTask(migrateStep) }
+
+// statusInTask is a VM's status as the toolkit writes it with every task
+// before task Completed, task Running (Migrate with 96 of 128 MiB sent),
+// the rest Pending.
+func statusInTask(current string) *forkliftv1beta1.VMStatus {
 	started := metav1.NewTime(time.Now().Add(-10 * time.Second))
 	status := &forkliftv1beta1.VMStatus{
-		Ref:   forkliftv1beta1.Ref{ID: "uid-1", Name: "demo-vm", Namespace: "default"},
-		Timed: forkliftv1beta1.Timed{Started: &started},
-		Phase: "Migrate",
+		Ref:      forkliftv1beta1.Ref{ID: "uid-1", Name: "demo-vm", Namespace: "default"},
+		Timed:    forkliftv1beta1.Timed{Started: &started},
+		Phase:    toolkit.PhaseWaitForStateTransfer,
+		Pipeline: toolkit.NewPipeline(),
 	}
-	for _, name := range pipelineSteps {
-		step := forkliftv1beta1.Step{Task: forkliftv1beta1.Task{Name: name, Phase: "Completed"}}
-		switch {
-		case name == "Migrate":
-			step.Phase = "Running"
-			step.Progress = forkliftv1beta1.Progress{Completed: 96 << 20, Total: 128 << 20}
-			step.Annotations = map[string]string{annotationRemaining: "33554432", annotationIteration: "2", annotationDirtyRate: "1048576"}
-		case name == "Cleanup":
-			step.Phase = "Pending"
+	phase := "Completed"
+	for i := range status.Pipeline {
+		step := &status.Pipeline[i]
+		for j := range step.Tasks {
+			task := &step.Tasks[j]
+			task.Phase = phase
+			if task.Name == current {
+				task.Phase, phase = "Running", "Pending"
+			}
+			if task.Name == migrateStep && task.Phase != "Pending" {
+				task.Progress = forkliftv1beta1.Progress{Completed: 96 << 20, Total: 128 << 20}
+				task.Annotations = map[string]string{annotationRemaining: "33554432", annotationIteration: "2", annotationDirtyRate: "1048576"}
+			}
 		}
-		status.Pipeline = append(status.Pipeline, step)
 	}
 	return status
 }
 
-// migrateTask is status's Migrate step.
-func migrateTask(status *forkliftv1beta1.VMStatus) *forkliftv1beta1.Step {
-	return &status.Pipeline[slices.Index(pipelineSteps, migrateStep)]
+// migrateTask is status's Migrate task.
+func migrateTask(status *forkliftv1beta1.VMStatus) *forkliftv1beta1.Task {
+	return toolkit.FindVMTask(*status, migrateStep)
 }
 
 func TestViewOf(t *testing.T) {
@@ -138,11 +148,11 @@ func TestViewOf(t *testing.T) {
 		t.Fatalf("fraction %f, want 0.75 from the remaining bytes", f)
 	}
 	v.Rate = 16 << 20
-	if got := plainLine(v); got != "default/demo-vm: Migrate (9/10): 96.0 MiB of 128.0 MiB, 16.0 MiB/s, ETA 2s, pass 2 (75%)" {
+	if got := plainLine(v); got != "default/demo-vm: Migrate (12/13): 96.0 MiB of 128.0 MiB, 16.0 MiB/s, ETA 2s, pass 2 (75%)" {
 		t.Fatalf("plain line: %q", got)
 	}
 	line := barLine(v, 120, 15)
-	for _, want := range []string{"Migrate (9/10)", "[#######################.......]  75% 96.0/128.0 MiB", "16.0 MiB/s", "ETA 2s"} {
+	for _, want := range []string{"Migrate (12/13)", "[#######################.......]  75% 96.0/128.0 MiB", "16.0 MiB/s", "ETA 2s"} {
 		if !strings.Contains(line, want) {
 			t.Fatalf("bar line lacks %q: %q", want, line)
 		}
@@ -284,7 +294,7 @@ func TestResults(t *testing.T) {
 	if results[1].Result != resultNotStarted || overallResult(results) != resultNotStarted {
 		t.Fatalf("second VM: %+v, overall %s", results[1], overallResult(results))
 	}
-	other := forkliftv1beta1.VMStatus{Ref: vms[1].Ref, Phase: "Canceled"}
+	other := forkliftv1beta1.VMStatus{Ref: vms[1].Ref, Phase: "Canceled", Timed: forkliftv1beta1.Timed{Completed: &completed}}
 	m.Status.VMs = append(m.Status.VMs, other)
 	if ended, _ := migrationEnded(m, vms); !ended {
 		t.Fatal("every VM ended")
@@ -371,11 +381,9 @@ func TestFollow(t *testing.T) {
 		}
 	}
 	go func() {
-		status := migratingStatus()
-		status.Phase = "CreateReceiver"
-		setStatus(*status)
+		setStatus(*statusInTask("CreateReceiver"))
 		time.Sleep(50 * time.Millisecond)
-		status.Phase = "Migrate"
+		status := migratingStatus()
 		setStatus(*status)
 		time.Sleep(50 * time.Millisecond)
 		interrupts <- os.Interrupt
@@ -387,7 +395,8 @@ func TestFollow(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		status.Phase = "Canceled"
+		canceled := metav1.Now()
+		status.Phase, status.Completed = "Canceled", &canceled
 		setStatus(*status)
 	}()
 	statuses, err := f.follow(context.Background())
@@ -399,7 +408,7 @@ func TestFollow(t *testing.T) {
 		t.Fatalf("results: %+v\n%s", results, out.String())
 	}
 	log := out.String()
-	for _, want := range []string{"default/demo-vm: CreateReceiver (5/10)", "default/demo-vm: Migrate (9/10): 96.0 MiB of 128.0 MiB", "canceling the migration of default/demo-vm", "default/demo-vm: Canceled"} {
+	for _, want := range []string{"default/demo-vm: CreateReceiver (8/13)", "default/demo-vm: Migrate (12/13): 96.0 MiB of 128.0 MiB", "canceling the migration of default/demo-vm", "default/demo-vm: Canceled"} {
 		if !strings.Contains(log, want) {
 			t.Fatalf("output lacks %q:\n%s", want, log)
 		}

@@ -30,7 +30,7 @@ func planFixture(t *testing.T) (*toolkitCluster, *forkliftv1beta1.Plan) {
 	}
 	succeeded := *migratingStatus()
 	succeeded.Ref = vms[1].Ref
-	succeeded.Phase = toolkit.VMPhaseCompleted
+	succeeded.Phase, succeeded.Completed = toolkit.VMPhaseCompleted, &created
 	succeeded.Conditions = []forkliftv1beta1.Condition{{Type: toolkit.VMSucceeded, Status: forkliftv1beta1.ConditionTrue, Message: "moved"}}
 	statuses := []forkliftv1beta1.VMStatus{*migratingStatus(), succeeded}
 	plan := &forkliftv1beta1.Plan{
@@ -112,7 +112,7 @@ func TestGetPrintsKubectlFormats(t *testing.T) {
 		t.Errorf("-o name: %q, %v", names, err)
 	}
 	phases, err := get(t, cluster, "plan", "jsonpath={.items[*].status.migration.vms[*].phase}")
-	if err != nil || phases != "Migrate Completed" {
+	if err != nil || phases != "WaitForStateTransfer Completed" {
 		t.Errorf("-o jsonpath: %q, %v", phases, err)
 	}
 	single, _ := get(t, cluster, "plan", "json", plan.Name)

@@ -331,20 +331,27 @@ func planViews(cluster string, plans []forkliftv1beta1.Plan) []PlanView {
 	return views
 }
 
+// vmStep is what a VM of a Plan does: Pending before it starts, then its
+// current task (cclm's finer step, or Forklift's step), and its phase
+// (Completed) once it ended.
+func vmStep(status forkliftv1beta1.VMStatus) string {
+	if toolkit.IsFinal(status) {
+		return cmp.Or(status.Phase, toolkit.VMPhaseCompleted)
+	}
+	return cmp.Or(toolkit.CurrentTaskName(status), "Pending")
+}
+
 func planVMView(vm forkliftv1beta1.PlanVM, statuses []forkliftv1beta1.VMStatus) PlanVMView {
 	view := PlanVMView{Namespace: vm.Namespace, Name: vm.Name, Step: "Pending"}
 	for _, status := range statuses {
 		if status.ID != vm.ID && (status.Name != vm.Name || status.Namespace != vm.Namespace) {
 			continue
 		}
-		view.Step = cmp.Or(status.Phase, "Pending")
+		view.Step = vmStep(status)
 		view.Result = toolkit.VMOutcome(status)
-		for _, step := range status.Pipeline {
-			if step.Name != toolkit.StepMigrate {
-				continue
-			}
-			view.Transferred = step.Progress.Completed
-			if ms, err := strconv.ParseInt(step.Annotations[toolkit.AnnotationDowntime], 10, 64); err == nil {
+		if migrate := toolkit.FindVMTask(status, toolkit.TaskMigrate); migrate != nil {
+			view.Transferred = migrate.Progress.Completed
+			if ms, err := strconv.ParseInt(migrate.Annotations[toolkit.AnnotationDowntime], 10, 64); err == nil {
 				view.DowntimeMs = &ms
 			}
 		}

@@ -419,7 +419,11 @@ func TestStartMigration(t *testing.T) {
 
 func TestAggregateMigration(t *testing.T) {
 	vm := func(name, phase string) forkliftv1beta1.VMStatus {
-		return forkliftv1beta1.VMStatus{Ref: forkliftv1beta1.Ref{Name: name, Namespace: "ns"}, Phase: phase}
+		status := forkliftv1beta1.VMStatus{Ref: forkliftv1beta1.Ref{Name: name, Namespace: "ns"}, Phase: phase}
+		if phase == VMPhaseCompleted || phase == VMFailed || phase == VMCanceled {
+			status.Completed = mtp(0)
+		}
+		return status
 	}
 	ended := func(name, outcome string) forkliftv1beta1.VMStatus {
 		status := vm(name, VMPhaseCompleted)
@@ -432,7 +436,7 @@ func TestAggregateMigration(t *testing.T) {
 		want string
 		says string
 	}{
-		{"one still migrating", []forkliftv1beta1.VMStatus{ended("a", VMSucceeded), vm("b", StepMigrate)}, forkliftv1beta1.ConditionRunning, "1 of 2 VMs migrating"},
+		{"one still migrating", []forkliftv1beta1.VMStatus{ended("a", VMSucceeded), vm("b", PhaseWaitForStateTransfer)}, forkliftv1beta1.ConditionRunning, "1 of 2 VMs migrating"},
 		{"all migrated", []forkliftv1beta1.VMStatus{ended("a", VMSucceeded), ended("b", VMSucceeded)}, forkliftv1beta1.ConditionSucceeded, "succeeded: ns/a, ns/b"},
 		{"one failed", []forkliftv1beta1.VMStatus{ended("a", VMSucceeded), ended("b", VMFailed)}, forkliftv1beta1.ConditionFailed, "succeeded: ns/a; failed: ns/b"},
 		{"one canceled", []forkliftv1beta1.VMStatus{ended("a", VMCanceled), ended("b", VMSucceeded)}, forkliftv1beta1.ConditionCanceled, "canceled: ns/a"},

@@ -146,21 +146,21 @@ var storageMap = []forkliftv1beta1.StoragePair{{
 	Source: forkliftv1beta1.Ref{Name: "cclm-local"}, Destination: forkliftv1beta1.DestinationStorage{StorageClass: "cclm-local"},
 }}
 
-// statusIn is the VM's recorded status with every step before step
-// Completed (Initialize's annotations recorded), step Running since
+// statusIn is the VM's recorded status with every task before task
+// Completed (Initialize's annotations recorded), task Running since
 // started, the rest Pending.
-func statusIn(step string, started time.Duration) forkliftv1beta1.VMStatus {
+func statusIn(task string, started time.Duration) forkliftv1beta1.VMStatus {
 	status := forkliftv1beta1.VMStatus{
 		Ref:      forkliftv1beta1.Ref{Name: vmName, Namespace: sourceNamespace},
 		Pipeline: NewPipeline(),
 	}
-	index := stepIndex(step)
+	index := taskIndex(task)
 	if index > 0 {
 		status.ID = vmUID
 		status.Started = mtp(-time.Minute)
 	}
-	for i := range status.Pipeline {
-		s := &status.Pipeline[i]
+	for i := range Tasks {
+		s := taskAt(status.Pipeline, i)
 		switch {
 		case i < index && i != cleanupIndex:
 			s.Phase, s.Started, s.Completed = PhaseCompleted, mtp(-time.Minute), mtp(-time.Minute)
@@ -168,44 +168,43 @@ func statusIn(step string, started time.Duration) forkliftv1beta1.VMStatus {
 			s.Phase, s.Started = PhaseRunning, mtp(started)
 		}
 	}
-	if index > 0 {
-		status.Pipeline[0].Annotations = map[string]string{
+	annotations := map[int]map[string]string{
+		0: {
 			AnnotationSourceNode: "ocp7-worker-0", AnnotationRunStrategy: "Always",
 			AnnotationMACs: "default=" + mac, AnnotationMemoryBytes: "134217728",
+		},
+		createVolumesIndex:                   {AnnotationDiskBytes: "268435456"},
+		taskIndex(TaskCreateTargetMigration): {AnnotationConnectURL: connectURL},
+	}
+	for at, recorded := range annotations {
+		if index > at {
+			taskAt(status.Pipeline, at).Annotations = recorded
 		}
 	}
-	if index > stepIndex(StepCreateVolumes) {
-		status.Pipeline[stepIndex(StepCreateVolumes)].Annotations = map[string]string{AnnotationDiskBytes: "268435456"}
-	}
-	if index > stepIndex(StepCreateTargetMigration) {
-		status.Pipeline[stepIndex(StepCreateTargetMigration)].Annotations = map[string]string{AnnotationConnectURL: connectURL}
-	}
-	if index > 0 {
-		status.Phase = step
-	}
+	rollUp(&status)
 	return status
 }
 
 // inCleanup is a status in Cleanup for outcome, after Migrate (for a
 // success) or after a failed CreateReceiver.
 func inCleanup(outcome string, started time.Duration) forkliftv1beta1.VMStatus {
-	from := StepCreateReceiver
+	from := TaskCreateReceiver
 	if outcome == VMSucceeded || outcome == VMPhaseCompleted {
-		from = StepCleanup
+		from = TaskCleanup
 	}
 	status := statusIn(from, -time.Minute)
-	if from != StepCleanup {
-		failed := &status.Pipeline[stepIndex(from)]
+	if from != TaskCleanup {
+		failed := taskAt(status.Pipeline, taskIndex(from))
 		failed.Phase, failed.Completed = PhaseFailed, mtp(-time.Minute)
 		if outcome == VMFailed {
-			failed.Error = &forkliftv1beta1.Error{Phase: from, Reasons: []string{"boom"}}
+			failed.Error = &forkliftv1beta1.Error{Phase: PhaseCreateTarget, Reasons: []string{"boom"}}
 			status.Error = failed.Error.DeepCopy()
 		}
 	}
-	cleanup := &status.Pipeline[cleanupIndex]
+	cleanup := taskAt(status.Pipeline, cleanupIndex)
 	cleanup.Phase, cleanup.Started = PhaseRunning, mtp(started)
 	cleanup.Annotations = map[string]string{AnnotationOutcome: outcome}
-	status.Phase = StepCleanup
+	rollUp(&status)
 	return status
 }
 

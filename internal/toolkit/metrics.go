@@ -169,14 +169,12 @@ func elapsed(timed forkliftv1beta1.Timed, now time.Time) time.Duration {
 	return end.Sub(timed.Started.Time)
 }
 
-// transferredBytes sums the VMs' Migrate steps' bytes.
+// transferredBytes sums the VMs' Migrate tasks' bytes.
 func transferredBytes(vms []forkliftv1beta1.VMStatus) int64 {
 	var total int64
 	for _, vm := range vms {
-		for _, step := range vm.Pipeline {
-			if step.Name == StepMigrate {
-				total += step.Progress.Completed
-			}
+		if migrate := FindVMTask(vm, TaskMigrate); migrate != nil {
+			total += migrate.Progress.Completed
 		}
 	}
 	return total

@@ -34,11 +34,12 @@ func TestToolkitSamples(t *testing.T) {
 		}
 	}
 	running := plan("running", forkliftv1beta1.Condition{Type: forkliftv1beta1.ConditionExecuting, Status: forkliftv1beta1.ConditionTrue})
-	moving := forkliftv1beta1.VMStatus{Pipeline: []forkliftv1beta1.Step{{Task: forkliftv1beta1.Task{Name: StepMigrate, Progress: forkliftv1beta1.Progress{Completed: 48 << 20, Total: 128 << 20}}}}}
+	moving := forkliftv1beta1.VMStatus{Pipeline: []forkliftv1beta1.Step{{Task: forkliftv1beta1.Task{Name: TaskMigrate, Progress: forkliftv1beta1.Progress{Completed: 48 << 20, Total: 128 << 20}}}}}
 	running.Status.Migration = forkliftv1beta1.PlanMigrationStatus{Timed: forkliftv1beta1.Timed{Started: &started}, VMs: []forkliftv1beta1.VMStatus{moving}}
 	blocked := plan("blocked", forkliftv1beta1.Condition{Type: "VMNotFound", Status: forkliftv1beta1.ConditionTrue, Category: forkliftv1beta1.CategoryCritical})
-	succeededVM := forkliftv1beta1.VMStatus{Phase: VMPhaseCompleted, Conditions: []forkliftv1beta1.Condition{{Type: VMSucceeded, Status: forkliftv1beta1.ConditionTrue}}}
-	canceledVM := forkliftv1beta1.VMStatus{Phase: VMPhaseCompleted, Conditions: []forkliftv1beta1.Condition{{Type: VMCanceled, Status: forkliftv1beta1.ConditionTrue}}}
+	ended := forkliftv1beta1.Timed{Started: &started, Completed: &started}
+	succeededVM := forkliftv1beta1.VMStatus{Timed: ended, Phase: VMPhaseCompleted, Conditions: []forkliftv1beta1.Condition{{Type: VMSucceeded, Status: forkliftv1beta1.ConditionTrue}}}
+	canceledVM := forkliftv1beta1.VMStatus{Timed: ended, Phase: VMPhaseCompleted, Conditions: []forkliftv1beta1.Condition{{Type: VMCanceled, Status: forkliftv1beta1.ConditionTrue}}}
 	migrations := []forkliftv1beta1.Migration{
 		{ObjectMeta: metav1.ObjectMeta{Name: "done", Namespace: "mtv"}, Spec: forkliftv1beta1.MigrationSpec{Plan: corev1.ObjectReference{Name: "running"}},
 			Status: forkliftv1beta1.MigrationStatus{Conditions: []forkliftv1beta1.Condition{{Type: forkliftv1beta1.ConditionCanceled, Status: forkliftv1beta1.ConditionTrue}},

@@ -100,7 +100,7 @@ func StartMigration(obs StartObserved) (forkliftv1beta1.MigrationStatus, time.Du
 	status.Started = &now
 	status.VMs = make([]forkliftv1beta1.VMStatus, len(plan.Spec.VMs))
 	for i, vm := range plan.Spec.VMs {
-		status.VMs[i] = forkliftv1beta1.VMStatus{Ref: vm.Ref, Pipeline: NewPipeline()}
+		status.VMs[i] = forkliftv1beta1.VMStatus{Ref: vm.Ref, Pipeline: NewPipeline(), Phase: PhaseStarted}
 	}
 	status.Conditions = setCondition(status.Conditions, forkliftv1beta1.Condition{
 		Type: forkliftv1beta1.ConditionRunning, Status: forkliftv1beta1.ConditionTrue, Reason: "Started",

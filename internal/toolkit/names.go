@@ -38,37 +38,91 @@ const (
 	LabelVMID      = "forklift.konveyor.io/vm-id"
 )
 
-// Pipeline step names (Task.Name), in order.
+// The VM pipeline of a live migration has Forklift's steps (Step.Name), in
+// order, and one of cclm's: Cleanup, which Forklift does unrecorded in its
+// Completed phase.
 const (
-	StepInitialize              = "Initialize"
-	StepSynchronizeCertificates = "SynchronizeCertificates"
-	StepCopyResources           = "CopyResources"
-	StepCreateVolumes           = "CreateVolumes"
-	StepCreateReceiver          = "CreateReceiver"
-	StepWaitForReceiver         = "WaitForReceiver"
-	StepCreateTargetMigration   = "CreateTargetMigration"
-	StepCreateSourceMigration   = "CreateSourceMigration"
-	StepMigrate                 = "Migrate"
-	StepCleanup                 = "Cleanup"
+	StepInitialize      = "Initialize"
+	StepPrepareTarget   = "PrepareTarget"
+	StepSynchronization = "Synchronization"
+	StepCleanup         = "Cleanup"
 )
 
-// Steps are the pipeline's steps in order.
-var Steps = []string{
-	StepInitialize, StepSynchronizeCertificates, StepCopyResources, StepCreateVolumes, StepCreateReceiver, StepWaitForReceiver,
-	StepCreateTargetMigration, StepCreateSourceMigration, StepMigrate, StepCleanup,
+// The itinerary phases of Forklift's ocp-live migrator (VMStatus.Phase),
+// without PreHook and PostHook (a Plan with hooks is refused) and
+// CreateServiceExports (Submariner only).
+const (
+	PhaseStarted                                = "Started"
+	PhaseSynchronizeCertificates                = "SynchronizeCertificates"
+	PhaseCreateSecrets                          = "CreateSecrets"
+	PhaseCreateConfigMaps                       = "CreateConfigMaps"
+	PhaseEnsurePreference                       = "EnsurePreference"
+	PhaseEnsureInstanceType                     = "EnsureInstanceType"
+	PhaseEnsureDataVolumes                      = "EnsureDataVolumes"
+	PhaseCreateTarget                           = "CreateTarget"
+	PhaseCreateVirtualMachineInstanceMigrations = "CreateVirtualMachineInstanceMigrations"
+	PhaseWaitForStateTransfer                   = "WaitForStateTransfer"
+)
+
+// cclm's finer steps (Task.Name), in order: the tasks of the pipeline's
+// steps. Each has its own deadline and reason.
+const (
+	TaskInitialize              = "Initialize"
+	TaskSynchronizeCertificates = "SynchronizeCertificates"
+	TaskCreateSecrets           = "CreateSecrets"
+	TaskCreateConfigMaps        = "CreateConfigMaps"
+	TaskEnsurePreference        = "EnsurePreference"
+	TaskEnsureInstanceType      = "EnsureInstanceType"
+	TaskCreateVolumes           = "CreateVolumes"
+	TaskCreateReceiver          = "CreateReceiver"
+	TaskWaitForReceiver         = "WaitForReceiver"
+	TaskCreateTargetMigration   = "CreateTargetMigration"
+	TaskCreateSourceMigration   = "CreateSourceMigration"
+	TaskMigrate                 = "Migrate"
+	TaskCleanup                 = "Cleanup"
+)
+
+// taskDef places a task in the pipeline: its step and the itinerary
+// phase the VM is in while it runs.
+type taskDef struct {
+	name, step, phase, description string
 }
 
+// taskDefs are the tasks in order.
+var taskDefs = []taskDef{
+	{TaskInitialize, StepInitialize, PhaseStarted, "Find the VM on the source and record what the migration needs of it."},
+	{TaskSynchronizeCertificates, StepInitialize, PhaseSynchronizeCertificates, "Make each cluster trust the other's migration CA: its kubevirt-ca bundle into the other's kubevirt-external-ca."},
+	{TaskCreateSecrets, StepPrepareTarget, PhaseCreateSecrets, "Create the target namespace and copy the Secrets the VM references into it."},
+	{TaskCreateConfigMaps, StepPrepareTarget, PhaseCreateConfigMaps, "Copy the ConfigMaps the VM references to the target namespace."},
+	{TaskEnsurePreference, StepPrepareTarget, PhaseEnsurePreference, "Copy the VM's namespaced preference to the target; check a cluster-wide one is there alike."},
+	{TaskEnsureInstanceType, StepPrepareTarget, PhaseEnsureInstanceType, "Copy the VM's namespaced instancetype to the target; check a cluster-wide one is there alike."},
+	{TaskCreateVolumes, StepPrepareTarget, PhaseEnsureDataVolumes, "Create blank DataVolumes (or PVCs) of the VM's disks on the target."},
+	{TaskCreateReceiver, StepPrepareTarget, PhaseCreateTarget, "Create the receiving VM on the target (runStrategy WaitAsReceiver)."},
+	{TaskWaitForReceiver, StepPrepareTarget, PhaseCreateTarget, "Wait for the receiving VMI to wait for the synchronization (WaitingForSync)."},
+	{TaskCreateTargetMigration, StepSynchronization, PhaseCreateVirtualMachineInstanceMigrations, "Create the receiving migration on the target and wait for its synchronization address."},
+	{TaskCreateSourceMigration, StepSynchronization, PhaseCreateVirtualMachineInstanceMigrations, "Create the sending migration on the source."},
+	{TaskMigrate, StepSynchronization, PhaseWaitForStateTransfer, "Live-migrate the VM: watch both migrations until they end."},
+	{TaskCleanup, StepCleanup, VMPhaseCompleted, "Remove the migrations; after a failure or cancel, what was created on the target."},
+}
+
+// Tasks are the tasks' names in order.
+var Tasks = func() []string {
+	names := make([]string, len(taskDefs))
+	for i, def := range taskDefs {
+		names[i] = def.name
+	}
+	return names
+}()
+
+// Steps are the pipeline's steps in order.
+var Steps = []string{StepInitialize, StepPrepareTarget, StepSynchronization, StepCleanup}
+
+// stepDescriptions are Forklift's, and one for cclm's Cleanup.
 var stepDescriptions = map[string]string{
-	StepInitialize:              "Find the VM on the source and record what the migration needs of it.",
-	StepSynchronizeCertificates: "Make each cluster trust the other's migration CA: its kubevirt-ca bundle into the other's kubevirt-external-ca.",
-	StepCopyResources:           "Copy the Secrets and ConfigMaps the VM references to the target namespace.",
-	StepCreateVolumes:           "Create blank DataVolumes (or PVCs) of the VM's disks on the target.",
-	StepCreateReceiver:          "Create the receiving VM on the target (runStrategy WaitAsReceiver).",
-	StepWaitForReceiver:         "Wait for the receiving VMI to wait for the synchronization (WaitingForSync).",
-	StepCreateTargetMigration:   "Create the receiving migration on the target and wait for its synchronization address.",
-	StepCreateSourceMigration:   "Create the sending migration on the source.",
-	StepMigrate:                 "Live-migrate the VM: watch both migrations until they end.",
-	StepCleanup:                 "Remove the migrations; after a failure or cancel, what was created on the target.",
+	StepInitialize:      "Initialize migration.",
+	StepPrepareTarget:   "Prepare target namespace.",
+	StepSynchronization: "Synchronize source and target VMs.",
+	StepCleanup:         "Remove what the migration no longer needs.",
 }
 
 // Task phases (Task.Phase).
@@ -79,8 +133,9 @@ const (
 	PhaseFailed    = "Failed"
 )
 
-// VMPhaseCompleted is a VM's phase once its pipeline ended, whatever the
-// outcome, as Forklift's: the outcome is the VM's condition (VMOutcome).
+// VMPhaseCompleted is a VM's phase once the guest moved or the migration
+// gave up, as Forklift's: Cleanup runs in it, and then the VM ends
+// (status.completed set) with its outcome as a condition (VMOutcome).
 const VMPhaseCompleted = "Completed"
 
 // VM outcomes: the condition (type, status True) a VM ends with, as

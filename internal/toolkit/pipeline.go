@@ -215,22 +215,22 @@ type Event struct {
 	Type, Reason, Message string
 }
 
-// NeedsInventory says whether the VM's current step needs VMObserved's
-// maps and References: every step from CopyResources to Migrate (the
+// NeedsInventory says whether the VM's current task needs VMObserved's
+// maps and References: every task from CreateSecrets to Migrate (the
 // copies are kept equal to the source's until the guest has moved) and
 // Cleanup.
 func NeedsInventory(status forkliftv1beta1.VMStatus) bool {
-	if isFinal(status.Phase) {
+	if IsFinal(status) {
 		return false
 	}
-	at := slices.Index(Steps, status.Phase)
-	return at >= copyResourcesIndex && at <= migrateIndex || status.Phase == StepCleanup
+	at := taskOf(status)
+	return at >= firstCopyIndex && at <= migrateIndex || at == cleanupIndex
 }
 
-// NeedsTrust says whether the VM's current step needs VMObserved.Trust:
+// NeedsTrust says whether the VM's current task needs VMObserved.Trust:
 // SynchronizeCertificates.
 func NeedsTrust(status forkliftv1beta1.VMStatus) bool {
-	return !isFinal(status.Phase) && status.Phase == StepSynchronizeCertificates
+	return !IsFinal(status) && taskOf(status) == taskIndex(TaskSynchronizeCertificates)
 }
 
 // Requeue intervals.
@@ -265,6 +265,7 @@ func StepVM(obs VMObserved) VMDecision {
 	s.d.Status = *obs.Status.DeepCopy()
 	ensurePipeline(&s.d.Status)
 	s.decide()
+	rollUp(&s.d.Status)
 	return s.d
 }
 
@@ -275,38 +276,12 @@ type vmStepper struct {
 	d   VMDecision
 }
 
-// ensurePipeline gives a VM status without one the pipeline, all Pending.
-func ensurePipeline(status *forkliftv1beta1.VMStatus) {
-	if len(status.Pipeline) == len(Steps) {
-		return
-	}
-	status.Pipeline = NewPipeline()
-}
-
-// NewPipeline is the pipeline of a VM that has not started.
-func NewPipeline() []forkliftv1beta1.Step {
-	pipeline := make([]forkliftv1beta1.Step, len(Steps))
-	for i, name := range Steps {
-		pipeline[i] = forkliftv1beta1.Step{Task: forkliftv1beta1.Task{
-			Name: name, Description: stepDescriptions[name], Phase: PhasePending,
-		}}
-	}
-	return pipeline
-}
-
-// isFinal: a VM in phase has ended. Failed and Canceled are the final
-// phases cclm wrote before it followed Forklift (phase Completed and the
-// outcome as a condition); a Migration an older cclm left is read as it.
-func isFinal(phase string) bool {
-	return phase == VMPhaseCompleted || phase == VMFailed || phase == VMCanceled
-}
-
 // VMOutcome is how a VM's migration ended: VMSucceeded, VMFailed or
 // VMCanceled, from its conditions as Forklift sets them; "" while it has
 // not ended. A VM that ended without an outcome condition (a status of an
 // older cclm) ends by its phase, or by its error.
 func VMOutcome(status forkliftv1beta1.VMStatus) string {
-	if !isFinal(status.Phase) {
+	if !IsFinal(status) {
 		return ""
 	}
 	for _, outcome := range []string{VMFailed, VMCanceled, VMSucceeded} {
@@ -315,7 +290,7 @@ func VMOutcome(status forkliftv1beta1.VMStatus) string {
 		}
 	}
 	switch {
-	case status.Phase != VMPhaseCompleted:
+	case status.Phase == VMFailed || status.Phase == VMCanceled:
 		return status.Phase
 	case status.Error != nil:
 		return VMFailed
@@ -323,41 +298,31 @@ func VMOutcome(status forkliftv1beta1.VMStatus) string {
 	return VMSucceeded
 }
 
-// IsFinal reports whether the VM's pipeline ended.
-func IsFinal(status forkliftv1beta1.VMStatus) bool { return isFinal(status.Phase) }
+// IsFinal reports whether the VM's migration ended, as Forklift marks it:
+// its completion time is set. (Its phase is Completed earlier, while
+// Cleanup runs; an older cclm ended VMs in phase Failed or Canceled,
+// also with the time set.)
+func IsFinal(status forkliftv1beta1.VMStatus) bool { return status.Completed != nil }
 
-func stepIndex(name string) int {
-	for i, step := range Steps {
-		if step == name {
-			return i
-		}
-	}
-	return -1
-}
+func taskIndex(name string) int { return slices.Index(Tasks, name) }
 
-var cleanupIndex = stepIndex(StepCleanup)
-var migrateIndex = stepIndex(StepMigrate)
-var copyResourcesIndex = stepIndex(StepCopyResources)
+var (
+	cleanupIndex        = taskIndex(TaskCleanup)
+	migrateIndex        = taskIndex(TaskMigrate)
+	firstCopyIndex      = taskIndex(TaskCreateSecrets)
+	lastCopyIndex       = taskIndex(TaskEnsureInstanceType)
+	createVolumesIndex  = taskIndex(TaskCreateVolumes)
+	createReceiverIndex = taskIndex(TaskCreateReceiver)
+)
 
-// current is the index of the step the VM is in: Cleanup once it runs,
-// else the first step not completed.
-func (s *vmStepper) current() int {
-	pipeline := s.d.Status.Pipeline
-	if pipeline[cleanupIndex].Phase != PhasePending {
-		return cleanupIndex
-	}
-	for i := range pipeline {
-		if pipeline[i].Phase != PhaseCompleted {
-			return i
-		}
-	}
-	return cleanupIndex
-}
+// current is the index of the task the VM is in.
+func (s *vmStepper) current() int { return currentTask(s.d.Status.Pipeline) }
 
-func (s *vmStepper) step(i int) *forkliftv1beta1.Step { return &s.d.Status.Pipeline[i] }
+// step is task i of the VM's pipeline.
+func (s *vmStepper) step(i int) *forkliftv1beta1.Task { return taskAt(s.d.Status.Pipeline, i) }
 
 func (s *vmStepper) decide() {
-	if isFinal(s.d.Status.Phase) {
+	if IsFinal(s.d.Status) {
 		return
 	}
 	i := s.current()
@@ -383,29 +348,29 @@ func (s *vmStepper) decide() {
 		s.fail(i, s.obs.LastError.Message)
 		return
 	}
-	if i > copyResourcesIndex && i <= migrateIndex && s.updateStaleCopies(i) {
+	if i > lastCopyIndex && i <= migrateIndex && s.updateStaleCopies(i) {
 		return
 	}
 	switch step.Name {
-	case StepInitialize:
+	case TaskInitialize:
 		s.initialize(i)
-	case StepSynchronizeCertificates:
+	case TaskSynchronizeCertificates:
 		s.synchronizeCertificates(i)
-	case StepCopyResources:
+	case TaskCreateSecrets, TaskCreateConfigMaps, TaskEnsurePreference, TaskEnsureInstanceType:
 		s.copyResources(i)
-	case StepCreateVolumes:
+	case TaskCreateVolumes:
 		s.createVolumes(i)
-	case StepCreateReceiver:
+	case TaskCreateReceiver:
 		s.createReceiver(i)
-	case StepWaitForReceiver:
+	case TaskWaitForReceiver:
 		s.waitForReceiver(i)
-	case StepCreateTargetMigration:
+	case TaskCreateTargetMigration:
 		s.createTargetMigration(i)
-	case StepCreateSourceMigration:
+	case TaskCreateSourceMigration:
 		s.createSourceMigration(i)
-	case StepMigrate:
+	case TaskMigrate:
 		s.migrate(i)
-	case StepCleanup:
+	case TaskCleanup:
 		s.cleanup(i)
 	}
 }
@@ -417,7 +382,6 @@ func (s *vmStepper) start(i int) {
 	step.Phase = PhaseRunning
 	step.Started = s.nowPtr()
 	step.Completed = nil
-	s.d.Status.Phase = step.Name
 	if s.d.Status.Started == nil {
 		s.d.Status.Started = s.nowPtr()
 	}
@@ -458,7 +422,7 @@ func (s *vmStepper) annotate(i int, annotations map[string]string) {
 // fail ends step i as Failed with why; the VM fails, after Cleanup.
 func (s *vmStepper) fail(i int, reasons ...string) {
 	step := s.step(i)
-	failure := &forkliftv1beta1.Error{Phase: step.Name, Reasons: reasons}
+	failure := &forkliftv1beta1.Error{Phase: taskDefs[i].phase, Reasons: reasons}
 	step.Phase = PhaseFailed
 	step.Completed = s.nowPtr()
 	step.Error = failure
@@ -479,7 +443,6 @@ func (s *vmStepper) beginCleanup(outcome, why string) {
 	cleanup.Started = s.nowPtr()
 	cleanup.Completed = nil
 	s.annotate(cleanupIndex, map[string]string{AnnotationOutcome: outcome, AnnotationCleanupReason: why})
-	s.d.Status.Phase = StepCleanup
 	s.d.RequeueAfter = afterAction
 }
 
@@ -503,7 +466,7 @@ func (s *vmStepper) finish() {
 		case st.Error != nil:
 			st.Error.Reasons = append(st.Error.Reasons, message)
 		default:
-			st.Error = &forkliftv1beta1.Error{Phase: StepCleanup, Reasons: []string{message}}
+			st.Error = &forkliftv1beta1.Error{Phase: VMPhaseCompleted, Reasons: []string{message}}
 		}
 	}
 	st.Conditions = append(st.Conditions, outcomeCondition(outcome, cleanup.Annotations[AnnotationCleanupReason], st.Error, s.now))
@@ -518,7 +481,7 @@ func (s *vmStepper) finish() {
 
 // cleanupOutcome is the outcome Cleanup runs for ("Completed": written by
 // an older cclm for a success; none: a failure).
-func cleanupOutcome(cleanup *forkliftv1beta1.Step) string {
+func cleanupOutcome(cleanup *forkliftv1beta1.Task) string {
 	switch outcome := cleanup.Annotations[AnnotationOutcome]; outcome {
 	case VMSucceeded, VMCanceled:
 		return outcome
@@ -745,6 +708,17 @@ func (s *vmStepper) synchronizeCertificates(i int) {
 	s.complete(i, nil)
 }
 
+// copiedKinds are the kinds of referenced resources each copying task
+// copies (or, cluster-wide, checks), as Forklift's phases of the names.
+var copiedKinds = map[string][]string{
+	TaskCreateSecrets:      {KindSecret},
+	TaskCreateConfigMaps:   {KindConfigMap},
+	TaskEnsurePreference:   {KindPreference, KindClusterPreference},
+	TaskEnsureInstanceType: {KindInstancetype, KindClusterInstancetype},
+}
+
+// copyResources is a copying task: it makes the target namespace, then
+// copies the task's kinds of what the VM references.
 func (s *vmStepper) copyResources(i int) {
 	if !s.ready(i) {
 		return
@@ -755,8 +729,12 @@ func (s *vmStepper) copyResources(i int) {
 		s.act(i, "creating namespace "+namespace, Action{Side: SideTarget, Op: OpCreate, Object: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}})
 		return
 	}
+	kinds := copiedKinds[s.step(i).Name]
 	var creates []Action
 	for _, ref := range s.obs.References {
+		if !slices.Contains(kinds, ref.Kind) {
+			continue
+		}
 		there := target.Resources[ref]
 		if there != nil && (ref.Kind == KindSecret || ref.Kind == KindConfigMap) {
 			continue // copied, or there already: kept as it is (Forklift's CreateSecrets)
@@ -781,11 +759,14 @@ func (s *vmStepper) copyResources(i int) {
 		}
 	}
 	if len(creates) > 0 {
-		s.act(i, fmt.Sprintf("copying %d referenced resources (Secrets, ConfigMaps, instancetypes, preferences)", len(creates)), creates...)
+		s.act(i, fmt.Sprintf("copying %d referenced %s", len(creates), kindsText(kinds)), creates...)
 		return
 	}
 	s.complete(i, nil)
 }
+
+// kindsText names kinds in a sentence: "Secret", "VirtualMachinePreference or VirtualMachineClusterPreference".
+func kindsText(kinds []string) string { return strings.Join(kinds, " or ") }
 
 // updateStaleCopies keeps the Secrets and ConfigMaps CopyResources made
 // equal to the source's until the guest has moved (the end of Migrate):
@@ -1002,7 +983,7 @@ func (s *vmStepper) createSourceMigration(i int) {
 		s.fail(i, fmt.Sprintf("the receiving migration %s/%s failed: %s", tm.Namespace, tm.Name, vmimFailure(tm)))
 		return
 	}
-	connectURL := s.step(stepIndex(StepCreateTargetMigration)).Annotations[AnnotationConnectURL]
+	connectURL := s.step(taskIndex(TaskCreateTargetMigration)).Annotations[AnnotationConnectURL]
 	if connectURL == "" && len(target.VMIM.Status.SynchronizationAddresses) > 0 {
 		connectURL = target.VMIM.Status.SynchronizationAddresses[0]
 	}
@@ -1108,7 +1089,7 @@ func (s *vmStepper) mirrorProgress(i int, sm, tm *kubevirtv1.VirtualMachineInsta
 // synchronization, KubeVirt's completion timeout per GiB of memory and
 // disks (at least one GiB), the abort and handover waits, plus a margin.
 func (s *vmStepper) migrateBudget() time.Duration {
-	bytes := parseInt(s.step(0).Annotations[AnnotationMemoryBytes]) + parseInt(s.step(stepIndex(StepCreateVolumes)).Annotations[AnnotationDiskBytes])
+	bytes := parseInt(s.step(0).Annotations[AnnotationMemoryBytes]) + parseInt(s.step(createVolumesIndex).Annotations[AnnotationDiskBytes])
 	return MigrateBudget(bytes, effectiveCompletionTimeoutPerGiB(s.obs), s.t.MigrateMargin)
 }
 

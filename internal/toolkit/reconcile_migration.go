@@ -286,14 +286,15 @@ func (r *migrationReconciler) do(ctx context.Context, migrationUID types.UID, vm
 		}
 	}
 	key := vmKey(migrationUID, vm.Ref)
+	task := Tasks[taskOf(vm)]
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err == nil {
 		delete(r.lastErrors, key)
-		ctrl.LoggerFrom(ctx).Info("done", "vm", vmRefName(vm.Ref), "step", vm.Phase, "action", a.String())
+		ctrl.LoggerFrom(ctx).Info("done", "vm", vmRefName(vm.Ref), "task", task, "action", a.String())
 		return
 	}
-	ctrl.LoggerFrom(ctx).Info("action failed", "vm", vmRefName(vm.Ref), "step", vm.Phase, "action", a.String(), "error", err.Error())
+	ctrl.LoggerFrom(ctx).Info("action failed", "vm", vmRefName(vm.Ref), "task", task, "action", a.String(), "error", err.Error())
 	message := fmt.Sprintf("%s: %v", a, err)
 	// A refused import is for the user to fix, not for retries to wait out.
 	refusedImport := a.Op == OpImportCA && apierrors.IsForbidden(err)
@@ -302,7 +303,7 @@ func (r *migrationReconciler) do(ctx context.Context, migrationUID types.UID, vm
 			a.Side, trust.ExternalCAConfigMap, a.Object.GetNamespace())
 	}
 	r.lastErrors[key] = &ActionError{
-		Step: vm.Phase, Message: message,
+		Step: task, Message: message,
 		Permanent: apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || refusedImport,
 	}
 }

@@ -256,7 +256,7 @@ func (w *world) run() *forkliftv1beta1.Migration {
 	for range 200 {
 		if w.cancel && w.migration().Status.Started != nil {
 			m := w.migration()
-			if len(m.Spec.Cancel) == 0 && m.Status.VMs[0].Phase == StepMigrate {
+			if len(m.Spec.Cancel) == 0 && m.Status.VMs[0].Phase == PhaseWaitForStateTransfer {
 				m.Spec.Cancel = []forkliftv1beta1.Ref{{Name: vmName, Namespace: sourceNamespace}}
 				if err := w.target.Update(context.Background(), m); err != nil {
 					w.t.Fatal(err)

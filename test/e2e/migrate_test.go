@@ -87,7 +87,7 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatalf("VM result lacks its figures (downtime, bytes, timings): %+v", vm)
 	}
 	t.Logf("%s: %.1f s, downtime %d ms, %d bytes", vm.Name, vm.DurationSeconds, *vm.DowntimeMs, vm.Bytes)
-	if !strings.Contains(stderr, "Migrate (9/10)") && !strings.Contains(stderr, spec.namespace+"/"+spec.name+": Succeeded") {
+	if !strings.Contains(stderr, "Migrate (12/13)") && !strings.Contains(stderr, spec.namespace+"/"+spec.name+": Succeeded") {
 		t.Fatalf("no progress on stderr:\n%s", stderr)
 	}
 
@@ -225,7 +225,7 @@ func (l *labEnv) migrateUntilTransfer(t *testing.T, spec vmSpec, sig os.Signal) 
 		signaled := false
 		for scanner.Scan() {
 			progress.WriteString(scanner.Text() + "\n")
-			// "ns/vm: Migrate (9/10): 12.0 MiB of 128.0 MiB, ..."
+			// "ns/vm: Migrate (12/13): 12.0 MiB of 128.0 MiB, ..."
 			if !signaled && strings.Contains(scanner.Text(), "Migrate (") && strings.Contains(scanner.Text(), " MiB of ") {
 				signaled = true
 				_ = cmd.Process.Signal(sig)

@@ -322,6 +322,31 @@ func (p phaseLog) see(m *forkliftv1beta1.Migration, since time.Time) {
 	}
 }
 
+// forkliftItinerary is Forklift's ocp-live itinerary without the hook and
+// Submariner phases: the phases a VM of a live Plan goes through, in order.
+var forkliftItinerary = []string{
+	"Started", "SynchronizeCertificates", "CreateSecrets", "CreateConfigMaps", "EnsurePreference", "EnsureInstanceType",
+	"EnsureDataVolumes", "CreateTarget", "CreateVirtualMachineInstanceMigrations", "WaitForStateTransfer", "Completed",
+}
+
+// assertForkliftsOrder: the phases seen of the VM are Forklift's, in its
+// order (readings every 100 ms miss the short ones), and end Completed.
+func (p phaseLog) assertForkliftsOrder(t *testing.T, vm string) {
+	t.Helper()
+	last := -1
+	for _, entry := range p[vm] {
+		phase, _, _ := strings.Cut(entry, " ")
+		at := slices.Index(forkliftItinerary, phase)
+		if at <= last {
+			t.Errorf("VM %s: phase %s is not Forklift's or out of its order; seen %v", vm, phase, p[vm])
+		}
+		last = max(last, at)
+	}
+	if last != len(forkliftItinerary)-1 {
+		t.Errorf("VM %s did not end in phase Completed: seen %v", vm, p[vm])
+	}
+}
+
 // awaitMigration polls the Migration until it ends, calling each on
 // every reading, and fails the test unless it Succeeded.
 func (l *labEnv) awaitMigration(t *testing.T, m *forkliftv1beta1.Migration, timeout time.Duration, each func(*forkliftv1beta1.Migration)) *forkliftv1beta1.Migration {
@@ -339,6 +364,7 @@ func (l *labEnv) awaitMigration(t *testing.T, m *forkliftv1beta1.Migration, time
 	})
 	for vm, phases := range seen {
 		t.Logf("VM %s seen in: %s", vm, strings.Join(phases, ", "))
+		seen.assertForkliftsOrder(t, vm)
 	}
 	if c := forkliftv1beta1.FindCondition(current.Status.Conditions, forkliftv1beta1.ConditionSucceeded); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
 		t.Fatalf("Migration %s ended: %s", m.Name, describeToolkitMigration(current))
@@ -354,7 +380,7 @@ func describeToolkitMigration(m *forkliftv1beta1.Migration) string {
 	}
 	for _, vm := range m.Status.VMs {
 		step := ""
-		for _, s := range vm.Pipeline {
+		for _, s := range toolkit.VMTasks(vm) {
 			if s.Phase == toolkit.PhaseRunning || s.Phase == toolkit.PhaseFailed {
 				step += fmt.Sprintf(" [%s %s: %s]", s.Name, s.Phase, s.Reason)
 			}
@@ -368,23 +394,35 @@ func describeToolkitMigration(m *forkliftv1beta1.Migration) string {
 	return strings.Join(parts, " | ")
 }
 
-// assertPipelineCompleted: every step of every VM Completed, with its
-// timestamps; it logs each step's duration.
+// assertPipelineCompleted: every VM ended in Forklift's phase Completed
+// with condition Succeeded, its pipeline Forklift's steps (and cclm's
+// Cleanup), every step and task Completed with its timestamps; it logs
+// each task's duration.
 func assertPipelineCompleted(t *testing.T, m *forkliftv1beta1.Migration) {
 	t.Helper()
+	forkliftSteps := []string{"Initialize", "PrepareTarget", "Synchronization", "Cleanup"}
 	for _, vm := range m.Status.VMs {
-		if vm.Phase != toolkit.VMPhaseCompleted || toolkit.VMOutcome(vm) != toolkit.VMSucceeded || vm.Started == nil || vm.Completed == nil {
+		if vm.Phase != "Completed" || toolkit.VMOutcome(vm) != toolkit.VMSucceeded || vm.Started == nil || vm.Completed == nil {
 			t.Errorf("VM %s ended %s (%v-%v)", vm.Name, vm.Phase, vm.Started, vm.Completed)
 		}
-		var took []string
-		for _, s := range vm.Pipeline {
-			if s.Phase != toolkit.PhaseCompleted || s.Started == nil || s.Completed == nil || s.Completed.Before(s.Started) {
-				t.Errorf("VM %s: step %s is %s (%v-%v)", vm.Name, s.Name, s.Phase, s.Started, s.Completed)
-				continue
+		var steps, took []string
+		for _, step := range vm.Pipeline {
+			steps = append(steps, step.Name)
+			for _, s := range append([]forkliftv1beta1.Task{step.Task}, step.Tasks...) {
+				if s.Phase != toolkit.PhaseCompleted || s.Started == nil || s.Completed == nil || s.Completed.Before(s.Started) {
+					t.Errorf("VM %s: %s %s is %s (%v-%v)", vm.Name, step.Name, s.Name, s.Phase, s.Started, s.Completed)
+				}
 			}
-			took = append(took, fmt.Sprintf("%s %s", s.Name, s.Completed.Sub(s.Started.Time)))
+			for _, s := range step.Tasks {
+				if s.Started != nil && s.Completed != nil {
+					took = append(took, fmt.Sprintf("%s %s", s.Name, s.Completed.Sub(s.Started.Time)))
+				}
+			}
 		}
-		migrate := vm.Pipeline[slices.IndexFunc(vm.Pipeline, func(s forkliftv1beta1.Step) bool { return s.Name == toolkit.StepMigrate })]
+		if !slices.Equal(steps, forkliftSteps) {
+			t.Errorf("VM %s: pipeline %q, want %q", vm.Name, steps, forkliftSteps)
+		}
+		migrate := toolkit.FindVMTask(vm, toolkit.TaskMigrate)
 		t.Logf("VM %s: %s; transferred %d of %d bytes, downtime %s ms", vm.Name, strings.Join(took, ", "),
 			migrate.Progress.Completed, migrate.Progress.Total, migrate.Annotations[toolkit.AnnotationDowntime])
 	}
@@ -497,8 +535,8 @@ func (l *labEnv) toolkitMigratesTwoVMs(t *testing.T) {
 			if vm.Started != nil && !toolkit.IsFinal(vm) {
 				inFlight++
 			}
-			if len(vm.Pipeline) > 0 && vm.Pipeline[0].Phase == toolkit.PhasePending && vm.Pipeline[0].Reason != "" {
-				waited = vm.Name + ": " + vm.Pipeline[0].Reason
+			if first := toolkit.VMTasks(vm); len(first) > 0 && first[0].Phase == toolkit.PhasePending && first[0].Reason != "" {
+				waited = vm.Name + ": " + first[0].Reason
 			}
 		}
 		overlapped = overlapped || inFlight > 1
@@ -537,8 +575,8 @@ func (l *labEnv) toolkitMigratesTwoVMs(t *testing.T) {
 // (the lab restarts it within a second): the migration carries on and
 // ends as one without kills, nothing made twice.
 var killSteps = []string{
-	toolkit.StepCreateVolumes, toolkit.StepCreateReceiver, toolkit.StepWaitForReceiver, toolkit.StepCreateTargetMigration,
-	toolkit.StepCreateSourceMigration, toolkit.StepMigrate, toolkit.StepCleanup,
+	toolkit.TaskCreateVolumes, toolkit.TaskCreateReceiver, toolkit.TaskWaitForReceiver, toolkit.TaskCreateTargetMigration,
+	toolkit.TaskCreateSourceMigration, toolkit.TaskMigrate, toolkit.TaskCleanup,
 }
 
 func (l *labEnv) toolkitSurvivesKills(t *testing.T) {
@@ -555,17 +593,17 @@ func (l *labEnv) toolkitSurvivesKills(t *testing.T) {
 		if next >= len(killSteps) || len(current.Status.VMs) == 0 {
 			return
 		}
-		phase := current.Status.VMs[0].Phase
-		at := slices.Index(toolkit.Steps, phase)
-		if at < 0 || at < slices.Index(toolkit.Steps, killSteps[next]) {
+		task := toolkit.CurrentTaskName(current.Status.VMs[0])
+		at := slices.Index(toolkit.Tasks, task)
+		if at < 0 || at < slices.Index(toolkit.Tasks, killSteps[next]) {
 			return
 		}
 		pid := l.controllerPid(t, targetCluster, lab.ToolkitControllerName)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		killedIn = append(killedIn, phase)
-		for next < len(killSteps) && slices.Index(toolkit.Steps, killSteps[next]) <= at {
+		killedIn = append(killedIn, task)
+		for next < len(killSteps) && slices.Index(toolkit.Tasks, killSteps[next]) <= at {
 			next++
 		}
 		l.waitFor(t, "the lab to restart the toolkit", 30*time.Second, func() (bool, string) {
@@ -574,7 +612,7 @@ func (l *labEnv) toolkitSurvivesKills(t *testing.T) {
 		})
 	})
 	t.Logf("the toolkit was killed in %d steps: %s", len(killedIn), strings.Join(killedIn, ", "))
-	if len(killedIn) < 3 || !slices.Contains(killedIn, toolkit.StepMigrate) {
+	if len(killedIn) < 3 || !slices.Contains(killedIn, toolkit.TaskMigrate) {
 		t.Errorf("killed in %v only: want at least three steps, Migrate among them", killedIn)
 	}
 	assertPipelineCompleted(t, m)
@@ -597,8 +635,8 @@ func (l *labEnv) toolkitCancels(t *testing.T) {
 	var canceledAt time.Time
 	waitEvery(t, "Migration "+m.Name+" to end", 100*time.Millisecond, 4*time.Minute, func() (bool, string) {
 		current := l.toolkitMigration(t, m)
-		if canceledAt.IsZero() && len(current.Status.VMs) == 1 && current.Status.VMs[0].Phase == toolkit.StepMigrate {
-			migrate := current.Status.VMs[0].Pipeline[slices.Index(toolkit.Steps, toolkit.StepMigrate)]
+		if canceledAt.IsZero() && len(current.Status.VMs) == 1 && current.Status.VMs[0].Phase == toolkit.PhaseWaitForStateTransfer {
+			migrate := toolkit.FindVMTask(current.Status.VMs[0], toolkit.TaskMigrate)
 			if migrate.Progress.Completed > 0 {
 				current.Spec.Cancel = []forkliftv1beta1.Ref{{Name: g.spec.name, Namespace: g.spec.namespace}}
 				if err := target.Update(context.Background(), current); err != nil {

@@ -151,7 +151,7 @@ func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
 	defer restore()
 	changed := false
 	m := l.awaitMigration(t, l.startToolkitMigration(t, plan, "toolkit-whole-1"), 4*time.Minute, func(m *forkliftv1beta1.Migration) {
-		if !changed && len(m.Status.VMs) == 1 && m.Status.VMs[0].Phase == toolkit.StepMigrate {
+		if !changed && len(m.Status.VMs) == 1 && m.Status.VMs[0].Phase == toolkit.PhaseWaitForStateTransfer {
 			changed = true
 			l.mustKubectl(t, sourceCluster, "", "patch", "secret", "whole-creds", "-n", namespace, "--type=merge", "-p", `{"stringData":{"password":"rotated"}}`)
 		}

@@ -352,10 +352,10 @@ func (inj *injector) see(t *testing.T, m *forkliftv1beta1.Migration) {
 		return
 	}
 	l := inj.tk.vm.l
-	phase := m.Status.VMs[0].Phase
-	at := slices.Index(toolkit.Steps, phase)
+	task := toolkit.CurrentTaskName(m.Status.VMs[0])
+	at := slices.Index(toolkit.Tasks, task)
 	var sending *kubevirtv1.VirtualMachineInstanceMigration
-	if at >= slices.Index(toolkit.Steps, toolkit.StepMigrate) {
+	if at >= slices.Index(toolkit.Tasks, toolkit.TaskMigrate) {
 		sending = l.vmim(t, home, inj.src.namespace, toolkit.VMIMName(vmName, m.UID))
 	}
 	sent := int64(0)
@@ -364,21 +364,21 @@ func (inj *injector) see(t *testing.T, m *forkliftv1beta1.Migration) {
 	}
 	switch inj.fault {
 	case killBeforeTransfer:
-		if at < slices.Index(toolkit.Steps, toolkit.StepCreateReceiver) {
+		if at < slices.Index(toolkit.Tasks, toolkit.TaskCreateReceiver) {
 			return
 		}
 	case killMidTransfer, tokenRevoked:
-		if phase != toolkit.StepMigrate || sent < transferred {
+		if task != toolkit.TaskMigrate || sent < transferred {
 			return
 		}
 	case killAfterSwitchover:
 		switched := sending != nil && (sending.Status.Phase == kubevirtv1.MigrationSucceeded ||
 			sending.Status.MigrationState != nil && sending.Status.MigrationState.Completed)
-		if !switched && phase != toolkit.StepCleanup {
+		if !switched && task != toolkit.TaskCleanup {
 			return
 		}
 	}
-	inj.struck = fmt.Sprintf("in %s, %d MiB sent", phase, sent>>20)
+	inj.struck = fmt.Sprintf("in %s, %d MiB sent", task, sent>>20)
 	if inj.fault == tokenRevoked {
 		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: lab.ToolkitNamespace, Name: sourceTokenSecret}}
 		if err := l.client(t, home).Delete(context.Background(), secret); err != nil {
@@ -459,7 +459,7 @@ func (tk *toolkitAttempts) assertOutcomeMatches(t *testing.T, m *forkliftv1beta1
 	t.Helper()
 	succeeded := forkliftv1beta1.FindCondition(m.Status.Conditions, forkliftv1beta1.ConditionSucceeded) != nil
 	kept := ""
-	for _, step := range m.Status.VMs[0].Pipeline {
+	for _, step := range toolkit.VMTasks(m.Status.VMs[0]) {
 		if k := step.Annotations[toolkit.AnnotationKeptTargetVM]; k != "" {
 			kept = k
 		}
@@ -523,7 +523,7 @@ func describeMigration(m *forkliftv1beta1.Migration) string {
 	parts := []string{conditionsText(m.Status.Conditions)}
 	for _, vm := range m.Status.VMs {
 		part := "VM " + vm.Name + ": " + vm.Phase
-		for _, s := range vm.Pipeline {
+		for _, s := range toolkit.VMTasks(vm) {
 			if s.Phase == toolkit.PhaseRunning || s.Phase == toolkit.PhaseFailed || s.Annotations[toolkit.AnnotationKeptTargetVM] != "" {
 				part += fmt.Sprintf(" [%s %s: %s %s]", s.Name, s.Phase, s.Reason, s.Annotations[toolkit.AnnotationKeptTargetVM])
 			}
