@@ -28,8 +28,11 @@ const (
 // Reasons of conditions and events.
 const (
 	// Waits (ConditionWaiting).
-	ReasonClusterLimit       = "ParallelMigrationsPerClusterReached"
-	ReasonNodeLimit          = "ParallelOutboundMigrationsPerNodeReached"
+	ReasonClusterLimit = "ParallelMigrationsPerClusterReached"
+	ReasonNodeLimit    = "ParallelOutboundMigrationsPerNodeReached"
+	// ReasonInboundNodeLimit is cclm's: every node that could receive the
+	// VMI receives parallelOutboundMigrationsPerNode migrations already.
+	ReasonInboundNodeLimit   = "ParallelInboundMigrationsPerNodeReached"
 	ReasonUnschedulable      = "Unschedulable"
 	ReasonWaitingForTarget   = "WaitingForTarget"
 	ReasonWaitingForSource   = "WaitingForSource"

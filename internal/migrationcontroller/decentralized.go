@@ -283,9 +283,22 @@ func (s *stepper) syncAddressHint() string {
 // chooseReceivingNode picks the node as for an in-cluster migration, with
 // the source's node selectors (its CPU model) as extra required labels,
 // and claims the state for the target half.
+//
+// The receiving half takes a slot of this cluster from then on; while
+// the cluster or every node that fits is at its limit, it waits here in
+// WaitingForSync, and the source cluster's half waits for it in
+// Synchronizing (within its synchronization deadline).
 func (s *stepper) chooseReceivingNode(source *kubevirtv1.VirtualMachineInstanceMigrationSourceState) {
-	node, why := chooseTarget(s.vmi, s.obs.Cluster, source.NodeSelectors)
-	if node == "" {
+	if reason, message := s.overClusterLimit(); reason != "" {
+		s.waitForSlot(reason, message)
+		return
+	}
+	node, why, atLimit := s.placeWithinLimits(source.NodeSelectors)
+	switch {
+	case atLimit:
+		s.waitForSlot(ReasonInboundNodeLimit, why)
+		return
+	case node == "":
 		s.unschedulable(why, s.waitingSince(ReasonUnschedulable))
 		return
 	}

@@ -329,6 +329,12 @@ func active(inCluster, fromNode int) observedOption {
 	return func(obs *Observed) { obs.Active = ActiveMigrations{InCluster: inCluster, FromSourceNode: fromNode} }
 }
 
+// arriving: the other active migrations arrive at these nodes, so many
+// each.
+func arriving(counts map[string]int) observedOption {
+	return func(obs *Observed) { obs.Active.IntoNode = counts }
+}
+
 func limits(perCluster, perNode uint32) observedOption {
 	return func(obs *Observed) {
 		obs.Config.ParallelMigrationsPerCluster = &perCluster

@@ -42,12 +42,18 @@ type Observed struct {
 }
 
 // ActiveMigrations counts migrations other than the observed one in the
-// phases that hold a slot (Scheduling or Synchronizing through Running).
+// phases that hold a slot (Scheduling or Synchronizing through Running;
+// a receiving half from Scheduled, once its source synchronized and a
+// node was chosen for it).
 type ActiveMigrations struct {
 	// InCluster is the count across the cluster.
 	InCluster int
 	// FromSourceNode is the count of those leaving the observed VMI's node.
 	FromSourceNode int
+	// IntoNode counts those arriving at each node (the target node of
+	// their migrationState, once they have one): in-cluster migrations
+	// and the receiving halves of decentralized ones.
+	IntoNode map[string]int
 }
 
 // Cluster is the scheduling input: every node, VMI, PVC and PV.

@@ -2,6 +2,7 @@ package migrationcontroller
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -33,8 +34,7 @@ func (s *stepper) pending() {
 		return
 	}
 	if reason, message := s.overLimit(); reason != "" {
-		s.wait(reason, message, time.Time{})
-		s.requeueIn(capacityRetry)
+		s.waitForSlot(reason, message)
 		return
 	}
 	if s.role == roleSource {
@@ -142,17 +142,75 @@ func unfinishedElsewhere(state *kubevirtv1.VirtualMachineInstanceMigrationState,
 		state.StartTimestamp != nil && state.EndTimestamp == nil && !state.Completed && !state.Failed
 }
 
-// overLimit says why no slot is free for this migration.
+// overLimit says why no slot is free for this migration to leave its
+// node.
 func (s *stepper) overLimit() (reason, message string) {
-	perCluster := int(derefOr(s.obs.Config.ParallelMigrationsPerCluster, kubevirtv1.DefaultParallelMigrationsPerCluster))
-	perNode := int(derefOr(s.obs.Config.ParallelOutboundMigrationsPerNode, kubevirtv1.DefaultParallelOutboundMigrationsPerNode))
-	if n := s.obs.Active.InCluster; n >= perCluster {
-		return ReasonClusterLimit, fmt.Sprintf("%s in progress in the cluster and parallelMigrationsPerCluster is %d; waiting for one to end", migrationsAre(n), perCluster)
+	if reason, message := s.overClusterLimit(); reason != "" {
+		return reason, message
 	}
-	if n := s.obs.Active.FromSourceNode; n >= perNode {
+	if n, perNode := s.obs.Active.FromSourceNode, s.perNodeLimit(); n >= perNode {
 		return ReasonNodeLimit, fmt.Sprintf("%s leaving node %s and parallelOutboundMigrationsPerNode is %d; waiting for one to end", migrationsAre(n), s.vmi.Status.NodeName, perNode)
 	}
 	return "", ""
+}
+
+// overClusterLimit says why the cluster has no slot free: it runs
+// parallelMigrationsPerCluster migrations. A receiving half counts as one
+// on its cluster, as a sending half does on its own: each cluster bounds
+// the migrations its nodes and network carry, whichever end they are.
+func (s *stepper) overClusterLimit() (reason, message string) {
+	perCluster := int(derefOr(s.obs.Config.ParallelMigrationsPerCluster, kubevirtv1.DefaultParallelMigrationsPerCluster))
+	if n := s.obs.Active.InCluster; n >= perCluster {
+		return ReasonClusterLimit, fmt.Sprintf("%s in progress in the cluster and parallelMigrationsPerCluster is %d; waiting for one to end", migrationsAre(n), perCluster)
+	}
+	return "", ""
+}
+
+// perNodeLimit is parallelOutboundMigrationsPerNode. cclm applies it to
+// the migrations arriving at a node as well as to those leaving it
+// (upstream KubeVirt bounds only the leaving ones): a node's network and
+// CPU carry a receiving QEMU as much as a sending one.
+func (s *stepper) perNodeLimit() int {
+	return int(derefOr(s.obs.Config.ParallelOutboundMigrationsPerNode, kubevirtv1.DefaultParallelOutboundMigrationsPerNode))
+}
+
+// placeWithinLimits chooses the node that receives the VMI (with the
+// extra required labels) among the nodes that receive fewer migrations
+// than the per-node limit. atLimit: a node would fit but every such node
+// is at the limit; the migration then waits for a slot instead of being
+// unschedulable.
+func (s *stepper) placeWithinLimits(requiredLabels map[string]string) (node, why string, atLimit bool) {
+	cluster := s.obs.Cluster
+	if cluster == nil {
+		cluster = &Cluster{}
+	}
+	perNode := s.perNodeLimit()
+	within := *cluster
+	within.Nodes = nil
+	var full []string
+	for _, n := range cluster.Nodes {
+		if s.obs.Active.IntoNode[n.Name] >= perNode {
+			full = append(full, fmt.Sprintf("%s (%d)", n.Name, s.obs.Active.IntoNode[n.Name]))
+			continue
+		}
+		within.Nodes = append(within.Nodes, n)
+	}
+	node, why = chooseTarget(s.vmi, &within, requiredLabels)
+	if node != "" || len(full) == 0 {
+		return node, why, false
+	}
+	if fits, _ := chooseTarget(s.vmi, cluster, requiredLabels); fits == "" {
+		return "", why, false
+	}
+	return "", fmt.Sprintf("the nodes that fit receive migrations already, %s, and parallelOutboundMigrationsPerNode, which cclm applies to arriving migrations too, is %d; waiting for one to end",
+		strings.Join(full, ", "), perNode), true
+}
+
+// waitForSlot waits, without a deadline, for a migration to end and free
+// a slot; that wakes it, or capacityRetry passes.
+func (s *stepper) waitForSlot(reason, message string) {
+	s.wait(reason, message, time.Time{})
+	s.requeueIn(capacityRetry)
 }
 
 func migrationsAre(n int) string {
@@ -180,8 +238,12 @@ func (s *stepper) scheduling() {
 		s.enter(kubevirtv1.MigrationScheduled, fmt.Sprintf("VMI %s moves from node %s to node %s", s.vmi.Name, state.SourceNode, state.TargetNode))
 		return
 	}
-	node, why := chooseTarget(s.vmi, s.obs.Cluster, nil)
-	if node == "" {
+	node, why, atLimit := s.placeWithinLimits(nil)
+	switch {
+	case atLimit:
+		s.waitForSlot(ReasonInboundNodeLimit, why)
+		return
+	case node == "":
 		s.unschedulable(why, s.phaseSince(kubevirtv1.MigrationScheduling))
 		return
 	}

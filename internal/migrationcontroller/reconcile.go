@@ -167,8 +167,8 @@ func siblings(m *kubevirtv1.VirtualMachineInstanceMigration, all []kubevirtv1.Vi
 	return out
 }
 
-// activeMigrations counts the other migrations holding a slot, and those
-// of them leaving the VMI's node. A migration's source node is in its
+// activeMigrations counts the other migrations holding a slot, those of
+// them leaving the VMI's node, and those arriving at each node. A migration's source node is in its
 // mirrored state once scheduled, else its VMI's node.
 func (r *reconciler) activeMigrations(ctx context.Context, m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance, all []kubevirtv1.VirtualMachineInstanceMigration) (ActiveMigrations, error) {
 	var active ActiveMigrations
@@ -182,6 +182,12 @@ func (r *reconciler) activeMigrations(ctx context.Context, m *kubevirtv1.Virtual
 			continue
 		}
 		active.InCluster++
+		if state := other.Status.MigrationState; state != nil && state.TargetNode != "" {
+			if active.IntoNode == nil {
+				active.IntoNode = map[string]int{}
+			}
+			active.IntoNode[state.TargetNode]++
+		}
 		if sourceNode == "" || other.IsDecentralizedTarget() {
 			continue
 		}

@@ -163,3 +163,28 @@ func TestObserveFailsWhenPoliciesCannotBeRead(t *testing.T) {
 		})
 	}
 }
+
+// activeMigrations counts the migrations holding a slot, those leaving
+// the VMI's node, and those arriving at each node: a receiving half once
+// it has a node, an in-cluster migration by its target node.
+func TestActiveMigrationsCountsArrivals(t *testing.T) {
+	withState := func(m *kubevirtv1.VirtualMachineInstanceMigration, from, to string) *kubevirtv1.VirtualMachineInstanceMigration {
+		m.Status.MigrationState = &kubevirtv1.VirtualMachineInstanceMigrationState{SourceNode: from, TargetNode: to}
+		return m
+	}
+	self := migration(pending)
+	all := []kubevirtv1.VirtualMachineInstanceMigration{
+		*self,
+		*withState(migration(running, named("m2", "uid-m2", 0)), "a", "b"),
+		*withState(receiveMigration(scheduled, named("m3", "uid-m3", 0)), "elsewhere", "b"),
+		*receiveMigration(waitingForSync, named("m4", "uid-m4", 0)), // no slot, no node yet
+		*withState(migration(succeeded, named("m5", "uid-m5", 0)), "a", "b"),
+	}
+	got, err := newReconciler(t, interceptor.Funcs{}).activeMigrations(context.Background(), self, runningVMI(), all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.InCluster != 2 || got.FromSourceNode != 1 || len(got.IntoNode) != 1 || got.IntoNode["b"] != 2 {
+		t.Errorf("active %+v, want 2 in the cluster, 1 leaving a, 2 arriving at b", got)
+	}
+}

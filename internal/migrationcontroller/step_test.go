@@ -164,6 +164,14 @@ func pendingCases() []stepCase {
 			observe(migration(pending), runningVMI(), 10*time.Second, nodes(node("a", "8Gi"))),
 			expect{phase: schedulingPhase, finalizer: true, waiting: ReasonUnschedulable, events: []string{"Scheduling", ReasonUnschedulable}, requeue: unschedulableRetry}},
 		{"just below both limits", observe(migration(pending), runningVMI(), 10*time.Second, active(4, 1)), toScheduled},
+		{"the only other node receives 2 migrations (the per-node limit, applied to arrivals too): Scheduling, waiting for a slot, no deadline",
+			observe(migration(pending), runningVMI(), 10*time.Second, active(2, 0), arriving(map[string]int{"b": 2})),
+			expect{phase: schedulingPhase, finalizer: true, waiting: ReasonInboundNodeLimit, events: []string{"Scheduling", ReasonInboundNodeLimit}, requeue: capacityRetry,
+				says: []string{"receive migrations already, b (2), and parallelOutboundMigrationsPerNode, which cclm applies to arriving migrations too, is 2"}}},
+		{"a node at the arrival limit is passed over for one below it",
+			observe(migration(pending), runningVMI(), 10*time.Second, active(2, 0), arriving(map[string]int{"b": 2}), nodes(node("a", "8Gi"), node("b", "8Gi"), node("c", "8Gi"))),
+			expect{phase: scheduled, finalizer: true, state: scheduledAt(10*time.Second, "c"), events: []string{"Scheduling", "Scheduled"}}},
+		{"one arriving below the configured limit", observe(migration(pending), runningVMI(), 10*time.Second, limits(5, 2), active(1, 0), arriving(map[string]int{"b": 1})), toScheduled},
 		{"a slot freed: the wait ends", observe(migration(pending, withCondition(ConditionWaiting, ReasonClusterLimit, 0)), runningVMI(), 10*time.Second, active(4, 1)), toScheduled},
 	}
 }
