@@ -690,7 +690,8 @@ type vmView struct {
 	Rate                          float64
 	Elapsed                       time.Duration
 	// Waiting says why the current step has not started (the toolkit's
-	// in-flight limit).
+	// in-flight limit), or why its migrations wait (a cluster's or node's
+	// parallel limit).
 	Waiting string
 }
 
@@ -712,8 +713,9 @@ func viewOf(name string, status *forkliftv1beta1.VMStatus) vmView {
 		if status.Started != nil {
 			v.Step = task.Name
 		}
-		if task.Phase == toolkit.PhasePending {
-			v.Waiting = task.Reason
+		_, queued := task.Annotations[toolkit.AnnotationSlotWaitSince]
+		if task.Phase == toolkit.PhasePending || queued {
+			v.Waiting = task.Reason // the toolkit's in-flight limit, or a cluster's or node's
 		}
 	}
 	if migrate := toolkit.FindVMTask(*status, migrateStep); migrate != nil {

@@ -169,6 +169,13 @@ func TestViewOf(t *testing.T) {
 		t.Fatalf("formatBytesOf across units: %q", got)
 	}
 
+	queued := statusInTask(migrateStep)
+	migrateTask(queued).Reason = "waiting for a slot in the source cluster: 5 migrations are in progress in the cluster"
+	migrateTask(queued).Annotations[toolkit.AnnotationSlotWaitSince] = "2026-12-06T00:00:00Z"
+	if got := plainLine(viewOf("default/demo-vm", queued)); !strings.HasSuffix(got, ": waiting for a slot in the source cluster: 5 migrations are in progress in the cluster") {
+		t.Fatalf("queued: %q", got)
+	}
+
 	completed := metav1.NewTime(status.Started.Add(12 * time.Second))
 	status.Completed, status.Phase = &completed, "Completed"
 	migrateTask(status).Annotations[annotationDowntime] = "25"

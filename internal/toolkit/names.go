@@ -165,6 +165,11 @@ const (
 	AnnotationTargetPhase   = "cclm.io/target-phase"
 	AnnotationKeptTargetVM  = "cclm.io/kept-target-vm"
 	AnnotationCleanupReason = "cclm.io/cleanup-reason"
+	// AnnotationSlotWaitSince is when Migrate's current wait for a slot
+	// began (RFC 3339), and AnnotationSlotWaitedMs the waits before it:
+	// they extend Migrate's deadline.
+	AnnotationSlotWaitSince = "cclm.io/slot-wait-since"
+	AnnotationSlotWaitedMs  = "cclm.io/slot-waited-ms"
 )
 
 // MigrationID is the ID both halves of a VM's cross-cluster migration

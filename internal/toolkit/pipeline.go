@@ -538,7 +538,7 @@ func (s *vmStepper) cancel(i int) {
 func (s *vmStepper) deadline(i int) time.Duration {
 	switch i {
 	case migrateIndex:
-		return s.migrateBudget()
+		return s.migrateBudget() + s.slotWaited(i)
 	case cleanupIndex:
 		return s.t.Cleanup
 	}
@@ -1040,8 +1040,70 @@ func (s *vmStepper) migrate(i int) {
 	case sm.Status.Phase == kubevirtv1.MigrationFailed:
 		s.fail(i, fmt.Sprintf("the sending migration failed: %s", vmimFailure(sm)))
 	default:
-		s.wait(i, fmt.Sprintf("migrating: sending migration %s, receiving migration %s", phaseOf(sm), phaseOf(tm)), pollSource)
+		why := s.trackSlotWait(i, sm, tm)
+		if why == "" {
+			why = fmt.Sprintf("migrating: sending migration %s, receiving migration %s", phaseOf(sm), phaseOf(tm))
+		}
+		s.wait(i, why, pollSource)
 	}
+}
+
+// slotWaitReasons are the migration controller's waits for a slot of its
+// cluster or node.
+var slotWaitReasons = []string{migrationcontroller.ReasonClusterLimit, migrationcontroller.ReasonNodeLimit, migrationcontroller.ReasonInboundNodeLimit}
+
+// slotWait is what a migration waiting for a slot says; "" when it does
+// not wait for one.
+func slotWait(m *kubevirtv1.VirtualMachineInstanceMigration) string {
+	if m == nil {
+		return ""
+	}
+	for _, c := range m.Status.Conditions {
+		if c.Type == migrationcontroller.ConditionWaiting && c.Status == corev1.ConditionTrue && slices.Contains(slotWaitReasons, c.Reason) {
+			return c.Message
+		}
+	}
+	return ""
+}
+
+// trackSlotWait says why the VM waits when one of its migrations waits
+// for a slot ("" otherwise), and keeps the time spent so in Migrate's
+// annotations: a migration queued behind others (parallelMigrationsPerCluster
+// and the per-node limits, whose waits have no deadline of their own)
+// gets Migrate's whole budget once it has its slot.
+func (s *vmStepper) trackSlotWait(i int, sm, tm *kubevirtv1.VirtualMachineInstanceMigration) string {
+	task := s.step(i)
+	why := ""
+	switch {
+	case slotWait(sm) != "":
+		why = "waiting for a slot in the source cluster: " + slotWait(sm)
+	case slotWait(tm) != "":
+		why = "waiting for a slot in the target cluster: " + slotWait(tm)
+	}
+	since, waiting := task.Annotations[AnnotationSlotWaitSince]
+	switch {
+	case why != "" && !waiting:
+		s.annotate(i, map[string]string{AnnotationSlotWaitSince: s.now.UTC().Format(time.RFC3339Nano)})
+	case why == "" && waiting:
+		began, _ := time.Parse(time.RFC3339Nano, since)
+		waited := time.Duration(parseInt(task.Annotations[AnnotationSlotWaitedMs]))*time.Millisecond + s.now.Sub(began)
+		delete(task.Annotations, AnnotationSlotWaitSince)
+		s.annotate(i, map[string]string{AnnotationSlotWaitedMs: strconv.FormatInt(waited.Milliseconds(), 10)})
+	}
+	return why
+}
+
+// slotWaited is how long the VM's migrations waited for slots in Migrate,
+// the current wait included.
+func (s *vmStepper) slotWaited(i int) time.Duration {
+	task := s.step(i)
+	waited := time.Duration(parseInt(task.Annotations[AnnotationSlotWaitedMs])) * time.Millisecond
+	if since, ok := task.Annotations[AnnotationSlotWaitSince]; ok {
+		if began, err := time.Parse(time.RFC3339Nano, since); err == nil {
+			waited += s.now.Sub(began)
+		}
+	}
+	return max(waited, 0)
 }
 
 func phaseOf(m *kubevirtv1.VirtualMachineInstanceMigration) string {

@@ -4,6 +4,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/migrationcontroller"
 )
 
 // expect is what a StepVM decision must hold. Zero fields are not
@@ -29,9 +31,11 @@ type expect struct {
 	failed  string            // in VMStatus.Error's reasons
 	reason  string            // in the current step's Reason
 	outcome string            // Cleanup's outcome annotation
-	ended   string            // the VM ended (phase Completed) with this outcome condition
-	requeue time.Duration
-	events  []string
+	// annotations the current task must carry
+	annotations map[string]string
+	ended       string // the VM ended (phase Completed) with this outcome condition
+	requeue     time.Duration
+	events      []string
 }
 
 type stepCase struct {
@@ -323,7 +327,40 @@ func migrateCases() []stepCase {
 			expect{task: TaskCleanup, outcome: VMSucceeded, steps: map[string]string{TaskMigrate: PhaseCompleted, TaskCleanup: PhaseRunning}}},
 		{"past the budget: fails", observe(status, budget, withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning)),
 			expect{task: TaskCleanup, outcome: VMFailed, failed: "Migrate did not finish within " + budget.String(), events: []string{"VMFailed"}}},
+		{"the sending migration waits for a source slot: says so", observe(status, 10*time.Second,
+			withTargetVMIM(kubevirtv1.MigrationWaitingForSync), withSourceVMIM(kubevirtv1.MigrationPending, queuedFor(migrationcontroller.ReasonClusterLimit, fullCluster))),
+			expect{task: TaskMigrate, reason: "waiting for a slot in the source cluster: " + fullCluster, requeue: pollSource}},
+		{"the receiving migration waits for a target slot: says so", observe(status, 10*time.Second,
+			withTargetVMIM(kubevirtv1.MigrationWaitingForSync, queuedFor(migrationcontroller.ReasonInboundNodeLimit, "node b receives")), withSourceVMIM(kubevirtv1.MigrationSynchronizing)),
+			expect{task: TaskMigrate, reason: "waiting for a slot in the target cluster: node b receives"}},
+		{"queued past the budget: still waits (a slot's wait has no deadline)", observe(slotWaitSince(status, time.Second), budget+time.Minute,
+			withTargetVMIM(kubevirtv1.MigrationWaitingForSync), withSourceVMIM(kubevirtv1.MigrationPending, queuedFor(migrationcontroller.ReasonClusterLimit, fullCluster))),
+			expect{task: TaskMigrate, reason: "waiting for a slot in the source cluster"}},
+		{"the slot came after a long wait: the whole budget is left", observe(slotWaitSince(status, time.Second), budget+time.Minute,
+			withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning)),
+			expect{task: TaskMigrate, reason: "migrating", annotations: map[string]string{AnnotationSlotWaitedMs: strconv.FormatInt((budget + time.Minute - time.Second).Milliseconds(), 10)}}},
+		{"the budget after the wait runs out: fails", observe(slotWaited(status, 5*time.Minute), budget+5*time.Minute,
+			withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning)),
+			expect{task: TaskCleanup, outcome: VMFailed, failed: "Migrate did not finish within " + (budget + 5*time.Minute).String(), events: []string{"VMFailed"}}},
 	}
+}
+
+const fullCluster = "5 migrations are in progress in the cluster and parallelMigrationsPerCluster is 5; waiting for one to end"
+
+// slotWaitSince is status with Migrate's migrations waiting for a slot
+// since began.
+func slotWaitSince(status forkliftv1beta1.VMStatus, began time.Duration) forkliftv1beta1.VMStatus {
+	status = *status.DeepCopy()
+	taskAt(status.Pipeline, migrateIndex).Annotations = map[string]string{AnnotationSlotWaitSince: at(began).Format(time.RFC3339Nano)}
+	return status
+}
+
+// slotWaited is status with Migrate's migrations having waited for slots
+// so long.
+func slotWaited(status forkliftv1beta1.VMStatus, waited time.Duration) forkliftv1beta1.VMStatus {
+	status = *status.DeepCopy()
+	taskAt(status.Pipeline, migrateIndex).Annotations = map[string]string{AnnotationSlotWaitedMs: strconv.FormatInt(waited.Milliseconds(), 10)}
+	return status
 }
 
 func cleanupCases() []stepCase {
@@ -465,6 +502,12 @@ func checkDecision(t *testing.T, d VMDecision, want expect) {
 	}
 	if want.reason != "" && !strings.Contains(currentReason(st), want.reason) {
 		t.Errorf("reason %q, want it to say %q", currentReason(st), want.reason)
+	}
+	current := taskAt(st.Pipeline, currentTask(st.Pipeline))
+	for k, v := range want.annotations {
+		if current.Annotations[k] != v {
+			t.Errorf("%s's annotation %s = %q, want %q", current.Name, k, current.Annotations[k], v)
+		}
 	}
 	if got := taskAt(st.Pipeline, cleanupIndex).Annotations[AnnotationOutcome]; want.outcome != "" && got != want.outcome {
 		t.Errorf("cleanup outcome %q, want %q", got, want.outcome)

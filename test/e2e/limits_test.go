@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,9 +11,11 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/scheme"
+	"github.com/cclm-io/cclm/internal/toolkit"
 )
 
 // toolkitHonoursTargetLimits: four VMs of one Plan, the source cluster
@@ -33,7 +36,14 @@ func (l *labEnv) toolkitHonoursTargetLimits(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	source := l.recordSlots(t, ctx, sourceCluster, namespace, func(s *kubevirtv1.VirtualMachineInstanceMigrationState) string { return s.SourceNode })
 	target := l.recordSlots(t, ctx, targetCluster, namespace, func(s *kubevirtv1.VirtualMachineInstanceMigrationState) string { return s.TargetNode })
-	m := l.awaitMigration(t, l.startToolkitMigration(t, plan, "toolkit-limits-1"), 6*time.Minute, nil)
+	var toolkitSaid []string // a VM's Migrate reasons while its migrations waited for a slot
+	m := l.awaitMigration(t, l.startToolkitMigration(t, plan, "toolkit-limits-1"), 6*time.Minute, func(m *forkliftv1beta1.Migration) {
+		for _, vm := range m.Status.VMs {
+			if task := toolkit.FindVMTask(vm, toolkit.TaskMigrate); task != nil && strings.HasPrefix(task.Reason, "waiting for a slot in the target cluster") {
+				toolkitSaid = append(toolkitSaid, vm.Name+": "+task.Reason)
+			}
+		}
+	})
 	stop()
 	assertPipelineCompleted(t, m)
 	for _, g := range guests {
@@ -52,6 +62,11 @@ func (l *labEnv) toolkitHonoursTargetLimits(t *testing.T) {
 	}
 	if source.peak() > 4 {
 		t.Errorf("ocp7 (parallelMigrationsPerCluster 4) held %d migrations at once", source.peak())
+	}
+	if len(toolkitSaid) == 0 {
+		t.Errorf("no VM of the Migration said it waited for a slot in the target cluster")
+	} else {
+		t.Logf("the toolkit said: %s", toolkitSaid[0])
 	}
 	waited := target.waits()
 	if !slices.Contains(waited, migrationcontroller.ReasonClusterLimit) && !slices.Contains(waited, migrationcontroller.ReasonInboundNodeLimit) {
