@@ -218,8 +218,8 @@ func observe(status forkliftv1beta1.VMStatus, now time.Duration, options ...obsO
 		Now: at(now), Status: status, MayStart: true,
 		PlanUID: planUID, MigrationUID: migrationUID, TargetNamespace: targetNamespace,
 		NetworkMap: networkMap, StorageMap: storageMap,
-		Inventory: NeedsInventory(status),
-		Trust:     trustedBothWays(), VirtNamespace: DefaultVirtNamespace,
+		Inventory: NeedsInventory(status), Volumes: NeedsVolumes(status),
+		Trust: trustedBothWays(), VirtNamespace: DefaultVirtNamespace,
 		Source: SourceView{ClusterView{
 			VM: sourceVM(), VMI: sourceVMI(kubevirtv1.Running),
 			DataVolumes: map[string]*cdiv1beta1.DataVolume{dataVolume: blankDV("256Mi", nil)},
@@ -251,7 +251,9 @@ func withSourceVMI(phase kubevirtv1.VirtualMachineInstancePhase) obsOption {
 
 func canceled(o *VMObserved) { o.Cancel = true }
 
-func withoutInventory(o *VMObserved) { o.Inventory = false }
+func withoutInventory(o *VMObserved) { o.Inventory, o.Volumes = false, false }
+
+func withoutVolumes(o *VMObserved) { o.Volumes = false }
 
 func withoutNamespace(o *VMObserved) { o.Target.Namespace = nil }
 

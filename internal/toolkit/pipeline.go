@@ -91,10 +91,14 @@ type VMObserved struct {
 	// a VMIM's migrationState, raises it (effectiveCompletionTimeoutPerGiB).
 	CompletionTimeoutPerGiB int64
 	Timeouts                Timeouts
-	// Inventory: the maps of Source and Target and References were read
-	// (the reconciler reads them only for the steps that need them, see
-	// NeedsInventory). A step that needs them waits without.
+	// Inventory: References and the Resources maps of Source and Target
+	// were read (the reconciler reads them only for the tasks that need
+	// them, see NeedsInventory). A task that needs them waits without.
 	Inventory bool
+	// Volumes: the DataVolumes and PVCs maps were read too (NeedsVolumes:
+	// only CreateVolumes and Cleanup use them, so Migrate's polls do not
+	// read them).
+	Volumes bool
 	// References are the Secrets and ConfigMaps the VM references
 	// (ReferencedResources of the source VM).
 	References []ResourceRef
@@ -225,6 +229,16 @@ func NeedsInventory(status forkliftv1beta1.VMStatus) bool {
 	}
 	at := taskOf(status)
 	return at >= firstCopyIndex && at <= migrateIndex || at == cleanupIndex
+}
+
+// NeedsVolumes says whether the VM's current task needs VMObserved's
+// DataVolumes and PVCs: CreateVolumes and Cleanup.
+func NeedsVolumes(status forkliftv1beta1.VMStatus) bool {
+	if IsFinal(status) {
+		return false
+	}
+	at := taskOf(status)
+	return at == createVolumesIndex || at == cleanupIndex
 }
 
 // NeedsTrust says whether the VM's current task needs VMObserved.Trust:
@@ -819,7 +833,7 @@ func targetCopyProblem(ref ResourceRef, original, there client.Object, where str
 }
 
 func (s *vmStepper) createVolumes(i int) {
-	if !s.ready(i) {
+	if !s.readyWithVolumes(i) {
 		return
 	}
 	src, target := s.obs.Source, s.obs.Target
@@ -1194,7 +1208,7 @@ func parseInt(s string) int64 {
 // source but the sending VMIM, and never a target VM whose VMI runs the
 // guest).
 func (s *vmStepper) cleanup(i int) {
-	if !s.ready(i) {
+	if !s.readyWithVolumes(i) {
 		return
 	}
 	src, target := s.obs.Source, s.obs.Target
@@ -1264,6 +1278,15 @@ func (s *vmStepper) ready(i int) bool {
 		return false
 	}
 	return !s.targetUnreadable(i)
+}
+
+// readyWithVolumes is ready for a task that needs the volumes too.
+func (s *vmStepper) readyWithVolumes(i int) bool {
+	if !s.obs.Volumes {
+		s.requeueIn(afterAction)
+		return false
+	}
+	return s.ready(i)
 }
 
 // ---- helpers ----

@@ -185,6 +185,7 @@ func createVolumesCases() []stepCase {
 	}
 	otherClass := func(o *VMObserved) { o.Source.PVCs[dataVolume].Spec.StorageClassName = ptrTo("fast") }
 	return []stepCase{
+		{"without the volumes read: looks again", observe(statusIn(TaskCreateVolumes, 0), 0, withoutVolumes), expect{task: TaskCreateVolumes, requeue: afterAction}},
 		{"a blank DataVolume per disk", observe(status, 0), expect{task: TaskCreateVolumes, actions: []string{createDataVolume}, requeue: afterAction}},
 		{"a PVC for a PVC disk", observe(status, 0, pvcDisk), expect{task: TaskCreateVolumes, actions: []string{"create PVC dst/vm1-data on the target"}}},
 		{"ours exists: done, disk bytes recorded", observe(status, 0, withTargetDV(ours())),

@@ -211,7 +211,7 @@ func (r *migrationReconciler) advance(ctx context.Context, m *forkliftv1beta1.Mi
 			TargetLabels: plan.Spec.TargetLabels, TargetNodeSelector: plan.Spec.TargetNodeSelector,
 			CompletionTimeoutPerGiB: perGiB, Timeouts: r.opts.Timeouts,
 			Trust: trustView, VirtNamespace: r.opts.VirtNamespace,
-			Inventory: NeedsInventory(status),
+			Inventory: NeedsInventory(status), Volumes: NeedsVolumes(status),
 			LastError: r.lastError(m.UID, status.Ref),
 		}
 		wg.Go(func() {
@@ -478,15 +478,17 @@ func readSource(ctx context.Context, c client.Reader, obs *VMObserved) (SourceVi
 	if !obs.Inventory {
 		return view, nil
 	}
+	var err error
+	if view.Resources, err = readResources(ctx, c, view.VM.Namespace, ReferencedResources(view.VM)); err != nil || !obs.Volumes {
+		return view, err
+	}
 	view.DataVolumes, view.PVCs = map[string]*cdiv1beta1.DataVolume{}, map[string]*corev1.PersistentVolumeClaim{}
 	for _, name := range volumeNames(view.VM) {
 		if err := readVolume(ctx, c, view.VM.Namespace, name, view.DataVolumes, view.PVCs); err != nil {
 			return view, err
 		}
 	}
-	var err error
-	view.Resources, err = readResources(ctx, c, view.VM.Namespace, ReferencedResources(view.VM))
-	return view, err
+	return view, nil
 }
 
 func volumeNames(vm *kubevirtv1.VirtualMachine) []string {
@@ -609,15 +611,15 @@ func readTarget(ctx context.Context, c client.Reader, obs *VMObserved) (TargetVi
 	if !obs.Inventory || view.Namespace == nil {
 		return view, nil
 	}
+	var err error
+	if view.Resources, err = readResources(ctx, c, namespace, obs.References); err != nil || !obs.Volumes {
+		return view, err
+	}
 	view.DataVolumes, view.PVCs = map[string]*cdiv1beta1.DataVolume{}, map[string]*corev1.PersistentVolumeClaim{}
 	for _, name := range volumeNames(obs.Source.VM) {
 		if err := readVolume(ctx, c, namespace, name, view.DataVolumes, view.PVCs); err != nil {
 			return view, err
 		}
-	}
-	var err error
-	if view.Resources, err = readResources(ctx, c, namespace, obs.References); err != nil {
-		return view, err
 	}
 	if obs.Status.ID == "" {
 		return view, nil

@@ -128,3 +128,18 @@ func TestVMTasksOfForkliftsStatus(t *testing.T) {
 		t.Errorf("cclm's status: %d tasks, current %d", len(got), CurrentVMTask(ours))
 	}
 }
+
+// The volumes are read only for the tasks that use them: Migrate's
+// polls, every second for the whole transfer, do not read them.
+func TestVolumesReadOnlyWhereUsed(t *testing.T) {
+	for i, task := range Tasks {
+		status := statusIn(task, 0)
+		want := task == TaskCreateVolumes || task == TaskCleanup
+		if got := NeedsVolumes(status); got != want {
+			t.Errorf("in %s (%d) NeedsVolumes is %t", task, i, got)
+		}
+		if want && !NeedsInventory(status) {
+			t.Errorf("in %s the volumes are read but not the inventory", task)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -18,50 +19,97 @@ import (
 	"github.com/cclm-io/cclm/internal/toolkit"
 )
 
-// toolkitHonoursTargetLimits: four VMs of one Plan, the source cluster
-// allowing four migrations at once, the target two, and one per node
-// arriving. A recorder watches every VMIM of both clusters and counts, at
-// every change, the migrations holding a slot on each side and arriving
-// at each target node: the target's limits are never exceeded and are
-// reached, and a receiving migration waited for a slot, saying why.
-func (l *labEnv) toolkitHonoursTargetLimits(t *testing.T) {
+// toolkitHonoursLimits: eight VMs of one Plan under every parallel
+// limit: the toolkit's controller_max_vm_inflight 5; on ocp7
+// parallelMigrationsPerCluster 3 and parallelOutboundMigrationsPerNode 2;
+// on ocp1 parallelMigrationsPerCluster 2 and one migration arriving per
+// node. Recorders watch every VMIM of both clusters and count, at every
+// change, the migrations holding a slot on each side and per node; the
+// Migration is read every 100 ms for the VMs in flight. No limit is ever
+// exceeded, each is reached, the VMs start in Plan order, and a VM whose
+// receiving migration waited for a slot said why in the Migration. One
+// VM is canceled on the way: the others arrive, and it stays home.
+func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	const namespace = "toolkit-limits"
-	restoreSource := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"16Mi","parallelMigrationsPerCluster":4,"parallelOutboundMigrationsPerNode":2}`)
+	const inFlight, sourcePerCluster, sourcePerNode, targetPerCluster, targetPerNode = 5, 3, 2, 2, 1
+	restoreSource := l.setMigrationConfig(t, sourceCluster, fmt.Sprintf(`{"bandwidthPerMigration":"16Mi","parallelMigrationsPerCluster":%d,"parallelOutboundMigrationsPerNode":%d}`,
+		sourcePerCluster, sourcePerNode))
 	defer restoreSource()
-	restoreTarget := l.setMigrationConfig(t, targetCluster, `{"parallelMigrationsPerCluster":2,"parallelOutboundMigrationsPerNode":1}`)
+	restoreTarget := l.setMigrationConfig(t, targetCluster, fmt.Sprintf(`{"parallelMigrationsPerCluster":%d,"parallelOutboundMigrationsPerNode":%d}`, targetPerCluster, targetPerNode))
 	defer restoreTarget()
-	guests := l.newGuests(t, namespace, "limit-a", "limit-b", "limit-c", "limit-d")
+	l.mustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
+		"--type=merge", "-p", fmt.Sprintf(`{"spec":{"controller_max_vm_inflight":%d}}`, inFlight))
+	defer l.mustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
+		"--type=json", "-p", `[{"op":"remove","path":"/spec/controller_max_vm_inflight"}]`)
+	var names []string
+	for i := range 8 {
+		names = append(names, fmt.Sprintf("limit-%d", i))
+	}
+	guests := l.newGuests(t, namespace, names...)
 	plan := l.applyPlan(t, "toolkit-limits", namespace, guests)
 
 	ctx, stop := context.WithCancel(context.Background())
 	source := l.recordSlots(t, ctx, sourceCluster, namespace, func(s *kubevirtv1.VirtualMachineInstanceMigrationState) string { return s.SourceNode })
 	target := l.recordSlots(t, ctx, targetCluster, namespace, func(s *kubevirtv1.VirtualMachineInstanceMigrationState) string { return s.TargetNode })
-	var toolkitSaid []string // a VM's Migrate reasons while its migrations waited for a slot
-	m := l.awaitMigration(t, l.startToolkitMigration(t, plan, "toolkit-limits-1"), 6*time.Minute, func(m *forkliftv1beta1.Migration) {
+	// The last VM is canceled once it is in Migrate (queued or moving):
+	// the others go on to their end.
+	canceled := guests[len(guests)-1]
+	var toolkitSaid, startOrder []string
+	peakInFlight := 0
+	toolkitCluster := l.client(t, targetCluster)
+	m := l.followMigration(t, l.startToolkitMigration(t, plan, "toolkit-limits-1"), 10*time.Minute, func(m *forkliftv1beta1.Migration) {
+		flying := 0
 		for _, vm := range m.Status.VMs {
-			if task := toolkit.FindVMTask(vm, toolkit.TaskMigrate); task != nil && strings.HasPrefix(task.Reason, "waiting for a slot in the target cluster") {
+			if vm.Started != nil && !toolkit.IsFinal(vm) {
+				flying++
+			}
+			if vm.Started != nil && !slices.Contains(startOrder, vm.Name) {
+				startOrder = append(startOrder, vm.Name)
+			}
+			task := toolkit.FindVMTask(vm, toolkit.TaskMigrate)
+			if task != nil && strings.HasPrefix(task.Reason, "waiting for a slot in the target cluster") {
 				toolkitSaid = append(toolkitSaid, vm.Name+": "+task.Reason)
 			}
+			if vm.Name == canceled.spec.name && len(m.Spec.Cancel) == 0 && task != nil && task.Phase == toolkit.PhaseRunning {
+				m.Spec.Cancel = []forkliftv1beta1.Ref{{Name: vm.Name, Namespace: vm.Namespace}}
+				if err := toolkitCluster.Update(context.Background(), m); err != nil {
+					t.Logf("cancel %s: %v (tried again)", vm.Name, err)
+					m.Spec.Cancel = nil
+					continue
+				}
+				t.Logf("canceled %s in Migrate: %s", vm.Name, task.Reason)
+			}
 		}
+		peakInFlight = max(peakInFlight, flying)
 	})
 	stop()
-	assertPipelineCompleted(t, m)
-	for _, g := range guests {
-		l.assertArrivedOnce(t, m, namespace, g)
+	if c := forkliftv1beta1.FindCondition(m.Status.Conditions, forkliftv1beta1.ConditionCanceled); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
+		t.Errorf("with one VM canceled the Migration ended: %s", describeToolkitMigration(m))
 	}
-
-	t.Logf("ocp7: at most %d migrations at once, per node %v; ocp1: at most %d, arriving per node %v; ocp1 waited: %v",
-		source.peak(), source.nodePeaks(), target.peak(), target.nodePeaks(), target.waits())
-	if target.peak() != 2 {
-		t.Errorf("ocp1 (parallelMigrationsPerCluster 2) held %d migrations at once at most: want exactly 2, the limit reached and never passed", target.peak())
-	}
-	for node, n := range target.nodePeaks() {
-		if n > 1 {
-			t.Errorf("node %s of ocp1 received %d migrations at once; the per-node limit is 1", node, n)
+	for _, vm := range m.Status.VMs {
+		want := toolkit.VMSucceeded
+		if vm.Name == canceled.spec.name {
+			want = toolkit.VMCanceled
+		}
+		if got := toolkit.VMOutcome(vm); got != want {
+			t.Errorf("VM %s ended %s, want %s", vm.Name, got, want)
 		}
 	}
-	if source.peak() > 4 {
-		t.Errorf("ocp7 (parallelMigrationsPerCluster 4) held %d migrations at once", source.peak())
+	for _, g := range guests[:len(guests)-1] {
+		l.assertArrivedOnce(t, m, namespace, g)
+	}
+	l.assertStayedHome(t, m, canceled, namespace)
+
+	t.Logf("toolkit: at most %d VMs in flight, started in the order %v", peakInFlight, startOrder)
+	t.Logf("ocp7: at most %d migrations at once, leaving per node %v; ocp1: at most %d, arriving per node %v; ocp1's waits: %v",
+		source.peak(), source.nodePeaks(), target.peak(), target.nodePeaks(), target.waits())
+	assertPeak(t, "VMs in flight in the toolkit (controller_max_vm_inflight)", peakInFlight, inFlight)
+	assertPeak(t, "migrations at once on ocp7 (parallelMigrationsPerCluster)", source.peak(), sourcePerCluster)
+	assertPeak(t, "migrations at once on ocp1 (parallelMigrationsPerCluster)", target.peak(), targetPerCluster)
+	assertNodePeaks(t, "leaving a node of ocp7 (parallelOutboundMigrationsPerNode)", source.nodePeaks(), sourcePerNode)
+	assertNodePeaks(t, "arriving at a node of ocp1 (parallelOutboundMigrationsPerNode, applied to arrivals)", target.nodePeaks(), targetPerNode)
+	if !slices.Equal(startOrder, names) {
+		t.Errorf("the VMs started in the order %v, not the Plan's %v", startOrder, names)
 	}
 	if len(toolkitSaid) == 0 {
 		t.Errorf("no VM of the Migration said it waited for a slot in the target cluster")
@@ -71,6 +119,29 @@ func (l *labEnv) toolkitHonoursTargetLimits(t *testing.T) {
 	waited := target.waits()
 	if !slices.Contains(waited, migrationcontroller.ReasonClusterLimit) && !slices.Contains(waited, migrationcontroller.ReasonInboundNodeLimit) {
 		t.Errorf("no receiving migration on ocp1 waited for a slot (waits seen: %v), though ocp7 allowed more at once", waited)
+	}
+}
+
+// assertPeak: a limit was reached and never passed.
+func assertPeak(t *testing.T, what string, peak, limit int) {
+	t.Helper()
+	if peak != limit {
+		t.Errorf("%s: at most %d at once, want exactly the limit %d (reached, never passed)", what, peak, limit)
+	}
+}
+
+// assertNodePeaks: no node passed the limit, and one reached it.
+func assertNodePeaks(t *testing.T, what string, peaks map[string]int, limit int) {
+	t.Helper()
+	reached := false
+	for node, n := range peaks {
+		if n > limit {
+			t.Errorf("%s: node %s had %d at once; the limit is %d", what, node, n, limit)
+		}
+		reached = reached || n == limit
+	}
+	if !reached {
+		t.Errorf("%s: no node reached the limit %d (%v)", what, limit, peaks)
 	}
 }
 
