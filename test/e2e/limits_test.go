@@ -196,7 +196,7 @@ func slotHeld(phase kubevirtv1.VirtualMachineInstanceMigrationPhase) bool {
 // and, after every event, counts those holding a slot, in all and per
 // node (nodeOf their migrationState), keeping the peaks and every wait
 // reason a VMIM gave.
-func (l *labEnv) recordSlots(t *testing.T, ctx context.Context, cluster, namespace string,
+func (l *labEnv) recordSlots(t testing.TB, ctx context.Context, cluster, namespace string,
 	nodeOf func(*kubevirtv1.VirtualMachineInstanceMigrationState) string) *slotRecord {
 	t.Helper()
 	c, err := client.NewWithWatch(l.restConfig(t, cluster), client.Options{Scheme: scheme.Scheme})

@@ -113,7 +113,7 @@ func (p *preflightEnv) tokenConfig(t *testing.T, token string) *rest.Config {
 
 // ensureToolkitEnabled makes sure ocp1 has a ForkliftController with the
 // live migration flag (the lab's toolkit may have made it already).
-func (l *labEnv) ensureToolkitEnabled(t *testing.T) {
+func (l *labEnv) ensureToolkitEnabled(t testing.TB) {
 	t.Helper()
 	l.ensureNamespace(t, targetCluster, mtvNS)
 	var list forkliftv1beta1.ForkliftControllerList
@@ -133,7 +133,7 @@ func (l *labEnv) ensureToolkitEnabled(t *testing.T) {
 // given ClusterRole: the ClusterRole live-migration-role from the seed's
 // clusterrole.yaml, namespace openshift-mtv, the ServiceAccount, a
 // ClusterRoleBinding, a token Secret; it returns the token.
-func (l *labEnv) seedServiceAccountToken(t *testing.T, name, clusterRole string) string {
+func (l *labEnv) seedServiceAccountToken(t testing.TB, name, clusterRole string) string {
 	t.Helper()
 	l.mustKubectl(t, sourceCluster, "", "apply", "-f", filepath.Join(testenv.OpenShiftExamples(), openshift.ClusterRoleFile))
 	l.ensureNamespace(t, sourceCluster, mtvNS)

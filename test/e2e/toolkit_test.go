@@ -105,7 +105,7 @@ const (
 // and its token Secret; on ocp1 a Secret with that token and ocp7's CA,
 // the Provider ocp7 and the host Provider; and the maps the plans use. It
 // waits for both Providers to be Ready.
-func (l *labEnv) connectByHand(t *testing.T) {
+func (l *labEnv) connectByHand(t testing.TB) {
 	t.Helper()
 	l.mustKubectl(t, sourceCluster, string(openshift.ClusterRoleYAML()), "apply", "-f", "-")
 	l.mustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
@@ -207,7 +207,7 @@ type guest struct {
 
 // newGuests starts VMs on ocp7 in namespace, all at once, and writes
 // each one's data disk.
-func (l *labEnv) newGuests(t *testing.T, namespace string, names ...string) []*guest {
+func (l *labEnv) newGuests(t testing.TB, namespace string, names ...string) []*guest {
 	t.Helper()
 	var specs []vmSpec
 	for _, name := range names {
@@ -248,7 +248,7 @@ func (l *labEnv) readyGuest(t testing.TB, cluster string, spec vmSpec) *guest {
 
 // applyPlan makes a live Plan of the guests, to namespace on ocp1, and
 // waits for it to be Ready.
-func (l *labEnv) applyPlan(t *testing.T, name, namespace string, guests []*guest) *forkliftv1beta1.Plan {
+func (l *labEnv) applyPlan(t testing.TB, name, namespace string, guests []*guest) *forkliftv1beta1.Plan {
 	t.Helper()
 	target := l.client(t, targetCluster)
 	plan := &forkliftv1beta1.Plan{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mtvNamespace}}
@@ -272,7 +272,7 @@ func (l *labEnv) applyPlan(t *testing.T, name, namespace string, guests []*guest
 }
 
 // awaitPlanReady waits for the Plan to be Ready at its generation.
-func (l *labEnv) awaitPlanReady(t *testing.T, name string) *forkliftv1beta1.Plan {
+func (l *labEnv) awaitPlanReady(t testing.TB, name string) *forkliftv1beta1.Plan {
 	t.Helper()
 	target := l.client(t, targetCluster)
 	plan := &forkliftv1beta1.Plan{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mtvNamespace}}
@@ -290,7 +290,7 @@ func (l *labEnv) awaitPlanReady(t *testing.T, name string) *forkliftv1beta1.Plan
 }
 
 // startMigration creates a Migration of the plan.
-func (l *labEnv) startToolkitMigration(t *testing.T, plan *forkliftv1beta1.Plan, name string) *forkliftv1beta1.Migration {
+func (l *labEnv) startToolkitMigration(t testing.TB, plan *forkliftv1beta1.Plan, name string) *forkliftv1beta1.Migration {
 	t.Helper()
 	m := &forkliftv1beta1.Migration{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mtvNamespace},
@@ -302,7 +302,7 @@ func (l *labEnv) startToolkitMigration(t *testing.T, plan *forkliftv1beta1.Plan,
 	return m
 }
 
-func (l *labEnv) toolkitMigration(t *testing.T, m *forkliftv1beta1.Migration) *forkliftv1beta1.Migration {
+func (l *labEnv) toolkitMigration(t testing.TB, m *forkliftv1beta1.Migration) *forkliftv1beta1.Migration {
 	t.Helper()
 	current := &forkliftv1beta1.Migration{}
 	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(m), current); err != nil {
@@ -332,7 +332,7 @@ var forkliftItinerary = []string{
 
 // assertForkliftsOrder: the phases seen of the VM are Forklift's, in its
 // order (readings every 100 ms miss the short ones), and end Completed.
-func (p phaseLog) assertForkliftsOrder(t *testing.T, vm string) {
+func (p phaseLog) assertForkliftsOrder(t testing.TB, vm string) {
 	t.Helper()
 	last := -1
 	for _, entry := range p[vm] {
@@ -350,7 +350,7 @@ func (p phaseLog) assertForkliftsOrder(t *testing.T, vm string) {
 
 // awaitMigration polls the Migration until it ends, calling each on
 // every reading, and fails the test unless it Succeeded.
-func (l *labEnv) awaitMigration(t *testing.T, m *forkliftv1beta1.Migration, timeout time.Duration, each func(*forkliftv1beta1.Migration)) *forkliftv1beta1.Migration {
+func (l *labEnv) awaitMigration(t testing.TB, m *forkliftv1beta1.Migration, timeout time.Duration, each func(*forkliftv1beta1.Migration)) *forkliftv1beta1.Migration {
 	t.Helper()
 	began := time.Now()
 	current := l.followMigration(t, m, timeout, each)
@@ -364,7 +364,7 @@ func (l *labEnv) awaitMigration(t *testing.T, m *forkliftv1beta1.Migration, time
 // followMigration polls the Migration until it ends, whatever the
 // outcome, calling each on every reading; it checks that every VM walked
 // Forklift's phases in order.
-func (l *labEnv) followMigration(t *testing.T, m *forkliftv1beta1.Migration, timeout time.Duration, each func(*forkliftv1beta1.Migration)) *forkliftv1beta1.Migration {
+func (l *labEnv) followMigration(t testing.TB, m *forkliftv1beta1.Migration, timeout time.Duration, each func(*forkliftv1beta1.Migration)) *forkliftv1beta1.Migration {
 	t.Helper()
 	began := time.Now()
 	seen := phaseLog{}
@@ -443,7 +443,7 @@ func assertPipelineCompleted(t *testing.T, m *forkliftv1beta1.Migration) {
 // in one QEMU; the source VM is Halted with its VMI Succeeded; of what the
 // migration made, one VM and its DataVolume are left on ocp1 and no VMIM
 // on either side, and nothing else of the VM's name in either namespace.
-func (l *labEnv) assertArrivedOnce(t *testing.T, m *forkliftv1beta1.Migration, targetNamespace string, g *guest) {
+func (l *labEnv) assertArrivedOnce(t testing.TB, m *forkliftv1beta1.Migration, targetNamespace string, g *guest) {
 	t.Helper()
 	after := l.waitGuestReady(t, targetCluster, targetNamespace, g.spec.name, time.Minute)
 	if after.BootID != g.booted.BootID {
