@@ -7,10 +7,12 @@ package procutil
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -128,36 +130,93 @@ func LogTail(path string, n int) string {
 	return strings.Join(all, "\n")
 }
 
-// FreePort asks the kernel for a TCP port that is free on host right now.
+// FreePort finds a TCP port free on host for a server that binds it
+// later, often in another process. It is chosen below the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range), which outgoing
+// connections draw their local ports from: a port of that range, free
+// when looked at, can be taken by any connection before the server binds
+// it (seen: a node agent's metrics server failing with "address already
+// in use" while the lab came up). A port this process handed out is not
+// handed out again.
 func FreePort(host string) (int, error) {
+	low := ephemeralLow()
+	if low-serverPortFloor < 1000 { // an unusual range: ask the kernel
+		return kernelPort(host)
+	}
+	for range 1000 {
+		port := serverPortFloor + rand.IntN(low-serverPortFloor)
+		if !handOut(port) {
+			continue
+		}
+		listener, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			continue // in use: stays handed out, never tried again
+		}
+		listener.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free TCP port on %s between %d and %d", host, serverPortFloor, low)
+}
+
+// FreePorts returns n distinct free ports on host (FreePort's).
+func FreePorts(host string, n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		port, err := FreePort(host)
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, port)
+	}
+	return ports, nil
+}
+
+// serverPortFloor: FreePort's ports are at least this, above the
+// well-known and most registered services' ports.
+const serverPortFloor = 10000
+
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[int]bool{}
+)
+
+// handOut records port as handed out; false if it was already.
+func handOut(port int) bool {
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	if handedOut[port] {
+		return false
+	}
+	handedOut[port] = true
+	return true
+}
+
+// ephemeralLow is the lowest port of the ephemeral range, 32768 (Linux's
+// default) when it cannot be read.
+func ephemeralLow() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) != 2 {
+		return 32768
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return 32768
+	}
+	return low
+}
+
+// kernelPort asks the kernel for a port free on host right now.
+func kernelPort(host string) (int, error) {
 	listener, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}
 	defer listener.Close()
 	return listener.Addr().(*net.TCPAddr).Port, nil
-}
-
-// FreePorts returns n distinct free ports on host.
-func FreePorts(host string, n int) ([]int, error) {
-	// Hold every listener until all are chosen, so the kernel cannot hand
-	// out the same port twice.
-	listeners := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, err
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // Alive reports whether a process with this pid exists and is not a zombie.

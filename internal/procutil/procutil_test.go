@@ -82,3 +82,21 @@ func TestAliveIsFalseForAnExitedProcess(t *testing.T) {
 		t.Fatal("invalid pids are reported alive")
 	}
 }
+
+// FreePort's ports lie below the ephemeral range, where no outgoing
+// connection takes them between the choice and the server's bind, and
+// are never handed out twice by one process.
+func TestFreePortIsOutsideTheEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	seen := map[int]bool{}
+	for range 200 {
+		port, err := FreePort("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port < serverPortFloor || port >= low || seen[port] {
+			t.Fatalf("port %d: want one in [%d, %d) not handed out before", port, serverPortFloor, low)
+		}
+		seen[port] = true
+	}
+}
