@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
@@ -42,11 +39,11 @@ var ErrClosed = errors.New("qemu: instance closed (QEMU may still run: use Adopt
 // DefaultCommandTimeout bounds a QMP command whose context has no deadline.
 const DefaultCommandTimeout = 30 * time.Second
 
-// monitor is a QMP connection with deadlines. go-qemu's SocketMonitor has
-// none: a command QEMU never answers, or a connect while another client
-// holds the socket (QEMU serves one client per QMP socket), blocks forever.
-// So each call runs in a goroutine, and on timeout the connection is
-// dropped; the next command reconnects. Dropping is also the only safe
+// monitor is a QMP connection (qmpConn) with deadlines: a command QEMU
+// never answers, or a connect while another client holds the socket
+// (QEMU serves one client per QMP socket), would block forever. So each
+// call runs in a goroutine, and on timeout the connection is dropped; the
+// next command reconnects. Dropping is also the only safe
 // recovery: a late answer would otherwise be taken for the next command's.
 type monitor struct {
 	socket string
@@ -58,7 +55,7 @@ type monitor struct {
 	turn chan struct{}
 
 	mu     sync.Mutex
-	conn   *qmp.SocketMonitor // nil while disconnected
+	conn   *qmpConn // nil while disconnected
 	closed bool
 }
 
@@ -83,47 +80,38 @@ func (m *monitor) connect(ctx context.Context) error {
 	if deadline, ok := ctx.Deadline(); ok {
 		dialTimeout = min(dialTimeout, max(time.Until(deadline), time.Millisecond))
 	}
-	conn, err := qmp.NewSocketMonitor("unix", m.socket, dialTimeout)
+	conn, err := dialQMP(m.socket, dialTimeout)
 	if err != nil {
 		return fmt.Errorf("QMP: connecting to %s: %w", m.socket, err)
 	}
-	connected := make(chan error, 1)
-	go func() { connected <- conn.Connect() }()
+	negotiated := make(chan error, 1)
+	go func() { negotiated <- conn.negotiate() }()
 	select {
-	case err := <-connected:
+	case err := <-negotiated:
 		if err != nil {
-			conn.Disconnect()
+			conn.close()
 			return fmt.Errorf("QMP: handshake on %s: %w", m.socket, err)
 		}
 	case <-ctx.Done():
-		// No greeting: QEMU is hung, or another client holds the socket.
-		// Closing the connection ends the handshake. (go-qemu offers no
-		// other way; should the greeting arrive at this very moment, its
-		// Connect and this Disconnect race on go-qemu's internal state.)
-		go conn.Disconnect()
-		return fmt.Errorf("QMP: no greeting on %s (is another client connected, or QEMU hung?): %w", m.socket, ctx.Err())
-	}
-	stream, err := conn.Events(context.Background())
-	if err != nil {
-		conn.Disconnect()
-		return fmt.Errorf("QMP: events on %s: %w", m.socket, err)
+		conn.close() // QEMU hung: closing ends the handshake
+		return fmt.Errorf("QMP: no answer to qmp_capabilities on %s (QEMU hung?): %w", m.socket, ctx.Err())
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		conn.Disconnect()
+		conn.close()
 		return ErrClosed
 	}
 	m.conn = conn
-	// go-qemu's reader blocks on its unbuffered event channel; draining it
-	// here, always, keeps command answers flowing.
-	go m.pump(conn, stream)
+	// The reader blocks when its event channel is full; draining it here,
+	// always, keeps command answers flowing.
+	go m.pump(conn)
 	return nil
 }
 
 // pump forwards the events of one connection until it ends.
-func (m *monitor) pump(conn *qmp.SocketMonitor, stream <-chan qmp.Event) {
-	for e := range stream {
+func (m *monitor) pump(conn *qmpConn) {
+	for e := range conn.events {
 		event := Event{
 			Name: e.Event,
 			Data: e.Data,
@@ -138,7 +126,7 @@ func (m *monitor) pump(conn *qmp.SocketMonitor, stream <-chan qmp.Event) {
 }
 
 // drop forgets conn if it is still the current connection and closes it.
-func (m *monitor) drop(conn *qmp.SocketMonitor) {
+func (m *monitor) drop(conn *qmpConn) {
 	m.mu.Lock()
 	current := m.conn == conn
 	if current {
@@ -146,9 +134,7 @@ func (m *monitor) drop(conn *qmp.SocketMonitor) {
 	}
 	m.mu.Unlock()
 	if current {
-		// Disconnect waits for go-qemu's reader to end, which needs the pump
-		// (possibly the caller) to drain events: never wait for it inline.
-		go conn.Disconnect()
+		conn.close()
 	}
 }
 
@@ -182,13 +168,13 @@ func (m *monitor) execute(ctx context.Context, command string, args, result any)
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		raw, err := conn.Run(request)
+		raw, err := conn.run(request)
 		answered <- answer{raw, err}
 	}()
 	select {
 	case a := <-answered:
 		if a.err != nil {
-			if isConnectionError(a.err) {
+			if !isQEMUError(a.err) {
 				m.drop(conn)
 				return fmt.Errorf("QMP %s: connection lost (QEMU exited?): %w", command, a.err)
 			}
@@ -199,16 +185,6 @@ func (m *monitor) execute(ctx context.Context, command string, args, result any)
 		m.drop(conn)
 		return fmt.Errorf("QMP %s: no answer: %w", command, ctx.Err())
 	}
-}
-
-// isConnectionError tells a broken connection from an error QEMU returned.
-// go-qemu returns QEMU's errors as plain errors holding the description;
-// a connection that ended yields an empty answer, which fails to decode.
-func isConnectionError(err error) bool {
-	var syntaxErr *json.SyntaxError
-	var opErr *net.OpError
-	return errors.As(err, &syntaxErr) || errors.As(err, &opErr) ||
-		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func decodeReturn(command string, raw []byte, result any) error {
@@ -235,7 +211,7 @@ func (m *monitor) close() {
 	m.conn = nil
 	m.mu.Unlock()
 	if conn != nil {
-		go conn.Disconnect()
+		conn.close()
 	}
 	m.events.closeAll()
 }
