@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
@@ -39,11 +42,11 @@ var ErrClosed = errors.New("qemu: instance closed (QEMU may still run: use Adopt
 // DefaultCommandTimeout bounds a QMP command whose context has no deadline.
 const DefaultCommandTimeout = 30 * time.Second
 
-// monitor is a QMP connection (qmpConn) with deadlines: a command QEMU
-// never answers, or a connect while another client holds the socket
-// (QEMU serves one client per QMP socket), would block forever. So each
-// call runs in a goroutine, and on timeout the connection is dropped; the
-// next command reconnects. Dropping is also the only safe
+// monitor is a QMP connection with deadlines. go-qemu's SocketMonitor has
+// none: a command QEMU never answers, or a connect while another client
+// holds the socket (QEMU serves one client per QMP socket), blocks forever.
+// So each call runs in a goroutine, and on timeout the connection is
+// dropped; the next command reconnects. Dropping is also the only safe
 // recovery: a late answer would otherwise be taken for the next command's.
 type monitor struct {
 	socket string
@@ -55,7 +58,7 @@ type monitor struct {
 	turn chan struct{}
 
 	mu     sync.Mutex
-	conn   *qmpConn // nil while disconnected
+	conn   *qmp.SocketMonitor // nil while disconnected
 	closed bool
 }
 
@@ -80,38 +83,47 @@ func (m *monitor) connect(ctx context.Context) error {
 	if deadline, ok := ctx.Deadline(); ok {
 		dialTimeout = min(dialTimeout, max(time.Until(deadline), time.Millisecond))
 	}
-	conn, err := dialQMP(m.socket, dialTimeout)
+	conn, err := qmp.NewSocketMonitor("unix", m.socket, dialTimeout)
 	if err != nil {
 		return fmt.Errorf("QMP: connecting to %s: %w", m.socket, err)
 	}
-	negotiated := make(chan error, 1)
-	go func() { negotiated <- conn.negotiate() }()
+	connected := make(chan error, 1)
+	go func() { connected <- conn.Connect() }()
 	select {
-	case err := <-negotiated:
+	case err := <-connected:
 		if err != nil {
-			conn.close()
+			conn.Disconnect()
 			return fmt.Errorf("QMP: handshake on %s: %w", m.socket, err)
 		}
 	case <-ctx.Done():
-		conn.close() // QEMU hung: closing ends the handshake
-		return fmt.Errorf("QMP: no answer to qmp_capabilities on %s (QEMU hung?): %w", m.socket, ctx.Err())
+		// No greeting: QEMU is hung, or another client holds the socket.
+		// Closing the connection ends the handshake. (go-qemu offers no
+		// other way; should the greeting arrive at this very moment, its
+		// Connect and this Disconnect race on go-qemu's internal state.)
+		go conn.Disconnect()
+		return fmt.Errorf("QMP: no greeting on %s (is another client connected, or QEMU hung?): %w", m.socket, ctx.Err())
+	}
+	stream, err := conn.Events(context.Background())
+	if err != nil {
+		conn.Disconnect()
+		return fmt.Errorf("QMP: events on %s: %w", m.socket, err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		conn.close()
+		conn.Disconnect()
 		return ErrClosed
 	}
 	m.conn = conn
-	// The reader blocks when its event channel is full; draining it here,
-	// always, keeps command answers flowing.
-	go m.pump(conn)
+	// go-qemu's reader blocks on its unbuffered event channel; draining it
+	// here, always, keeps command answers flowing.
+	go m.pump(conn, stream)
 	return nil
 }
 
 // pump forwards the events of one connection until it ends.
-func (m *monitor) pump(conn *qmpConn) {
-	for e := range conn.events {
+func (m *monitor) pump(conn *qmp.SocketMonitor, stream <-chan qmp.Event) {
+	for e := range stream {
 		event := Event{
 			Name: e.Event,
 			Data: e.Data,
@@ -126,7 +138,7 @@ func (m *monitor) pump(conn *qmpConn) {
 }
 
 // drop forgets conn if it is still the current connection and closes it.
-func (m *monitor) drop(conn *qmpConn) {
+func (m *monitor) drop(conn *qmp.SocketMonitor) {
 	m.mu.Lock()
 	current := m.conn == conn
 	if current {
@@ -134,7 +146,9 @@ func (m *monitor) drop(conn *qmpConn) {
 	}
 	m.mu.Unlock()
 	if current {
-		conn.close()
+		// Disconnect waits for go-qemu's reader to end, which needs the pump
+		// (possibly the caller) to drain events: never wait for it inline.
+		go conn.Disconnect()
 	}
 }
 
@@ -168,13 +182,13 @@ func (m *monitor) execute(ctx context.Context, command string, args, result any)
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		raw, err := conn.run(request)
+		raw, err := conn.Run(request)
 		answered <- answer{raw, err}
 	}()
 	select {
 	case a := <-answered:
 		if a.err != nil {
-			if !isQEMUError(a.err) {
+			if isConnectionError(a.err) {
 				m.drop(conn)
 				return fmt.Errorf("QMP %s: connection lost (QEMU exited?): %w", command, a.err)
 			}
@@ -185,6 +199,16 @@ func (m *monitor) execute(ctx context.Context, command string, args, result any)
 		m.drop(conn)
 		return fmt.Errorf("QMP %s: no answer: %w", command, ctx.Err())
 	}
+}
+
+// isConnectionError tells a broken connection from an error QEMU returned.
+// go-qemu returns QEMU's errors as plain errors holding the description;
+// a connection that ended yields an empty answer, which fails to decode.
+func isConnectionError(err error) bool {
+	var syntaxErr *json.SyntaxError
+	var opErr *net.OpError
+	return errors.As(err, &syntaxErr) || errors.As(err, &opErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func decodeReturn(command string, raw []byte, result any) error {
@@ -211,7 +235,7 @@ func (m *monitor) close() {
 	m.conn = nil
 	m.mu.Unlock()
 	if conn != nil {
-		conn.close()
+		go conn.Disconnect()
 	}
 	m.events.closeAll()
 }

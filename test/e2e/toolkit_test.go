@@ -39,7 +39,7 @@ func TestToolkit(t *testing.T) {
 	l.connectByHand(t)
 	t.Logf("connected by hand (token, Providers, maps) in %s", time.Since(began).Round(100*time.Millisecond))
 	t.Run("TwoVMsOfOnePlanMigrate", func(t *testing.T) { l.toolkitMigratesTwoVMs(t) })
-	t.Run("EightVMsWithinEveryLimit", func(t *testing.T) { l.toolkitHonoursLimits(t) })
+	t.Run("ManyVMsWithinEveryLimit", func(t *testing.T) { l.toolkitHonoursLimits(t) })
 	t.Run("KilledAtEachStep", func(t *testing.T) { l.toolkitSurvivesKills(t) })
 	t.Run("CanceledMidTransfer", func(t *testing.T) { l.toolkitCancels(t) })
 	t.Run("HooksAreRefused", func(t *testing.T) { l.toolkitRefusesHooks(t) })
