@@ -30,11 +30,10 @@ import (
 // receiving migration waited for a slot said why in the Migration. The
 // last VM is canceled on the way: the others arrive, and it stays home.
 //
-// Four, not the eight issue 15 asks for: with eight idle guests and their
-// receivers under TCG on two cores, one migration in eight failed with
-// the stream broken (the target QEMU's "Read section footer failed: -5");
-// the failure was handled safely (the VM ran on at the source), but it is
-// not yet understood.
+// Four, not the eight issue 15 asks for: with eight, one migration
+// failed when go-qemu's QMP monitor handed a receiving node agent's
+// object-add the answer of its object-del (digitalocean/go-qemu#226 and
+// #210, open upstream): the VM ran on at the source, but the Plan failed.
 func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	const namespace = "toolkit-limits"
 	const vms, inFlight, sourcePerCluster, sourcePerNode, targetPerCluster, targetPerNode = 4, 3, 2, 1, 1, 1
