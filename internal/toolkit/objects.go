@@ -23,22 +23,12 @@ import (
 // pure functions; the step function (pipeline.go) decides when.
 
 // ResourceRef is a resource a VM references (vmrefs.All): a Secret or
-// ConfigMap, or its instancetype or preference; CopyResources copies the
+// ConfigMap, or its instancetype or preference; the copying tasks copy the
 // namespaced ones (Forklift's CreateSecrets, CreateConfigMaps,
-// EnsurePreference and EnsureInstanceType, in one step) and requires the
+// EnsurePreference and EnsureInstanceType) and require the
 // cluster-wide ones on the target, equal, since one cluster-wide object
 // serves every namespace and the toolkit does not make or change it.
 type ResourceRef = vmrefs.Ref
-
-// Kinds of referenced resources.
-const (
-	KindSecret              = vmrefs.KindSecret
-	KindConfigMap           = vmrefs.KindConfigMap
-	KindInstancetype        = vmrefs.KindInstancetype
-	KindClusterInstancetype = vmrefs.KindClusterInstancetype
-	KindPreference          = vmrefs.KindPreference
-	KindClusterPreference   = vmrefs.KindClusterPreference
-)
 
 // ReferencedResources are the resources the VM references, each once
 // (vmrefs.All): the Secrets and ConfigMaps of its volumes and cloud-init,

@@ -725,10 +725,10 @@ func (s *vmStepper) synchronizeCertificates(i int) {
 // copiedKinds are the kinds of referenced resources each copying task
 // copies (or, cluster-wide, checks), as Forklift's phases of the names.
 var copiedKinds = map[string][]string{
-	TaskCreateSecrets:      {KindSecret},
-	TaskCreateConfigMaps:   {KindConfigMap},
-	TaskEnsurePreference:   {KindPreference, KindClusterPreference},
-	TaskEnsureInstanceType: {KindInstancetype, KindClusterInstancetype},
+	TaskCreateSecrets:      {vmrefs.KindSecret},
+	TaskCreateConfigMaps:   {vmrefs.KindConfigMap},
+	TaskEnsurePreference:   {vmrefs.KindPreference, vmrefs.KindClusterPreference},
+	TaskEnsureInstanceType: {vmrefs.KindInstancetype, vmrefs.KindClusterInstancetype},
 }
 
 // copyResources is a copying task: it makes the target namespace, then
@@ -750,7 +750,7 @@ func (s *vmStepper) copyResources(i int) {
 			continue
 		}
 		there := target.Resources[ref]
-		if there != nil && (ref.Kind == KindSecret || ref.Kind == KindConfigMap) {
+		if there != nil && (ref.Kind == vmrefs.KindSecret || ref.Kind == vmrefs.KindConfigMap) {
 			continue // copied, or there already: kept as it is (Forklift's CreateSecrets)
 		}
 		if s.sourceUnreadable(i) {
@@ -1346,9 +1346,9 @@ func kindOf(obj client.Object) string {
 	case *corev1.Namespace:
 		return "Namespace"
 	case *instancetypev1beta1.VirtualMachineInstancetype:
-		return string(KindInstancetype)
+		return string(vmrefs.KindInstancetype)
 	case *instancetypev1beta1.VirtualMachinePreference:
-		return string(KindPreference)
+		return string(vmrefs.KindPreference)
 	}
 	return fmt.Sprintf("%T", obj)
 }

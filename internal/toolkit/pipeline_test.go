@@ -18,6 +18,7 @@ import (
 	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/migrationcontroller"
+	"github.com/cclm-io/cclm/internal/vmrefs"
 )
 
 // expect is what a StepVM decision must hold. Zero fields are not
@@ -109,10 +110,10 @@ func initializeCases() []stepCase {
 
 // Referenced resources of the CopyResources cases.
 var (
-	creds        = ResourceRef{Kind: KindSecret, Name: "creds"}
-	settings     = ResourceRef{Kind: KindConfigMap, Name: "settings"}
-	sized        = ResourceRef{Kind: KindInstancetype, Name: "small"}
-	clusterSized = ResourceRef{Kind: KindClusterInstancetype, Name: "u1.small"}
+	creds        = ResourceRef{Kind: vmrefs.KindSecret, Name: "creds"}
+	settings     = ResourceRef{Kind: vmrefs.KindConfigMap, Name: "settings"}
+	sized        = ResourceRef{Kind: vmrefs.KindInstancetype, Name: "small"}
+	clusterSized = ResourceRef{Kind: vmrefs.KindClusterInstancetype, Name: "u1.small"}
 )
 
 func copyResourcesCases() []stepCase {
@@ -388,7 +389,7 @@ func cleanupCases() []stepCase {
 		{"failure: then the target's objects", with(failure, 0, targetObjects),
 			expect{task: TaskCleanup, failed: "boom", actions: []string{deleteVM, deleteDataVolume}}},
 		{"failure: and copies", with(failure, 0, targetObjects, []obsOption{func(o *VMObserved) {
-			theirs := ResourceRef{Kind: KindSecret, Name: "theirs"}
+			theirs := ResourceRef{Kind: vmrefs.KindSecret, Name: "theirs"}
 			o.References = []ResourceRef{creds, theirs}
 			o.Target.Resources[creds] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: targetNamespace, Labels: ours()}}
 			o.Target.Resources[theirs] = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "theirs", Namespace: targetNamespace}}
