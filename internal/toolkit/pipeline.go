@@ -321,12 +321,11 @@ func IsFinal(status forkliftv1beta1.VMStatus) bool { return status.Completed != 
 func taskIndex(name string) int { return slices.Index(Tasks, name) }
 
 var (
-	cleanupIndex        = taskIndex(TaskCleanup)
-	migrateIndex        = taskIndex(TaskMigrate)
-	firstCopyIndex      = taskIndex(TaskCreateSecrets)
-	lastCopyIndex       = taskIndex(TaskEnsureInstanceType)
-	createVolumesIndex  = taskIndex(TaskCreateVolumes)
-	createReceiverIndex = taskIndex(TaskCreateReceiver)
+	cleanupIndex       = taskIndex(TaskCleanup)
+	migrateIndex       = taskIndex(TaskMigrate)
+	firstCopyIndex     = taskIndex(TaskCreateSecrets)
+	lastCopyIndex      = taskIndex(TaskEnsureInstanceType)
+	createVolumesIndex = taskIndex(TaskCreateVolumes)
 )
 
 // current is the index of the task the VM is in.
@@ -773,14 +772,11 @@ func (s *vmStepper) copyResources(i int) {
 		}
 	}
 	if len(creates) > 0 {
-		s.act(i, fmt.Sprintf("copying %d referenced %s", len(creates), kindsText(kinds)), creates...)
+		s.act(i, fmt.Sprintf("copying %d referenced %s", len(creates), strings.Join(kinds, " or ")), creates...)
 		return
 	}
 	s.complete(i, nil)
 }
-
-// kindsText names kinds in a sentence: "Secret", "VirtualMachinePreference or VirtualMachineClusterPreference".
-func kindsText(kinds []string) string { return strings.Join(kinds, " or ") }
 
 // updateStaleCopies keeps the Secrets and ConfigMaps CopyResources made
 // equal to the source's until the guest has moved (the end of Migrate):
@@ -1088,11 +1084,10 @@ func slotWait(m *kubevirtv1.VirtualMachineInstanceMigration) string {
 func (s *vmStepper) trackSlotWait(i int, sm, tm *kubevirtv1.VirtualMachineInstanceMigration) string {
 	task := s.step(i)
 	why := ""
-	switch {
-	case slotWait(sm) != "":
-		why = "waiting for a slot in the source cluster: " + slotWait(sm)
-	case slotWait(tm) != "":
-		why = "waiting for a slot in the target cluster: " + slotWait(tm)
+	if wait := slotWait(sm); wait != "" {
+		why = "waiting for a slot in the source cluster: " + wait
+	} else if wait := slotWait(tm); wait != "" {
+		why = "waiting for a slot in the target cluster: " + wait
 	}
 	since, waiting := task.Annotations[AnnotationSlotWaitSince]
 	switch {

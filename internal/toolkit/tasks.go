@@ -90,7 +90,6 @@ func ensurePipeline(status *forkliftv1beta1.VMStatus) {
 			}
 		}
 	}
-	rollUp(status)
 }
 
 // rollUp derives the steps and the VM's phase from the tasks: a step is

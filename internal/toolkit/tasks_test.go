@@ -60,7 +60,7 @@ func TestStatusReadsAsForklifts(t *testing.T) {
 // Pending.
 func TestFailedTaskFailsItsStep(t *testing.T) {
 	status := inCleanup(VMFailed, 0)
-	prepare := status.Pipeline[taskPositions[createReceiverIndex].step]
+	prepare := status.Pipeline[taskPositions[taskIndex(TaskCreateReceiver)].step]
 	if prepare.Phase != PhaseFailed || prepare.Error == nil || prepare.Error.Reasons[0] != "boom" || prepare.Completed == nil {
 		t.Errorf("PrepareTarget with a failed task: %+v", prepare.Task)
 	}
