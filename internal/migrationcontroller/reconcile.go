@@ -168,8 +168,9 @@ func siblings(m *kubevirtv1.VirtualMachineInstanceMigration, all []kubevirtv1.Vi
 }
 
 // activeMigrations counts the other migrations holding a slot, those of
-// them leaving the VMI's node, and those arriving at each node. A migration's source node is in its
-// mirrored state once scheduled, else its VMI's node.
+// them leaving the VMI's node, and those arriving at each node. A
+// migration's source node is in its mirrored state once scheduled, else
+// its VMI's node; its target node is there once scheduled.
 func (r *reconciler) activeMigrations(ctx context.Context, m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance, all []kubevirtv1.VirtualMachineInstanceMigration) (ActiveMigrations, error) {
 	var active ActiveMigrations
 	sourceNode := ""

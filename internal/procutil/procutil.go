@@ -191,23 +191,15 @@ func handOut(port int) bool {
 	return true
 }
 
-// ephemeralLow is the lowest port of the ephemeral range, 32768 (Linux's
-// default) when it cannot be read.
-func ephemeralLow() int {
-	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	fields := strings.Fields(string(data))
-	if len(fields) != 2 {
-		return 32768
-	}
-	low, err := strconv.Atoi(fields[0])
-	if err != nil {
-		return 32768
+// ephemeralLow is the lowest port of the ephemeral range, read once;
+// 32768 (Linux's default) when it cannot be read.
+var ephemeralLow = sync.OnceValue(func() int {
+	low := 32768
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		_, _ = fmt.Sscan(string(data), &low)
 	}
 	return low
-}
+})
 
 // kernelPort asks the kernel for a port free on host right now.
 func kernelPort(host string) (int, error) {
