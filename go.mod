@@ -144,3 +144,5 @@ tool (
 	honnef.co/go/tools/cmd/staticcheck
 	sigs.k8s.io/controller-tools/cmd/controller-gen
 )
+
+replace github.com/digitalocean/go-qemu => ./third_party/forked/go-qemu
