@@ -19,24 +19,19 @@ import (
 	"github.com/cclm-io/cclm/internal/toolkit"
 )
 
-// toolkitHonoursLimits: four VMs of one Plan under every parallel limit:
-// the toolkit's controller_max_vm_inflight 3; on ocp7
-// parallelMigrationsPerCluster 2 and parallelOutboundMigrationsPerNode 1;
-// on ocp1 parallelMigrationsPerCluster 1 and one migration arriving per
+// toolkitHonoursLimits: eight VMs of one Plan under every parallel limit:
+// the toolkit's controller_max_vm_inflight 5; on ocp7
+// parallelMigrationsPerCluster 3 and parallelOutboundMigrationsPerNode 2;
+// on ocp1 parallelMigrationsPerCluster 2 and one migration arriving per
 // node. Recorders watch every VMIM of both clusters and count, at every
 // change, the migrations holding a slot on each side and per node; the
 // Migration is read every 100 ms for the VMs in flight. No limit is ever
 // exceeded, each is reached, the VMs start in Plan order, and a VM whose
 // receiving migration waited for a slot said why in the Migration. The
 // last VM is canceled on the way: the others arrive, and it stays home.
-//
-// Four, not the eight issue 15 asks for: with eight, one migration
-// failed when go-qemu's QMP monitor handed a receiving node agent's
-// object-add the answer of its object-del (digitalocean/go-qemu#226 and
-// #210, open upstream): the VM ran on at the source, but the Plan failed.
 func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	const namespace = "toolkit-limits"
-	const vms, inFlight, sourcePerCluster, sourcePerNode, targetPerCluster, targetPerNode = 4, 3, 2, 1, 1, 1
+	const vms, inFlight, sourcePerCluster, sourcePerNode, targetPerCluster, targetPerNode = 8, 5, 3, 2, 2, 1
 	restoreSource := l.setMigrationConfig(t, sourceCluster, fmt.Sprintf(`{"bandwidthPerMigration":"16Mi","parallelMigrationsPerCluster":%d,"parallelOutboundMigrationsPerNode":%d}`,
 		sourcePerCluster, sourcePerNode))
 	defer restoreSource()
