@@ -18,8 +18,6 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	"github.com/cclm-io/cclm/internal/connect"
 	"github.com/cclm-io/cclm/internal/lab"
-	"github.com/cclm-io/cclm/internal/netlab"
-	"github.com/cclm-io/cclm/internal/preflight"
 	"github.com/cclm-io/cclm/internal/scheme"
 )
 
@@ -110,22 +108,11 @@ func labDirOf(explicit string) string {
 // network namespace of the other side's sync controller: where the
 // address must be reachable from. Outside a lab the preflight dials from
 // here (nil).
-func labSyncDialer(labDir string, clusters map[preflight.Side]string) func(context.Context, preflight.Side, string) (net.Conn, error) {
+func labSyncDialer(labDir string) func(ctx context.Context, cluster, address string) (net.Conn, error) {
 	if labDir == "" {
 		return nil
 	}
-	id := lab.ID(labDir)
-	return func(ctx context.Context, from preflight.Side, address string) (net.Conn, error) {
-		cluster, ok := clusters[from]
-		if !ok {
-			return nil, fmt.Errorf("no cluster for side %q", from)
-		}
-		node, err := netlab.OpenNode(id, lab.SyncNodeName(cluster))
-		if err != nil {
-			return nil, fmt.Errorf("the lab's %s namespace: %w", lab.SyncNodeName(cluster), err)
-		}
-		return node.DialContext(ctx, "tcp", address)
-	}
+	return lab.SyncDialer(lab.ID(labDir))
 }
 
 func newConnectCommand() *cobra.Command {
@@ -242,9 +229,4 @@ func printStep(out io.Writer, s connect.Step) {
 		line += " (" + s.Detail + ")"
 	}
 	fmt.Fprintln(out, line)
-}
-
-// sideNames maps the preflight's sides to the contexts.
-func (p *clusterPair) sideNames() map[preflight.Side]string {
-	return map[preflight.Side]string{preflight.Source: p.sourceName, preflight.Target: p.targetName}
 }

@@ -17,7 +17,7 @@ import (
 func newLabCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lab",
-		Short: "Run the OpenShift guide's two clusters, ocp7 and ocp1, on this machine",
+		Short: "Run the OpenShift guide's two clusters, ocp7 and ocp1 (or more, --clusters), on this machine",
 	}
 	cmd.AddCommand(newLabUpCommand(), newLabServeCommand(), newLabStatusCommand(), newLabNodesCommand(), newLabDownCommand())
 	return cmd
@@ -25,6 +25,8 @@ func newLabCommand() *cobra.Command {
 
 func labFlags(cmd *cobra.Command, opts *lab.Options) {
 	cmd.Flags().StringVar(&opts.Dir, "dir", ".cclm-lab", "directory for the lab's state, logs and kubeconfig")
+	cmd.Flags().StringSliceVar(&opts.Clusters, "clusters", lab.DefaultClusters,
+		"the clusters (kubeconfig contexts), 2 to 4: with the guide's two, VMs move from the first to the second, which runs the toolkit; with more, every cluster runs the toolkit and VMs move between any two")
 	cmd.Flags().IntVar(&opts.Nodes, "nodes", 2, "nodes per cluster")
 	cmd.Flags().StringVar(&opts.VirtNamespace, "virt-namespace", "openshift-cnv", "namespace of the KubeVirt CR, the migration NAD and the sync controller")
 	cmd.Flags().StringVar(&opts.BinDir, "bin-dir", defaultBinDir(), "directory with etcd, kube-apiserver and kube-controller-manager (make kube)")
@@ -46,6 +48,7 @@ func newLabUpCommand() *cobra.Command {
 				return err
 			}
 			serveArgs := []string{"lab", "serve", "--dir", absolute.Dir, "--bin-dir", absolute.BinDir,
+				"--clusters", strings.Join(absolute.ClusterNames(), ","),
 				"--nodes", strconv.Itoa(absolute.Nodes), "--virt-namespace", absolute.VirtNamespace}
 			serveArgs = append(serveArgs, "--accel", absolute.Accel, "--boot-timeout", absolute.BootTimeout.String())
 			if absolute.WithoutMigrationNetwork {

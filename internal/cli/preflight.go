@@ -114,7 +114,7 @@ func runPreflight(ctx context.Context, pair *clusterPair, vms []forkliftv1beta1.
 		ToolkitNamespace: pair.flags.toolkitNamespace,
 		VMs:              vms,
 		TargetNamespace:  targetNamespace,
-		DialSync:         labSyncDialer(pair.labDir, pair.sideNames()),
+		DialSync:         labSyncDialer(pair.labDir),
 		SourceName:       pair.sourceName,
 		TargetName:       pair.targetName,
 		// The user's own source context may read Nodes, which the seed's

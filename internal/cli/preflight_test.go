@@ -66,7 +66,7 @@ func TestLabDirOf(t *testing.T) {
 	if got := labDirOf(""); got != dir {
 		t.Fatalf("from $KUBECONFIG: got %q, want %q", got, dir)
 	}
-	if labSyncDialer("", nil) != nil {
+	if labSyncDialer("") != nil {
 		t.Fatal("outside a lab the preflight dials from here")
 	}
 }

@@ -17,6 +17,16 @@ func TestOptionsValidateNamesTheFlag(t *testing.T) {
 		{func(o *Options) { o.Nodes = 0 }, "--nodes"},
 		{func(o *Options) { o.Nodes = 9 }, "--nodes"},
 		{func(o *Options) { o.VirtNamespace = "" }, "--virt-namespace"},
+		{func(o *Options) { o.Clusters = []string{"ocp7"} }, "--clusters"},
+		{func(o *Options) { o.Clusters = []string{"a", "b", "c", "d", "e"} }, "--clusters"},
+		{func(o *Options) { o.Clusters = []string{"ocp7", "ocp7"} }, "named twice"},
+		{func(o *Options) { o.Clusters = []string{"ocp7", "OCP1"} }, `"OCP1" is not a cluster name`},
+		{func(o *Options) { o.Clusters = []string{"ocp7", "ocp1", ""} }, `"" is not a cluster name`},
+	}
+	threeClusters := valid
+	threeClusters.Clusters = []string{"ocp7", "ocp1", "ocp5"}
+	if err := threeClusters.Validate(); err != nil {
+		t.Fatal(err)
 	}
 	if err := valid.Validate(); err != nil {
 		t.Fatal(err)

@@ -95,7 +95,7 @@ func installKubeVirt(ctx context.Context, restConfig *rest.Config, opts Options,
 	if opts.WithoutMigrationNetwork {
 		return nil
 	}
-	if err := applyMigrationNAD(ctx, restConfig, cluster, opts.VirtNamespace); err != nil {
+	if err := applyMigrationNAD(ctx, restConfig, opts.ClusterNames(), cluster, opts.VirtNamespace); err != nil {
 		return fmt.Errorf("%s: migration network: %w", cluster, err)
 	}
 	policy, err := seedPolicy()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,10 +131,15 @@ func startNodes(ctx context.Context, opts Options, clusters []*controlplane.Clus
 		}
 		logger.Printf("%s: %d node agents started", cluster.Name, opts.Nodes)
 	}
-	if err := nodes.startToolkit(ctx, self, opts, clusters); err != nil {
-		return nodes, err
+	for _, cluster := range clusters {
+		if !slices.Contains(ToolkitClusters(opts.ClusterNames()), cluster.Name) {
+			continue
+		}
+		if err := nodes.startToolkit(ctx, self, opts, cluster); err != nil {
+			return nodes, err
+		}
+		logger.Printf("%s: %s started", cluster.Name, ToolkitControllerName)
 	}
-	logger.Printf("%s: %s started", TargetCluster(), ToolkitControllerName)
 	return nodes, nil
 }
 

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -20,15 +22,26 @@ import (
 	"github.com/cclm-io/cclm/internal/qemu"
 )
 
-// ClusterNames are the seed's clusters: ocp7 is the source, ocp1 the target.
-var ClusterNames = []string{"ocp7", "ocp1"}
+// DefaultClusters are the OpenShift guide's clusters: ocp7 is the source,
+// ocp1 the target.
+var DefaultClusters = []string{"ocp7", "ocp1"}
+
+// maxClusters: each cluster is a control plane, a synchronization
+// controller, a toolkit and its nodes' agents and guests on one machine.
+const maxClusters = 4
 
 // DecentralizedLiveMigrationGate is the KubeVirt feature gate of the seed.
 const DecentralizedLiveMigrationGate = "DecentralizedLiveMigration"
 
 // Options configure a lab.
 type Options struct {
-	Dir           string
+	Dir string
+	// Clusters are the names of the lab's clusters (and kubeconfig
+	// contexts), DefaultClusters when empty. With two, VMs move from the
+	// first to the second, where the toolkit runs, as in the OpenShift
+	// guide; with more, every cluster runs the toolkit, so that VMs can
+	// move between any two.
+	Clusters      []string
 	BinDir        string
 	Nodes         int
 	VirtNamespace string
@@ -59,8 +72,39 @@ func (o Options) Validate() error {
 	if _, err := qemu.ParseAccelChoice(o.Accel); err != nil {
 		return fmt.Errorf("--accel: %w", err)
 	}
+	return validateClusters(o.ClusterNames())
+}
+
+// ClusterNames are the lab's clusters: Clusters, or DefaultClusters.
+func (o Options) ClusterNames() []string {
+	if len(o.Clusters) == 0 {
+		return DefaultClusters
+	}
+	return o.Clusters
+}
+
+// validateClusters checks --clusters: 2 to maxClusters distinct names
+// that serve as context, node-name and namespace prefixes.
+func validateClusters(clusters []string) error {
+	if len(clusters) < 2 || len(clusters) > maxClusters {
+		return fmt.Errorf("--clusters %s: give 2 to %d cluster names, e.g. --clusters ocp7,ocp1,ocp5", strings.Join(clusters, ","), maxClusters)
+	}
+	seen := map[string]bool{}
+	for _, name := range clusters {
+		if problems := validation.IsDNS1123Label(name); len(problems) > 0 || len(name) > maxClusterNameLen {
+			return fmt.Errorf("--clusters: %q is not a cluster name: use 1 to %d lower-case letters, digits and '-', starting and ending with a letter or digit", name, maxClusterNameLen)
+		}
+		if seen[name] {
+			return fmt.Errorf("--clusters: %s is named twice; each cluster needs a name of its own", name)
+		}
+		seen[name] = true
+	}
 	return nil
 }
+
+// maxClusterNameLen leaves room in node names (NAME-worker-N) and the
+// names of the Secrets and Providers named after a cluster.
+const maxClusterNameLen = 20
 
 // Serve is the supervisor: it starts the lab, publishes its state, and runs
 // until SIGTERM or SIGINT, then stops everything it started and removes the
@@ -127,7 +171,7 @@ func Serve(ctx context.Context, opts Options, logOut io.Writer) error {
 	nodes.supervise(ctx, logger, func(states []ComponentState) {
 		publisher.update(func(state *State) { state.Components = states })
 	})
-	logger.Printf("lab ready: kubeconfig %s (contexts %v)", p.kubeconfig(), ClusterNames)
+	logger.Printf("lab ready: kubeconfig %s (contexts %v)", p.kubeconfig(), opts.ClusterNames())
 	watchHealth(ctx, clusters, logger)
 	return nil
 }
@@ -136,10 +180,11 @@ func Serve(ctx context.Context, opts Options, logOut io.Writer) error {
 // in each. The clusters that did start are returned even on error, so the
 // caller can stop them.
 func startClusters(ctx context.Context, opts Options, logger *log.Logger, publisher *statePublisher) ([]*controlplane.Cluster, error) {
-	results := make([]*controlplane.Cluster, len(ClusterNames))
-	errs := make([]error, len(ClusterNames))
+	names := opts.ClusterNames()
+	results := make([]*controlplane.Cluster, len(names))
+	errs := make([]error, len(names))
 	var wg sync.WaitGroup
-	for i, name := range ClusterNames {
+	for i, name := range names {
 		wg.Go(func() {
 			results[i], errs[i] = startCluster(ctx, opts, name, logger, publisher)
 		})
@@ -240,7 +285,7 @@ func writeKubeconfig(p paths, clusters []*controlplane.Cluster) error {
 		merged.AuthInfos[c.Name] = config.AuthInfos[c.Name]
 		merged.Contexts[c.Name] = config.Contexts[c.Name]
 	}
-	merged.CurrentContext = ClusterNames[0]
+	merged.CurrentContext = clusters[0].Name
 	return clientcmd.WriteToFile(*merged, p.kubeconfig())
 }
 

@@ -68,6 +68,15 @@ func processPids(processes []ProcessState) []int {
 
 // setControlPlanePid records the new pid of a cluster's restarted
 // control-plane process, in Processes and in Pids.
+// ClusterNames are the lab's clusters, in the order they were given.
+func (s *State) ClusterNames() []string {
+	names := make([]string, len(s.Clusters))
+	for i, c := range s.Clusters {
+		names[i] = c.Name
+	}
+	return names
+}
+
 func (s *State) setControlPlanePid(cluster, component string, pid int) {
 	for i := range s.Clusters {
 		c := &s.Clusters[i]

@@ -75,16 +75,15 @@ func syncAddresses(ctx context.Context, reader client.Reader, virtNamespace stri
 }
 
 // SyncDialer dials from the network namespace of a lab cluster's
-// synchronization controller (lab node SyncNodeName(cluster) of the lab in
-// dir), that is from where that controller dials its peer: what
-// preflight's SyncReachable needs in the lab (preflight.Input.DialSync,
-// with the cluster of the dialing side). address is host:port with an IP.
-func SyncDialer(dir string) func(ctx context.Context, cluster, address string) (net.Conn, error) {
-	id := ID(dir)
+// synchronization controller (lab node SyncNodeName(cluster) of the lab
+// with ID labID), that is from where that controller dials its peer: what
+// preflight's SyncReachable needs in the lab (preflight.Input.DialSync).
+// address is host:port with an IP.
+func SyncDialer(labID string) func(ctx context.Context, cluster, address string) (net.Conn, error) {
 	return func(ctx context.Context, cluster, address string) (net.Conn, error) {
-		node, err := netlab.OpenNode(id, SyncNodeName(cluster))
+		node, err := netlab.OpenNode(labID, SyncNodeName(cluster))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("the lab's %s namespace (is %s one of the lab's clusters?): %w", SyncNodeName(cluster), cluster, err)
 		}
 		return node.DialContext(ctx, "tcp", address)
 	}

@@ -24,31 +24,24 @@ const ToolkitControllerName = toolkit.LeaderElectionID
 // ToolkitNamespace is the toolkit's namespace, the seed's.
 const ToolkitNamespace = toolkit.DefaultNamespace
 
-// SourceCluster and TargetCluster are the seed's roles of the lab's
-// clusters: VMs move from the first of ClusterNames (ocp7) to the last
-// (ocp1), where the toolkit runs.
-func SourceCluster() string { return ClusterNames[0] }
+// ToolkitClusters are the clusters of the lab that run the toolkit: the
+// target ocp1 of the OpenShift guide's two, every cluster of three or
+// more, so that VMs can move between any two.
+func ToolkitClusters(clusters []string) []string {
+	if len(clusters) == 2 {
+		return clusters[1:]
+	}
+	return clusters
+}
 
-// TargetCluster: see SourceCluster.
-func TargetCluster() string { return ClusterNames[len(ClusterNames)-1] }
-
-// startToolkit sets up the migration toolkit on the target cluster as the
+// startToolkit sets up the migration toolkit on a target cluster as the
 // seed's reader does (namespace openshift-mtv, ForkliftController
 // forklift-controller with feature_ocp_live_migration "true"), installs
 // the toolkit's account, and runs `cclm toolkit` as that account. Its
 // preflight dials sync addresses from the sync controllers' namespaces.
 // One replica, so no leader election: a killed toolkit's successor acts
 // at once instead of waiting out the dead one's Lease.
-func (n *labNodes) startToolkit(ctx context.Context, self string, opts Options, clusters []*controlplane.Cluster) error {
-	var cluster *controlplane.Cluster
-	for _, c := range clusters {
-		if c.Name == TargetCluster() {
-			cluster = c
-		}
-	}
-	if cluster == nil {
-		return fmt.Errorf("toolkit: no cluster %s in the lab", TargetCluster())
-	}
+func (n *labNodes) startToolkit(ctx context.Context, self string, opts Options, cluster *controlplane.Cluster) error {
 	admin, err := cluster.RESTConfig()
 	if err != nil {
 		return err
@@ -92,8 +85,6 @@ func (n *labNodes) startToolkit(ctx context.Context, self string, opts Options, 
 			"--cluster-name", cluster.Name,
 			"--leader-elect=false",
 			"--lab-id", n.id,
-			"--lab-source-cluster", SourceCluster(),
-			"--lab-target-cluster", TargetCluster(),
 			"--metrics-address", metricsAddr,
 		},
 		LogPath: filepath.Join(cluster.Dir, "logs", ToolkitControllerName+".log"),

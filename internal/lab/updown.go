@@ -91,7 +91,7 @@ func followUntilReady(ctx context.Context, p paths, pid int, exited <-chan error
 	for {
 		follower.copyTo(progress)
 		if state, err := readState(p); err == nil && state.Ready && state.Pid == pid {
-			fmt.Fprintf(progress, "lab is up: export KUBECONFIG=%s (contexts %v)\n", p.kubeconfig(), ClusterNames)
+			fmt.Fprintf(progress, "lab is up: export KUBECONFIG=%s (contexts %v)\n", p.kubeconfig(), state.ClusterNames())
 			return nil
 		}
 		select {

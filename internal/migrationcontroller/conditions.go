@@ -45,6 +45,9 @@ const (
 	// target for the source cluster's first push.
 	ReasonWaitingForTargetCluster = "WaitingForTargetCluster"
 	ReasonWaitingForSourceCluster = "WaitingForSourceCluster"
+	// ReasonWaitingForSourceStart: the source cluster answered, but its
+	// migration waits there before it starts (a receiver; no deadline).
+	ReasonWaitingForSourceStart = "WaitingForSourceStart"
 
 	// Failures (ConditionFailed, Warning events).
 	ReasonVMINotFound         = "VMINotFound"

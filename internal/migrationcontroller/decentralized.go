@@ -2,6 +2,7 @@ package migrationcontroller
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -244,11 +245,28 @@ func (s *stepper) waitingForSync() {
 		return
 	}
 	source := s.syncedSource()
-	if source == nil {
+	switch {
+	case source == nil:
 		s.awaitSync()
-		return
+	case source.MigrationConfiguration == nil:
+		s.awaitSourceStart(source.MigrationUID)
+	default:
+		s.chooseReceivingNode(source)
 	}
-	s.chooseReceivingNode(source)
+}
+
+// awaitSourceStart: the source cluster answered, but its migration has
+// not started: it writes its configuration into its half when it claims
+// the VMI, once it has a slot of its own cluster. Until then this one
+// takes no slot either: a receiver holding a slot for a source that waits
+// behind the receivers of other sources would deadlock two clusters that
+// each allow one migration. The wait has no deadline, as the source's own
+// wait for a slot has none; the source's failure or cancel still ends it.
+func (s *stepper) awaitSourceStart(source types.UID) {
+	s.wait(ReasonWaitingForSourceStart, fmt.Sprintf("the source cluster's migration %s has not started (it waits there, for a slot within its cluster's limits); "+
+		"this one takes no slot until it does (a source whose cclm predates sourceState.migrationConfiguration never starts: update cclm there)",
+		source), time.Time{})
+	s.requeueIn(capacityRetry)
 }
 
 // syncedSource is the source's half, once the source cluster pushed it.

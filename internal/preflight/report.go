@@ -44,9 +44,10 @@ type Input struct {
 	NetworkMap []forkliftv1beta1.NetworkPair
 	StorageMap []forkliftv1beta1.StoragePair
 	// DialSync connects to a sync controller's address from where the
-	// other cluster's sync controller sits (in the lab: its network
-	// namespace); nil dials from here.
-	DialSync func(ctx context.Context, from Side, address string) (net.Conn, error)
+	// other cluster's sync controller sits; cluster names that dialing
+	// cluster (SourceName or TargetName). The lab dials from its sync
+	// controllers' network namespaces; nil dials from here.
+	DialSync func(ctx context.Context, cluster, address string) (net.Conn, error)
 	// Timeout bounds each check that talks to a server; default 5 s.
 	Timeout time.Duration
 

@@ -97,7 +97,7 @@ func withDefaults(in Input) Input {
 		in.TargetName = string(Target)
 	}
 	if in.DialSync == nil {
-		in.DialSync = func(ctx context.Context, _ Side, address string) (net.Conn, error) {
+		in.DialSync = func(ctx context.Context, _, address string) (net.Conn, error) {
 			var dialer net.Dialer
 			return dialer.DialContext(ctx, "tcp", address)
 		}

@@ -24,7 +24,7 @@ func checkSyncReachable(ctx context.Context, r *runner, side Side) Check {
 		return *failure
 	}
 	addresses := kv.Status.SynchronizationAddresses
-	from := other(side)
+	from := r.name(other(side))
 	results := make([]probeResult, len(addresses))
 	var wg sync.WaitGroup
 	for i, address := range addresses {

@@ -167,17 +167,11 @@ func (c *controller) follow(ctx context.Context, m *kubevirtv1.VirtualMachineIns
 	return c.carryOut(ctx, m, vmi, in, plan, statusJSON)
 }
 
-// ownStatus is the VMI's status with its own half filled in, which is
-// written to the VMI too while the migration runs.
+// ownStatus is the VMI's status with its own half filled in
+// (pushedStatus), which is written to the VMI too while the migration
+// runs.
 func (c *controller) ownStatus(ctx context.Context, m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance) (*kubevirtv1.VirtualMachineInstanceStatus, error) {
-	status := vmi.Status.DeepCopy()
-	if m.IsFinal() {
-		endedStatus(m, vmi, status)
-	}
-	withOwnHalf(status, ownSide{
-		role: roleOf(m), syncAddress: c.address,
-		migrationUID: m.UID, vmiUID: vmi.UID, vmiName: vmi.Name, vmiNamespace: vmi.Namespace,
-	})
+	status := pushedStatus(m, vmi, c.address)
 	if m.IsFinal() || anotherMigrationsVMI(m, vmi) != "" || !statusChanged(&vmi.Status, status) {
 		// Nothing is written into a VMI that is not the migration's.
 		return status, nil

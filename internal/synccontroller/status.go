@@ -85,17 +85,30 @@ func parseVMIStatus(data []byte) (*kubevirtv1.VirtualMachineInstanceStatus, erro
 
 // sourceHalfOf is what a VMI status says about the source side: its
 // sourceState, completed from the flat fields and the node it runs on
-// where the source's agents did not fill it.
+// where the source's agents did not fill it. Flat fields of another
+// migration than the half's are left out (see pushedStatus).
 func sourceHalfOf(status *kubevirtv1.VirtualMachineInstanceStatus) kubevirtv1.VirtualMachineInstanceMigrationSourceState {
-	var half kubevirtv1.VirtualMachineInstanceMigrationSourceState
 	state := status.MigrationState
+	if state != nil && state.SourceState != nil && ofAnotherMigration(state, state.SourceState.MigrationUID) {
+		state = &kubevirtv1.VirtualMachineInstanceMigrationState{SourceState: state.SourceState}
+	}
+	return sourceHalfOfState(state, status.NodeName)
+}
+
+// ofAnotherMigration: state names a migration, and not migrationUID.
+func ofAnotherMigration(state *kubevirtv1.VirtualMachineInstanceMigrationState, migrationUID types.UID) bool {
+	return state.MigrationUID != "" && migrationUID != "" && state.MigrationUID != migrationUID
+}
+
+func sourceHalfOfState(state *kubevirtv1.VirtualMachineInstanceMigrationState, nodeName string) kubevirtv1.VirtualMachineInstanceMigrationSourceState {
+	var half kubevirtv1.VirtualMachineInstanceMigrationSourceState
 	if state == nil {
 		state = &kubevirtv1.VirtualMachineInstanceMigrationState{}
 	}
 	if state.SourceState != nil {
 		state.SourceState.DeepCopyInto(&half)
 	}
-	half.Node = firstSet(half.Node, state.SourceNode, status.NodeName)
+	half.Node = firstSet(half.Node, state.SourceNode, nodeName)
 	half.Pod = firstSet(half.Pod, state.SourcePod)
 	if half.MigrationConfiguration == nil && state.MigrationConfiguration != nil {
 		// The receiver's QEMU must expect the stream this configuration
@@ -209,6 +222,27 @@ func anotherMigrationsVMI(m *kubevirtv1.VirtualMachineInstanceMigration, vmi *ku
 		return fmt.Sprintf("VMI %s/%s is a new instance (UID %s; the migration's was %s)", vmi.Namespace, vmi.Name, vmi.UID, uid)
 	}
 	return ""
+}
+
+// pushedStatus is what the peer of migration m is told: the VMI's status
+// with the own half filled in. Until the migration controller claims the
+// VMI for m, the VMI may still show an earlier migration (the one that
+// brought it here, say): that state says nothing about m (completed,
+// failed, its configuration, which tells a target that the source has
+// started), so m's peer gets the VMI without it.
+func pushedStatus(m *kubevirtv1.VirtualMachineInstanceMigration, vmi *kubevirtv1.VirtualMachineInstance, address string) *kubevirtv1.VirtualMachineInstanceStatus {
+	status := vmi.Status.DeepCopy()
+	switch {
+	case m.IsFinal():
+		endedStatus(m, vmi, status)
+	case anotherMigrationsVMI(m, vmi) != "":
+		status.MigrationState = nil
+	}
+	withOwnHalf(status, ownSide{
+		role: roleOf(m), syncAddress: address,
+		migrationUID: m.UID, vmiUID: vmi.UID, vmiName: vmi.Name, vmiNamespace: vmi.Namespace,
+	})
+	return status
 }
 
 // endedStatus is what a migration that ended tells its peer: its own

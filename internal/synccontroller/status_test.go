@@ -221,6 +221,7 @@ func TestOwnHalfTakesTheControllersAddressAndUIDs(t *testing.T) {
 	status := sourceVMIStatus()
 	status.MigrationState.SourceState.SyncAddress = ptrTo("192.168.201.9:9185") // stale, from a former leader
 	status.MigrationState.SourceState.DomainName = nil
+	status.MigrationState.MigrationUID = "uid-new" // the state the migration controller claimed for this migration
 	withOwnHalf(status, ownSide{role: roleSource, syncAddress: "[fd00::1]:9185", migrationUID: "uid-new", vmiUID: "uid-other", vmiName: "vm1", vmiNamespace: "default"})
 	half := status.MigrationState.SourceState
 	if *half.SyncAddress != "[fd00::1]:9185" || half.MigrationUID != "uid-new" {
@@ -231,6 +232,35 @@ func TestOwnHalfTakesTheControllersAddressAndUIDs(t *testing.T) {
 	}
 	if half.NodeSelectors == nil {
 		t.Error("node selectors lost")
+	}
+}
+
+// Before the source's migration controller claims the VMI for a new
+// migration, the VMI may still show the migration that brought it here:
+// none of that goes to the new migration's target, least of all its
+// configuration, which tells the target that the source has started, or
+// its completion.
+func TestPushIgnoresAnEarlierMigrationsState(t *testing.T) {
+	vmi := &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Name: "vm1", Namespace: "default", UID: "uid-vmi"}, Status: *sourceVMIStatus()}
+	vmi.Status.NodeName = "ocp1-worker-1"
+	vmi.Status.MigrationState.MigrationUID = "uid-earlier"
+	vmi.Status.MigrationState.Completed = true
+	vmi.Status.MigrationState.MigrationConfiguration = &kubevirtv1.MigrationConfiguration{ParallelMigrationThreads: ptrTo(uint32(2))}
+	m := &kubevirtv1.VirtualMachineInstanceMigration{ObjectMeta: metav1.ObjectMeta{UID: "uid-new"},
+		Spec: kubevirtv1.VirtualMachineInstanceMigrationSpec{VMIName: "vm1", SendTo: &kubevirtv1.VirtualMachineInstanceMigrationSource{MigrationID: "x", ConnectURL: "192.168.201.130:9185"}}}
+	status := pushedStatus(m, vmi, "192.168.201.70:9185")
+	half := status.MigrationState.SourceState
+	if half.MigrationConfiguration != nil || half.NodeSelectors != nil || half.Node != "ocp1-worker-1" || half.MigrationUID != "uid-new" || status.MigrationState.Completed {
+		t.Errorf("the new migration's push carries the earlier one's: configuration %v, node selectors %v, node %q, migration %q, completed %v",
+			half.MigrationConfiguration, half.NodeSelectors, half.Node, half.MigrationUID, status.MigrationState.Completed)
+	}
+	// A sender that did push the earlier state: the target still takes
+	// no configuration from it.
+	vmi.Status.MigrationState.SourceState.MigrationUID = "uid-new"
+	received := &kubevirtv1.VirtualMachineInstanceStatus{}
+	applyPeerStatus(received, &vmi.Status, roleSource)
+	if got := received.MigrationState.SourceState; got.MigrationConfiguration != nil {
+		t.Errorf("the target took the earlier migration's configuration %v for migration %q's", got.MigrationConfiguration, got.MigrationUID)
 	}
 }
 

@@ -50,9 +50,9 @@ type Options struct {
 	LeaderElection bool
 	// DialSync connects to a sync controller's address from where the
 	// other cluster's sync controller sits, for the preflight's
-	// SyncReachable; nil dials directly. The lab dials from the sync
-	// controllers' network namespaces.
-	DialSync func(ctx context.Context, from preflight.Side, address string) (net.Conn, error)
+	// SyncReachable (preflight.Input.DialSync); nil dials directly. The
+	// lab dials from the sync controllers' network namespaces.
+	DialSync func(ctx context.Context, cluster, address string) (net.Conn, error)
 	// Timeouts of the pipeline; zero fields take the defaults.
 	Timeouts Timeouts
 	// ProviderRecheck: how often a remote Provider is checked again, so

@@ -44,7 +44,13 @@ type connectOutput struct {
 // the lab and returns its document; it fails the test unless it exits 0.
 func (l *labEnv) runConnect(t *testing.T) connectOutput {
 	t.Helper()
-	stdout, stderr, err := runCCLM(t, 3*time.Minute, "connect", "--source", sourceCluster, "--target", targetCluster, "--kubeconfig", l.kubeconfig, "-o", "json")
+	return l.runConnectPair(t, sourceCluster, targetCluster)
+}
+
+// runConnectPair runs `cclm connect --source SOURCE --target TARGET -o json`.
+func (l *labEnv) runConnectPair(t *testing.T, source, target string) connectOutput {
+	t.Helper()
+	stdout, stderr, err := runCCLM(t, 3*time.Minute, "connect", "--source", source, "--target", target, "--kubeconfig", l.kubeconfig, "-o", "json")
 	var doc connectOutput
 	if jerr := json.Unmarshal([]byte(stdout), &doc); jerr != nil {
 		t.Fatalf("cclm connect -o json: stdout is not one JSON document (%v): %v\nstdout:\n%s\nstderr:\n%s", jerr, err, stdout, stderr)

@@ -68,6 +68,23 @@ func sharedLab(t testing.TB) *labEnv {
 	return sharedLabEnv
 }
 
+// ownLab starts a lab of the test's own (`cclm lab up` with args) and
+// takes it down at the end.
+func ownLab(t *testing.T, timeout time.Duration, args ...string) *labEnv {
+	t.Helper()
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if _, stderr, err := runCCLM(t, 2*time.Minute, "lab", "down", "--dir", dir); err != nil {
+			t.Errorf("lab down: %v\n%s", err, stderr)
+		}
+	})
+	up := append([]string{"lab", "up", "--dir", dir, "--bin-dir", testenv.BinDir()}, args...)
+	if _, stderr, err := runCCLM(t, timeout, up...); err != nil {
+		t.Fatalf("lab up %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
+}
+
 // labsToStop are brought down by TestMain.
 var labsToStop []string
 

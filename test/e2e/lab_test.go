@@ -104,10 +104,10 @@ func TestLabUpDownCyclesLeaveNothingBehind(t *testing.T) {
 				t.Fatalf("cycle %d: cluster %s not healthy: %+v", cycle, c.Name, c)
 			}
 		}
-		requireSyncControllers(t, dir, status)
+		requireSyncControllers(t, dir, status, lab.DefaultClusters)
 		requireNodeQEMUs(t, status, accel)
 		kubeconfig := filepath.Join(dir, "kubeconfig")
-		for _, context := range lab.ClusterNames {
+		for _, context := range lab.DefaultClusters {
 			out, err := exec.Command(filepath.Join(binDir, "kubectl"), "--kubeconfig", kubeconfig, "--context", context,
 				"get", "kubevirts", "-n", "openshift-cnv", "-o", "jsonpath={.items[0].spec.configuration.developerConfiguration.featureGates}").CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "DecentralizedLiveMigration") {
@@ -160,22 +160,20 @@ func requireNodeQEMUs(t *testing.T, status *lab.Status, asked string) {
 	}
 }
 
-// syncRanges are the halves of the seed's migration range each cluster's
-// NAD allocates from: its synchronization controller's address is there.
-var syncRanges = map[string]netip.Prefix{
-	"ocp7": netip.MustParsePrefix("192.168.201.0/25"),
-	"ocp1": netip.MustParsePrefix("192.168.201.128/25"),
-}
-
 // requireSyncControllers checks what a ready lab promises for cross-cluster
 // migration: each cluster's KubeVirt CR publishes its synchronization
-// controller's address, in the cluster's half of the migration range, and
-// `cclm lab status` shows the controllers and their addresses.
-func requireSyncControllers(t *testing.T, dir string, status *lab.Status) {
+// controller's address, in the cluster's block of the migration range
+// (its half, with the guide's two clusters), and `cclm lab status` shows
+// the controllers and their addresses.
+func requireSyncControllers(t *testing.T, dir string, status *lab.Status, clusters []string) {
 	t.Helper()
 	env := &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
+	syncRanges, err := lab.MigrationBlocks(clusters)
+	if err != nil {
+		t.Fatal(err)
+	}
 	published := map[string][]string{}
-	for _, name := range lab.ClusterNames {
+	for _, name := range clusters {
 		kv := &kubevirtv1.KubeVirt{}
 		if err := env.client(t, name).Get(context.Background(), client.ObjectKey{Namespace: "openshift-cnv", Name: install.KubeVirtName}, kv); err != nil {
 			t.Fatal(err)
@@ -187,7 +185,7 @@ func requireSyncControllers(t *testing.T, dir string, status *lab.Status) {
 		for _, address := range addresses {
 			hostPort, err := netip.ParseAddrPort(address)
 			if err != nil || !syncRanges[name].Contains(hostPort.Addr()) {
-				t.Errorf("%s: synchronization address %q is not in %s, the cluster's half of the migration range (%v)", name, address, syncRanges[name], err)
+				t.Errorf("%s: synchronization address %q is not in %s, the cluster's block of the migration range (%v)", name, address, syncRanges[name], err)
 			}
 		}
 		published[name] = addresses
@@ -198,7 +196,7 @@ func requireSyncControllers(t *testing.T, dir string, status *lab.Status) {
 			t.Errorf("lab status shows %s's synchronization addresses %v, the KubeVirt CR %v", c.Name, c.SynchronizationAddresses, published[c.Name])
 		}
 	}
-	for _, name := range lab.ClusterNames {
+	for _, name := range clusters {
 		found := slices.ContainsFunc(status.Components, func(c lab.ComponentStatus) bool {
 			return c.Cluster == name && c.Kind == lab.KindController && c.Name == lab.SyncControllerName && c.Alive
 		})
@@ -210,7 +208,7 @@ func requireSyncControllers(t *testing.T, dir string, status *lab.Status) {
 	if err != nil {
 		t.Fatalf("lab status: %v\n%s", err, stderr)
 	}
-	for _, name := range lab.ClusterNames {
+	for _, name := range clusters {
 		if !regexp.MustCompile(`(?m)^` + name + ` +controller +` + lab.SyncControllerName + ` +\d+ +true\b`).MatchString(text) {
 			t.Errorf("lab status does not show %s's live %s:\n%s", name, lab.SyncControllerName, text)
 		}

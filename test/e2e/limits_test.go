@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -27,7 +28,8 @@ import (
 // change, the migrations holding a slot on each side and per node; the
 // Migration is read every 100 ms for the VMs in flight. No limit is ever
 // exceeded, each is reached, the VMs start in Plan order, and a VM whose
-// receiving migration waited for a slot said why in the Migration. The
+// receiving migration waited for a slot said why in the Migration. Each
+// sending migration runs with ocp7's whole bandwidthPerMigration. The
 // last VM is canceled on the way: the others arrive, and it stays home.
 func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	const namespace = "toolkit-limits"
@@ -108,6 +110,17 @@ func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	assertPeak(t, "migrations at once on ocp1 (parallelMigrationsPerCluster)", target.peak(), targetPerCluster)
 	assertNodePeaks(t, "leaving a node of ocp7 (parallelOutboundMigrationsPerNode)", source.nodePeaks(), sourcePerNode)
 	assertNodePeaks(t, "arriving at a node of ocp1 (parallelOutboundMigrationsPerNode, applied to arrivals)", target.nodePeaks(), targetPerNode)
+	// Each migration runs with the whole bandwidthPerMigration, however
+	// many run at once: the canceled VM's may have ended before it ran.
+	bandwidths := source.bandwidthsSeen()
+	if len(bandwidths) < vms-1 {
+		t.Errorf("only %d of the %d sending migrations were seen running with a bandwidthPerMigration: %v", len(bandwidths), vms-1, bandwidths)
+	}
+	for vmim, bandwidth := range bandwidths {
+		if bandwidth != "16Mi" {
+			t.Errorf("sending migration %s ran with bandwidthPerMigration %s, want ocp7's 16Mi", vmim, bandwidth)
+		}
+	}
 	if !slices.Equal(startOrder, names) {
 		t.Errorf("the VMs started in the order %v, not the Plan's %v", startOrder, names)
 	}
@@ -152,6 +165,15 @@ type slotRecord struct {
 	max     int
 	maxNode map[string]int
 	reasons map[string]string // wait reason -> one message
+	// bandwidths are each VMIM's migrationState.migrationConfiguration
+	// bandwidthPerMigration, as it ran.
+	bandwidths map[string]string
+}
+
+func (r *slotRecord) bandwidthsSeen() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.bandwidths)
 }
 
 func (r *slotRecord) peak() int {
@@ -207,7 +229,7 @@ func (l *labEnv) recordSlots(t testing.TB, ctx context.Context, cluster, namespa
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &slotRecord{vmims: map[string]*kubevirtv1.VirtualMachineInstanceMigration{}, maxNode: map[string]int{}, reasons: map[string]string{}}
+	r := &slotRecord{vmims: map[string]*kubevirtv1.VirtualMachineInstanceMigration{}, maxNode: map[string]int{}, reasons: map[string]string{}, bandwidths: map[string]string{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -232,6 +254,10 @@ func (r *slotRecord) see(kind watch.EventType, m *kubevirtv1.VirtualMachineInsta
 		delete(r.vmims, m.Name)
 	} else {
 		r.vmims[m.Name] = m
+	}
+	if state := m.Status.MigrationState; m.Status.Phase == kubevirtv1.MigrationRunning && state != nil &&
+		state.MigrationConfiguration != nil && state.MigrationConfiguration.BandwidthPerMigration != nil {
+		r.bandwidths[m.Name] = state.MigrationConfiguration.BandwidthPerMigration.String()
 	}
 	for _, c := range m.Status.Conditions {
 		if string(c.Type) == string(migrationcontroller.ConditionWaiting) && c.Status == "True" {

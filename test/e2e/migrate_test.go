@@ -39,8 +39,15 @@ type migrateOutput struct {
 
 func (l *labEnv) runMigrate(t *testing.T, namespace string, vms ...string) (migrateOutput, string, error) {
 	t.Helper()
+	return l.runMigrateBetween(t, sourceCluster, targetCluster, namespace, vms...)
+}
+
+// runMigrateBetween runs `cclm migrate VM... --source SOURCE --target
+// TARGET -n NAMESPACE -o json`.
+func (l *labEnv) runMigrateBetween(t *testing.T, source, target, namespace string, vms ...string) (migrateOutput, string, error) {
+	t.Helper()
 	args := append([]string{"migrate"}, vms...)
-	args = append(args, "--source", sourceCluster, "--target", targetCluster, "-n", namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
+	args = append(args, "--source", source, "--target", target, "-n", namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
 	stdout, stderr, err := runCCLM(t, 8*time.Minute, args...)
 	var doc migrateOutput
 	if jerr := json.Unmarshal([]byte(stdout), &doc); jerr != nil {

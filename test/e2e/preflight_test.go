@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -75,7 +74,6 @@ func newPreflightEnv(t *testing.T, l *labEnv) *preflightEnv {
 		vmi := l.vmi(t, sourceCluster, preflightNamespace, preflightVM)
 		return vmi != nil && vmiShowsRunningGuest(vmi), vmiPhase(vmi)
 	})
-	dial := lab.SyncDialer(l.dir)
 	p.base = preflight.Input{
 		Source:          p.tokenConfig(t, p.token),
 		Target:          l.restConfig(t, targetCluster),
@@ -91,14 +89,8 @@ func newPreflightEnv(t *testing.T, l *labEnv) *preflightEnv {
 		SourceName: sourceCluster, TargetName: targetCluster,
 		// From the dialing side's sync controller's network namespace, as
 		// the peers dial each other.
-		DialSync: func(ctx context.Context, from preflight.Side, address string) (net.Conn, error) {
-			cluster := sourceCluster
-			if from == preflight.Target {
-				cluster = targetCluster
-			}
-			return dial(ctx, cluster, address)
-		},
-		Timeout: 5 * time.Second,
+		DialSync: lab.SyncDialer(lab.ID(l.dir)),
+		Timeout:  5 * time.Second,
 	}
 	return p
 }

@@ -99,23 +99,19 @@ const (
 // and takes it down at the end.
 func replayLab(t *testing.T) *labEnv {
 	t.Helper()
-	dir := t.TempDir()
-	t.Cleanup(func() {
-		if _, stderr, err := runCCLM(t, 2*time.Minute, "lab", "down", "--dir", dir); err != nil {
-			t.Errorf("lab down: %v\n%s", err, stderr)
-		}
-	})
-	_, stderr, err := runCCLM(t, replayLabTimeout, "lab", "up", "--dir", dir, "--bin-dir", testenv.BinDir(), "--without-migration-network")
-	if err != nil {
-		t.Fatalf("lab up --without-migration-network: %v\n%s", err, stderr)
-	}
-	return &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
+	return ownLab(t, replayLabTimeout, "--without-migration-network")
 }
 
 // nodes is `cclm lab nodes -o json`.
 func (r *replay) nodes(t testing.TB) *lab.NodesReport {
 	t.Helper()
-	stdout, stderr, err := runCCLM(t, 30*time.Second, "lab", "nodes", "--dir", r.l.dir, "-o", "json")
+	return labNodes(t, r.l.dir)
+}
+
+// labNodes is `cclm lab nodes --dir DIR -o json`.
+func labNodes(t testing.TB, dir string) *lab.NodesReport {
+	t.Helper()
+	stdout, stderr, err := runCCLM(t, 30*time.Second, "lab", "nodes", "--dir", dir, "-o", "json")
 	if err != nil {
 		t.Fatalf("lab nodes: %v\n%s", err, stderr)
 	}
@@ -169,7 +165,7 @@ func netnsOf(t testing.TB, report *lab.NodesReport, node string) string {
 // names no migration network and no sync controller serves.
 func (r *replay) workersWithoutTheNetwork(t *testing.T) {
 	report := r.nodes(t)
-	for _, cluster := range lab.ClusterNames {
+	for _, cluster := range lab.DefaultClusters {
 		for _, node := range r.workers(t, cluster) {
 			links := debug(t, netnsOf(t, report, node), "ip", "-br", "l")
 			var enp []string
@@ -203,10 +199,10 @@ func (r *replay) workersWithoutTheNetwork(t *testing.T) {
 // enactment is, and every worker has br-2001 with port enp2s0.
 func (r *replay) applyNNCP(t *testing.T) {
 	file := filepath.Join(r.examples, openshift.NNCPFile)
-	for _, cluster := range lab.ClusterNames {
+	for _, cluster := range lab.DefaultClusters {
 		r.l.mustKubectl(t, cluster, "", "apply", "-f", file)
 	}
-	for _, cluster := range lab.ClusterNames {
+	for _, cluster := range lab.DefaultClusters {
 		r.l.mustKubectl(t, cluster, "", "wait", "nncp/"+seedPolicy, "--for=condition=Available", "--timeout=90s")
 		t.Logf("%s:\n%s", cluster, r.l.mustKubectl(t, cluster, "", "get", "nncp,nnce"))
 		var enactments nmstatev1.NodeNetworkConfigurationEnactmentList
@@ -237,7 +233,7 @@ func (r *replay) applyNNCP(t *testing.T) {
 // the cluster hosting the two clusters' VMs, which the lab replaces with
 // its fabric.)
 func (r *replay) applyNADs(t *testing.T) {
-	for _, cluster := range lab.ClusterNames {
+	for _, cluster := range lab.DefaultClusters {
 		r.l.mustKubectl(t, cluster, "", "apply", "-f", filepath.Join(r.examples, openshift.MigrationNADFile(cluster)))
 		r.l.mustKubectl(t, cluster, "", "get", "net-attach-def", seedNAD, "-n", virtNamespace)
 	}
@@ -250,10 +246,10 @@ func (r *replay) applyNADs(t *testing.T) {
 // has no settings, as the operator's installation leaves it); the KubeVirt
 // CR follows.
 func (r *replay) instantiateHyperConverged(t *testing.T) {
-	for _, cluster := range lab.ClusterNames {
+	for _, cluster := range lab.DefaultClusters {
 		r.l.mustKubectl(t, cluster, "", "apply", "-f", filepath.Join(r.examples, openshift.HyperConvergedFile))
 	}
-	for _, cluster := range lab.ClusterNames {
+	for _, cluster := range lab.DefaultClusters {
 		waitEvery(t, cluster+"'s KubeVirt CR to follow the HyperConverged CR", 250*time.Millisecond, 30*time.Second, func() (bool, string) {
 			config := r.l.mustKubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration}")
 			var c kubevirtv1.KubeVirtConfiguration
@@ -265,6 +261,13 @@ func (r *replay) instantiateHyperConverged(t *testing.T) {
 			return ok, config
 		})
 	}
+}
+
+// guideHalves are the halves of 192.168.201.0/24 the OpenShift guide's
+// NADs give its clusters (each excludes the other's).
+var guideHalves = map[string]netip.Prefix{
+	"ocp7": netip.MustParsePrefix("192.168.201.0/25"),
+	"ocp1": netip.MustParsePrefix("192.168.201.128/25"),
 }
 
 // checkMigrationNetwork: "Wait until virt-synchronization-controller pods
@@ -293,8 +296,8 @@ func (r *replay) checkMigrationNetwork(t *testing.T) {
 	for _, s := range report.SyncControllers {
 		t.Logf("%s: %s in %s serves at %v", s.Cluster, s.Name, s.Netns, s.SynchronizationAddresses)
 		for _, address := range s.SynchronizationAddresses {
-			if hostPort, err := netip.ParseAddrPort(address); err != nil || !syncRanges[s.Cluster].Contains(hostPort.Addr()) {
-				t.Errorf("%s: sync address %s is not in %s", s.Cluster, address, syncRanges[s.Cluster])
+			if hostPort, err := netip.ParseAddrPort(address); err != nil || !guideHalves[s.Cluster].Contains(hostPort.Addr()) {
+				t.Errorf("%s: sync address %s is not in %s", s.Cluster, address, guideHalves[s.Cluster])
 			}
 		}
 	}
@@ -303,8 +306,8 @@ func (r *replay) checkMigrationNetwork(t *testing.T) {
 		t.Logf("%s %s", n.Name, strings.TrimSpace(shown))
 		address, err := netip.ParsePrefix(n.MigrationAddress)
 		switch {
-		case err != nil || !syncRanges[n.Cluster].Contains(address.Addr()):
-			t.Errorf("%s: migration address %q is not in %s, its cluster's half of the seed's range", n.Name, n.MigrationAddress, syncRanges[n.Cluster])
+		case err != nil || !guideHalves[n.Cluster].Contains(address.Addr()):
+			t.Errorf("%s: migration address %q is not in %s, its cluster's half of the seed's range", n.Name, n.MigrationAddress, guideHalves[n.Cluster])
 		case n.Migration0.Parent != seedBridge || n.Migration0.State != "UP" || !strings.Contains(shown, n.MigrationAddress):
 			t.Errorf("%s: migration0 %+v, ip shows %q", n.Name, n.Migration0, shown)
 		case n.Problem != "":
