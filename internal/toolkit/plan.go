@@ -462,9 +462,19 @@ func (r *planReconciler) runPreflight(ctx context.Context, obs *PlanObserved) pr
 		VMs: vms, TargetNamespace: obs.Plan.Spec.TargetNamespace,
 		NetworkMap: obs.NetworkMap.Spec.Map, StorageMap: obs.StorageMap.Spec.Map,
 		DialSync:   r.opts.DialSync,
-		SourceName: obs.Source.Name, TargetName: r.opts.ClusterName,
+		SourceName: r.sourceClusterName(obs.Source), TargetName: r.opts.ClusterName,
 		SameCluster: obs.Source.IsHost(),
 	})
+}
+
+// sourceClusterName names the Plan's source cluster in the preflight: the
+// Provider's name (cclm connect names it after the source's context), or
+// this cluster's for the host Provider.
+func (r *planReconciler) sourceClusterName(source *forkliftv1beta1.Provider) string {
+	if source.IsHost() && r.opts.ClusterName != "" {
+		return r.opts.ClusterName
+	}
+	return source.Name
 }
 
 // maxRemembered bounds the remembered preflight runs (of plans that may
