@@ -68,3 +68,15 @@ func (g *growingReader) Read(p []byte) (int, error) {
 	g.data = g.data[n:]
 	return n, nil
 }
+
+// The guide's two clusters run the toolkit on the target alone; three or
+// more run it everywhere, so that any cluster may receive.
+func TestToolkitClusters(t *testing.T) {
+	if got := toolkitClusters(DefaultClusters); len(got) != 1 || got[0] != "ocp1" {
+		t.Errorf("two clusters: toolkit on %v, want [ocp1]", got)
+	}
+	three := []string{"ocp7", "ocp1", "ocp5"}
+	if got := toolkitClusters(three); len(got) != 3 {
+		t.Errorf("three clusters: toolkit on %v, want all three", got)
+	}
+}

@@ -132,7 +132,7 @@ func startNodes(ctx context.Context, opts Options, clusters []*controlplane.Clus
 		logger.Printf("%s: %d node agents started", cluster.Name, opts.Nodes)
 	}
 	for _, cluster := range clusters {
-		if !slices.Contains(ToolkitClusters(opts.ClusterNames()), cluster.Name) {
+		if !slices.Contains(toolkitClusters(opts.ClusterNames()), cluster.Name) {
 			continue
 		}
 		if err := nodes.startToolkit(ctx, self, opts, cluster); err != nil {

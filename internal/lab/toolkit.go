@@ -24,10 +24,10 @@ const ToolkitControllerName = toolkit.LeaderElectionID
 // ToolkitNamespace is the toolkit's namespace, the seed's.
 const ToolkitNamespace = toolkit.DefaultNamespace
 
-// ToolkitClusters are the clusters of the lab that run the toolkit: the
+// toolkitClusters are the clusters of the lab that run the toolkit: the
 // target ocp1 of the OpenShift guide's two, every cluster of three or
 // more, so that VMs can move between any two.
-func ToolkitClusters(clusters []string) []string {
+func toolkitClusters(clusters []string) []string {
 	if len(clusters) == 2 {
 		return clusters[1:]
 	}

@@ -30,7 +30,9 @@ import (
 // exceeded, each is reached, the VMs start in Plan order, and a VM whose
 // receiving migration waited for a slot said why in the Migration. Each
 // sending migration runs with ocp7's whole bandwidthPerMigration. The
-// last VM is canceled on the way: the others arrive, and it stays home.
+// last VM is canceled on the way, and the one before it fails (its
+// receiving migration is deleted on ocp1): the others arrive, and those
+// two stay home.
 func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	const namespace = "toolkit-limits"
 	const vms, inFlight, sourcePerCluster, sourcePerNode, targetPerCluster, targetPerNode = 8, 5, 3, 2, 2, 1
@@ -53,9 +55,10 @@ func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	source := l.recordSlots(t, ctx, sourceCluster, namespace, func(s *kubevirtv1.VirtualMachineInstanceMigrationState) string { return s.SourceNode })
 	target := l.recordSlots(t, ctx, targetCluster, namespace, func(s *kubevirtv1.VirtualMachineInstanceMigrationState) string { return s.TargetNode })
-	// The last VM is canceled once it is in Migrate (queued or moving):
-	// the others go on to their end.
-	canceled := guests[len(guests)-1]
+	// The last VM is canceled once it is in Migrate (queued or moving),
+	// and the one before it fails there: the others go on to their end.
+	canceled, failing := guests[len(guests)-1], guests[len(guests)-2]
+	failed := false
 	var toolkitSaid, startOrder []string
 	peakInFlight := 0
 	toolkitCluster := l.client(t, targetCluster)
@@ -81,25 +84,29 @@ func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 				}
 				t.Logf("canceled %s in Migrate: %s", vm.Name, task.Reason)
 			}
+			if vm.Name == failing.spec.name && !failed && task != nil && task.Phase == toolkit.PhaseRunning {
+				failed = l.deleteReceivingMigration(t, m, vm.Name, vm.Namespace)
+			}
 		}
 		peakInFlight = max(peakInFlight, flying)
 	})
 	stop()
-	if c := forkliftv1beta1.FindCondition(m.Status.Conditions, forkliftv1beta1.ConditionCanceled); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
-		t.Errorf("with one VM canceled the Migration ended: %s", describeToolkitMigration(m))
+	if c := forkliftv1beta1.FindCondition(m.Status.Conditions, forkliftv1beta1.ConditionFailed); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
+		t.Errorf("with one VM failed and one canceled the Migration ended: %s", describeToolkitMigration(m))
 	}
 	for _, vm := range m.Status.VMs {
-		want := toolkit.VMSucceeded
-		if vm.Name == canceled.spec.name {
-			want = toolkit.VMCanceled
+		want := map[string]string{canceled.spec.name: toolkit.VMCanceled, failing.spec.name: toolkit.VMFailed}[vm.Name]
+		if want == "" {
+			want = toolkit.VMSucceeded
 		}
 		if got := toolkit.VMOutcome(vm); got != want {
 			t.Errorf("VM %s ended %s, want %s", vm.Name, got, want)
 		}
 	}
-	for _, g := range guests[:len(guests)-1] {
+	for _, g := range guests[:len(guests)-2] {
 		l.assertArrivedOnce(t, m, namespace, g)
 	}
+	l.assertStayedHome(t, m, failing, namespace)
 	l.assertStayedHome(t, m, canceled, namespace)
 
 	t.Logf("toolkit: at most %d VMs in flight, started in the order %v", peakInFlight, startOrder)
@@ -111,10 +118,11 @@ func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	assertNodePeaks(t, "leaving a node of ocp7 (parallelOutboundMigrationsPerNode)", source.nodePeaks(), sourcePerNode)
 	assertNodePeaks(t, "arriving at a node of ocp1 (parallelOutboundMigrationsPerNode, applied to arrivals)", target.nodePeaks(), targetPerNode)
 	// Each migration runs with the whole bandwidthPerMigration, however
-	// many run at once: the canceled VM's may have ended before it ran.
+	// many run at once: the canceled and the failed VMs' may have ended
+	// before they ran.
 	bandwidths := source.bandwidthsSeen()
-	if len(bandwidths) < vms-1 {
-		t.Errorf("only %d of the %d sending migrations were seen running with a bandwidthPerMigration: %v", len(bandwidths), vms-1, bandwidths)
+	if len(bandwidths) < vms-2 {
+		t.Errorf("only %d of the %d sending migrations were seen running with a bandwidthPerMigration: %v", len(bandwidths), vms-2, bandwidths)
 	}
 	for vmim, bandwidth := range bandwidths {
 		if bandwidth != "16Mi" {
@@ -133,6 +141,21 @@ func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	if !slices.Contains(waited, migrationcontroller.ReasonClusterLimit) && !slices.Contains(waited, migrationcontroller.ReasonInboundNodeLimit) {
 		t.Errorf("no receiving migration on ocp1 waited for a slot (waits seen: %v), though ocp7 allowed more at once", waited)
 	}
+}
+
+// deleteReceivingMigration deletes the receiving VMIM of a VM of
+// Migration m on ocp1, which fails the VM's migration; false if it is not
+// there (yet).
+func (l *labEnv) deleteReceivingMigration(t testing.TB, m *forkliftv1beta1.Migration, vm, namespace string) bool {
+	t.Helper()
+	vmim := &kubevirtv1.VirtualMachineInstanceMigration{}
+	vmim.Name, vmim.Namespace = toolkit.VMIMName(vm, m.UID), namespace
+	if err := l.client(t, targetCluster).Delete(context.Background(), vmim); err != nil {
+		t.Logf("delete %s's receiving migration %s: %v (tried again)", vm, vmim.Name, err)
+		return false
+	}
+	t.Logf("deleted %s's receiving migration %s on ocp1 in Migrate", vm, vmim.Name)
+	return true
 }
 
 // assertPeak: a limit was reached and never passed.
