@@ -131,8 +131,9 @@ func startNodes(ctx context.Context, opts Options, clusters []*controlplane.Clus
 		}
 		logger.Printf("%s: %d node agents started", cluster.Name, opts.Nodes)
 	}
+	withToolkit := toolkitClusters(opts.ClusterNames())
 	for _, cluster := range clusters {
-		if !slices.Contains(toolkitClusters(opts.ClusterNames()), cluster.Name) {
+		if !slices.Contains(withToolkit, cluster.Name) {
 			continue
 		}
 		if err := nodes.startToolkit(ctx, self, opts, cluster); err != nil {

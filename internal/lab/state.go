@@ -66,8 +66,6 @@ func processPids(processes []ProcessState) []int {
 	return pids
 }
 
-// setControlPlanePid records the new pid of a cluster's restarted
-// control-plane process, in Processes and in Pids.
 // ClusterNames are the lab's clusters, in the order they were given.
 func (s *State) ClusterNames() []string {
 	names := make([]string, len(s.Clusters))
@@ -77,6 +75,8 @@ func (s *State) ClusterNames() []string {
 	return names
 }
 
+// setControlPlanePid records the new pid of a cluster's restarted
+// control-plane process, in Processes and in Pids.
 func (s *State) setControlPlanePid(cluster, component string, pid int) {
 	for i := range s.Clusters {
 		c := &s.Clusters[i]

@@ -2,7 +2,6 @@ package migrationcontroller
 
 import (
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -263,10 +262,9 @@ func (s *stepper) waitingForSync() {
 // each allow one migration. The wait has no deadline, as the source's own
 // wait for a slot has none; the source's failure or cancel still ends it.
 func (s *stepper) awaitSourceStart(source types.UID) {
-	s.wait(ReasonWaitingForSourceStart, fmt.Sprintf("the source cluster's migration %s has not started (it waits there, for a slot within its cluster's limits); "+
+	s.waitForSlot(ReasonWaitingForSourceStart, fmt.Sprintf("the source cluster's migration %s has not started (it waits there, for a slot within its cluster's limits); "+
 		"this one takes no slot until it does (a source whose cclm predates sourceState.migrationConfiguration never starts: update cclm there)",
-		source), time.Time{})
-	s.requeueIn(capacityRetry)
+		source))
 }
 
 // syncedSource is the source's half, once the source cluster pushed it.

@@ -86,7 +86,9 @@ func parseVMIStatus(data []byte) (*kubevirtv1.VirtualMachineInstanceStatus, erro
 // sourceHalfOf is what a VMI status says about the source side: its
 // sourceState, completed from the flat fields and the node it runs on
 // where the source's agents did not fill it. Flat fields of another
-// migration than the half's are left out (see pushedStatus).
+// migration than the half's are left out: cclm's own pushes no longer
+// carry them (pushedStatus), but a source cluster running an earlier
+// cclm, during an upgrade, still does.
 func sourceHalfOf(status *kubevirtv1.VirtualMachineInstanceStatus) kubevirtv1.VirtualMachineInstanceMigrationSourceState {
 	state := status.MigrationState
 	if state != nil && state.SourceState != nil && ofAnotherMigration(state, state.SourceState.MigrationUID) {
