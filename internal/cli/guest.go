@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/cclm-io/cclm/internal/nodeagent"
+	"github.com/cclm-io/cclm/internal/nodeagent/nodeapi"
 	"github.com/cclm-io/cclm/pkg/guestagent"
 )
 
@@ -78,7 +78,7 @@ func newGuestCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			api, err := nodeagent.DialVMI(cmd.Context(), config, namespace, vm)
+			api, err := nodeapi.DialVMI(cmd.Context(), config, namespace, vm)
 			if err != nil {
 				return err
 			}
@@ -102,7 +102,7 @@ func newGuestCommand() *cobra.Command {
 	return cmd
 }
 
-func runGuestAction(ctx context.Context, api *nodeagent.APIClient, command string, request any, output string, out io.Writer) error {
+func runGuestAction(ctx context.Context, api *nodeapi.APIClient, command string, request any, output string, out io.Writer) error {
 	var result map[string]any
 	if err := api.Guest(ctx, command, request, &result); err != nil {
 		return err
@@ -134,7 +134,7 @@ func newConsoleCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			api, err := nodeagent.DialVMI(cmd.Context(), config, namespace, args[0])
+			api, err := nodeapi.DialVMI(cmd.Context(), config, namespace, args[0])
 			if err != nil {
 				return err
 			}

@@ -23,7 +23,7 @@ import (
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/migrationnet"
-	"github.com/cclm-io/cclm/internal/nodeagent"
+	"github.com/cclm-io/cclm/internal/nodeagent/nmstate"
 )
 
 // The migration network as the OpenShift guide builds it, from the
@@ -123,7 +123,7 @@ func describeKubeVirt(opts Options) string {
 // NodeNetworkConfigurationPolicies.
 func nodeAgentComponent() install.Component {
 	component := install.NodeAgent
-	component.Rules = append(slices.Clone(component.Rules), nodeagent.NNCPPolicyRules...)
+	component.Rules = append(slices.Clone(component.Rules), nmstate.PolicyRules...)
 	return component
 }
 

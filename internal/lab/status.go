@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/cclm-io/cclm/internal/nodeagent"
+	"github.com/cclm-io/cclm/internal/nodemeta"
 	"github.com/cclm-io/cclm/internal/procutil"
 )
 
@@ -129,7 +129,7 @@ func nodeAccelerators(ctx context.Context, clientset kubernetes.Interface) map[s
 	}
 	accels := map[string]nodeAccel{}
 	for _, node := range nodes.Items {
-		accels[node.Name] = nodeAccel{node.Annotations[nodeagent.AccelAnnotation], node.Annotations[nodeagent.AccelReasonAnnotation], node.Annotations[nodeagent.QEMUVersionAnnotation]}
+		accels[node.Name] = nodeAccel{node.Annotations[nodemeta.AccelAnnotation], node.Annotations[nodemeta.AccelReasonAnnotation], node.Annotations[nodemeta.QEMUVersionAnnotation]}
 	}
 	return accels
 }

@@ -17,7 +17,7 @@ const (
 	// ConditionWaiting is True while the migration waits for something;
 	// its reason and message say for what and until when. It is removed
 	// when the wait ends.
-	ConditionWaiting kubevirtv1.VirtualMachineInstanceMigrationConditionType = "migrationWaiting"
+	ConditionWaiting = kubevirtv1.VirtualMachineInstanceMigrationWaiting
 	// ConditionFailed is True on a failed migration, with why.
 	ConditionFailed = kubevirtv1.MigrationFailedCondition
 	// ConditionAbortRequested is True once the controller asked the node
@@ -28,11 +28,9 @@ const (
 // Reasons of conditions and events.
 const (
 	// Waits (ConditionWaiting).
-	ReasonClusterLimit = "ParallelMigrationsPerClusterReached"
-	ReasonNodeLimit    = "ParallelOutboundMigrationsPerNodeReached"
-	// ReasonInboundNodeLimit is cclm's: every node that could receive the
-	// VMI receives parallelOutboundMigrationsPerNode migrations already.
-	ReasonInboundNodeLimit   = "ParallelInboundMigrationsPerNodeReached"
+	ReasonClusterLimit       = kubevirtv1.MigrationReasonClusterLimit
+	ReasonNodeLimit          = kubevirtv1.MigrationReasonNodeLimit
+	ReasonInboundNodeLimit   = kubevirtv1.MigrationReasonInboundNodeLimit
 	ReasonUnschedulable      = "Unschedulable"
 	ReasonWaitingForTarget   = "WaitingForTarget"
 	ReasonWaitingForSource   = "WaitingForSource"

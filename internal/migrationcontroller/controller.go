@@ -1,6 +1,7 @@
 package migrationcontroller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/kube"
 )
 
 // Options configure the migration controller. The zero value works.
@@ -26,7 +28,8 @@ type Options struct {
 	// defaults (Default*Timeout). Tests shorten them.
 	Timeouts Timeouts
 	// CacheCatchUp bounds the wait, after each write, for the cache to
-	// show it (default 5 s); see reconciler.awaitCache.
+	// show it (default 5 s) before the next decision goes on without it; see
+	// reconciler.expectCache.
 	CacheCatchUp time.Duration
 }
 
@@ -75,15 +78,12 @@ func New(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("migration controller: index VMIMs by VMI: %w", err)
 	}
 	r := &reconciler{
-		client:       mgr.GetClient(),
-		recorder:     mgr.GetEventRecorder("migration-controller"),
-		namespace:    opts.Namespace,
-		timeouts:     opts.Timeouts.withDefaults(),
-		cacheCatchUp: opts.CacheCatchUp,
-		now:          time.Now,
-	}
-	if r.cacheCatchUp <= 0 {
-		r.cacheCatchUp = 5 * time.Second
+		client:    mgr.GetClient(),
+		recorder:  mgr.GetEventRecorder("migration-controller"),
+		namespace: opts.Namespace,
+		timeouts:  opts.Timeouts.withDefaults(),
+		written:   kube.NewExpectations(cmp.Or(opts.CacheCatchUp, 5*time.Second)),
+		now:       time.Now,
 	}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("vmi-migration").

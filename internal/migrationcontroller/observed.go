@@ -90,12 +90,12 @@ type Timeouts struct {
 
 // Default timeouts.
 const (
-	DefaultUnschedulableTimeout = 2 * time.Minute
-	DefaultTargetReadyTimeout   = 2 * time.Minute
-	DefaultSourceStartTimeout   = 2 * time.Minute
-	DefaultAbortTimeout         = time.Minute
-	DefaultHandoverTimeout      = time.Minute
-	DefaultSyncTimeout          = 5 * time.Minute
+	DefaultUnschedulableTimeout = kubevirtv1.DefaultMigrationUnschedulableTimeout
+	DefaultTargetReadyTimeout   = kubevirtv1.DefaultMigrationTargetReadyTimeout
+	DefaultSourceStartTimeout   = kubevirtv1.DefaultMigrationSourceStartTimeout
+	DefaultAbortTimeout         = kubevirtv1.DefaultMigrationAbortTimeout
+	DefaultHandoverTimeout      = kubevirtv1.DefaultMigrationHandoverTimeout
+	DefaultSyncTimeout          = kubevirtv1.DefaultMigrationSyncTimeout
 )
 
 func (t Timeouts) withDefaults() Timeouts {

@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -19,16 +18,19 @@ import (
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	migrationsv1alpha1 "github.com/cclm-io/cclm/api/migrations/v1alpha1"
+	"github.com/cclm-io/cclm/internal/kube"
 )
 
 // reconciler is the driver around Step: it reads, calls Step, writes.
 type reconciler struct {
-	client       client.Client
-	recorder     recorder.EventRecorder
-	namespace    string
-	timeouts     Timeouts
-	cacheCatchUp time.Duration
-	now          func() time.Time
+	client    client.Client
+	recorder  recorder.EventRecorder
+	namespace string
+	timeouts  Timeouts
+	// written holds the writes the cache does not show yet: the next
+	// decision waits for them (see expectCache).
+	written *kube.Expectations
+	now     func() time.Time
 }
 
 // staleRetry: after a write lost to a newer version, look again this soon
@@ -39,6 +41,11 @@ const staleRetry = time.Second
 const maxEventNote = 1024
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if r.written.Pending(ctx, func(key string) {
+		ctrl.LoggerFrom(ctx).Info("the cache did not show a write in time; going on", "object", key)
+	}) {
+		return ctrl.Result{RequeueAfter: kube.ExpectationsRetry}, nil
+	}
 	m := &kubevirtv1.VirtualMachineInstanceMigration{}
 	if err := r.client.Get(ctx, req.NamespacedName, m); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -279,7 +286,7 @@ func (r *reconciler) apply(ctx context.Context, obs *Observed, d Decision) error
 		r.recorder.Eventf(m, nil, e.Type, e.Reason, "Migrate", "%s", truncate(e.Message, maxEventNote))
 	}
 	if m.ResourceVersion != observedVersion {
-		r.awaitCache(ctx, &kubevirtv1.VirtualMachineInstanceMigration{}, m, observedVersion)
+		r.expectCache(&kubevirtv1.VirtualMachineInstanceMigration{}, m, observedVersion)
 	}
 	return nil
 }
@@ -304,7 +311,7 @@ func (r *reconciler) writeVMIStatus(ctx context.Context, obs *Observed, d Decisi
 	if err := r.client.Status().Update(ctx, updated); err != nil {
 		return fmt.Errorf("write the status of VMI %s/%s: %w", vmi.Namespace, vmi.Name, err)
 	}
-	r.awaitCache(ctx, &kubevirtv1.VirtualMachineInstance{}, updated, vmi.ResourceVersion)
+	r.expectCache(&kubevirtv1.VirtualMachineInstance{}, updated, vmi.ResourceVersion)
 	return nil
 }
 
@@ -389,21 +396,18 @@ func setMetadata(m *kubevirtv1.VirtualMachineInstanceMigration, d Decision) bool
 	return changed
 }
 
-// awaitCache waits (bounded) until the cache shows a version of written
-// newer than observedVersion, or that it is gone. With one reconcile at a
-// time this makes the next decision see this one's effect: the slot it
-// took, the target memory it reserved.
-func (r *reconciler) awaitCache(ctx context.Context, into client.Object, written client.Object, observedVersion string) {
+// expectCache holds the next decision back until the cache shows a
+// version of written newer than observedVersion, or that it is gone. With
+// one reconcile at a time this makes the next decision see this one's
+// effect: the slot it took, the target memory it reserved.
+func (r *reconciler) expectCache(into client.Object, written client.Object, observedVersion string) {
 	key := client.ObjectKeyFromObject(written)
-	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, r.cacheCatchUp, true, func(ctx context.Context) (bool, error) {
+	r.written.Expect(fmt.Sprintf("%T %s", into, key), func(ctx context.Context) bool {
 		if err := r.client.Get(ctx, key, into); err != nil {
-			return apierrors.IsNotFound(err), nil
+			return apierrors.IsNotFound(err)
 		}
-		return into.GetResourceVersion() != observedVersion, nil
+		return into.GetResourceVersion() != observedVersion
 	})
-	if err != nil {
-		ctrl.LoggerFrom(ctx).Info("the cache did not show a write in time; going on", "object", key)
-	}
 }
 
 func truncate(s string, n int) string {

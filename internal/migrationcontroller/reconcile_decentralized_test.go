@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/scheme"
 )
 
@@ -20,18 +21,18 @@ import (
 // the client to read the result from.
 func reconcileOnce(t *testing.T, now time.Duration, m *kubevirtv1.VirtualMachineInstanceMigration, objects ...client.Object) client.Client {
 	t.Helper()
-	kube := fake.NewClientBuilder().WithScheme(scheme.Scheme).
+	fakeClient := fake.NewClientBuilder().WithScheme(scheme.Scheme).
 		WithStatusSubresource(&kubevirtv1.VirtualMachineInstance{}, &kubevirtv1.VirtualMachineInstanceMigration{}).
 		WithObjects(append(objects, m)...).Build()
 	r := &reconciler{
-		client: kube, recorder: &events.FakeRecorder{Events: make(chan string, 20)},
-		timeouts: Timeouts{}.withDefaults(), cacheCatchUp: 100 * time.Millisecond,
+		client: fakeClient, recorder: &events.FakeRecorder{Events: make(chan string, 20)},
+		timeouts: Timeouts{}.withDefaults(), written: kube.NewExpectations(100 * time.Millisecond),
 		now: func() time.Time { return at(now) },
 	}
 	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(m)}); err != nil {
 		t.Fatal(err)
 	}
-	return kube
+	return fakeClient
 }
 
 func get[T client.Object](t *testing.T, kube client.Client, name string, obj T) T {

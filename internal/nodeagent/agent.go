@@ -1,9 +1,10 @@
 // Package nodeagent is cclm's node agent (`cclm node`), one per node: what
-// KubeVirt's virt-handler and virt-launcher do together. It registers its
-// Node with capacity and CPU labels in KubeVirt's naming, keeps the node's
-// Lease, provisions local volumes, runs one QEMU per VMI scheduled to it
-// and reports the VMI's status. QEMU outlives the agent: a restarted agent
-// re-adopts the QEMUs still running, so restarting it never restarts a VM.
+// KubeVirt's virt-handler and virt-launcher, kubernetes-nmstate's handler
+// and a local volume provisioner do on a node. It puts together the parts
+// in its subpackages: registration (the Node and its Lease), vmiruntime
+// (one QEMU per VMI, live migration), storage (local volumes), nmstate
+// (node network policies, migration0) and nodeapi (guest agent and
+// console for `cclm guest` and `cclm console`).
 package nodeagent
 
 import (
@@ -12,29 +13,25 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/metrics"
+	"github.com/cclm-io/cclm/internal/netlab"
+	"github.com/cclm-io/cclm/internal/nodeagent/nmstate"
+	"github.com/cclm-io/cclm/internal/nodeagent/nodeapi"
+	"github.com/cclm-io/cclm/internal/nodeagent/registration"
+	"github.com/cclm-io/cclm/internal/nodeagent/storage"
+	"github.com/cclm-io/cclm/internal/nodeagent/vmiruntime"
 	"github.com/cclm-io/cclm/internal/qemu"
 	"github.com/cclm-io/cclm/internal/scheme"
 )
@@ -117,24 +114,29 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	if err := opts.Validate(); err != nil {
 		return err
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
+	logger := cmp.Or(opts.Logger, slog.Default())
+	if opts.LabID == "" {
+		return fmt.Errorf("--lab-id is empty: only lab nodes are supported so far (each node is a network namespace of `cclm lab`)")
 	}
+	host, err := netlab.OpenNode(opts.LabID, opts.NodeName)
+	if err != nil {
+		return fmt.Errorf("open lab node %s: %w", opts.NodeName, err)
+	}
+	guest := vmiruntime.GuestFilesIn(opts.GuestDir)
 	qemuVersion, err := qemu.CheckVersion(ctx, "")
 	if err != nil {
 		return err
 	}
-	accel, err := qemu.SelectAccel(ctx, opts.Accel, "", guestImage(opts.GuestDir).boot())
+	accel, err := qemu.SelectAccel(ctx, opts.Accel, "", guest.Boot())
 	if err != nil {
 		return fmt.Errorf("--accel %s: %w", opts.Accel, err)
 	}
 	logger.Info("QEMU", "version", qemuVersion, "package", qemuVersion.Package, "accel", accel.Accel, "reason", accel.Reason)
-	env, err := newRuntimeEnv(opts, accel.Accel)
+	cpu, err := registration.ProbeHostCPU(ctx, accel.Accel)
 	if err != nil {
 		return err
 	}
-	host, err := probeHostCPU(ctx, accel.Accel)
+	apiServer, err := nodeapi.NewServer(opts.NodeName, opts.APIAddress, restConfig)
 	if err != nil {
 		return err
 	}
@@ -142,77 +144,78 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	// migration0 comes up once the migration network is there (it may
-	// wait for a NodeNetworkConfigurationPolicy's bridge); it publishes
-	// its own address on the Node.
-	migration0, err := newMigration0Keeper(restConfig, clientset, env, opts, logger)
-	if err != nil {
+	facts := registration.Facts{
+		Name: opts.NodeName, CPU: cpu, Accel: accel, QEMUVersion: qemuVersion, Capacity: registration.Capacity(opts.CPUs, opts.Memory, opts.Storage),
+		Address: apiServer.Address(), APIPort: apiServer.Port(), APICertSHA256: apiServer.CertSHA256(), Extra: opts.ExtraLabels,
+	}
+	if err := registration.Register(ctx, clientset, facts); err != nil {
 		return err
 	}
-	apiServer, err := newAPIServer(opts, restConfig)
-	if err != nil {
-		return err
-	}
-	facts := nodeFacts{
-		Name: opts.NodeName, CPU: host, Accel: accel, QEMUVersion: qemuVersion, Capacity: capacity(opts.CPUs, opts.Memory, opts.Storage),
-		Address: apiServer.address(), APIPort: apiServer.port(), APICertSHA256: apiServer.certSHA256, Extra: opts.ExtraLabels,
-	}
-	if err := registerNode(ctx, clientset, facts); err != nil {
-		return err
-	}
-	logger.Info("node registered", "node", opts.NodeName, "hostModel", host.HostModel, "models", len(host.Models))
-	go keepLease(ctx, clientset, facts, func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
-	go migration0.run(ctx)
+	logger.Info("node registered", "node", opts.NodeName, "hostModel", cpu.HostModel, "models", len(cpu.Models))
 
 	mgr, err := newManager(restConfig, opts.MetricsAddress, logger)
 	if err != nil {
 		return err
 	}
-	recorder := mgr.GetEventRecorder("cclm-node/" + opts.NodeName)
-	store := &storage{client: mgr.GetClient(), recorder: recorder, node: opts.NodeName, dir: opts.StorageDir, budget: opts.Storage}
-	runner := &vmiRunner{
-		client: mgr.GetClient(), reader: mgr.GetAPIReader(), recorder: recorder, node: opts.NodeName, runRoot: opts.RunDir,
-		env: env, accel: accel, bootTimeout: cmp.Or(opts.BootTimeout, DefaultBootTimeout),
-		storage: store, exits: make(chan event.GenericEvent, 16),
-		instances: map[types.UID]*runningVMI{},
-		inputs: func() domainInputs {
-			return domainInputs{
-				Guest:     guestImage(opts.GuestDir),
-				VMNetwork: opts.VMNetwork,
-			}
-		},
+	volumes := storage.New(mgr.GetClient(), mgr.GetEventRecorder("cclm-node/"+opts.NodeName), opts.NodeName, opts.StorageDir, opts.Storage)
+	runtime := vmiruntime.New(mgr, vmiruntime.Config{
+		Node: opts.NodeName, RunDir: opts.RunDir, Host: host, VMBridge: opts.VMBridge, VMNetwork: opts.VMNetwork,
+		Guest: guest, Accel: accel, BootTimeout: cmp.Or(opts.BootTimeout, DefaultBootTimeout),
+		VirtNamespace: opts.VirtNamespace, Volumes: volumes, Logger: logger,
+	})
+	// migration0 comes up once the migration network is there (it may
+	// wait for a NodeNetworkConfigurationPolicy's bridge); it publishes
+	// its own address on the Node.
+	migration0, err := nmstate.NewMigration0(restConfig, host, opts.NodeName, opts.VirtNamespace, logger)
+	if err != nil {
+		return err
 	}
-	runner.migrator = &migrator{runner: runner, logger: logger, apiReader: mgr.GetAPIReader(), network: env, virtNamespace: opts.VirtNamespace, active: map[types.UID]*activeMigration{}}
-	if opts.MetricsAddress != "" && opts.MetricsAddress != metrics.Off {
-		for _, c := range []prometheus.Collector{
-			metrics.TransferCollector{Node: opts.NodeName, Transfers: runner.migrator.transfers},
-			metrics.VMICollector{Node: opts.NodeName, VMIs: runner.figures},
-		} {
-			if err := ctrlmetrics.Registry.Register(c); err != nil {
-				return fmt.Errorf("node agent: metrics: %w", err)
-			}
+	if err := registerMetrics(opts, runtime); err != nil {
+		return err
+	}
+	for _, setup := range []func() error{
+		func() error { return volumes.SetupWithManager(mgr) },
+		func() error { return runtime.SetupWithManager(ctx, mgr) },
+		func() error { return nmstate.SetupPolicies(mgr, opts.NodeName, host, logger) },
+		func() error { return migration0.SetupWithManager(mgr) },
+		func() error {
+			return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+				registration.KeepLease(ctx, clientset, facts, func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
+				return nil
+			}))
+		},
+		func() error {
+			return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+				apiServer.Serve(ctx, runtime, logger)
+				return nil
+			}))
+		},
+	} {
+		if err := setup(); err != nil {
+			return err
 		}
 	}
-	apiServer.runner = runner
-	if err := setupControllers(mgr, store, runner); err != nil {
-		return err
+	err = mgr.Start(ctx)
+	// The controllers have stopped: let go of the guests, which run on.
+	runtime.Detach()
+	return err
+}
+
+// registerMetrics adds the node's outgoing migrations and its VMIs'
+// figures to /metrics, as upstream's virt-handler reports them.
+func registerMetrics(opts Options, runtime *vmiruntime.Runtime) error {
+	if opts.MetricsAddress == "" || opts.MetricsAddress == metrics.Off {
+		return nil
 	}
-	if err := notifyVMIChanges(ctx, mgr, &runner.migrator.changes); err != nil {
-		return err
+	for _, c := range []prometheus.Collector{
+		metrics.TransferCollector{Node: opts.NodeName, Transfers: runtime.Transfers},
+		metrics.VMICollector{Node: opts.NodeName, VMIs: runtime.Figures},
+	} {
+		if err := ctrlmetrics.Registry.Register(c); err != nil {
+			return fmt.Errorf("node agent: metrics: %w", err)
+		}
 	}
-	nncp := &nncpReconciler{client: mgr.GetClient(), reader: mgr.GetAPIReader(), node: opts.NodeName,
-		host: netlinkHost{node: env.node}, logger: logger, applied: migration0.kick}
-	if err := setupNNCP(mgr, nncp); err != nil {
-		return err
-	}
-	if err := setupMigrationNetworkWatch(mgr, migration0); err != nil {
-		return err
-	}
-	if err := mgr.Add(&runDirSweeper{reader: mgr.GetClient(), runner: runner, logger: logger}); err != nil {
-		return err
-	}
-	go apiServer.serve(ctx, logger)
-	return mgr.Start(ctx)
+	return nil
 }
 
 // newManager makes the agent's controller-runtime manager. Its cache holds
@@ -226,63 +229,3 @@ func newManager(restConfig *rest.Config, metricsAddress string, logger *slog.Log
 		HealthProbeBindAddress: "0",
 	})
 }
-
-// notifyVMIChanges wakes the waits on a VMI (changes) as soon as the cache
-// holds its new version, straight from the informer: the VMI controller's
-// reconcile of it may wait behind others'.
-func notifyVMIChanges(ctx context.Context, mgr ctrl.Manager, changes *changeNotifier) error {
-	informer, err := mgr.GetCache().GetInformer(ctx, &kubevirtv1.VirtualMachineInstance{})
-	if err != nil {
-		return err
-	}
-	_, err = informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, obj any) {
-			if vmi, ok := obj.(*kubevirtv1.VirtualMachineInstance); ok {
-				changes.notify(client.ObjectKeyFromObject(vmi))
-			}
-		},
-	})
-	return err
-}
-
-func setupControllers(mgr ctrl.Manager, store *storage, runner *vmiRunner) error {
-	pvcWanted := predicate.NewPredicateFuncs(func(obj client.Object) bool {
-		pvc, ok := obj.(*corev1.PersistentVolumeClaim)
-		return ok && store.wantsUs(pvc)
-	})
-	err := ctrl.NewControllerManagedBy(mgr).Named("provisioner").
-		For(&corev1.PersistentVolumeClaim{}, builder.WithPredicates(pvcWanted)).
-		Complete(reconcilerFunc(store.reconcilePVC))
-	if err != nil {
-		return err
-	}
-	err = ctrl.NewControllerManagedBy(mgr).Named("deleter").
-		For(&corev1.PersistentVolume{}).
-		Complete(reconcilerFunc(store.reconcilePV))
-	if err != nil {
-		return err
-	}
-	return ctrl.NewControllerManagedBy(mgr).Named("vmi").
-		For(&kubevirtv1.VirtualMachineInstance{}).
-		WatchesRawSource(source.Channel(runner.exits, &handler.EnqueueRequestForObject{})).
-		Complete(reconcilerFunc(runner.reconcile))
-}
-
-type reconcilerFunc func(context.Context, ctrl.Request) (ctrl.Result, error)
-
-func (f reconcilerFunc) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return f(ctx, req)
-}
-
-// guestImage prefers the uncompressed kernel that make guest also builds:
-// under TCG, unpacking vmlinuz costs the guest about four seconds of boot.
-func guestImage(dir string) guestFiles {
-	kernel := filepath.Join(dir, "vmlinux")
-	if _, err := os.Stat(kernel); err != nil {
-		kernel = filepath.Join(dir, "vmlinuz")
-	}
-	return guestFiles{Kernel: kernel, Initrd: filepath.Join(dir, "initramfs.img")}
-}
-
-// boot is the image as QEMU boots it directly.
-func (g guestFiles) boot() qemu.Boot { return qemu.Boot{Kernel: g.Kernel, Initrd: g.Initrd} }

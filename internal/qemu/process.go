@@ -33,7 +33,10 @@ type process struct {
 }
 
 // startChild starts cmd with start (nil: cmd.Start) and reaps it when it
-// exits.
+// exits. It watches the child through a pidfd, as watchProcess does, so
+// that release lets go of a child that still runs without a goroutine
+// left waiting for it (a node agent that shuts down leaves its QEMUs
+// running); a child let go of is reaped by whoever inherits it.
 func startChild(cmd *exec.Cmd, start func(*exec.Cmd) error) (*process, error) {
 	if start == nil {
 		start = (*exec.Cmd).Start
@@ -47,14 +50,31 @@ func startChild(cmd *exec.Cmd, start func(*exec.Cmd) error) (*process, error) {
 		signal:  func(sig syscall.Signal) error { return cmd.Process.Signal(sig) },
 		release: func() {},
 	}
+	pidfd, err := unix.PidfdOpen(p.pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		// No pidfd (Linux < 5.3): wait in a thread; such a child cannot
+		// be let go of.
+		go p.reap(cmd)
+		return p, nil
+	}
+	file := os.NewFile(uintptr(pidfd), fmt.Sprintf("pidfd:%d", p.pid))
+	p.release = func() { file.Close() }
 	go func() {
-		if err := cmd.Wait(); err != nil {
-			p.exitErr = fmt.Errorf("QEMU (pid %d): %w", p.pid, err)
+		if exited(file) {
+			p.reap(cmd)
 		}
-		p.exitStatusKnown = true
-		close(p.exited)
 	}()
 	return p, nil
+}
+
+// reap waits for the child, which has exited or will, and records how it
+// ended.
+func (p *process) reap(cmd *exec.Cmd) {
+	if err := cmd.Wait(); err != nil {
+		p.exitErr = fmt.Errorf("QEMU (pid %d): %w", p.pid, err)
+	}
+	p.exitStatusKnown = true
+	close(p.exited)
 }
 
 // watchProcess watches a process that is not our child. A pidfd pins the
@@ -82,23 +102,27 @@ func watchProcess(pid int) (*process, error) {
 	return p, nil
 }
 
-// waitPidfd blocks, in Go's poller rather than in a thread, until the pidfd
-// is readable (the process exited) or file is closed (release).
+// waitPidfd closes exited once the process exits, unless file is closed
+// first (release).
 func (p *process) waitPidfd(file *os.File) {
+	if exited(file) {
+		close(p.exited)
+	}
+}
+
+// exited blocks, in Go's poller rather than in a thread, until the pidfd
+// is readable (the process exited: true) or file is closed (false).
+func exited(file *os.File) bool {
 	raw, err := file.SyscallConn()
 	if err != nil {
-		p.pollProc(make(chan struct{}))
-		return
+		return false
 	}
 	readErr := raw.Read(func(fd uintptr) bool {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, 0)
 		return err != nil || n > 0
 	})
-	if readErr != nil {
-		return // released: someone else watches now, or nobody cares
-	}
-	close(p.exited)
+	return readErr == nil
 }
 
 // pollProc watches /proc until the process is gone or stop is closed.

@@ -14,7 +14,6 @@ import (
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/pki"
 	"github.com/cclm-io/cclm/internal/trust"
 )
@@ -309,11 +308,11 @@ func failedWith(reason string) vmimOption {
 func foreign(m *kubevirtv1.VirtualMachineInstanceMigration) { m.Labels = nil }
 
 // queuedFor: the migration controller queued the migration (reason,
-// e.g. migrationcontroller.ReasonClusterLimit), saying message.
+// e.g. kubevirtv1.MigrationReasonClusterLimit), saying message.
 func queuedFor(reason, message string) vmimOption {
 	return func(m *kubevirtv1.VirtualMachineInstanceMigration) {
 		m.Status.Conditions = append(m.Status.Conditions, kubevirtv1.VirtualMachineInstanceMigrationCondition{
-			Type: migrationcontroller.ConditionWaiting, Status: corev1.ConditionTrue, Reason: reason, Message: message,
+			Type: kubevirtv1.VirtualMachineInstanceMigrationWaiting, Status: corev1.ConditionTrue, Reason: reason, Message: message,
 		})
 	}
 }

@@ -16,7 +16,6 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/trust"
 	"github.com/cclm-io/cclm/internal/vmrefs"
 )
@@ -1060,7 +1059,7 @@ func (s *vmStepper) migrate(i int) {
 
 // slotWaitReasons are the migration controller's waits for a slot of its
 // cluster or node.
-var slotWaitReasons = []string{migrationcontroller.ReasonClusterLimit, migrationcontroller.ReasonNodeLimit, migrationcontroller.ReasonInboundNodeLimit}
+var slotWaitReasons = []string{kubevirtv1.MigrationReasonClusterLimit, kubevirtv1.MigrationReasonNodeLimit, kubevirtv1.MigrationReasonInboundNodeLimit}
 
 // slotWait is what a migration waiting for a slot says; "" when it does
 // not wait for one.
@@ -1069,7 +1068,7 @@ func slotWait(m *kubevirtv1.VirtualMachineInstanceMigration) string {
 		return ""
 	}
 	for _, c := range m.Status.Conditions {
-		if c.Type == migrationcontroller.ConditionWaiting && c.Status == corev1.ConditionTrue && slices.Contains(slotWaitReasons, c.Reason) {
+		if c.Type == kubevirtv1.VirtualMachineInstanceMigrationWaiting && c.Status == corev1.ConditionTrue && slices.Contains(slotWaitReasons, c.Reason) {
 			return c.Message
 		}
 	}
@@ -1190,7 +1189,7 @@ func MigrateBudget(bytes, completionTimeoutPerGiB int64, margin time.Duration) t
 		completionTimeoutPerGiB = kubevirtv1.DefaultCompletionTimeoutPerGiB
 	}
 	completion := time.Duration(gibs*completionTimeoutPerGiB) * time.Second
-	return migrationcontroller.DefaultSyncTimeout + completion + migrationcontroller.DefaultAbortTimeout + migrationcontroller.DefaultHandoverTimeout + margin
+	return kubevirtv1.DefaultMigrationSyncTimeout + completion + kubevirtv1.DefaultMigrationAbortTimeout + kubevirtv1.DefaultMigrationHandoverTimeout + margin
 }
 
 func parseInt(s string) int64 {

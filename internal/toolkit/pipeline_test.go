@@ -1,13 +1,14 @@
 package toolkit
 
 import (
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -17,7 +18,6 @@ import (
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	instancetypev1beta1 "github.com/cclm-io/cclm/api/instancetype/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/migrationcontroller"
 	"github.com/cclm-io/cclm/internal/vmrefs"
 )
 
@@ -330,13 +330,13 @@ func migrateCases() []stepCase {
 		{"past the budget: fails", observe(status, budget, withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning)),
 			expect{task: TaskCleanup, outcome: VMFailed, failed: "Migrate did not finish within " + budget.String(), events: []string{"VMFailed"}}},
 		{"the sending migration waits for a source slot: says so", observe(status, 10*time.Second,
-			withTargetVMIM(kubevirtv1.MigrationWaitingForSync), withSourceVMIM(kubevirtv1.MigrationPending, queuedFor(migrationcontroller.ReasonClusterLimit, fullCluster))),
+			withTargetVMIM(kubevirtv1.MigrationWaitingForSync), withSourceVMIM(kubevirtv1.MigrationPending, queuedFor(kubevirtv1.MigrationReasonClusterLimit, fullCluster))),
 			expect{task: TaskMigrate, reason: "waiting for a slot in the source cluster: " + fullCluster, requeue: pollSource}},
 		{"the receiving migration waits for a target slot: says so", observe(status, 10*time.Second,
-			withTargetVMIM(kubevirtv1.MigrationWaitingForSync, queuedFor(migrationcontroller.ReasonInboundNodeLimit, "node b receives")), withSourceVMIM(kubevirtv1.MigrationSynchronizing)),
+			withTargetVMIM(kubevirtv1.MigrationWaitingForSync, queuedFor(kubevirtv1.MigrationReasonInboundNodeLimit, "node b receives")), withSourceVMIM(kubevirtv1.MigrationSynchronizing)),
 			expect{task: TaskMigrate, reason: "waiting for a slot in the target cluster: node b receives"}},
 		{"queued past the budget: still waits (a slot's wait has no deadline)", observe(slotWaitSince(status, time.Second), budget+time.Minute,
-			withTargetVMIM(kubevirtv1.MigrationWaitingForSync), withSourceVMIM(kubevirtv1.MigrationPending, queuedFor(migrationcontroller.ReasonClusterLimit, fullCluster))),
+			withTargetVMIM(kubevirtv1.MigrationWaitingForSync), withSourceVMIM(kubevirtv1.MigrationPending, queuedFor(kubevirtv1.MigrationReasonClusterLimit, fullCluster))),
 			expect{task: TaskMigrate, reason: "waiting for a slot in the source cluster"}},
 		{"the slot came after a long wait: the whole budget is left", observe(slotWaitSince(status, time.Second), budget+time.Minute,
 			withTargetVMIM(kubevirtv1.MigrationRunning), withSourceVMIM(kubevirtv1.MigrationRunning)),

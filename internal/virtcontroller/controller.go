@@ -179,7 +179,7 @@ func New(mgr ctrl.Manager, opts Options) error {
 	if err := vms.setup(mgr); err != nil {
 		return fmt.Errorf("virt controller: VM controller: %w", err)
 	}
-	sched := &scheduler{client: mgr.GetClient(), recorder: recorder, now: time.Now}
+	sched := newScheduler(mgr.GetClient(), recorder)
 	if err := sched.setup(mgr); err != nil {
 		return fmt.Errorf("virt controller: scheduler: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
+	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
@@ -32,10 +32,18 @@ type scheduler struct {
 	client   client.Client
 	recorder recorder.EventRecorder
 	now      func() time.Time
+	// placed holds the placements the cache does not show yet: the next
+	// placement waits for them (see expectCache).
+	placed *kube.Expectations
 }
 
 // cacheCatchUp bounds the wait for the cache to show a placement.
 const cacheCatchUp = 10 * time.Second
+
+// newScheduler places VMIs with client's view of the cluster.
+func newScheduler(c client.Client, r recorder.EventRecorder) *scheduler {
+	return &scheduler{client: c, recorder: r, now: time.Now, placed: kube.NewExpectations(cacheCatchUp)}
+}
 
 func (s *scheduler) setup(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
@@ -93,6 +101,11 @@ func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 	}
 	if !awaitsNode(vmi) {
 		return ctrl.Result{}, nil
+	}
+	if s.placed.Pending(ctx, func(key string) {
+		ctrl.LoggerFrom(ctx).Info("cache did not show a placement in time; scheduling on", "vmi", key)
+	}) {
+		return ctrl.Result{RequeueAfter: kube.ExpectationsRetry}, nil
 	}
 	snapshot, err := s.snapshot(ctx)
 	if err != nil {
@@ -172,7 +185,7 @@ func (s *scheduler) bind(ctx context.Context, vmi *kubevirtv1.VirtualMachineInst
 	if err := s.syncNodeLabel(ctx, updated); err != nil {
 		return err
 	}
-	s.awaitCache(ctx, updated)
+	s.expectCache(updated)
 	return nil
 }
 
@@ -216,22 +229,20 @@ func (s *scheduler) syncNodeLabel(ctx context.Context, vmi *kubevirtv1.VirtualMa
 	return nil
 }
 
-// awaitCache waits (bounded) until the cache shows the VMI on its node and
-// its claims' selected node, which the next placement counts on.
-func (s *scheduler) awaitCache(ctx context.Context, placed *kubevirtv1.VirtualMachineInstance) {
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, cacheCatchUp, true, func(ctx context.Context) (bool, error) {
+// expectCache holds the next placement back until the cache shows the VMI
+// on its node and its claims' selected node, which it counts on.
+func (s *scheduler) expectCache(placed *kubevirtv1.VirtualMachineInstance) {
+	key := client.ObjectKeyFromObject(placed)
+	s.placed.Expect(key.String(), func(ctx context.Context) bool {
 		current := &kubevirtv1.VirtualMachineInstance{}
-		if err := s.client.Get(ctx, client.ObjectKeyFromObject(placed), current); err != nil {
-			return apierrors.IsNotFound(err), nil
+		if err := s.client.Get(ctx, key, current); err != nil {
+			return apierrors.IsNotFound(err)
 		}
 		if current.UID != placed.UID {
-			return true, nil // replaced meanwhile: nothing left to wait for
+			return true // replaced meanwhile: nothing left to wait for
 		}
-		return current.Status.NodeName != "" && s.claimsShowNode(ctx, placed), nil
+		return current.Status.NodeName != "" && s.claimsShowNode(ctx, placed)
 	})
-	if err != nil {
-		ctrl.LoggerFrom(ctx).Info("cache did not show the placement in time; scheduling on", "vmi", placed.Name, "node", placed.Status.NodeName)
-	}
 }
 
 func (s *scheduler) claimsShowNode(ctx context.Context, placed *kubevirtv1.VirtualMachineInstance) bool {

@@ -15,7 +15,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/lab"
-	"github.com/cclm-io/cclm/internal/nodeagent"
+	"github.com/cclm-io/cclm/internal/nodeagent/nodeapi"
 	"github.com/cclm-io/cclm/internal/testenv"
 	"github.com/cclm-io/cclm/pkg/guestagent"
 )
@@ -128,7 +128,7 @@ func (l *labEnv) guestInfo(t testing.TB, contextName, namespace, name string) (*
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	api, err := nodeagent.DialVMI(ctx, l.restConfig(t, contextName), namespace, name)
+	api, err := nodeapi.DialVMI(ctx, l.restConfig(t, contextName), namespace, name)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ func (l *labEnv) guestCall(t testing.TB, contextName, namespace, name, cmd strin
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	api, err := nodeagent.DialVMI(ctx, l.restConfig(t, contextName), namespace, name)
+	api, err := nodeapi.DialVMI(ctx, l.restConfig(t, contextName), namespace, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/lab"
-	"github.com/cclm-io/cclm/internal/nodeagent"
+	"github.com/cclm-io/cclm/internal/nodeagent/nodeapi"
 	"github.com/cclm-io/cclm/internal/testenv"
 )
 
@@ -194,7 +194,7 @@ func (l *labEnv) guest(t testing.TB, cluster, namespace, name, cmd string, args,
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	api, err := nodeagent.DialVMI(ctx, l.restConfig(t, cluster), namespace, name)
+	api, err := nodeapi.DialVMI(ctx, l.restConfig(t, cluster), namespace, name)
 	if err != nil {
 		return err
 	}

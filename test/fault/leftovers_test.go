@@ -14,7 +14,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/netlab"
-	"github.com/cclm-io/cclm/internal/nodeagent"
+	"github.com/cclm-io/cclm/internal/nodeagent/vmiruntime"
 	"github.com/cclm-io/cclm/internal/scheduling"
 )
 
@@ -38,7 +38,7 @@ func (l *labEnv) ownedBy(t *testing.T, cluster string) owned {
 	for _, vmi := range vmis.Items {
 		o.runDirs[string(vmi.UID)[:min(13, len(vmi.UID))]] = true
 		for _, iface := range vmi.Spec.Domain.Devices.Interfaces {
-			o.taps[nodeagent.TapName(vmi.UID, iface.Name)] = true
+			o.taps[vmiruntime.TapName(vmi.UID, iface.Name)] = true
 		}
 	}
 	var pvs corev1.PersistentVolumeList
