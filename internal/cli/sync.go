@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -116,43 +117,38 @@ func inLabNode(ctx context.Context, restConfig *rest.Config, flags syncFlags, op
 	return nil
 }
 
-// Retry intervals of waitForMigrationNetwork: the first, and the longest
-// (variables for the tests).
-var (
-	networkFirstRetry = time.Second
-	networkMaxRetry   = 10 * time.Second
-)
+// networkRetry is how often waitForMigrationNetwork looks again (a
+// variable for the tests).
+var networkRetry = 2 * time.Second
 
 // waitForMigrationNetwork runs setup until it succeeds or ctx ends. The
 // controller needs migration0's address before it can issue its server
 // certificate and serve; without a migration network yet (a lab started
 // with --without-migration-network, whose reader builds the network by
-// following the seed page), it waits as a pod waits for its network
+// following the OpenShift guide), it waits as a pod waits for its network
 // rather than exiting, logging each different reason once. The wait ends
-// only with ctx: how long a person takes to follow the page is theirs.
+// only with ctx: how long a person takes to follow the guide is theirs.
 func waitForMigrationNetwork(ctx context.Context, logger *slog.Logger, setup func(context.Context) (migrationnet.Interface, error)) (migrationnet.Interface, error) {
-	retry, last := networkFirstRetry, ""
-	for {
-		iface, err := setup(ctx)
-		if err == nil {
-			return iface, nil
+	var iface migrationnet.Interface
+	var lastErr error
+	last := ""
+	err := wait.PollUntilContextCancel(ctx, networkRetry, true, func(ctx context.Context) (bool, error) {
+		iface, lastErr = setup(ctx)
+		if lastErr == nil {
+			return true, nil
 		}
-		if ctx.Err() != nil {
-			return migrationnet.Interface{}, fmt.Errorf("stopped waiting for the migration network: %w", err)
-		}
-		if message := err.Error(); message != last {
+		if message := lastErr.Error(); message != last && ctx.Err() == nil {
 			last = message
-			if errors.Is(err, migrationnet.ErrNoMigrationNetwork) {
-				logger.Warn("waiting for a migration network to serve on (the KubeVirt CR's spec.configuration.migrations.network, or the HyperConverged CR's spec.liveMigrationConfig.network)", "err", err)
+			if errors.Is(lastErr, migrationnet.ErrNoMigrationNetwork) {
+				logger.Warn("waiting for a migration network to serve on (the KubeVirt CR's spec.configuration.migrations.network, or the HyperConverged CR's spec.liveMigrationConfig.network)", "err", lastErr)
 			} else {
-				logger.Warn("waiting for the migration network", "err", err)
+				logger.Warn("waiting for the migration network", "err", lastErr)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return migrationnet.Interface{}, fmt.Errorf("stopped waiting for the migration network: %w", err)
-		case <-time.After(retry):
-		}
-		retry = min(2*retry, networkMaxRetry)
+		return false, nil
+	})
+	if err != nil {
+		return migrationnet.Interface{}, fmt.Errorf("stopped waiting for the migration network: %w (last: %v)", err, lastErr)
 	}
+	return iface, nil
 }

@@ -16,8 +16,8 @@ import (
 // Without a migration network the synchronization controller waits for
 // one, saying once per reason what it waits for, instead of exiting.
 func TestSyncWaitsForTheMigrationNetwork(t *testing.T) {
-	networkFirstRetry, networkMaxRetry = time.Millisecond, 4*time.Millisecond
-	t.Cleanup(func() { networkFirstRetry, networkMaxRetry = time.Second, 10*time.Second })
+	networkRetry = time.Millisecond
+	t.Cleanup(func() { networkRetry = 2 * time.Second })
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	calls := 0

@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
@@ -458,34 +459,41 @@ func (r *run) exchangeCAs(ctx context.Context, source, target client.Client) err
 // existing object (returning true) and it is then updated. Conflicts are
 // retried.
 func ensure[T client.Object](ctx context.Context, c client.Client, obj T, update func(existing T) bool) (Outcome, error) {
-	for attempt := 0; ; attempt++ {
-		existing := obj.DeepCopyObject().(T)
-		err := c.Get(ctx, client.ObjectKeyFromObject(obj), existing)
-		if apierrors.IsNotFound(err) {
-			err = c.Create(ctx, obj.DeepCopyObject().(T))
-			if apierrors.IsAlreadyExists(err) && attempt < 3 {
-				continue
-			}
-			if err != nil {
-				return "", fmt.Errorf("create %s: %w", describe(c, obj), err)
-			}
-			return Created, nil
+	var outcome Outcome
+	err := retry.OnError(retry.DefaultRetry, lostRace, func() error {
+		var err error
+		outcome, err = ensureOnce(ctx, c, obj, update)
+		return err
+	})
+	return outcome, err
+}
+
+// lostRace: another writer created or changed the object since it was
+// read; read it again.
+func lostRace(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+}
+
+// ensureOnce is one read and write of ensure.
+func ensureOnce[T client.Object](ctx context.Context, c client.Client, obj T, update func(existing T) bool) (Outcome, error) {
+	existing := obj.DeepCopyObject().(T)
+	err := c.Get(ctx, client.ObjectKeyFromObject(obj), existing)
+	if apierrors.IsNotFound(err) {
+		if err := c.Create(ctx, obj.DeepCopyObject().(T)); err != nil {
+			return "", fmt.Errorf("create %s: %w", describe(c, obj), err)
 		}
-		if err != nil {
-			return "", fmt.Errorf("read %s: %w", describe(c, obj), err)
-		}
-		if update == nil || !update(existing) {
-			return Unchanged, nil
-		}
-		err = c.Update(ctx, existing)
-		if apierrors.IsConflict(err) && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("update %s: %w", describe(c, obj), err)
-		}
-		return Updated, nil
+		return Created, nil
 	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", describe(c, obj), err)
+	}
+	if update == nil || !update(existing) {
+		return Unchanged, nil
+	}
+	if err := c.Update(ctx, existing); err != nil {
+		return "", fmt.Errorf("update %s: %w", describe(c, obj), err)
+	}
+	return Updated, nil
 }
 
 func describe(c client.Client, obj client.Object) string {

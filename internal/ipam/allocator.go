@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	whereaboutsv1alpha1 "github.com/cclm-io/cclm/api/whereabouts/v1alpha1"
@@ -23,9 +24,6 @@ const DefaultPoolNamespace = "kube-system"
 // N allocators racing need at most N-1 retries; the jittered backoff spreads
 // larger bursts (a whole cluster's node agents starting at once).
 const maxAttempts = 50
-
-// maxBackoff caps the pause between rounds.
-const maxBackoff = 200 * time.Millisecond
 
 // Allocator hands out addresses of a NAD's IPAM to holders named by a
 // unique id (cclm's node agents use the node name).
@@ -95,7 +93,10 @@ func (a *poolAllocator) Release(ctx context.Context, id string) error {
 // change is only ever made to the current allocations. A missing pool is
 // created if create is set, else there is nothing to change.
 func (a *poolAllocator) updatePool(ctx context.Context, create bool, change func(Allocations) (bool, error)) error {
-	for attempt := 1; attempt <= a.attempts; attempt++ {
+	err := retry.OnError(a.backoff(), lostRace, func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		pool, exists, err := a.readPool(ctx)
 		if err != nil || (!exists && !create) {
 			return err
@@ -104,15 +105,19 @@ func (a *poolAllocator) updatePool(ctx context.Context, create bool, change func
 		if err != nil || !changed {
 			return err
 		}
-		err = a.writePool(ctx, pool, exists)
-		if !lostRace(err) {
-			return err
-		}
-		if err := pause(ctx, attempt); err != nil {
-			return err
-		}
+		return a.writePool(ctx, pool, exists)
+	})
+	if lostRace(err) {
+		return fmt.Errorf("other allocators changed the pool first %d times in a row; try again", a.attempts)
 	}
-	return fmt.Errorf("other allocators changed the pool first %d times in a row; try again", a.attempts)
+	return err
+}
+
+// backoff spreads the rounds with a random pause that grows slowly with
+// the round, so that the losers of a race do not collide again in
+// lockstep. (No Cap: wait.Backoff ends the retries once it reaches one.)
+func (a *poolAllocator) backoff() wait.Backoff {
+	return wait.Backoff{Duration: 5 * time.Millisecond, Factor: 1.1, Jitter: 1, Steps: a.attempts}
 }
 
 // readPool gets the pool, or a new one to create if it does not exist.
@@ -150,20 +155,6 @@ func (a *poolAllocator) writePool(ctx context.Context, pool *whereaboutsv1alpha1
 // (or created) the pool since it was read.
 func lostRace(err error) bool {
 	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
-}
-
-// pause waits a random while that grows with the attempt, so that the
-// losers of a race do not collide again in lockstep.
-func pause(ctx context.Context, attempt int) error {
-	ceiling := min(time.Duration(attempt)*5*time.Millisecond, maxBackoff)
-	timer := time.NewTimer(rand.N(ceiling) + time.Millisecond)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
 }
 
 // staticAllocator is a static IPAM: every holder gets the same address.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cclm-io/cclm/internal/procutil"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // upTimeout bounds `lab up`: two control planes on two cores start in well
@@ -160,21 +161,15 @@ func Down(ctx context.Context, dir string, progress io.Writer) error {
 // waitGone waits until the lock is free and no process the lab recorded is
 // alive.
 func waitGone(ctx context.Context, p paths, state *State, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		alive := alivePids(state)
-		if !running(p) && len(alive) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("lab processes %v still alive after %s", alive, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	var alive []int
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		alive = alivePids(state)
+		return !running(p) && len(alive) == 0, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("lab processes %v still alive after %s", alive, timeout)
 	}
+	return err
 }
 
 func alivePids(state *State) []int {

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Options say how Launch starts QEMU.
@@ -166,22 +168,21 @@ func startQEMU(binary string, args []string, logPath string, opts Options) (*pro
 
 // waitStarted waits until QMP answers and the pidfile names our process.
 func (in *Instance) waitStarted(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
+	var lastErr error
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		if !in.proc.alive() {
+			return false, fmt.Errorf("QEMU exited while starting (%s)", in.proc.describeExit())
+		}
 		attempt, cancelAttempt := context.WithTimeout(ctx, time.Second)
-		_, err := in.Status(attempt)
-		cancelAttempt()
-		if err == nil {
-			break
-		}
-		select {
-		case <-in.proc.exited:
-			return fmt.Errorf("QEMU exited while starting (%s)", in.proc.describeExit())
-		case <-ctx.Done():
-			return fmt.Errorf("QEMU did not answer on QMP (%s): %w (last error: %v)", in.paths.QMP, ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
-		}
+		defer cancelAttempt()
+		_, lastErr = in.Status(attempt)
+		return lastErr == nil, nil
+	})
+	if err != nil && lastErr != nil && in.proc.alive() {
+		return fmt.Errorf("QEMU did not answer on QMP (%s): %w (last error: %v)", in.paths.QMP, err, lastErr)
+	}
+	if err != nil {
+		return err
 	}
 	// QEMU writes the pidfile before it opens QMP.
 	pid, err := readPIDFile(in.paths.PIDFile)

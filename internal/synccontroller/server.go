@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
@@ -67,18 +68,16 @@ func (s *server) Start(ctx context.Context) error {
 
 // listenWithin listens, retrying while the address is still in use.
 func listenWithin(ctx context.Context, listen func(network, address string) (net.Listener, error), address string, timeout time.Duration) (net.Listener, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		listener, err := listen("tcp", address)
-		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-			return listener, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	var listener net.Listener
+	var err error
+	waitErr := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		listener, err = listen("tcp", address)
+		return err == nil || !errors.Is(err, syscall.EADDRINUSE), nil
+	})
+	if waitErr != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
+	return listener, err
 }
 
 func stopWithin(grpcServer *grpc.Server, timeout time.Duration) {
