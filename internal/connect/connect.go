@@ -1,14 +1,9 @@
 // Package connect joins a source cluster to a target cluster for
 // cross-cluster live migration, as the OpenShift guide's reader does by
-// hand: on the source the ClusterRole live-migration-role, the namespace, the
-// ServiceAccount cclm, its binding and its token Secret; on the target the
-// Secret holding that token and the source API server's CA, the Provider
-// for the source and the "host" Provider; and each cluster's migration CA
-// in the other's kubevirt-external-ca. Every step is idempotent: a second
-// run finds everything in place and changes nothing.
-//
-// It also holds what `cclm preflight` and `cclm migrate` share: finding the
-// source's Provider, and the default network and storage maps.
+// hand: the guide's ClusterRole, a ServiceAccount and its token on the
+// source; the token's Secret and the Providers on the target; the CA
+// exchange (docs/architecture.md lists the objects). Every step is
+// idempotent. It also finds the source's Provider and the default maps.
 package connect
 
 import (

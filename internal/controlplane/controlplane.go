@@ -1,11 +1,9 @@
 // Package controlplane runs one Kubernetes cluster's control plane from the
-// real binaries that hack/kube builds: etcd, kube-apiserver and
-// kube-controller-manager, on loopback with free ports. It makes the PKI,
+// real binaries hack/kube builds (etcd, kube-apiserver,
+// kube-controller-manager) on loopback with free ports: it makes the PKI,
 // installs cclm's CRDs and admission policies, and hands back an admin
-// kubeconfig. Tests and `cclm lab` both use it.
-//
-// Once started, a cluster restarts each of its components that ends, as the
-// kubelet restarts the static pods that run a real cluster's control plane.
+// kubeconfig, for tests and `cclm lab`. It restarts each component that
+// ends, as the kubelet restarts a real cluster's static pods.
 package controlplane
 
 import (

@@ -1,17 +1,8 @@
 // Package convergence decides early whether a pre-copy live migration can
-// converge: whether the memory the guest keeps dirtying can ever be sent
-// within the downtime limit, and in time for the completion deadline. It is
-// a pure state machine: the caller feeds it QEMU's figures (Observe) and
-// carries out what it answers (throttle the guest, switch to post-copy,
-// abort), so that a migration that cannot converge ends in seconds, with
-// the figures that explain why, instead of burning its whole timeout.
-//
-// The model is QEMU's own: each pass sends what the previous one left
-// dirty, so the remaining memory shrinks by r = dirty rate / throughput per
-// pass, and pre-copy ends once what remains fits in the downtime limit
-// (remaining <= throughput × downtime limit). With r >= 1 that never
-// happens; close to 1 it takes more passes than the figures' noise allows
-// to trust (MaxPasses).
+// converge within the downtime limit and in time for the completion
+// deadline. It is a pure state machine: the caller feeds it QEMU's figures
+// (Observe) and carries out what it answers (throttle the guest, switch to
+// post-copy, abort). The model is in docs/design.md ("Convergence").
 package convergence
 
 import (

@@ -1,20 +1,9 @@
-// Package hco is what OpenShift's HyperConverged Cluster Operator does in
+// Package hco does what OpenShift's HyperConverged Cluster Operator does in
 // the OpenShift guide: it writes the HyperConverged CR's live-migration
-// settings (spec.liveMigrationConfig) and its decentralizedLiveMigration
-// feature gate into the KubeVirt CR of the same namespace
-// (spec.configuration.migrations and developerConfiguration.featureGates).
-// The HyperConverged CR is the source of truth for the fields it sets: an
-// edit of one of them on the KubeVirt CR is reverted, as the operator
-// does; every other KubeVirt field is left alone. It runs inside the virt
-// controller (`cclm controller`).
-//
-// One difference from upstream: the operator defaults every
-// liveMigrationConfig field (and every feature gate), so it always manages
-// all of them. cclm manages only the fields the HyperConverged CR sets,
-// remembers them in the KubeVirt CR's annotation ManagedFieldsAnnotation,
-// and clears a field there once the HyperConverged CR stops setting it. A
-// KubeVirt CR may so keep settings of its own, as cclm's tests and the
-// plain-KubeVirt path need (the defaults are KubeVirt's anyway).
+// settings and decentralizedLiveMigration feature gate into the KubeVirt CR
+// of the same namespace, and reverts edits of those fields there. It runs
+// inside the virt controller (`cclm controller`). How it differs from the
+// operator: docs/design.md ("HyperConverged").
 package hco
 
 import (

@@ -1,12 +1,9 @@
 // Package ipam reads the CNI configuration of a NetworkAttachmentDefinition
-// and hands out addresses from it the way whereabouts does: one IPPool
-// object per range, allocations keyed by their offset in the range, updated
-// with optimistic concurrency so that two allocators never hand out the same
-// address. It also tells whether two clusters' NADs on one L2 segment could
-// hand out the same address (Overlap, Disjoint).
-//
-// Parsing and the choice of an address are pure functions; only Allocator
-// talks to an API server.
+// and hands out addresses from it as whereabouts does: one IPPool per range,
+// allocations keyed by their offset, updated with optimistic concurrency so
+// that two allocators never hand out the same address. It also tells whether
+// two clusters' NADs on one L2 segment could clash (Overlap, Disjoint).
+// Parsing and choosing are pure; only Allocator talks to an API server.
 package ipam
 
 import (

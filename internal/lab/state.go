@@ -1,8 +1,9 @@
-// Package lab runs the embedded lab of design.md: two clusters named after
-// the seed, ocp7 (source) and ocp1 (target), on this machine. A supervisor
-// process (`cclm lab serve`, started by `cclm lab up`) owns every process of
-// the lab and holds a lock on the lab directory for as long as it runs, so
-// that one directory never has two labs and `lab down` can end them all.
+// Package lab runs the embedded lab of docs/design.md: the OpenShift
+// guide's clusters, ocp7 (source) and ocp1 (target) by default, on this
+// machine. A supervisor process (`cclm lab serve`, started by `cclm lab up`)
+// owns every process of the lab and holds a lock on the lab directory while
+// it runs, so that one directory never has two labs and `lab down` can end
+// them all.
 package lab
 
 import (

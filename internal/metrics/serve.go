@@ -1,10 +1,9 @@
-// Package metrics serves a component's Prometheus metrics and health the
-// way KubeVirt's components do: /metrics, /healthz and /readyz over HTTPS
-// on one address, each request authenticated (TokenReview) and authorized
+// Package metrics serves a component's Prometheus metrics and health as
+// KubeVirt's components do: /metrics, /healthz and /readyz over HTTPS on one
+// address, each request authenticated (TokenReview) and authorized
 // (SubjectAccessReview: get on the path, a non-resource URL) through the
-// component's API server, so that only accounts given those URLs read
-// them. It also holds the collectors of cclm's migration metrics, under
-// upstream KubeVirt's names.
+// component's API server. It also holds the collectors of cclm's migration
+// metrics, under upstream KubeVirt's names.
 package metrics
 
 import (

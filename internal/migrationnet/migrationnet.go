@@ -1,10 +1,9 @@
 // Package migrationnet gives a node agent its migration interface, as
 // Multus and whereabouts give virt-handler one in the OpenShift guide: the
-// KubeVirt CR's spec.configuration.migrations.network names a
-// NetworkAttachmentDefinition; the node gets interface migration0, a
-// macvlan on the NAD's parent (the guide's br-2001), with an address that
-// whereabouts-style IPAM allocates cluster-wide, keyed by the node's name.
-// Migration traffic (and the sync controller) then uses that address.
+// KubeVirt CR's spec.configuration.migrations.network names a NAD; the node
+// gets migration0, a macvlan on the NAD's parent (the guide's br-2001), with
+// an address whereabouts-style IPAM allocates cluster-wide, keyed by the
+// node's name. Migration traffic and the sync controller use that address.
 package migrationnet
 
 import (

@@ -1,30 +1,9 @@
-// Package netlab builds the lab's networks out of Linux network namespaces.
-//
-// A lab has a fabric namespace, cclm.<lab>, holding two L2 bridges: the
-// migration segment (the OpenShift guide's VLAN 2001) and the VM segment,
-// which both clusters share so that a VM keeps its IP address and TCP
-// sessions when it moves. Each node is a namespace, cclm.<lab>.<node>, with
-//
-//   - enp2s0, a veth whose peer is a port of the fabric's migration bridge
-//     (the guide's NNCP later makes br-2001 with enp2s0 as its port, and the
-//     NAD's macvlan migration0 goes on br-2001), and
-//   - br-vm, a bridge whose port vmuplink0 is a veth whose peer is a port of
-//     the fabric's VM bridge; the VMs' taps join br-vm.
-//
-// Nothing is created in the host's namespace, not even for a moment: veth
-// pairs are made in the fabric with their peer placed straight into the
-// node. No address or route of the lab is visible from the host.
-//
-// Namespace names start with cclm.<lab>, so DestroyLab finds a crashed
-// lab's leftovers from its ID alone; `ip netns exec cclm.<lab>.<node> ...`
-// works for debugging.
-//
-// Callers must know two things. Sockets and processes keep a namespace
-// alive: stop the processes started in a node and close its sockets before
-// Remove or Destroy, or the kernel keeps the namespace and its links
-// (invisibly) until they are gone. And code that switches threads between
-// namespaces must lock them: use Do, Listen, Dial and StartProcess rather
-// than netns.Set.
+// Package netlab builds the lab's networks out of Linux network namespaces:
+// a fabric namespace cclm.<lab> with the migration and VM bridges, and one
+// namespace cclm.<lab>.<node> per node; nothing in the host's namespace.
+// Stop a node's processes and close its sockets before Remove or Destroy,
+// and switch namespaces only through Do, Listen, Dial and StartProcess.
+// docs/design.md ("The lab's network") has the layout and the reasons.
 package netlab
 
 import (

@@ -1,10 +1,8 @@
-// Package virtcontroller is cclm's virt controller: the parts of upstream
-// KubeVirt's virt-controller and of CDI's DataVolume controller that cclm
-// needs. `cclm controller` runs it as ServiceAccount kubevirt-controller in
-// the virt namespace (install.VirtController holds its rights,
-// install.InstallVirtController installs them).
-//
-// Its design, and what it promises the other components, are in
+// Package virtcontroller is cclm's virt controller (`cclm controller`): the
+// parts of upstream KubeVirt's virt-controller and of CDI's DataVolume
+// controller that cclm needs. It runs as ServiceAccount kubevirt-controller
+// in the virt namespace (install.VirtController holds its rights,
+// install.InstallVirtController installs them). Its design is in
 // docs/design.md ("The virt controller").
 package virtcontroller
 

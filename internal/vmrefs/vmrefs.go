@@ -1,10 +1,9 @@
 // Package vmrefs finds the objects a VM references besides its disks'
-// claims: what its spec.instancetype and spec.preference name (the kinds,
-// the objects, their specs), and says when two clusters' copies of a
-// referenced object (those, or a Secret or ConfigMap) are the same. The
-// virt controller applies instancetypes and preferences, the preflight
-// compares references between clusters, and the toolkit copies or
-// requires them; all three read them here.
+// claims (what spec.instancetype and spec.preference name: kinds, objects,
+// specs) and says when two clusters' copies of a referenced object (those,
+// or a Secret or ConfigMap) are the same. The virt controller applies
+// instancetypes and preferences, the preflight compares references between
+// clusters, and the toolkit copies or requires them, all through it.
 package vmrefs
 
 import (

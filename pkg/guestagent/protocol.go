@@ -1,32 +1,8 @@
-// Package guestagent holds the wire protocol spoken between the host and the
-// cclm guest agent (guest/agent), and a host-side client for it.
-//
-// Transport: a virtio-serial port named PortName. On the host it is a QEMU
-// chardev unix socket:
-//
-//	-device virtio-serial-pci
-//	-chardev socket,id=agent,path=SOCK,server=on,wait=off
-//	-device virtserialport,chardev=agent,name=org.cclm.agent.0
-//
-// Framing: newline-delimited JSON, one object per line, both directions.
-//
-//	host  -> guest  {"id":N,"cmd":"info","args":{...}}
-//	guest -> host   {"id":N,"result":{...}}   or   {"id":N,"error":"..."}
-//
-// Requests may be answered out of order (a long disk-write does not hold up
-// an info). IDs are chosen by the host and echoed verbatim; a response whose
-// ID the host no longer waits for (for example one written before a
-// reconnect) must be ignored, and so must a line that is not valid JSON: a
-// QEMU chardev socket drops whatever was in flight when the host side
-// disconnects, so a reconnecting host can see the tail of a cut line.
-//
-// A request can be lost without the socket noticing: one in flight when the
-// agent process dies (init restarts it) is never answered. Calls therefore
-// end with their context; Client.Info retries by itself.
-//
-// The wire types live here, not in the agent, so that both ends compile
-// against the same definitions; this package therefore uses the standard
-// library only (the agent is a static binary built from it).
+// Package guestagent holds the wire protocol between the host and the cclm
+// guest agent (guest/agent), newline-delimited JSON over the virtio-serial
+// port PortName, and a host-side client for it; guest/README.md documents
+// the protocol. Both ends compile against these types, so the package uses
+// the standard library only (the agent is a static binary).
 package guestagent
 
 import "encoding/json"

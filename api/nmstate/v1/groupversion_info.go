@@ -1,11 +1,9 @@
 // Package v1 holds the subset of kubernetes-nmstate's nmstate.io/v1 API
-// that cclm implements: NodeNetworkConfigurationPolicy (what the OpenShift
-// guide applies to build bridge br-2001 on every worker) and the per-node
-// NodeNetworkConfigurationEnactment that reports how a policy went on one
-// node. Group, version, kinds, JSON field names, condition types and
-// reasons are upstream's; desiredState is typed (upstream keeps it free
-// form) so that an interface setting cclm does not implement is refused by
-// the API server, with its path, instead of being ignored on the nodes.
+// that cclm implements: NodeNetworkConfigurationPolicy (the OpenShift
+// guide's bridge br-2001 on every worker) and the per-node
+// NodeNetworkConfigurationEnactment, with upstream's names, conditions and
+// reasons. desiredState is typed (upstream's is free form), so that the API
+// server refuses a setting cclm does not implement, naming its path.
 //
 // +kubebuilder:object:generate=true
 // +groupName=nmstate.io

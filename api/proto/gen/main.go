@@ -1,12 +1,8 @@
 // Command gen compiles .proto files to Go without protoc: the pure-Go
-// compiler github.com/bufbuild/protocompile parses them, and the usual
-// plugins (protoc-gen-go, protoc-gen-go-grpc, both Go tools of this module)
-// generate the code from the same CodeGeneratorRequest protoc would send
-// them. `make proto` runs it:
-//
-//	go run ./api/proto/gen -root api/proto synchronization/synchronization.proto
-//
-// The generated files are written next to their .proto (paths=source_relative).
+// compiler github.com/bufbuild/protocompile parses them, and the plugins
+// protoc-gen-go and protoc-gen-go-grpc (Go tools of this module) generate
+// the code from the CodeGeneratorRequest protoc would send them, next to
+// each .proto (paths=source_relative). `make proto` runs it (Makefile.proto).
 package main
 
 import (
