@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -333,24 +334,19 @@ func (c *Cluster) waitReady(ctx context.Context, restConfig *rest.Config) error 
 	}
 	client := clientset.Discovery().RESTClient()
 	var lastErr error
-	ticker := time.NewTicker(200 * time.Millisecond)
-	defer ticker.Stop()
-	for {
+	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		if dead := c.deadProcess(); dead != nil {
-			return fmt.Errorf("%s; last log lines:\n%s", dead.ExitError(), dead.LogTail(15))
+			return false, fmt.Errorf("%s; last log lines:\n%s", dead.ExitError(), dead.LogTail(15))
 		}
 		body, err := client.Get().AbsPath("/readyz").DoRaw(ctx)
-		if err == nil && string(body) == "ok" {
-			return nil
-		}
 		lastErr = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: kube-apiserver not ready before the deadline (last answer: %v); see %s",
-				c.Name, lastErr, filepath.Join(c.Dir, "logs", KubeAPIServer+".log"))
-		case <-ticker.C:
-		}
+		return err == nil && string(body) == "ok", nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%s: kube-apiserver not ready before the deadline (last answer: %v); see %s",
+			c.Name, lastErr, filepath.Join(c.Dir, "logs", KubeAPIServer+".log"))
 	}
+	return err
 }
 
 // deadProcess is the first component whose current process has ended.
