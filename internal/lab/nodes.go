@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cclm-io/cclm/internal/controlplane"
@@ -149,11 +150,18 @@ func nodeAgentKubeconfig(ctx context.Context, cluster *controlplane.Cluster, vir
 	if err != nil {
 		return "", err
 	}
-	config, err := install.InstallComponent(ctx, admin, virtNamespace, nodeAgentComponent())
+	return componentKubeconfig(ctx, admin, cluster, virtNamespace, nodeAgentComponent(), "node agent")
+}
+
+// componentKubeconfig installs a component's account in namespace and
+// writes the kubeconfig it runs with, named after its ServiceAccount, in
+// the cluster's directory.
+func componentKubeconfig(ctx context.Context, admin *rest.Config, cluster *controlplane.Cluster, namespace string, component install.Component, what string) (string, error) {
+	config, err := install.InstallComponent(ctx, admin, namespace, component)
 	if err != nil {
-		return "", fmt.Errorf("%s: node agent account: %w", cluster.Name, err)
+		return "", fmt.Errorf("%s: %s account: %w", cluster.Name, what, err)
 	}
-	path := filepath.Join(cluster.Dir, "kubevirt-handler.kubeconfig")
+	path := filepath.Join(cluster.Dir, component.ServiceAccount+".kubeconfig")
 	return path, clientcmd.WriteToFile(*config, path)
 }
 
@@ -285,12 +293,8 @@ func (n *labNodes) startSync(ctx context.Context, self string, opts Options, clu
 	if err != nil {
 		return err
 	}
-	config, err := install.InstallComponent(ctx, admin, opts.VirtNamespace, synccontroller.Component)
+	kubeconfig, err := componentKubeconfig(ctx, admin, cluster, opts.VirtNamespace, synccontroller.Component, "synchronization controller")
 	if err != nil {
-		return fmt.Errorf("%s: synchronization controller account: %w", cluster.Name, err)
-	}
-	kubeconfig := filepath.Join(cluster.Dir, synccontroller.ServiceAccountName+".kubeconfig")
-	if err := clientcmd.WriteToFile(*config, kubeconfig); err != nil {
 		return err
 	}
 	metricsAddr, metricsURL, err := metricsAddress()

@@ -7,11 +7,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	"github.com/cclm-io/cclm/internal/controlplane"
-	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/internal/procutil"
 	"github.com/cclm-io/cclm/internal/toolkit"
@@ -63,12 +61,8 @@ func (n *labNodes) startToolkit(ctx context.Context, self string, opts Options, 
 	if err != nil {
 		return fmt.Errorf("%s: toolkit namespace and ForkliftController: %w", cluster.Name, err)
 	}
-	config, err := install.InstallComponent(ctx, admin, ToolkitNamespace, toolkit.Component)
+	kubeconfig, err := componentKubeconfig(ctx, admin, cluster, ToolkitNamespace, toolkit.Component, "toolkit")
 	if err != nil {
-		return fmt.Errorf("%s: toolkit account: %w", cluster.Name, err)
-	}
-	kubeconfig := filepath.Join(cluster.Dir, toolkit.ServiceAccountName+".kubeconfig")
-	if err := clientcmd.WriteToFile(*config, kubeconfig); err != nil {
 		return err
 	}
 	metricsAddr, metricsURL, err := metricsAddress()

@@ -25,7 +25,7 @@ type Options struct {
 	// reads the KubeVirt CR of any namespace.
 	Namespace string
 	// Timeouts of the controller's own waits; zero fields take the
-	// defaults (Default*Timeout). Tests shorten them.
+	// defaults (kubevirtv1.DefaultMigration*Timeout). Tests shorten them.
 	Timeouts Timeouts
 	// CacheCatchUp bounds the wait, after each write, for the cache to
 	// show it (default 5 s) before the next decision goes on without it; see

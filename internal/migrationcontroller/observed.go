@@ -88,16 +88,6 @@ type Timeouts struct {
 	Sync time.Duration
 }
 
-// Default timeouts.
-const (
-	DefaultUnschedulableTimeout = kubevirtv1.DefaultMigrationUnschedulableTimeout
-	DefaultTargetReadyTimeout   = kubevirtv1.DefaultMigrationTargetReadyTimeout
-	DefaultSourceStartTimeout   = kubevirtv1.DefaultMigrationSourceStartTimeout
-	DefaultAbortTimeout         = kubevirtv1.DefaultMigrationAbortTimeout
-	DefaultHandoverTimeout      = kubevirtv1.DefaultMigrationHandoverTimeout
-	DefaultSyncTimeout          = kubevirtv1.DefaultMigrationSyncTimeout
-)
-
 func (t Timeouts) withDefaults() Timeouts {
 	orDefault := func(d, fallback time.Duration) time.Duration {
 		if d > 0 {
@@ -106,12 +96,12 @@ func (t Timeouts) withDefaults() Timeouts {
 		return fallback
 	}
 	return Timeouts{
-		Unschedulable: orDefault(t.Unschedulable, DefaultUnschedulableTimeout),
-		TargetReady:   orDefault(t.TargetReady, DefaultTargetReadyTimeout),
-		SourceStart:   orDefault(t.SourceStart, DefaultSourceStartTimeout),
-		Abort:         orDefault(t.Abort, DefaultAbortTimeout),
-		Handover:      orDefault(t.Handover, DefaultHandoverTimeout),
-		Sync:          orDefault(t.Sync, DefaultSyncTimeout),
+		Unschedulable: orDefault(t.Unschedulable, kubevirtv1.DefaultMigrationUnschedulableTimeout),
+		TargetReady:   orDefault(t.TargetReady, kubevirtv1.DefaultMigrationTargetReadyTimeout),
+		SourceStart:   orDefault(t.SourceStart, kubevirtv1.DefaultMigrationSourceStartTimeout),
+		Abort:         orDefault(t.Abort, kubevirtv1.DefaultMigrationAbortTimeout),
+		Handover:      orDefault(t.Handover, kubevirtv1.DefaultMigrationHandoverTimeout),
+		Sync:          orDefault(t.Sync, kubevirtv1.DefaultMigrationSyncTimeout),
 	}
 }
 

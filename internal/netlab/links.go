@@ -161,27 +161,80 @@ func (ns *Namespace) ensureBridge(name string) (netlink.Link, error) {
 	}
 	// STP is off by default on a new kernel bridge; an existing one may have
 	// it on, and STP would hold new ports in "listening" for seconds.
-	if err := setBridgeSTPOff(link.Attrs().Index); err != nil {
+	if err := SetBridgeSTP(link.Attrs().Index, false); err != nil {
 		return nil, fmt.Errorf("switch STP off on %q: %w", name, err)
 	}
 	return link, nil
 }
 
-// setBridgeSTPOff sets IFLA_BR_STP_STATE to 0, which the netlink package's
-// Bridge type does not cover (`ip link set BR type bridge stp_state 0`).
-func setBridgeSTPOff(bridgeIndex int) error {
+// SetBridgeSTP sets IFLA_BR_STP_STATE (`ip link set BR type bridge
+// stp_state N`), which the netlink package's Bridge does not cover. Call
+// it inside the bridge's network namespace (Namespace.Do).
+func SetBridgeSTP(index int, on bool) error {
+	state := uint32(0)
+	if on {
+		state = 1
+	}
 	request := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 	message := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	message.Index = int32(bridgeIndex)
+	message.Index = int32(index)
 	request.AddData(message)
 	linkInfo := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	linkInfo.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
-	bridgeData := linkInfo.AddRtAttr(nl.IFLA_INFO_DATA, nil)
-	bridgeData.AddRtAttr(nl.IFLA_BR_STP_STATE, nl.Uint32Attr(0))
+	data := linkInfo.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(nl.IFLA_BR_STP_STATE, nl.Uint32Attr(state))
 	request.AddData(linkInfo)
 	_, err := request.Execute(unix.NETLINK_ROUTE, 0)
 	return err
 }
+
+// BridgeSTPState reads IFLA_BR_STP_STATE of a bridge, inside its network
+// namespace.
+func BridgeSTPState(index int) (bool, error) {
+	request := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	message := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	message.Index = int32(index)
+	request.AddData(message)
+	replies, err := request.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if err != nil {
+		return false, err
+	}
+	for _, reply := range replies {
+		if len(reply) < unix.SizeofIfInfomsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(reply[unix.SizeofIfInfomsg:])
+		if err != nil {
+			return false, err
+		}
+		for _, attr := range attrs {
+			if attr.Attr.Type != unix.IFLA_LINKINFO {
+				continue
+			}
+			infos, err := nl.ParseRouteAttr(attr.Value)
+			if err != nil {
+				return false, err
+			}
+			for _, info := range infos {
+				if info.Attr.Type != nl.IFLA_INFO_DATA {
+					continue
+				}
+				data, err := nl.ParseRouteAttr(info.Value)
+				if err != nil {
+					return false, err
+				}
+				for _, d := range data {
+					if d.Attr.Type == nl.IFLA_BR_STP_STATE && len(d.Value) >= 4 {
+						return native.Uint32(d.Value[:4]) != 0, nil
+					}
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
+var native = nl.NativeEndian()
 
 // plugIntoBridge makes port a port of bridge (unless it is already) and
 // brings it up.

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
-	"golang.org/x/sys/unix"
 
 	"github.com/cclm-io/cclm/internal/netlab"
 )
@@ -40,7 +38,7 @@ func (h netlinkHost) links() (map[string]hostLink, error) {
 				Alias:  attrs.Alias,
 			}
 			if described.Kind == "bridge" {
-				if described.STP, err = bridgeSTPState(attrs.Index); err != nil {
+				if described.STP, err = netlab.BridgeSTPState(attrs.Index); err != nil {
 					return fmt.Errorf("STP state of %s: %w", attrs.Name, err)
 				}
 			}
@@ -112,7 +110,7 @@ func (h netlinkHost) setAlias(name, alias string) error {
 
 func (h netlinkHost) setSTP(bridge string, on bool) error {
 	return h.do(func() error {
-		return byName(bridge, func(link netlink.Link) error { return setBridgeSTP(link.Attrs().Index, on) })
+		return byName(bridge, func(link netlink.Link) error { return netlab.SetBridgeSTP(link.Attrs().Index, on) })
 	})
 }
 
@@ -131,73 +129,6 @@ func (h netlinkHost) delAddress(name string, address netip.Prefix) error {
 		})
 	})
 }
-
-// setBridgeSTP sets IFLA_BR_STP_STATE (`ip link set BR type bridge
-// stp_state N`), which the netlink package's Bridge does not cover.
-func setBridgeSTP(index int, on bool) error {
-	state := uint32(0)
-	if on {
-		state = 1
-	}
-	request := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
-	message := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	message.Index = int32(index)
-	request.AddData(message)
-	linkInfo := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
-	linkInfo.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
-	data := linkInfo.AddRtAttr(nl.IFLA_INFO_DATA, nil)
-	data.AddRtAttr(nl.IFLA_BR_STP_STATE, nl.Uint32Attr(state))
-	request.AddData(linkInfo)
-	_, err := request.Execute(unix.NETLINK_ROUTE, 0)
-	return err
-}
-
-// bridgeSTPState reads IFLA_BR_STP_STATE of a bridge.
-func bridgeSTPState(index int) (bool, error) {
-	request := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
-	message := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	message.Index = int32(index)
-	request.AddData(message)
-	replies, err := request.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
-	if err != nil {
-		return false, err
-	}
-	for _, reply := range replies {
-		if len(reply) < unix.SizeofIfInfomsg {
-			continue
-		}
-		attrs, err := nl.ParseRouteAttr(reply[unix.SizeofIfInfomsg:])
-		if err != nil {
-			return false, err
-		}
-		for _, attr := range attrs {
-			if attr.Attr.Type != unix.IFLA_LINKINFO {
-				continue
-			}
-			infos, err := nl.ParseRouteAttr(attr.Value)
-			if err != nil {
-				return false, err
-			}
-			for _, info := range infos {
-				if info.Attr.Type != nl.IFLA_INFO_DATA {
-					continue
-				}
-				data, err := nl.ParseRouteAttr(info.Value)
-				if err != nil {
-					return false, err
-				}
-				for _, d := range data {
-					if d.Attr.Type == nl.IFLA_BR_STP_STATE && len(d.Value) >= 4 {
-						return native.Uint32(d.Value[:4]) != 0, nil
-					}
-				}
-			}
-		}
-	}
-	return false, nil
-}
-
-var native = nl.NativeEndian()
 
 func prefixOfIPNet(ipNet *net.IPNet) (netip.Prefix, bool) {
 	if ipNet == nil {
