@@ -89,6 +89,8 @@ func (o Options) Validate() error {
 	switch {
 	case o.NodeName == "":
 		return fmt.Errorf("--node-name is empty; name this node as the cluster knows it")
+	case o.LabID == "":
+		return fmt.Errorf("--lab-id is empty: only lab nodes are supported so far (each node is a network namespace of `cclm lab`)")
 	case o.StorageDir == "" || !filepath.IsAbs(o.StorageDir):
 		return fmt.Errorf("--storage-dir %q must be an absolute path for the node's local volumes", o.StorageDir)
 	case o.RunDir == "" || !filepath.IsAbs(o.RunDir):
@@ -115,9 +117,6 @@ func Run(ctx context.Context, restConfig *rest.Config, opts Options) error {
 		return err
 	}
 	logger := cmp.Or(opts.Logger, slog.Default())
-	if opts.LabID == "" {
-		return fmt.Errorf("--lab-id is empty: only lab nodes are supported so far (each node is a network namespace of `cclm lab`)")
-	}
 	host, err := netlab.OpenNode(opts.LabID, opts.NodeName)
 	if err != nil {
 		return fmt.Errorf("open lab node %s: %w", opts.NodeName, err)
