@@ -67,14 +67,16 @@ func TestExampleVMRunsWithAHeartbeat(t *testing.T) {
 	l.MustKubectl(t, "ocp7", "", "apply", "-f", filepath.Join(testenv.RepoRoot(), "examples", "vm.yaml"))
 	first := l.WaitGuestReady(t, "ocp7", "default", "demo-vm", 90*time.Second)
 	t.Logf("examples/vm.yaml: guest agent answering %s after apply", time.Since(began).Round(100*time.Millisecond))
-	time.Sleep(1500 * time.Millisecond)
-	second, err := l.GuestInfo(t, "ocp7", "default", "demo-vm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.BootID != first.BootID || second.Heartbeat < first.Heartbeat+5 {
-		t.Fatalf("heartbeat should advance within one boot: first %s/%d, then %s/%d", first.BootID, first.Heartbeat, second.BootID, second.Heartbeat)
-	}
+	labtest.WaitFor(t, "the heartbeat to advance 5 ticks within one boot", 30*time.Second, func() (bool, string) {
+		second, err := l.GuestInfo(t, "ocp7", "default", "demo-vm")
+		if err != nil {
+			return false, err.Error()
+		}
+		if second.BootID != first.BootID {
+			t.Fatalf("the guest rebooted while its heartbeat was watched: boot %s, then %s", first.BootID, second.BootID)
+		}
+		return second.Heartbeat >= first.Heartbeat+5, fmt.Sprintf("heartbeat %d, then %d", first.Heartbeat, second.Heartbeat)
+	})
 
 	stdout, stderr, err := labtest.RunCCLM(t, 30*time.Second, "guest", "demo-vm", "info", "-o", "json", "--kubeconfig", l.Kubeconfig, "--context", "ocp7", "-n", "default")
 	if err != nil {

@@ -600,12 +600,29 @@ func (vm *guestVM) assertOneCopy(t *testing.T, runs, left where, moved bool) int
 	labtest.WaitEvery(t, "the VM it runs in to run Always", 250*time.Millisecond, time.Minute, func() (bool, string) {
 		return vm.runStrategy(t, runs) == kubevirtv1.RunStrategyAlways, string(vm.runStrategy(t, runs))
 	})
-	// Still one, a moment later: nothing restarted a second copy.
-	time.Sleep(2 * time.Second)
+	// Still one once both VM controllers have acted on their VM's latest
+	// spec: nothing they would start is missing from the count.
+	vm.waitObserved(t, runs)
+	vm.waitObserved(t, left)
 	if now := labtest.QEMUs(ours); !maps.Equal(now, pids) {
 		t.Fatalf("QEMUs changed after settling: %v -> %v", pids, now)
 	}
 	return len(pids)
+}
+
+// waitObserved waits until the VM controller of at's cluster has acted on
+// the VM's latest generation: it creates the VMI the run strategy calls
+// for before it writes status.observedGeneration, so a copy it would start
+// exists by then. A VM that is gone is observed.
+func (vm *guestVM) waitObserved(t *testing.T, at where) {
+	t.Helper()
+	labtest.WaitFor(t, "the VM controller of "+at.cluster+" to act on the VM's latest spec", time.Minute, func() (bool, string) {
+		var v kubevirtv1.VirtualMachine
+		if !vm.l.Get(t, at.cluster, at.namespace, vmName, &v) {
+			return true, ""
+		}
+		return v.Status.ObservedGeneration == v.Generation, fmt.Sprintf("generation %d, observed %d", v.Generation, v.Status.ObservedGeneration)
+	})
 }
 
 func (vm *guestVM) runStrategy(t *testing.T, at where) kubevirtv1.VirtualMachineRunStrategy {
