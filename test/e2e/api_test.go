@@ -19,9 +19,10 @@ import (
 	"github.com/cclm-io/cclm/internal/controlplane"
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/testenv"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
-const virtNamespace = "openshift-cnv"
+const virtNamespace = labtest.VirtNamespace
 
 var kubeVirtInstalled sync.Map // cluster name -> struct{}
 

@@ -50,25 +50,25 @@ func BenchmarkConvergence(b *testing.B) {
 	runs := 0 // every run gets a namespace of its own: a deleted one lingers
 	for _, policy := range benchConvergePolicies {
 		b.Run(policy.name, func(b *testing.B) {
-			restore := l.setMigrationConfig(b, benchCluster, fmt.Sprintf(`{"bandwidthPerMigration":%q,"progressTimeout":600,%s}`, *benchConvergeLink, policy.allows))
+			restore := l.SetMigrationConfig(b, benchCluster, fmt.Sprintf(`{"bandwidthPerMigration":%q,"progressTimeout":600,%s}`, *benchConvergeLink, policy.allows))
 			defer restore()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				runs++
 				spec := vmSpec{name: "converge", namespace: fmt.Sprintf("bench-converge-%s-%d", policy.name, runs)}
 				l.createVM(b, benchCluster, spec)
-				l.waitGuestReady(b, benchCluster, spec.namespace, spec.name, 90*time.Second)
+				l.WaitGuestReady(b, benchCluster, spec.namespace, spec.name, 90*time.Second)
 				l.startDirtying(b, benchCluster, spec, *benchConvergeDirty, *benchConvergeDirty/2)
-				info, err := l.guestInfo(b, benchCluster, spec.namespace, spec.name)
+				info, err := l.GuestInfo(b, benchCluster, spec.namespace, spec.name)
 				benchMust(b, err)
 				b.StartTimer()
 				began := time.Now()
 				name := l.migrate(b, benchCluster, spec.namespace, spec.name)
-				vmim := l.waitVMIMFinal(b, benchCluster, spec.namespace, name, 5*time.Minute)
+				vmim := l.WaitVMIMFinal(b, benchCluster, spec.namespace, name, 5*time.Minute)
 				total := time.Since(began)
 				b.StopTimer()
 				samples = append(samples, benchConvergeOutcome(policy.name, vmim, total, info.Dirty.AchievedMiBps))
-				l.mustKubectl(b, benchCluster, "", "delete", "namespace", spec.namespace, "--wait=false")
+				l.MustKubectl(b, benchCluster, "", "delete", "namespace", spec.namespace, "--wait=false")
 			}
 		})
 	}

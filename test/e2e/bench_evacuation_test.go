@@ -26,6 +26,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/testenv"
 	"github.com/cclm-io/cclm/internal/toolkit"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 var (
@@ -77,7 +78,7 @@ func BenchmarkEvacuation(b *testing.B) {
 		rows = rows[:0]
 		for _, p := range parallels {
 			config := fmt.Sprintf(`{"bandwidthPerMigration":"0","parallelMigrationsPerCluster":%d,"parallelOutboundMigrationsPerNode":%d}`, p, p)
-			restoreSource, restoreTarget := l.setMigrationConfig(b, sourceCluster, config), l.setMigrationConfig(b, targetCluster, config)
+			restoreSource, restoreTarget := l.SetMigrationConfig(b, sourceCluster, config), l.SetMigrationConfig(b, targetCluster, config)
 			for _, n := range sizes {
 				rows = append(rows, l.evacuate(b, p, n))
 			}
@@ -134,11 +135,11 @@ func (l *labEnv) evacuate(b *testing.B, p, n int) evacuationRow {
 func (l *labEnv) deleteGuests(t testing.TB, namespace string) {
 	t.Helper()
 	for _, cluster := range []string{sourceCluster, targetCluster} {
-		l.mustKubectl(t, cluster, "", "delete", "vm", "--all", "-n", namespace, "--wait=false")
+		l.MustKubectl(t, cluster, "", "delete", "vm", "--all", "-n", namespace, "--wait=false")
 	}
-	l.waitFor(t, "the QEMUs of namespace "+namespace+" to end", 2*time.Minute, func() (bool, string) {
+	labtest.WaitFor(t, "the QEMUs of namespace "+namespace+" to end", 2*time.Minute, func() (bool, string) {
 		var left []string
-		for _, line := range processesMentioning("guest=" + namespace + "_") {
+		for _, line := range labtest.ProcessesMentioning("guest=" + namespace + "_") {
 			if strings.Contains(line, "qemu-system") {
 				left = append(left, strings.SplitN(line, ":", 2)[0])
 			}

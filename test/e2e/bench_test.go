@@ -37,6 +37,7 @@ import (
 	"github.com/cclm-io/cclm/internal/scheme"
 	"github.com/cclm-io/cclm/internal/testenv"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 var (
@@ -201,7 +202,7 @@ func BenchmarkLiveMigration(b *testing.B) {
 	if cases[benchCaseXC] {
 		// The clusters trust each other's migration CAs, as in
 		// TestCrossClusterLiveMigration.
-		l.exchangeCAs(b)
+		l.ExchangeCAs(b, sourceCluster, targetCluster)
 		state.xc = newBenchCCLMGuest(b, l, sourceCluster, benchXCNamespace, benchXCVMName, true)
 	}
 	if cases[benchCasePlain] || cases[benchCasePlainTLS] {
@@ -212,7 +213,7 @@ func BenchmarkLiveMigration(b *testing.B) {
 			g.waitReady(b)
 		}
 	}
-	b.Logf("lab %s (id %s); load before the runs: %s", l.dir, lab.ID(l.dir), benchLoadAvg())
+	b.Logf("lab %s (id %s); load before the runs: %s", l.Dir, lab.ID(l.Dir), benchLoadAvg())
 
 	for _, rate := range rates {
 		for _, kind := range benchAllCases {
@@ -350,7 +351,7 @@ func (s *benchState) checkGuest(b *testing.B, kind string) error {
 	if g := s.labGuest(kind); g != nil {
 		var err error
 		for range 3 {
-			if _, err = g.l.guestInfo(b, g.cluster, g.namespace, g.name); err == nil {
+			if _, err = g.l.GuestInfo(b, g.cluster, g.namespace, g.name); err == nil {
 				return nil
 			}
 			time.Sleep(time.Second)
@@ -373,7 +374,7 @@ func (s *benchState) restartGuest(b *testing.B, kind string, rate float64) {
 		if kind == benchCaseXC {
 			g.replace(b)
 		} else {
-			g.l.mustKubectl(b, g.cluster, "", "delete", "vmi", g.name, "-n", g.namespace, "--wait=true", "--timeout=120s")
+			g.l.MustKubectl(b, g.cluster, "", "delete", "vmi", g.name, "-n", g.namespace, "--wait=true", "--timeout=120s")
 			g.waitReady(b)
 		}
 		g.rate = -1
@@ -422,10 +423,7 @@ func benchLab(b *testing.B) *labEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, stderr, err := runCCLM(b, 5*time.Minute, "lab", "up", "--dir", dir, "--bin-dir", testenv.BinDir()); err != nil {
-		b.Fatalf("lab up --dir %s: %v\n%s", dir, err, stderr)
-	}
-	return &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
+	return &labEnv{labtest.Up(b, dir, 5*time.Minute)}
 }
 
 // ---- plain QEMU ----
@@ -450,7 +448,7 @@ type benchPlainGuest struct {
 
 func newBenchPlainGuest(ctx context.Context, b *testing.B, l *labEnv) *benchPlainGuest {
 	b.Helper()
-	labID := lab.ID(l.dir)
+	labID := lab.ID(l.Dir)
 	g := &benchPlainGuest{cleanup: b.Cleanup}
 	for i := range 2 {
 		node, err := netlab.OpenNode(labID, lab.NodeName(benchCluster, i))
@@ -749,7 +747,7 @@ func newBenchCCLMGuest(b *testing.B, l *labEnv, cluster, namespace, name string,
 	b.Helper()
 	g := &benchCCLMGuest{l: l, kubes: map[string]client.WithWatch{}, cluster: cluster, namespace: namespace, name: name, base: namespace, crossCluster: crossCluster}
 	for _, c := range []string{sourceCluster, targetCluster} {
-		kube, err := client.NewWithWatch(l.restConfig(b, c), client.Options{Scheme: scheme.Scheme})
+		kube, err := client.NewWithWatch(l.RESTConfig(b, c), client.Options{Scheme: scheme.Scheme})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -764,8 +762,8 @@ func newBenchCCLMGuest(b *testing.B, l *labEnv, cluster, namespace, name string,
 	}
 	g.create(b, namespace)
 	b.Cleanup(func() {
-		_, _, _ = l.kubectl(b, cluster, "", "delete", "vm", name, "-n", namespace, "--wait=true", "--timeout=60s")
-		_, _, _ = l.kubectl(b, cluster, "", "delete", "vmim", "--all", "-n", namespace, "--wait=false")
+		_, _, _ = l.Kubectl(b, cluster, "", "delete", "vm", name, "-n", namespace, "--wait=true", "--timeout=60s")
+		_, _, _ = l.Kubectl(b, cluster, "", "delete", "vmim", "--all", "-n", namespace, "--wait=false")
 	})
 	return g
 }
@@ -775,9 +773,9 @@ func newBenchCCLMGuest(b *testing.B, l *labEnv, cluster, namespace, name string,
 func (g *benchCCLMGuest) create(b *testing.B, namespace string) {
 	b.Helper()
 	g.namespace = namespace
-	g.l.mustKubectl(b, g.cluster, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", namespace), "apply", "-f", "-")
+	g.l.MustKubectl(b, g.cluster, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", namespace), "apply", "-f", "-")
 	spec := vmSpec{name: g.name, namespace: namespace, memory: fmt.Sprintf("%dMi", benchMemoryMiB), mac: g.mac}
-	g.l.mustKubectl(b, g.cluster, spec.manifest(), "apply", "-f", "-")
+	g.l.MustKubectl(b, g.cluster, spec.manifest(), "apply", "-f", "-")
 }
 
 // kube is a client of the cluster the guest runs in.
@@ -786,14 +784,14 @@ func (g *benchCCLMGuest) kube() client.WithWatch { return g.kubes[g.cluster] }
 func (g *benchCCLMGuest) waitReady(b *testing.B) {
 	b.Helper()
 	began := time.Now()
-	g.l.waitGuestReady(b, g.cluster, g.namespace, g.name, 3*time.Minute)
-	vmi := g.l.vmi(b, g.cluster, g.namespace, g.name)
+	g.l.WaitGuestReady(b, g.cluster, g.namespace, g.name, 3*time.Minute)
+	vmi := g.l.VMI(b, g.cluster, g.namespace, g.name)
 	b.Logf("cclm VM %s/%s on %s running with its agent after %s, on %s", g.namespace, g.name, g.cluster,
 		time.Since(began).Round(100*time.Millisecond), vmi.Status.NodeName)
 	if g.crossCluster && g.mac == "" {
 		// Every receiver gets the MAC the controller chose for the first VM.
-		g.l.waitFor(b, "the cross-cluster VMI to report its NIC's MAC", 30*time.Second, func() (bool, string) {
-			vmi = g.l.vmi(b, g.cluster, g.namespace, g.name)
+		labtest.WaitFor(b, "the cross-cluster VMI to report its NIC's MAC", 30*time.Second, func() (bool, string) {
+			vmi = g.l.VMI(b, g.cluster, g.namespace, g.name)
 			return vmi != nil && len(vmi.Status.Interfaces) > 0 && vmi.Status.Interfaces[0].MAC != "", fmt.Sprintf("%+v", vmi.Status.Interfaces)
 		})
 		g.mac = vmi.Status.Interfaces[0].MAC
@@ -806,7 +804,7 @@ func (g *benchCCLMGuest) waitMigratable(b *testing.B) {
 	b.Helper()
 	err := kube.Poll(context.Background(), 250*time.Millisecond, time.Minute, "VM "+g.namespace+"/"+g.name+" on "+g.cluster+" to be migratable, its guest agent answering",
 		func(ctx context.Context) (bool, string, error) {
-			vmi := g.l.vmi(b, g.cluster, g.namespace, g.name)
+			vmi := g.l.VMI(b, g.cluster, g.namespace, g.name)
 			if vmi == nil {
 				return false, "no VMI", nil
 			}
@@ -833,7 +831,7 @@ func (g *benchCCLMGuest) waitMigratable(b *testing.B) {
 					return false, "VM runStrategy " + string(strategy), nil
 				}
 			}
-			if _, err := g.l.guestInfo(b, g.cluster, g.namespace, g.name); err != nil {
+			if _, err := g.l.GuestInfo(b, g.cluster, g.namespace, g.name); err != nil {
 				return false, "guest agent on " + vmi.Status.NodeName + ": " + err.Error(), nil
 			}
 			return true, "", nil
@@ -867,7 +865,7 @@ func benchGuestHealthy(consoleLog string) error {
 // consoles are the console logs of the QEMUs that run the guest's VMI.
 func (g *benchCCLMGuest) consoles() []string {
 	var logs []string
-	for _, pid := range qemuPids(g.namespace, g.name) {
+	for _, pid := range labtest.QEMUPids(g.namespace, g.name) {
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		args := strings.Split(string(cmdline), "\x00")
 		for i, arg := range args[:max(len(args)-1, 0)] {
@@ -883,7 +881,7 @@ func (g *benchCCLMGuest) consoles() []string {
 // VM's QEMUs, their console and log tails, and the lab's view of it.
 func (g *benchCCLMGuest) diagnose(b testing.TB) string {
 	var out strings.Builder
-	for _, pid := range qemuPids(g.namespace, g.name) {
+	for _, pid := range labtest.QEMUPids(g.namespace, g.name) {
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		args := strings.Split(string(cmdline), "\x00")
 		for i, arg := range args[:max(len(args)-1, 0)] {
@@ -895,7 +893,7 @@ func (g *benchCCLMGuest) diagnose(b testing.TB) string {
 			}
 		}
 	}
-	vmis, _, _ := g.l.kubectl(b, g.cluster, "", "get", "vmi", g.name, "-n", g.namespace, "-o", "yaml")
+	vmis, _, _ := g.l.Kubectl(b, g.cluster, "", "get", "vmi", g.name, "-n", g.namespace, "-o", "yaml")
 	fmt.Fprintf(&out, "VMI:\n%s", vmis)
 	return out.String()
 }
@@ -911,7 +909,7 @@ func (g *benchCCLMGuest) dirty(b *testing.B, rate float64) {
 		return
 	}
 	g.waitMigratable(b)
-	g.l.guestCall(b, g.cluster, g.namespace, g.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: rate, WorkingSetMiB: *benchDirtyWorkingSet}, nil)
+	g.l.GuestCall(b, g.cluster, g.namespace, g.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: rate, WorkingSetMiB: *benchDirtyWorkingSet}, nil)
 	g.rate = rate
 }
 
@@ -989,13 +987,13 @@ func (g *benchCCLMGuest) migrate(ctx context.Context, b *testing.B) benchSample 
 			}
 		case <-time.After(200 * time.Millisecond):
 			if events == nil {
-				if current := g.l.vmim(b, g.cluster, namespace, name); current != nil && current.IsFinal() {
+				if current := g.l.VMIM(b, g.cluster, namespace, name); current != nil && current.IsFinal() {
 					final, finalAt = current, time.Now()
 				}
 			}
 		case <-stuck.C:
-			current := g.l.vmim(b, g.cluster, namespace, name)
-			_, _, _ = g.l.kubectl(b, g.cluster, "", "delete", "vmim", name, "-n", namespace, "--wait=false")
+			current := g.l.VMIM(b, g.cluster, namespace, name)
+			_, _, _ = g.l.Kubectl(b, g.cluster, "", "delete", "vmim", name, "-n", namespace, "--wait=false")
 			phase := "<none>"
 			if current != nil && current.Status.Phase != "" {
 				phase = string(current.Status.Phase)
@@ -1003,7 +1001,7 @@ func (g *benchCCLMGuest) migrate(ctx context.Context, b *testing.B) benchSample 
 			b.Fatalf("VMIM %s/%s is still in phase %s %s after its creation: no migration controller drives VMIMs in this lab (is it wired into `cclm lab`?); run the plain cases alone with -bench-cases=plain,plain-tls",
 				namespace, name, phase, benchStuckPending)
 		case <-ctx.Done():
-			b.Fatalf("VMIM %s/%s did not end within %s: %s", namespace, name, benchMigrationTimeout, benchDescribeVMIM(g.l.vmim(b, g.cluster, namespace, name)))
+			b.Fatalf("VMIM %s/%s did not end within %s: %s", namespace, name, benchMigrationTimeout, benchDescribeVMIM(g.l.VMIM(b, g.cluster, namespace, name)))
 		}
 	}
 	total := finalAt.Sub(began)
@@ -1112,7 +1110,7 @@ func benchTimeline(began time.Time, created time.Duration, uid types.UID, vmims,
 // as Launch recorded it in the run directory (instance.json).
 func benchQEMUStartedAt(namespace, name string) (time.Time, bool) {
 	var newest time.Time
-	for _, pid := range qemuPids(namespace, name) {
+	for _, pid := range labtest.QEMUPids(namespace, name) {
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil {
 			continue
@@ -1241,7 +1239,7 @@ func (g *benchCCLMGuest) migrateXC(ctx context.Context, b *testing.B) benchSampl
 
 	b.StartTimer()
 	began := time.Now()
-	benchMust(b, srcKube.Create(ctx, newVMIM(from.namespace, a.sourceVMIM, g.name, a.sendTo)))
+	benchMust(b, srcKube.Create(ctx, labtest.NewVMIM(from.namespace, a.sourceVMIM, g.name, a.sendTo)))
 	created := time.Since(began)
 
 	stuck := time.NewTimer(benchStuckPending)
@@ -1285,7 +1283,7 @@ func (g *benchCCLMGuest) migrateXC(ctx context.Context, b *testing.B) benchSampl
 		for _, m := range []*kubevirtv1.VirtualMachineInstanceMigration{srcFinal, dstFinal} {
 			if m != nil && m.Status.Phase != kubevirtv1.MigrationSucceeded {
 				b.Fatalf("VMIM %s/%s ended %s%s\n%s:\n%s\n%s:\n%s", m.Namespace, m.Name, m.Status.Phase, vmimReason(m),
-					from.cluster, g.l.describe(b, from.cluster, from.namespace), to.cluster, g.l.describe(b, to.cluster, to.namespace))
+					from.cluster, g.l.Describe(b, from.cluster, from.namespace), to.cluster, g.l.Describe(b, to.cluster, to.namespace))
 			}
 		}
 	}
@@ -1532,11 +1530,11 @@ func (g *benchCCLMGuest) dropLeftovers(b *testing.B) {
 	}
 	left := *g.left
 	g.left = nil
-	g.l.waitFor(b, "no QEMU left in "+left.cluster+"/"+left.namespace, 30*time.Second, func() (bool, string) {
-		pids := qemuPids(left.namespace, g.name)
+	labtest.WaitFor(b, "no QEMU left in "+left.cluster+"/"+left.namespace, 30*time.Second, func() (bool, string) {
+		pids := labtest.QEMUPids(left.namespace, g.name)
 		return len(pids) == 0, fmt.Sprintf("QEMUs %v", pids)
 	})
-	g.l.mustKubectl(b, left.cluster, "", "delete", "namespace", left.namespace, "--wait=true", "--timeout=120s")
+	g.l.MustKubectl(b, left.cluster, "", "delete", "namespace", left.namespace, "--wait=true", "--timeout=120s")
 }
 
 // replace puts a freshly booted guest in the place of a crashed one: the
@@ -1545,7 +1543,7 @@ func (g *benchCCLMGuest) dropLeftovers(b *testing.B) {
 func (g *benchCCLMGuest) replace(b *testing.B) {
 	b.Helper()
 	g.dropLeftovers(b)
-	g.l.mustKubectl(b, g.cluster, "", "delete", "namespace", g.namespace, "--wait=true", "--timeout=120s")
+	g.l.MustKubectl(b, g.cluster, "", "delete", "namespace", g.namespace, "--wait=true", "--timeout=120s")
 	g.hops++
 	g.create(b, fmt.Sprintf("%s-%d", g.base, g.hops))
 	g.waitReady(b)
@@ -1557,7 +1555,7 @@ func (g *benchCCLMGuest) deleteNamespaces(b *testing.B) {
 	b.Helper()
 	pattern := regexp.MustCompile(`^namespace/` + regexp.QuoteMeta(g.base) + `(-[0-9]+)?$`)
 	for _, cluster := range []string{sourceCluster, targetCluster} {
-		out, _, err := g.l.kubectl(b, cluster, "", "get", "namespaces", "-o", "name")
+		out, _, err := g.l.Kubectl(b, cluster, "", "get", "namespaces", "-o", "name")
 		if err != nil {
 			continue
 		}
@@ -1568,7 +1566,7 @@ func (g *benchCCLMGuest) deleteNamespaces(b *testing.B) {
 			}
 		}
 		if len(names) > 0 {
-			_, _, _ = g.l.kubectl(b, cluster, "", append([]string{"delete", "--wait=true", "--timeout=120s"}, names...)...)
+			_, _, _ = g.l.Kubectl(b, cluster, "", append([]string{"delete", "--wait=true", "--timeout=120s"}, names...)...)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	forkliftv1beta1 "github.com/cclm-io/cclm/api/forklift/v1beta1"
 	"github.com/cclm-io/cclm/internal/install"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 const toolkitNamespace = "openshift-mtv"
@@ -50,7 +51,7 @@ func (l *labEnv) runConnect(t *testing.T) connectOutput {
 // runConnectPair runs `cclm connect --source SOURCE --target TARGET -o json`.
 func (l *labEnv) runConnectPair(t *testing.T, source, target string) connectOutput {
 	t.Helper()
-	stdout, stderr, err := runCCLM(t, 3*time.Minute, "connect", "--source", source, "--target", target, "--kubeconfig", l.kubeconfig, "-o", "json")
+	stdout, stderr, err := labtest.RunCCLM(t, 3*time.Minute, "connect", "--source", source, "--target", target, "--kubeconfig", l.Kubeconfig, "-o", "json")
 	var doc connectOutput
 	if jerr := json.Unmarshal([]byte(stdout), &doc); jerr != nil {
 		t.Fatalf("cclm connect -o json: stdout is not one JSON document (%v): %v\nstdout:\n%s\nstderr:\n%s", jerr, err, stdout, stderr)
@@ -101,7 +102,7 @@ func (l *labEnv) resourceVersions(t *testing.T) map[string]string {
 	t.Helper()
 	versions := map[string]string{}
 	for _, o := range connectedObjects() {
-		if err := l.client(t, o.cluster).Get(context.Background(), o.key, o.obj); err != nil {
+		if err := l.Client(t, o.cluster).Get(context.Background(), o.key, o.obj); err != nil {
 			t.Fatalf("%s: %T %s: %v", o.cluster, o.obj, o.key, err)
 		}
 		version := o.obj.GetResourceVersion()
@@ -128,7 +129,7 @@ func TestConnectIsIdempotent(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	source, target := l.client(t, sourceCluster), l.client(t, targetCluster)
+	source, target := l.Client(t, sourceCluster), l.Client(t, targetCluster)
 	var tokenSecret corev1.Secret
 	if err := source.Get(ctx, client.ObjectKey{Namespace: toolkitNamespace, Name: "cclm"}, &tokenSecret); err != nil {
 		t.Fatal(err)
@@ -164,7 +165,7 @@ func TestConnectIsIdempotent(t *testing.T) {
 	if err := target.Get(ctx, client.ObjectKey{Namespace: toolkitNamespace, Name: sourceCluster}, &provider); err != nil {
 		t.Fatal(err)
 	}
-	sourceConfig := l.restConfig(t, sourceCluster)
+	sourceConfig := l.RESTConfig(t, sourceCluster)
 	if provider.Spec.URL != sourceConfig.Host || provider.Spec.Secret.Name != sourceCluster+"-token" || provider.Spec.Type == nil || *provider.Spec.Type != forkliftv1beta1.OpenShift {
 		t.Fatalf("Provider %s: %+v", sourceCluster, provider.Spec)
 	}
@@ -183,10 +184,10 @@ func TestConnectIsIdempotent(t *testing.T) {
 	// exactly once.
 	for _, pair := range [][2]string{{sourceCluster, targetCluster}, {targetCluster, sourceCluster}} {
 		var own, external corev1.ConfigMap
-		if err := l.client(t, pair[0]).Get(ctx, client.ObjectKey{Namespace: virtNamespace, Name: install.CABundleConfigMap}, &own); err != nil {
+		if err := l.Client(t, pair[0]).Get(ctx, client.ObjectKey{Namespace: virtNamespace, Name: install.CABundleConfigMap}, &own); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.client(t, pair[1]).Get(ctx, client.ObjectKey{Namespace: virtNamespace, Name: install.ExternalCAConfigMap}, &external); err != nil {
+		if err := l.Client(t, pair[1]).Get(ctx, client.ObjectKey{Namespace: virtNamespace, Name: install.ExternalCAConfigMap}, &external); err != nil {
 			t.Fatal(err)
 		}
 		if n := countCert(t, external.Data[install.CABundleKey], own.Data[install.CABundleKey]); n != 1 {
@@ -198,7 +199,7 @@ func TestConnectIsIdempotent(t *testing.T) {
 	l.assertTokenPermissions(t, token)
 
 	// The toolkit on ocp1 checks the Provider and marks it Ready.
-	l.waitFor(t, "Provider "+sourceCluster+" to be Ready (the toolkit on ocp1 checks it)", 90*time.Second, func() (bool, string) {
+	labtest.WaitFor(t, "Provider "+sourceCluster+" to be Ready (the toolkit on ocp1 checks it)", 90*time.Second, func() (bool, string) {
 		if err := target.Get(ctx, client.ObjectKeyFromObject(&provider), &provider); err != nil {
 			return false, err.Error()
 		}
@@ -256,7 +257,7 @@ func countCert(t *testing.T, bundle, cert string) int {
 // assertTokenPermissions asks ocp7, as the token, what it may do.
 func (l *labEnv) assertTokenPermissions(t *testing.T, token string) {
 	t.Helper()
-	config := rest.AnonymousClientConfig(l.restConfig(t, sourceCluster))
+	config := rest.AnonymousClientConfig(l.RESTConfig(t, sourceCluster))
 	config.BearerToken = token
 	clientset := kubernetes.NewForConfigOrDie(config)
 	for _, tc := range []struct {

@@ -10,15 +10,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cdiv1beta1 "github.com/cclm-io/cclm/api/cdi/v1beta1"
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
-	"github.com/cclm-io/cclm/internal/install"
-	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // The cross-cluster tests follow the upstream user guide by hand, as the
@@ -37,36 +35,12 @@ const (
 
 func TestCrossClusterLiveMigration(t *testing.T) {
 	l := sharedLab(t)
-	l.exchangeCAs(t)
+	l.ExchangeCAs(t, sourceCluster, targetCluster)
 	vm := newTraveller(t, l)
 	t.Run("CancelFromTheSource", func(t *testing.T) { vm.cancelMidTransfer(t, sourceCluster) })
 	t.Run("CancelFromTheTarget", func(t *testing.T) { vm.cancelMidTransfer(t, targetCluster) })
 	t.Run("TargetSyncControllerDown", vm.failWithoutTargetSyncController)
 	t.Run("Migrates", vm.migrates)
-}
-
-// exchangeCAs imports each cluster's CA bundle into the other's
-// ConfigMap kubevirt-external-ca, the seed's manual trust step.
-func (l *labEnv) exchangeCAs(t testing.TB) {
-	t.Helper()
-	for _, pair := range [][2]string{{sourceCluster, targetCluster}, {targetCluster, sourceCluster}} {
-		var bundle corev1.ConfigMap
-		from, to := l.client(t, pair[0]), l.client(t, pair[1])
-		if err := from.Get(context.Background(), client.ObjectKey{Namespace: virtNamespace, Name: install.CABundleConfigMap}, &bundle); err != nil {
-			t.Fatal(err)
-		}
-		peerCA := bundle.Data[install.CABundleKey]
-		external := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: virtNamespace, Name: install.ExternalCAConfigMap}}
-		l.createOrUpdate(t, to, external, func() {
-			if strings.Contains(external.Data[install.CABundleKey], strings.TrimSpace(peerCA)) {
-				return
-			}
-			if external.Data == nil {
-				external.Data = map[string]string{}
-			}
-			external.Data[install.CABundleKey] += peerCA
-		})
-	}
 }
 
 // traveller is the guest on ocp7 that the attempts move.
@@ -85,20 +59,20 @@ func newTraveller(t *testing.T, l *labEnv) *traveller {
 	vm := &traveller{l: l, spec: vmSpec{name: "traveller", namespace: "crosscluster", memory: "128Mi", dataDisk: "256Mi"}}
 	l.createVM(t, sourceCluster, vm.spec)
 	l.removeAtEnd(t, vm.spec.namespace, vm.spec.name)
-	vm.booted = l.waitGuestReady(t, sourceCluster, vm.spec.namespace, vm.spec.name, 90*time.Second)
+	vm.booted = l.WaitGuestReady(t, sourceCluster, vm.spec.namespace, vm.spec.name, 90*time.Second)
 	began := time.Now()
-	l.guestCall(t, sourceCluster, vm.spec.namespace, vm.spec.name, guestagent.CmdDiskWrite,
+	l.GuestCall(t, sourceCluster, vm.spec.namespace, vm.spec.name, guestagent.CmdDiskWrite,
 		// A seed of this run: no other disk, and no earlier run's, can
 		// have the same digest.
 		guestagent.DiskArgs{Disk: "datadisk", Seed: uint64(time.Now().UnixNano())}, &vm.written)
 	t.Logf("the guest wrote its whole %s data disk in %s", vm.spec.dataDisk, time.Since(began).Round(100*time.Millisecond))
 	var vmi *kubevirtv1.VirtualMachineInstance
-	l.waitFor(t, "the source VMI to report its NIC's IP and MAC", 30*time.Second, func() (bool, string) {
-		vmi = l.vmi(t, sourceCluster, vm.spec.namespace, vm.spec.name)
+	labtest.WaitFor(t, "the source VMI to report its NIC's IP and MAC", 30*time.Second, func() (bool, string) {
+		vmi = l.VMI(t, sourceCluster, vm.spec.namespace, vm.spec.name)
 		return vmiShowsRunningGuest(vmi), fmt.Sprintf("%+v", vmi.Status.Interfaces)
 	})
 	vm.mac, vm.node = vmi.Status.Interfaces[0].MAC, vmi.Status.NodeName
-	pids := qemuPids(vm.spec.namespace, vm.spec.name)
+	pids := labtest.QEMUPids(vm.spec.namespace, vm.spec.name)
 	if len(pids) != 1 {
 		t.Fatalf("want one QEMU for the traveller, found %v", pids)
 	}
@@ -149,14 +123,14 @@ type receiverSteps struct {
 func (l *labEnv) prepareReceiver(t testing.TB, cluster string, spec vmSpec, mac string, a *attempt, poll time.Duration) receiverSteps {
 	t.Helper()
 	var steps receiverSteps
-	c := l.client(t, cluster)
+	c := l.Client(t, cluster)
 	receiver := spec
 	receiver.namespace, receiver.runStrategy, receiver.restoreRunStrategy, receiver.mac = a.namespace, string(kubevirtv1.RunStrategyWaitAsReceiver), string(kubevirtv1.RunStrategyAlways), mac
 	// What createVM does, for any testing.TB.
-	l.mustKubectl(t, cluster, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", receiver.namespace), "apply", "-f", "-")
-	l.mustKubectl(t, cluster, receiver.manifest(), "apply", "-f", "-")
+	l.MustKubectl(t, cluster, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", receiver.namespace), "apply", "-f", "-")
+	l.MustKubectl(t, cluster, receiver.manifest(), "apply", "-f", "-")
 	steps.vmCreated = time.Now()
-	waitEvery(t, "the receiver VMI to wait for the sync", poll, time.Minute, func() (bool, string) {
+	labtest.WaitEvery(t, "the receiver VMI to wait for the sync", poll, time.Minute, func() (bool, string) {
 		vmi := &kubevirtv1.VirtualMachineInstance{}
 		if err := c.Get(context.Background(), client.ObjectKey{Namespace: a.namespace, Name: spec.name}, vmi); err != nil {
 			if client.IgnoreNotFound(err) != nil {
@@ -167,11 +141,11 @@ func (l *labEnv) prepareReceiver(t testing.TB, cluster string, spec vmSpec, mac 
 		return vmi != nil && vmi.Status.Phase == kubevirtv1.WaitingForSync, fmt.Sprintf("VMI %+v", vmiPhase(vmi))
 	})
 	steps.waiting = time.Now()
-	if err := c.Create(context.Background(), newVMIM(a.namespace, a.targetVMIM, spec.name, a.receive)); err != nil {
+	if err := c.Create(context.Background(), labtest.NewVMIM(a.namespace, a.targetVMIM, spec.name, a.receive)); err != nil {
 		t.Fatal(err)
 	}
 	steps.vmimCreated = time.Now()
-	waitEvery(t, "the receiving VMIM to publish its sync address", poll, time.Minute, func() (bool, string) {
+	labtest.WaitEvery(t, "the receiving VMIM to publish its sync address", poll, time.Minute, func() (bool, string) {
 		var vmim kubevirtv1.VirtualMachineInstanceMigration
 		if err := c.Get(context.Background(), client.ObjectKey{Namespace: a.namespace, Name: a.targetVMIM}, &vmim); err != nil {
 			t.Fatal(err)
@@ -184,19 +158,6 @@ func (l *labEnv) prepareReceiver(t testing.TB, cluster string, spec vmSpec, mac 
 	})
 	steps.addressed = time.Now()
 	return steps
-}
-
-// waitEvery polls check every interval until it holds or the timeout
-// passes (waitFor, at another interval).
-func waitEvery(t testing.TB, what string, interval, timeout time.Duration, check func() (bool, string)) {
-	t.Helper()
-	err := kube.Poll(context.Background(), interval, timeout, what, func(context.Context) (bool, string, error) {
-		ok, state := check()
-		return ok, state, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // receive makes a VMIM the receiving half of the attempt.
@@ -212,25 +173,7 @@ func (a *attempt) sendTo(spec *kubevirtv1.VirtualMachineInstanceMigrationSpec) {
 // send creates the sending VMIM on ocp7.
 func (vm *traveller) send(t *testing.T, a *attempt) {
 	t.Helper()
-	vm.l.createVMIM(t, sourceCluster, vm.spec.namespace, a.sourceVMIM, vm.spec.name, a.sendTo)
-}
-
-// newVMIM is a VMIM of vmi, made one half of a cross-cluster migration by
-// side.
-func newVMIM(namespace, name, vmi string, side func(*kubevirtv1.VirtualMachineInstanceMigrationSpec)) *kubevirtv1.VirtualMachineInstanceMigration {
-	vmim := &kubevirtv1.VirtualMachineInstanceMigration{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-		Spec:       kubevirtv1.VirtualMachineInstanceMigrationSpec{VMIName: vmi},
-	}
-	side(&vmim.Spec)
-	return vmim
-}
-
-func (l *labEnv) createVMIM(t testing.TB, contextName, namespace, name, vmi string, side func(*kubevirtv1.VirtualMachineInstanceMigrationSpec)) {
-	t.Helper()
-	if err := l.client(t, contextName).Create(context.Background(), newVMIM(namespace, name, vmi, side)); err != nil {
-		t.Fatal(err)
-	}
+	vm.l.CreateVMIM(t, sourceCluster, vm.spec.namespace, a.sourceVMIM, vm.spec.name, a.sendTo)
 }
 
 // cancelMidTransfer deletes one side's VMIM while the disks stream over a
@@ -238,12 +181,12 @@ func (l *labEnv) createVMIM(t testing.TB, contextName, namespace, name, vmi stri
 // the source, and the target's VMI fails with no QEMU left.
 func (vm *traveller) cancelMidTransfer(t *testing.T, side string) {
 	l := vm.l
-	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"8Mi","progressTimeout":300}`)
+	restore := l.SetMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"8Mi","progressTimeout":300}`)
 	defer restore()
 	a := vm.prepareReceiver(t)
 	vm.send(t, a)
-	l.waitFor(t, "the source to be transferring", 2*time.Minute, func() (bool, string) {
-		vmim := l.vmim(t, sourceCluster, vm.spec.namespace, a.sourceVMIM)
+	labtest.WaitFor(t, "the source to be transferring", 2*time.Minute, func() (bool, string) {
+		vmim := l.VMIM(t, sourceCluster, vm.spec.namespace, a.sourceVMIM)
 		return vmim.Status.Phase == kubevirtv1.MigrationRunning, "phase " + string(vmim.Status.Phase) + vmimReason(vmim)
 	})
 	cancelled, other := a.sourceVMIM, a.targetVMIM
@@ -253,8 +196,8 @@ func (vm *traveller) cancelMidTransfer(t *testing.T, side string) {
 		cancelledNamespace, otherCluster, otherNamespace = a.namespace, sourceCluster, vm.spec.namespace
 	}
 	began := time.Now()
-	l.mustKubectl(t, side, "", "delete", "vmim", cancelled, "-n", cancelledNamespace, "--wait=true", "--timeout=90s")
-	peer := l.waitVMIMFinal(t, otherCluster, otherNamespace, other, 2*time.Minute)
+	l.MustKubectl(t, side, "", "delete", "vmim", cancelled, "-n", cancelledNamespace, "--wait=true", "--timeout=90s")
+	peer := l.WaitVMIMFinal(t, otherCluster, otherNamespace, other, 2*time.Minute)
 	if peer.Status.Phase != kubevirtv1.MigrationFailed || !strings.Contains(vmimReason(peer), "cancel") {
 		t.Fatalf("after cancelling on %s, the VMIM on %s is %s%s; want Failed with a reason that says it was cancelled", side, otherCluster, peer.Status.Phase, vmimReason(peer))
 	}
@@ -269,7 +212,7 @@ func (vm *traveller) cancelMidTransfer(t *testing.T, side string) {
 func (vm *traveller) failWithoutTargetSyncController(t *testing.T) {
 	l := vm.l
 	a := vm.prepareReceiver(t)
-	pid := l.controllerPid(t, targetCluster, syncControllerName)
+	pid := l.ControllerPid(t, targetCluster, syncControllerName)
 	// SIGSTOP, not SIGKILL: the lab restarts a killed controller within a
 	// second, and a frozen one is the harder case (its socket still
 	// accepts connections that never answer).
@@ -286,7 +229,7 @@ func (vm *traveller) failWithoutTargetSyncController(t *testing.T) {
 	defer resume()
 	began := time.Now()
 	vm.send(t, a)
-	source := l.waitVMIMFinal(t, sourceCluster, vm.spec.namespace, a.sourceVMIM, 4*time.Minute)
+	source := l.WaitVMIMFinal(t, sourceCluster, vm.spec.namespace, a.sourceVMIM, 4*time.Minute)
 	host := strings.Split(a.connectURL, ":")[0]
 	if source.Status.Phase != kubevirtv1.MigrationFailed || !strings.Contains(vmimReason(source), host) {
 		t.Fatalf("with ocp1's sync controller frozen the source VMIM ended %s%s; want Failed with a reason naming %s", source.Status.Phase, vmimReason(source), a.connectURL)
@@ -295,7 +238,7 @@ func (vm *traveller) failWithoutTargetSyncController(t *testing.T) {
 	resume()
 	// The receiver gives up too once told (or at its own deadline); the
 	// user cancels it here, which must not hang either.
-	l.mustKubectl(t, targetCluster, "", "delete", "vmim", a.targetVMIM, "-n", a.namespace, "--wait=true", "--timeout=120s")
+	l.MustKubectl(t, targetCluster, "", "delete", "vmim", a.targetVMIM, "-n", a.namespace, "--wait=true", "--timeout=120s")
 	vm.assertStillAtTheSource(t, a)
 }
 
@@ -305,19 +248,19 @@ func (vm *traveller) failWithoutTargetSyncController(t *testing.T) {
 func (vm *traveller) assertStillAtTheSource(t *testing.T, a *attempt) {
 	t.Helper()
 	l := vm.l
-	l.waitFor(t, "the receiver VMI to be marked failed", 2*time.Minute, func() (bool, string) {
-		vmi := l.vmi(t, targetCluster, a.namespace, vm.spec.name)
+	labtest.WaitFor(t, "the receiver VMI to be marked failed", 2*time.Minute, func() (bool, string) {
+		vmi := l.VMI(t, targetCluster, a.namespace, vm.spec.name)
 		return vmi != nil && vmi.Status.Phase == kubevirtv1.Failed, vmiPhase(vmi)
 	})
-	l.waitFor(t, "only the source QEMU to run", time.Minute, func() (bool, string) {
-		source, target := qemuPids(vm.spec.namespace, vm.spec.name), qemuPids(a.namespace, vm.spec.name)
+	labtest.WaitFor(t, "only the source QEMU to run", time.Minute, func() (bool, string) {
+		source, target := labtest.QEMUPids(vm.spec.namespace, vm.spec.name), labtest.QEMUPids(a.namespace, vm.spec.name)
 		return slices.Equal(source, []int{vm.qemuPid}) && len(target) == 0, fmt.Sprintf("source QEMUs %v (want [%d]), target QEMUs %v", source, vm.qemuPid, target)
 	})
-	info := l.waitGuestReady(t, sourceCluster, vm.spec.namespace, vm.spec.name, 30*time.Second)
+	info := l.WaitGuestReady(t, sourceCluster, vm.spec.namespace, vm.spec.name, 30*time.Second)
 	if info.BootID != vm.booted.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", vm.booted.BootID, info.BootID)
 	}
-	vmi := l.vmi(t, sourceCluster, vm.spec.namespace, vm.spec.name)
+	vmi := l.VMI(t, sourceCluster, vm.spec.namespace, vm.spec.name)
 	if vmi.Status.Phase != kubevirtv1.Running || vmi.Status.NodeName != vm.node {
 		t.Fatalf("the source VMI is %s on %q after a failed attempt, want Running on %s", vmi.Status.Phase, vmi.Status.NodeName, vm.node)
 	}
@@ -333,33 +276,33 @@ func (vm *traveller) assertStillAtTheSource(t *testing.T, a *attempt) {
 // restore.
 func (vm *traveller) migrates(t *testing.T) {
 	l := vm.l
-	vmi := l.vmi(t, sourceCluster, vm.spec.namespace, vm.spec.name)
+	vmi := l.VMI(t, sourceCluster, vm.spec.namespace, vm.spec.name)
 	echo := l.openEcho(t, vmi.Status.Interfaces[0].IP)
 	echo.exchange(t, "before")
-	before, err := l.guestInfo(t, sourceCluster, vm.spec.namespace, vm.spec.name)
+	before, err := l.GuestInfo(t, sourceCluster, vm.spec.namespace, vm.spec.name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The clusters configure migrations differently: the receiver's QEMU
 	// must expect the stream the source sends (3 multifd channels), not the
 	// one its own cluster would (one stream).
-	defer l.setMigrationConfig(t, sourceCluster, `{"parallelMigrationThreads":3}`)()
-	defer l.setMigrationConfig(t, targetCluster, `{"parallelMigrationThreads":0}`)()
+	defer l.SetMigrationConfig(t, sourceCluster, `{"parallelMigrationThreads":3}`)()
+	defer l.SetMigrationConfig(t, targetCluster, `{"parallelMigrationThreads":0}`)()
 	a := vm.prepareReceiver(t)
 	began := time.Now()
 	vm.send(t, a)
-	source := l.waitVMIMFinal(t, sourceCluster, vm.spec.namespace, a.sourceVMIM, 3*time.Minute)
-	target := l.waitVMIMFinal(t, targetCluster, a.namespace, a.targetVMIM, time.Minute)
+	source := l.WaitVMIMFinal(t, sourceCluster, vm.spec.namespace, a.sourceVMIM, 3*time.Minute)
+	target := l.WaitVMIMFinal(t, targetCluster, a.namespace, a.targetVMIM, time.Minute)
 	for _, vmim := range []*kubevirtv1.VirtualMachineInstanceMigration{source, target} {
 		if vmim.Status.Phase != kubevirtv1.MigrationSucceeded {
 			t.Fatalf("VMIM %s/%s ended %s%s\nocp7:\n%s\nocp1:\n%s", vmim.Namespace, vmim.Name, vmim.Status.Phase, vmimReason(vmim),
-				l.describe(t, sourceCluster, vm.spec.namespace), l.describe(t, targetCluster, a.namespace))
+				l.Describe(t, sourceCluster, vm.spec.namespace), l.Describe(t, targetCluster, a.namespace))
 		}
 	}
 	t.Logf("cross-cluster migration %s -> %s took %s (source VMIM created to both Succeeded)%s",
 		vm.node, target.Status.MigrationState.TargetNode, time.Since(began).Round(time.Millisecond), progressSummary(source))
 
-	after := l.waitGuestReady(t, targetCluster, a.namespace, vm.spec.name, 30*time.Second)
+	after := l.WaitGuestReady(t, targetCluster, a.namespace, vm.spec.name, 30*time.Second)
 	if after.BootID != before.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", before.BootID, after.BootID)
 	}
@@ -370,12 +313,12 @@ func (vm *traveller) migrates(t *testing.T) {
 	assertHeartbeatContinuous(t, before, after, downtime+time.Second)
 	echo.exchange(t, "after")
 	var verified guestagent.DiskVerifyResult
-	l.guestCall(t, targetCluster, a.namespace, vm.spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
+	l.GuestCall(t, targetCluster, a.namespace, vm.spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
 	if !verified.OK || verified.Digest != vm.written.Digest {
 		t.Fatalf("the data disk on ocp1: %+v; written on ocp7 with digest %s", verified, vm.written.Digest)
 	}
 
-	if state := l.vmi(t, targetCluster, a.namespace, vm.spec.name).Status.MigrationState; state == nil || state.SourceState == nil ||
+	if state := l.VMI(t, targetCluster, a.namespace, vm.spec.name).Status.MigrationState; state == nil || state.SourceState == nil ||
 		state.SourceState.MigrationConfiguration == nil || ptr.Deref(state.SourceState.MigrationConfiguration.ParallelMigrationThreads, 0) != 3 {
 		t.Errorf("the receiving VMI does not show the source cluster's configuration (parallelMigrationThreads 3) in sourceState: %+v", state)
 	}
@@ -389,16 +332,16 @@ func (vm *traveller) migrates(t *testing.T) {
 func (vm *traveller) assertLeftTheSource(t *testing.T) {
 	t.Helper()
 	l := vm.l
-	l.waitFor(t, "the source VMI to be Succeeded and its QEMU gone", time.Minute, func() (bool, string) {
-		vmi := l.vmi(t, sourceCluster, vm.spec.namespace, vm.spec.name)
-		pids := qemuPids(vm.spec.namespace, vm.spec.name)
+	labtest.WaitFor(t, "the source VMI to be Succeeded and its QEMU gone", time.Minute, func() (bool, string) {
+		vmi := l.VMI(t, sourceCluster, vm.spec.namespace, vm.spec.name)
+		pids := labtest.QEMUPids(vm.spec.namespace, vm.spec.name)
 		return vmi != nil && vmi.Status.Phase == kubevirtv1.Succeeded && len(pids) == 0, fmt.Sprintf("%s, QEMUs %v", vmiPhase(vmi), pids)
 	})
-	l.waitFor(t, "the source VM to be Halted", time.Minute, func() (bool, string) {
+	labtest.WaitFor(t, "the source VM to be Halted", time.Minute, func() (bool, string) {
 		strategy := vm.runStrategy(t, sourceCluster, vm.spec.namespace)
 		return strategy == kubevirtv1.RunStrategyHalted, "runStrategy " + string(strategy)
 	})
-	c := l.client(t, sourceCluster)
+	c := l.Client(t, sourceCluster)
 	dataVolume := vm.spec.name + "-data"
 	if err := c.Get(context.Background(), client.ObjectKey{Namespace: vm.spec.namespace, Name: dataVolume}, &cdiv1beta1.DataVolume{}); err != nil {
 		t.Fatalf("the source DataVolume must be kept: %v", err)
@@ -413,14 +356,14 @@ func (vm *traveller) assertLeftTheSource(t *testing.T) {
 func (vm *traveller) assertArrived(t *testing.T, a *attempt) {
 	t.Helper()
 	l := vm.l
-	if pids := qemuPids(a.namespace, vm.spec.name); len(pids) != 1 {
+	if pids := labtest.QEMUPids(a.namespace, vm.spec.name); len(pids) != 1 {
 		t.Fatalf("want one QEMU on ocp1, found %v", pids)
 	}
-	vmi := l.vmi(t, targetCluster, a.namespace, vm.spec.name)
+	vmi := l.VMI(t, targetCluster, a.namespace, vm.spec.name)
 	if vmi.Status.Phase != kubevirtv1.Running || !strings.HasPrefix(vmi.Status.NodeName, targetCluster+"-") {
 		t.Fatalf("the receiver VMI is %s on %q", vmi.Status.Phase, vmi.Status.NodeName)
 	}
-	l.waitFor(t, "the receiver VM to take its restore-run-strategy", time.Minute, func() (bool, string) {
+	labtest.WaitFor(t, "the receiver VM to take its restore-run-strategy", time.Minute, func() (bool, string) {
 		strategy := vm.runStrategy(t, targetCluster, a.namespace)
 		return strategy == kubevirtv1.RunStrategyAlways, "runStrategy " + string(strategy)
 	})
@@ -429,7 +372,7 @@ func (vm *traveller) assertArrived(t *testing.T, a *attempt) {
 func (vm *traveller) runStrategy(t *testing.T, contextName, namespace string) kubevirtv1.VirtualMachineRunStrategy {
 	t.Helper()
 	var v kubevirtv1.VirtualMachine
-	if err := vm.l.client(t, contextName).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: vm.spec.name}, &v); err != nil {
+	if err := vm.l.Client(t, contextName).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: vm.spec.name}, &v); err != nil {
 		t.Fatal(err)
 	}
 	return v.EffectiveRunStrategy()

@@ -14,6 +14,7 @@ import (
 	"github.com/cclm-io/cclm/internal/preflight"
 	"github.com/cclm-io/cclm/internal/toolkit"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // A decentralized migration whose two halves are in one cluster, in two
@@ -37,12 +38,12 @@ func TestCrossNamespaceMigrationByHand(t *testing.T) {
 	l.removeAtEnd(t, a.namespace, spec.name)
 	moved := l.readyGuest(t, targetCluster, spec)
 	l.prepareReceiver(t, targetCluster, spec, moved.mac, a, 250*time.Millisecond)
-	l.createVMIM(t, targetCluster, spec.namespace, a.sourceVMIM, spec.name, a.sendTo)
+	l.CreateVMIM(t, targetCluster, spec.namespace, a.sourceVMIM, spec.name, a.sendTo)
 	for _, half := range [][2]string{{spec.namespace, a.sourceVMIM}, {a.namespace, a.targetVMIM}} {
-		vmim := l.waitVMIMFinal(t, targetCluster, half[0], half[1], 3*time.Minute)
+		vmim := l.WaitVMIMFinal(t, targetCluster, half[0], half[1], 3*time.Minute)
 		if vmim.Status.Phase != kubevirtv1.MigrationSucceeded {
 			t.Fatalf("VMIM %s/%s ended %s%s\n%s\n%s", half[0], half[1], vmim.Status.Phase, vmimReason(vmim),
-				l.describe(t, targetCluster, spec.namespace), l.describe(t, targetCluster, a.namespace))
+				l.Describe(t, targetCluster, spec.namespace), l.Describe(t, targetCluster, a.namespace))
 		}
 	}
 	l.assertMovedBetweenNamespaces(t, targetCluster, spec, a.namespace, moved)
@@ -53,30 +54,30 @@ func TestCrossNamespaceMigrationByHand(t *testing.T) {
 // and the VM it left is Halted with its VMI Succeeded.
 func (l *labEnv) assertMovedBetweenNamespaces(t testing.TB, cluster string, spec vmSpec, to string, before *guest) {
 	t.Helper()
-	after := l.waitGuestReady(t, cluster, to, spec.name, 30*time.Second)
+	after := l.WaitGuestReady(t, cluster, to, spec.name, 30*time.Second)
 	if after.BootID != before.booted.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", before.booted.BootID, after.BootID)
 	}
 	var verified guestagent.DiskVerifyResult
-	l.guestCall(t, cluster, to, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
+	l.GuestCall(t, cluster, to, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
 	if !verified.OK || verified.Digest != before.written.Digest {
 		t.Fatalf("the data disk in %s: %+v; written in %s with digest %s", to, verified, spec.namespace, before.written.Digest)
 	}
-	l.waitFor(t, "one QEMU, in the new namespace", time.Minute, func() (bool, string) {
-		from, into := qemuPids(spec.namespace, spec.name), qemuPids(to, spec.name)
+	labtest.WaitFor(t, "one QEMU, in the new namespace", time.Minute, func() (bool, string) {
+		from, into := labtest.QEMUPids(spec.namespace, spec.name), labtest.QEMUPids(to, spec.name)
 		return len(from) == 0 && len(into) == 1, fmt.Sprintf("QEMUs in %s %v, in %s %v", spec.namespace, from, to, into)
 	})
-	l.waitFor(t, "the VM it left to be Halted, its VMI Succeeded", time.Minute, func() (bool, string) {
-		vmi := l.vmi(t, cluster, spec.namespace, spec.name)
+	labtest.WaitFor(t, "the VM it left to be Halted, its VMI Succeeded", time.Minute, func() (bool, string) {
+		vmi := l.VMI(t, cluster, spec.namespace, spec.name)
 		var vm kubevirtv1.VirtualMachine
-		if err := l.client(t, cluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &vm); err != nil {
+		if err := l.Client(t, cluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &vm); err != nil {
 			return false, err.Error()
 		}
 		strategy := vm.EffectiveRunStrategy()
 		return vmi != nil && vmi.Status.Phase == kubevirtv1.Succeeded && strategy == kubevirtv1.RunStrategyHalted,
 			fmt.Sprintf("%s, runStrategy %s", vmiPhase(vmi), strategy)
 	})
-	if vmi := l.vmi(t, cluster, to, spec.name); vmi.Status.Phase != kubevirtv1.Running || vmi.Status.NodeName == "" {
+	if vmi := l.VMI(t, cluster, to, spec.name); vmi.Status.Phase != kubevirtv1.Running || vmi.Status.NodeName == "" {
 		t.Fatalf("the VMI in %s is %s on %q, want Running", to, vmi.Status.Phase, vmi.Status.NodeName)
 	}
 }
@@ -92,14 +93,14 @@ func (l *labEnv) toolkitMovesBetweenNamespaces(t *testing.T) {
 	l.removeAtEnd(t, spec.namespace, spec.name)
 	l.removeAtEnd(t, to, spec.name)
 	before := l.readyGuest(t, targetCluster, spec)
-	l.mustKubectl(t, targetCluster, hostToHostPlanYAML("xns-onto-itself", spec, spec.namespace), "apply", "-f", "-")
-	defer l.mustKubectl(t, targetCluster, "", "delete", "plan", "xns-onto-itself", "-n", mtvNamespace)
-	l.mustKubectl(t, targetCluster, hostToHostPlanYAML("xns", spec, to), "apply", "-f", "-")
-	defer l.mustKubectl(t, targetCluster, "", "delete", "plan", "xns", "-n", mtvNamespace)
+	l.MustKubectl(t, targetCluster, hostToHostPlanYAML("xns-onto-itself", spec, spec.namespace), "apply", "-f", "-")
+	defer l.MustKubectl(t, targetCluster, "", "delete", "plan", "xns-onto-itself", "-n", mtvNamespace)
+	l.MustKubectl(t, targetCluster, hostToHostPlanYAML("xns", spec, to), "apply", "-f", "-")
+	defer l.MustKubectl(t, targetCluster, "", "delete", "plan", "xns", "-n", mtvNamespace)
 	plan := l.awaitPlanReady(t, "xns")
 	refused := &forkliftv1beta1.Plan{}
-	l.waitFor(t, "the Plan into the VM's own namespace to be refused", time.Minute, func() (bool, string) {
-		if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: "xns-onto-itself"}, refused); err != nil {
+	labtest.WaitFor(t, "the Plan into the VM's own namespace to be refused", time.Minute, func() (bool, string) {
+		if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: "xns-onto-itself"}, refused); err != nil {
 			return false, err.Error()
 		}
 		c := forkliftv1beta1.FindCondition(refused.Status.Conditions, preflight.VMExists)
@@ -109,9 +110,9 @@ func (l *labEnv) toolkitMovesBetweenNamespaces(t *testing.T) {
 	m = l.awaitMigration(t, m, 4*time.Minute, nil)
 	assertPipelineCompleted(t, m)
 	l.assertMovedBetweenNamespaces(t, targetCluster, spec, to, before)
-	l.waitFor(t, "both VMIMs to be cleaned up", 30*time.Second, func() (bool, string) {
+	labtest.WaitFor(t, "both VMIMs to be cleaned up", 30*time.Second, func() (bool, string) {
 		var vmims kubevirtv1.VirtualMachineInstanceMigrationList
-		if err := l.client(t, targetCluster).List(context.Background(), &vmims, client.MatchingLabels{toolkit.LabelMigration: string(m.UID)}); err != nil {
+		if err := l.Client(t, targetCluster).List(context.Background(), &vmims, client.MatchingLabels{toolkit.LabelMigration: string(m.UID)}); err != nil {
 			return false, err.Error()
 		}
 		return len(vmims.Items) == 0, fmt.Sprintf("%d VMIMs of the migration left", len(vmims.Items))

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cclm-io/cclm/internal/procutil"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // chromiumPath is Debian's chromium, which make setup installs.
@@ -55,7 +56,7 @@ func TestDashboardShowsAMigrationLive(t *testing.T) {
 		names = append(names, name)
 	}
 	l.removeAtEnd(t, spec.namespace, names...)
-	l.mustKubectl(t, sourceCluster, idle.String(), "apply", "-f", "-")
+	l.MustKubectl(t, sourceCluster, idle.String(), "apply", "-f", "-")
 
 	url := l.startDashboard(t)
 	browser := newBrowser(t)
@@ -68,7 +69,7 @@ func TestDashboardShowsAMigrationLive(t *testing.T) {
 		t.Errorf("the page lists %d VMs of %s on %s (%v), want 51", listed, spec.namespace, sourceCluster, err)
 	}
 	created := time.Now()
-	l.mustKubectl(t, sourceCluster, vmSpec{name: "probe", namespace: spec.namespace, runStrategy: "Halted"}.manifest(), "apply", "-f", "-")
+	l.MustKubectl(t, sourceCluster, vmSpec{name: "probe", namespace: spec.namespace, runStrategy: "Halted"}.manifest(), "apply", "-f", "-")
 	if err := chromedp.Do(browser, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-cluster=%q] [data-vm="%s/probe"]`, sourceCluster, spec.namespace)))); err != nil {
 		t.Fatalf("a new VM never appeared on the page: %v", err)
 	}
@@ -76,8 +77,8 @@ func TestDashboardShowsAMigrationLive(t *testing.T) {
 
 	migrated := make(chan error, 1)
 	go func() {
-		_, _, err := runCCLM(t, 5*time.Minute, "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
-			"-n", spec.namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
+		_, _, err := labtest.RunCCLM(t, 5*time.Minute, "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
+			"-n", spec.namespace, "--kubeconfig", l.Kubeconfig, "-o", "json")
 		migrated <- err
 	}()
 	readPage := fmt.Sprintf(`(() => {
@@ -127,7 +128,7 @@ func TestDashboardShowsAMigrationLive(t *testing.T) {
 	saveScreenshot(t, browser)
 	t.Logf("the page showed %s leave %s for %s, with up to %d chart points and a downtime of %s ms", vmi, sourceCluster, targetCluster, maxPoints, state.Downtime)
 
-	after := l.waitGuestReady(t, targetCluster, spec.namespace, spec.name, 30*time.Second)
+	after := l.WaitGuestReady(t, targetCluster, spec.namespace, spec.name, 30*time.Second)
 	if after.BootID != before.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", before.BootID, after.BootID)
 	}
@@ -142,15 +143,15 @@ func (l *labEnv) startDashboard(t *testing.T) string {
 	}
 	address := "127.0.0.1:" + strconv.Itoa(port)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, cclmBinary(t), "dashboard", "--source", sourceCluster, "--target", targetCluster,
-		"--kubeconfig", l.kubeconfig, "--listen", address)
+	cmd := exec.CommandContext(ctx, labtest.CCLM(t), "dashboard", "--source", sourceCluster, "--target", targetCluster,
+		"--kubeconfig", l.Kubeconfig, "--listen", address)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
 	url := "http://" + address + "/"
-	l.waitFor(t, "the dashboard to serve", 30*time.Second, func() (bool, string) {
+	labtest.WaitFor(t, "the dashboard to serve", 30*time.Second, func() (bool, string) {
 		response, err := http.Get(url)
 		if err != nil {
 			return false, err.Error()

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -14,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,54 +23,8 @@ import (
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/qemu"
 	"github.com/cclm-io/cclm/internal/testenv"
+	"github.com/cclm-io/cclm/test/labtest"
 )
-
-var (
-	buildCCLMOnce sync.Once
-	cclmPath      string
-	buildErr      error
-)
-
-// cclmBinary builds cmd/cclm once per test run.
-func cclmBinary(t testing.TB) string {
-	t.Helper()
-	buildCCLMOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cclm-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		cclmPath = filepath.Join(dir, "cclm")
-		cmd := exec.Command("go", "build", "-o", cclmPath, "./cmd/cclm")
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/cclm: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return cclmPath
-}
-
-// runBinary runs a command to its end, for cleanups without a test.
-func runBinary(path string, args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	return exec.CommandContext(ctx, path, args...).Run()
-}
-
-// runCCLM runs the cclm binary and returns stdout and stderr.
-func runCCLM(t testing.TB, timeout time.Duration, args ...string) (string, string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, cclmBinary(t), args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
-}
 
 // Two lab up/down cycles in a row: each brings up ocp7 and ocp1 with
 // KubeVirt installed, a second up changes nothing, and down leaves no
@@ -82,14 +33,14 @@ func TestLabUpDownCyclesLeaveNothingBehind(t *testing.T) {
 	testenv.RequireLab(t)
 	dir := t.TempDir()
 	binDir := testenv.BinDir()
-	t.Cleanup(func() { _, _, _ = runCCLM(t, 2*time.Minute, "lab", "down", "--dir", dir) })
+	t.Cleanup(func() { _, _, _ = labtest.RunCCLM(t, 2*time.Minute, "lab", "down", "--dir", dir) })
 
 	for cycle := 1; cycle <= 2; cycle++ {
 		began := time.Now()
 		// The second cycle forces TCG, as `--accel tcg` would on a host
 		// whose KVM the probe cannot judge.
 		accel := map[int]string{1: "auto", 2: "tcg"}[cycle]
-		_, stderr, err := runCCLM(t, 5*time.Minute, "lab", "up", "--dir", dir, "--bin-dir", binDir, "--accel", accel)
+		_, stderr, err := labtest.RunCCLM(t, 5*time.Minute, "lab", "up", "--dir", dir, "--bin-dir", binDir, "--accel", accel)
 		if err != nil {
 			t.Fatalf("cycle %d: lab up: %v\n%s", cycle, err, stderr)
 		}
@@ -115,7 +66,7 @@ func TestLabUpDownCyclesLeaveNothingBehind(t *testing.T) {
 			}
 		}
 
-		_, stderr, err = runCCLM(t, time.Minute, "lab", "up", "--dir", dir, "--bin-dir", binDir)
+		_, stderr, err = labtest.RunCCLM(t, time.Minute, "lab", "up", "--dir", dir, "--bin-dir", binDir)
 		if err != nil || !strings.Contains(stderr, "already running") {
 			t.Fatalf("cycle %d: a second lab up should say the lab already runs: %v\n%s", cycle, err, stderr)
 		}
@@ -123,7 +74,7 @@ func TestLabUpDownCyclesLeaveNothingBehind(t *testing.T) {
 			t.Fatalf("cycle %d: the second lab up replaced the supervisor (%d -> %d)", cycle, status.Pid, again.Pid)
 		}
 
-		_, stderr, err = runCCLM(t, 2*time.Minute, "lab", "down", "--dir", dir)
+		_, stderr, err = labtest.RunCCLM(t, 2*time.Minute, "lab", "down", "--dir", dir)
 		if err != nil {
 			t.Fatalf("cycle %d: lab down: %v\n%s", cycle, err, stderr)
 		}
@@ -167,7 +118,7 @@ func requireNodeQEMUs(t *testing.T, status *lab.Status, asked string) {
 // the controllers and their addresses.
 func requireSyncControllers(t *testing.T, dir string, status *lab.Status, clusters []string) {
 	t.Helper()
-	env := &labEnv{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig")}
+	env := labtest.At(dir)
 	syncRanges, err := lab.MigrationBlocks(clusters)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +126,7 @@ func requireSyncControllers(t *testing.T, dir string, status *lab.Status, cluste
 	published := map[string][]string{}
 	for _, name := range clusters {
 		kv := &kubevirtv1.KubeVirt{}
-		if err := env.client(t, name).Get(context.Background(), client.ObjectKey{Namespace: "openshift-cnv", Name: install.KubeVirtName}, kv); err != nil {
+		if err := env.Client(t, name).Get(context.Background(), client.ObjectKey{Namespace: "openshift-cnv", Name: install.KubeVirtName}, kv); err != nil {
 			t.Fatal(err)
 		}
 		addresses := kv.Status.SynchronizationAddresses
@@ -204,7 +155,7 @@ func requireSyncControllers(t *testing.T, dir string, status *lab.Status, cluste
 			t.Errorf("lab status -o json lists no live %s of %s: %+v", lab.SyncControllerName, name, status.Components)
 		}
 	}
-	text, stderr, err := runCCLM(t, 30*time.Second, "lab", "status", "--dir", dir)
+	text, stderr, err := labtest.RunCCLM(t, 30*time.Second, "lab", "status", "--dir", dir)
 	if err != nil {
 		t.Fatalf("lab status: %v\n%s", err, stderr)
 	}
@@ -222,7 +173,7 @@ func requireSyncControllers(t *testing.T, dir string, status *lab.Status, cluste
 
 func labStatus(t *testing.T, dir string) *lab.Status {
 	t.Helper()
-	stdout, stderr, err := runCCLM(t, 30*time.Second, "lab", "status", "--dir", dir, "-o", "json")
+	stdout, stderr, err := labtest.RunCCLM(t, 30*time.Second, "lab", "status", "--dir", dir, "-o", "json")
 	if err != nil {
 		t.Fatalf("lab status: %v\n%s", err, stderr)
 	}
@@ -237,7 +188,7 @@ func labStatus(t *testing.T, dir string) *lab.Status {
 // port the lab used is still bound, and the lock is free.
 func assertNothingLeft(t *testing.T, dir string, status *lab.Status) {
 	t.Helper()
-	if procs := processesMentioning(dir); len(procs) > 0 {
+	if procs := labtest.ProcessesMentioning(dir); len(procs) > 0 {
 		t.Fatalf("processes left after lab down: %v", procs)
 	}
 	for _, c := range status.Clusters {
@@ -267,25 +218,4 @@ func assertNothingLeft(t *testing.T, dir string, status *lab.Status) {
 	if len(namespaces) > 0 {
 		t.Fatalf("network namespaces left after lab down: %v", namespaces)
 	}
-}
-
-// processesMentioning lists live processes whose command line contains s.
-func processesMentioning(s string) []string {
-	entries, _ := os.ReadDir("/proc")
-	var found []string
-	for _, entry := range entries {
-		pid, err := strconv.Atoi(entry.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		line := strings.ReplaceAll(string(cmdline), "\x00", " ")
-		if strings.Contains(line, s) {
-			found = append(found, fmt.Sprintf("%d: %s", pid, line))
-		}
-	}
-	return found
 }

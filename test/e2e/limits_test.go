@@ -36,14 +36,14 @@ import (
 func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	const namespace = "toolkit-limits"
 	const vms, inFlight, sourcePerCluster, sourcePerNode, targetPerCluster, targetPerNode = 8, 5, 3, 2, 2, 1
-	restoreSource := l.setMigrationConfig(t, sourceCluster, fmt.Sprintf(`{"bandwidthPerMigration":"16Mi","parallelMigrationsPerCluster":%d,"parallelOutboundMigrationsPerNode":%d}`,
+	restoreSource := l.SetMigrationConfig(t, sourceCluster, fmt.Sprintf(`{"bandwidthPerMigration":"16Mi","parallelMigrationsPerCluster":%d,"parallelOutboundMigrationsPerNode":%d}`,
 		sourcePerCluster, sourcePerNode))
 	defer restoreSource()
-	restoreTarget := l.setMigrationConfig(t, targetCluster, fmt.Sprintf(`{"parallelMigrationsPerCluster":%d,"parallelOutboundMigrationsPerNode":%d}`, targetPerCluster, targetPerNode))
+	restoreTarget := l.SetMigrationConfig(t, targetCluster, fmt.Sprintf(`{"parallelMigrationsPerCluster":%d,"parallelOutboundMigrationsPerNode":%d}`, targetPerCluster, targetPerNode))
 	defer restoreTarget()
-	l.mustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
+	l.MustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
 		"--type=merge", "-p", fmt.Sprintf(`{"spec":{"controller_max_vm_inflight":%d}}`, inFlight))
-	defer l.mustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
+	defer l.MustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
 		"--type=json", "-p", `[{"op":"remove","path":"/spec/controller_max_vm_inflight"}]`)
 	var names []string
 	for i := range vms {
@@ -61,7 +61,7 @@ func (l *labEnv) toolkitHonoursLimits(t *testing.T) {
 	failed := false
 	var toolkitSaid, startOrder []string
 	peakInFlight := 0
-	toolkitCluster := l.client(t, targetCluster)
+	toolkitCluster := l.Client(t, targetCluster)
 	m := l.followMigration(t, l.startToolkitMigration(t, plan, "toolkit-limits-1"), 10*time.Minute, func(m *forkliftv1beta1.Migration) {
 		flying := 0
 		for _, vm := range m.Status.VMs {
@@ -150,7 +150,7 @@ func (l *labEnv) deleteReceivingMigration(t testing.TB, m *forkliftv1beta1.Migra
 	t.Helper()
 	vmim := &kubevirtv1.VirtualMachineInstanceMigration{}
 	vmim.Name, vmim.Namespace = toolkit.VMIMName(vm, m.UID), namespace
-	if err := l.client(t, targetCluster).Delete(context.Background(), vmim); err != nil {
+	if err := l.Client(t, targetCluster).Delete(context.Background(), vmim); err != nil {
 		t.Logf("delete %s's receiving migration %s: %v (tried again)", vm, vmim.Name, err)
 		return false
 	}
@@ -244,7 +244,7 @@ func slotHeld(phase kubevirtv1.VirtualMachineInstanceMigrationPhase) bool {
 func (l *labEnv) recordSlots(t testing.TB, ctx context.Context, cluster, namespace string,
 	nodeOf func(*kubevirtv1.VirtualMachineInstanceMigrationState) string) *slotRecord {
 	t.Helper()
-	c, err := client.NewWithWatch(l.restConfig(t, cluster), client.Options{Scheme: scheme.Scheme})
+	c, err := client.NewWithWatch(l.RESTConfig(t, cluster), client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}

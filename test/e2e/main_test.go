@@ -19,7 +19,7 @@ var clusters testenv.Clusters
 func TestMain(m *testing.M) {
 	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
-	stopLabs()
+	theSharedLab.Stop()
 	clusters.Stop()
 	os.Exit(code)
 }

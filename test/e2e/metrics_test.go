@@ -18,6 +18,7 @@ import (
 
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/lab"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // The lab's virt controllers and node agents serve Prometheus metrics
@@ -28,7 +29,7 @@ import (
 // running; afterwards the controller reports it succeeded.
 func TestMetrics(t *testing.T) {
 	l := sharedLab(t)
-	status := labStatus(t, l.dir)
+	status := labStatus(t, l.Dir)
 	agentURL := metricsURL(t, status, sourceCluster, lab.KindNode, "ocp7-worker-0")
 	controllerURL := metricsURL(t, status, sourceCluster, lab.KindController, "virt-controller")
 	token := l.metricsToken(t, sourceCluster, install.MetricsReader.ServiceAccount)
@@ -51,13 +52,13 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 
-	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"16Mi"}`)
+	restore := l.SetMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"16Mi"}`)
 	defer restore()
 	spec := vmSpec{name: "measured", namespace: "metrics", memory: "128Mi"}
 	l.createVM(t, sourceCluster, spec)
 	l.removeAtEnd(t, spec.namespace, spec.name)
-	l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
-	node := l.vmi(t, sourceCluster, spec.namespace, spec.name).Status.NodeName
+	l.WaitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
+	node := l.VMI(t, sourceCluster, spec.namespace, spec.name).Status.NodeName
 	sourceAgentURL := metricsURL(t, status, sourceCluster, lab.KindNode, node)
 	// The guest's QEMU, as virt-handler reports it: memory and vCPU time.
 	_, body := scrape(t, sourceAgentURL, token)
@@ -74,7 +75,7 @@ func TestMetrics(t *testing.T) {
 	series := fmt.Sprintf(`{name="%s",namespace="%s",node="%s"}`, spec.name, spec.namespace, node)
 	var processed []float64
 	var running float64
-	l.waitFor(t, "two scrapes of the source agent with the migration's figures", 2*time.Minute, func() (bool, string) {
+	labtest.WaitFor(t, "two scrapes of the source agent with the migration's figures", 2*time.Minute, func() (bool, string) {
 		_, body := scrape(t, sourceAgentURL, token)
 		if v, ok := sample(body, "kubevirt_vmi_migration_data_processed_bytes"+series); ok && (len(processed) == 0 || v != processed[len(processed)-1]) {
 			processed = append(processed, v)
@@ -89,10 +90,10 @@ func TestMetrics(t *testing.T) {
 	if running < 1 {
 		t.Errorf("kubevirt_vmi_migrations_in_running_phase stayed %v during the migration", running)
 	}
-	if final := l.waitVMIMFinal(t, sourceCluster, spec.namespace, name, 3*time.Minute); final.Status.Phase != "Succeeded" {
+	if final := l.WaitVMIMFinal(t, sourceCluster, spec.namespace, name, 3*time.Minute); final.Status.Phase != "Succeeded" {
 		t.Fatalf("migration %s: %s", name, final.Status.Phase)
 	}
-	l.waitFor(t, "the controller to report the migration succeeded", 30*time.Second, func() (bool, string) {
+	labtest.WaitFor(t, "the controller to report the migration succeeded", 30*time.Second, func() (bool, string) {
 		_, body := scrape(t, controllerURL, token)
 		v, ok := sample(body, fmt.Sprintf(`kubevirt_vmi_migration_succeeded{namespace="%s",vmi="%s",vmim="%s"}`, spec.namespace, spec.name, name))
 		succeeded := sumSeries(body, `kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_count{phase="Succeeded"}`)
@@ -105,19 +106,19 @@ func TestMetrics(t *testing.T) {
 	// synchronization controllers count their calls with each other.
 	t.Run("ToolkitAndSynchronization", func(t *testing.T) {
 		l.runConnect(t)
-		l.ensureNamespace(t, targetCluster, spec.namespace)
+		l.EnsureNamespace(t, targetCluster, spec.namespace)
 		toolkitURL := metricsURL(t, status, targetCluster, lab.KindController, lab.ToolkitControllerName)
 		targetToken := l.metricsToken(t, targetCluster, install.MetricsReader.ServiceAccount)
 		migrated := make(chan error, 1)
 		go func() {
-			_, _, err := runCCLM(t, 5*time.Minute, "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
-				"-n", spec.namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
+			_, _, err := labtest.RunCCLM(t, 5*time.Minute, "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
+				"-n", spec.namespace, "--kubeconfig", l.Kubeconfig, "-o", "json")
 			migrated <- err
 		}()
 		// mtv_* labels, sorted by name: mode, provider, [status,] target.
 		executing := `mtv_plans_status{mode="Live",provider="openshift",status="Executing",target="Local"}`
 		var transferred float64
-		l.waitFor(t, "the toolkit to report an executing Plan that moved bytes", 2*time.Minute, func() (bool, string) {
+		labtest.WaitFor(t, "the toolkit to report an executing Plan that moved bytes", 2*time.Minute, func() (bool, string) {
 			_, body := scrape(t, toolkitURL, targetToken)
 			transferred = sumSeries(body, "mtv_migration_data_transferred_bytes")
 			return must(sample(body, executing)) >= 1 && transferred > 0, fmt.Sprintf("executing %v, bytes %v", must(sample(body, executing)), transferred)
@@ -125,7 +126,7 @@ func TestMetrics(t *testing.T) {
 		if err := <-migrated; err != nil {
 			t.Fatalf("cclm migrate %s to %s: %v", spec.name, targetCluster, err)
 		}
-		l.waitFor(t, "the toolkit to count the migration Succeeded", 30*time.Second, func() (bool, string) {
+		labtest.WaitFor(t, "the toolkit to count the migration Succeeded", 30*time.Second, func() (bool, string) {
 			_, body := scrape(t, toolkitURL, targetToken)
 			succeeded := sumSeries(body, `mtv_migrations_status_total{mode="Live",provider="openshift",status="Succeeded",target="Local"}`)
 			vms := sumSeries(body, `mtv_migrated_vms_total{mode="Live",provider="openshift",status="Succeeded",target="Local"}`)
@@ -182,7 +183,7 @@ func metricsURL(t *testing.T, status *lab.Status, cluster, kind, name string) st
 // reader one.
 func (l *labEnv) metricsToken(t *testing.T, cluster, account string) string {
 	t.Helper()
-	clientset, err := kubernetes.NewForConfig(l.restConfig(t, cluster))
+	clientset, err := kubernetes.NewForConfig(l.RESTConfig(t, cluster))
 	if err != nil {
 		t.Fatal(err)
 	}

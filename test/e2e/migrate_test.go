@@ -21,6 +21,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/toolkit"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // migrateOutput is `cclm migrate -o json`'s document.
@@ -47,8 +48,8 @@ func (l *labEnv) runMigrate(t *testing.T, namespace string, vms ...string) (migr
 func (l *labEnv) runMigrateBetween(t *testing.T, source, target, namespace string, vms ...string) (migrateOutput, string, error) {
 	t.Helper()
 	args := append([]string{"migrate"}, vms...)
-	args = append(args, "--source", source, "--target", target, "-n", namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
-	stdout, stderr, err := runCCLM(t, 8*time.Minute, args...)
+	args = append(args, "--source", source, "--target", target, "-n", namespace, "--kubeconfig", l.Kubeconfig, "-o", "json")
+	stdout, stderr, err := labtest.RunCCLM(t, 8*time.Minute, args...)
 	var doc migrateOutput
 	if jerr := json.Unmarshal([]byte(stdout), &doc); jerr != nil {
 		t.Fatalf("cclm migrate -o json: stdout is not one JSON document (%v); exit %v\nstdout:\n%s\nstderr:\n%s", jerr, err, stdout, stderr)
@@ -68,19 +69,19 @@ func TestMigrateCommand(t *testing.T) {
 	spec := vmSpec{name: "mover", namespace: "cclm-migrate", memory: "128Mi", dataDisk: "256Mi"}
 	l.createVM(t, sourceCluster, spec)
 	l.removeAtEnd(t, spec.namespace, spec.name)
-	l.ensureNamespace(t, targetCluster, spec.namespace)
-	before := l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
+	l.EnsureNamespace(t, targetCluster, spec.namespace)
+	before := l.WaitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second)
 	var written guestagent.DiskWriteResult
-	l.guestCall(t, sourceCluster, spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &written)
-	l.waitFor(t, "the source VMI to report its NIC", 30*time.Second, func() (bool, string) {
-		vmi := l.vmi(t, sourceCluster, spec.namespace, spec.name)
+	l.GuestCall(t, sourceCluster, spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &written)
+	labtest.WaitFor(t, "the source VMI to report its NIC", 30*time.Second, func() (bool, string) {
+		vmi := l.VMI(t, sourceCluster, spec.namespace, spec.name)
 		return vmiShowsRunningGuest(vmi), vmiPhase(vmi)
 	})
 
 	began := time.Now()
 	doc, stderr, err := l.runMigrate(t, spec.namespace, spec.name)
 	if err != nil {
-		t.Fatalf("cclm migrate: %v\n%+v\nstderr:\n%s\nocp1:\n%s", err, doc, stderr, l.describe(t, targetCluster, spec.namespace))
+		t.Fatalf("cclm migrate: %v\n%+v\nstderr:\n%s\nocp1:\n%s", err, doc, stderr, l.Describe(t, targetCluster, spec.namespace))
 	}
 	t.Logf("cclm migrate took %s; progress it printed:\n%s", time.Since(began).Round(100*time.Millisecond), stderr)
 	if doc.Result != "Succeeded" || len(doc.VMs) != 1 {
@@ -98,23 +99,23 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatalf("no progress on stderr:\n%s", stderr)
 	}
 
-	after := l.waitGuestReady(t, targetCluster, spec.namespace, spec.name, 30*time.Second)
+	after := l.WaitGuestReady(t, targetCluster, spec.namespace, spec.name, 30*time.Second)
 	if after.BootID != before.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", before.BootID, after.BootID)
 	}
 	var verified guestagent.DiskVerifyResult
-	l.guestCall(t, targetCluster, spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &verified)
+	l.GuestCall(t, targetCluster, spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &verified)
 	if !verified.OK || verified.Digest != written.Digest {
 		t.Fatalf("the data disk on ocp1: %+v; written on ocp7 with digest %s", verified, written.Digest)
 	}
-	l.waitFor(t, "the source VM to be Halted", time.Minute, func() (bool, string) {
+	labtest.WaitFor(t, "the source VM to be Halted", time.Minute, func() (bool, string) {
 		var v kubevirtv1.VirtualMachine
-		if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &v); err != nil {
+		if err := l.Client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &v); err != nil {
 			return false, err.Error()
 		}
 		return v.EffectiveRunStrategy() == kubevirtv1.RunStrategyHalted, fmt.Sprintf("runStrategy %s", v.EffectiveRunStrategy())
 	})
-	if pids := qemuPids(spec.namespace, spec.name); len(pids) != 1 {
+	if pids := labtest.QEMUPids(spec.namespace, spec.name); len(pids) != 1 {
 		t.Fatalf("want exactly one QEMU of the VM (on ocp1), found %v", pids)
 	}
 
@@ -159,8 +160,8 @@ func TestMigrateCommandCanceled(t *testing.T) {
 	if err != nil || !strings.Contains(canceled, "cancel requested for "+spec.namespace+"/"+spec.name) {
 		t.Fatalf("cclm cancel %s: %v\n%s%s", planName, err, canceled, stderr)
 	}
-	attached, stderr, err := runCCLM(t, 5*time.Minute, "migrate", "--attach", detached.Migration, "--source", sourceCluster, "--target", targetCluster,
-		"--kubeconfig", l.kubeconfig, "-o", "json")
+	attached, stderr, err := labtest.RunCCLM(t, 5*time.Minute, "migrate", "--attach", detached.Migration, "--source", sourceCluster, "--target", targetCluster,
+		"--kubeconfig", l.Kubeconfig, "-o", "json")
 	var doc migrateOutput
 	if jerr := json.Unmarshal([]byte(attached), &doc); jerr != nil || err == nil || doc.Result != "Canceled" || len(doc.VMs) != 1 || doc.VMs[0].Result != "Canceled" {
 		t.Fatalf("following a canceled migration: exit %v, %+v (%v); want a non-zero exit and Canceled\nstderr:\n%s", err, doc, jerr, stderr)
@@ -168,7 +169,7 @@ func TestMigrateCommandCanceled(t *testing.T) {
 
 	var m forkliftv1beta1.Migration
 	namespace, name, _ := strings.Cut(doc.Migration, "/") // as -o json names it
-	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &m); err != nil {
+	if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &m); err != nil {
 		t.Fatal(err)
 	}
 	if c := forkliftv1beta1.FindCondition(m.Status.Conditions, forkliftv1beta1.ConditionCanceled); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
@@ -177,15 +178,15 @@ func TestMigrateCommandCanceled(t *testing.T) {
 	if len(m.Status.VMs) != 1 || m.Status.VMs[0].Phase != toolkit.VMPhaseCompleted || toolkit.VMOutcome(m.Status.VMs[0]) != toolkit.VMCanceled {
 		t.Errorf("Migration %s's VM: %+v, want phase Completed with condition Canceled", m.Name, m.Status.VMs)
 	}
-	after := l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 30*time.Second)
+	after := l.WaitGuestReady(t, sourceCluster, spec.namespace, spec.name, 30*time.Second)
 	if after.BootID != before.BootID {
 		t.Fatalf("the guest rebooted on ocp7: %s -> %s", before.BootID, after.BootID)
 	}
 	var left kubevirtv1.VirtualMachine
-	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &left); !apierrors.IsNotFound(err) {
+	if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &left); !apierrors.IsNotFound(err) {
 		t.Errorf("the receiving VM is still on ocp1 after the cancel (%v)", err)
 	}
-	if pids := qemuPids(spec.namespace, spec.name); len(pids) != 1 {
+	if pids := labtest.QEMUPids(spec.namespace, spec.name); len(pids) != 1 {
 		t.Fatalf("want exactly one QEMU of the VM (on ocp7), found %v", pids)
 	}
 }
@@ -197,12 +198,12 @@ func TestMigrateCommandCanceled(t *testing.T) {
 func (l *labEnv) guestOnASlowLink(t *testing.T, name, namespace, link string) (spec vmSpec, booted *guestagent.Info, restore func()) {
 	t.Helper()
 	l.runConnect(t)
-	restore = l.setMigrationConfig(t, sourceCluster, fmt.Sprintf(`{"bandwidthPerMigration":%q}`, link))
+	restore = l.SetMigrationConfig(t, sourceCluster, fmt.Sprintf(`{"bandwidthPerMigration":%q}`, link))
 	spec = vmSpec{name: name, namespace: namespace, memory: "128Mi"}
 	l.createVM(t, sourceCluster, spec)
 	l.removeAtEnd(t, spec.namespace, spec.name)
-	l.ensureNamespace(t, targetCluster, spec.namespace)
-	return spec, l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second), restore
+	l.EnsureNamespace(t, targetCluster, spec.namespace)
+	return spec, l.WaitGuestReady(t, sourceCluster, spec.namespace, spec.name, 90*time.Second), restore
 }
 
 // migrateUntilTransfer runs `cclm migrate -o json` of spec's VM without a
@@ -210,8 +211,8 @@ func (l *labEnv) guestOnASlowLink(t *testing.T, name, namespace, link string) (s
 // returns the JSON document, what it printed on stderr and its exit.
 func (l *labEnv) migrateUntilTransfer(t *testing.T, spec vmSpec, sig os.Signal) (migrateOutput, string, error) {
 	t.Helper()
-	cmd := exec.Command(cclmBinary(t), "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
-		"-n", spec.namespace, "--kubeconfig", l.kubeconfig, "-o", "json")
+	cmd := exec.Command(labtest.CCLM(t), "migrate", spec.name, "--source", sourceCluster, "--target", targetCluster,
+		"-n", spec.namespace, "--kubeconfig", l.Kubeconfig, "-o", "json")
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	stderr, err := cmd.StderrPipe()
@@ -272,8 +273,8 @@ func TestMigrateCommandDetachesAndAttaches(t *testing.T) {
 	_, migrationName, _ := strings.Cut(doc.Migration, "/")
 	l.assertPlanListedAndDescribed(t, planName, migrationName, spec)
 
-	attached, stderr, err := runCCLM(t, 8*time.Minute, "migrate", "--attach", doc.Migration, "--source", sourceCluster, "--target", targetCluster,
-		"--kubeconfig", l.kubeconfig, "-o", "json")
+	attached, stderr, err := labtest.RunCCLM(t, 8*time.Minute, "migrate", "--attach", doc.Migration, "--source", sourceCluster, "--target", targetCluster,
+		"--kubeconfig", l.Kubeconfig, "-o", "json")
 	var result migrateOutput
 	if jerr := json.Unmarshal([]byte(attached), &result); jerr != nil || err != nil || result.Result != "Succeeded" || len(result.VMs) != 1 || result.VMs[0].Result != "Succeeded" {
 		t.Fatalf("cclm migrate --attach %s: exit %v, %+v (%v)\nstderr:\n%s", doc.Migration, err, result, jerr, stderr)
@@ -283,11 +284,11 @@ func TestMigrateCommandDetachesAndAttaches(t *testing.T) {
 		t.Errorf("cclm describe plan %s after the migration: %v\n%s", planName, err, described)
 	}
 	t.Logf("cclm describe plan %s:\n%s", planName, described)
-	after := l.waitGuestReady(t, targetCluster, spec.namespace, spec.name, 30*time.Second)
+	after := l.WaitGuestReady(t, targetCluster, spec.namespace, spec.name, 30*time.Second)
 	if after.BootID != before.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", before.BootID, after.BootID)
 	}
-	if pids := qemuPids(spec.namespace, spec.name); len(pids) != 1 {
+	if pids := labtest.QEMUPids(spec.namespace, spec.name); len(pids) != 1 {
 		t.Fatalf("want exactly one QEMU of the VM (on ocp1), found %v", pids)
 	}
 }
@@ -296,7 +297,7 @@ func TestMigrateCommandDetachesAndAttaches(t *testing.T) {
 // (get, describe, cancel), with kubectl's connection flags.
 func (l *labEnv) cclmOnTarget(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	return runCCLM(t, time.Minute, append(args, "--context", targetCluster, "--kubeconfig", l.kubeconfig)...)
+	return labtest.RunCCLM(t, time.Minute, append(args, "--context", targetCluster, "--kubeconfig", l.Kubeconfig)...)
 }
 
 // assertPlanListedAndDescribed checks `cclm get` and `cclm describe` on a

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // migrate creates a VMIM for a VMI and returns its name.
@@ -27,36 +27,10 @@ func (l *labEnv) migrate(t testing.TB, contextName, namespace, vmi string) strin
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Spec:       kubevirtv1.VirtualMachineInstanceMigrationSpec{VMIName: vmi},
 	}
-	if err := l.client(t, contextName).Create(context.Background(), vmim); err != nil {
+	if err := l.Client(t, contextName).Create(context.Background(), vmim); err != nil {
 		t.Fatal(err)
 	}
 	return name
-}
-
-func (l *labEnv) vmim(t testing.TB, contextName, namespace, name string) *kubevirtv1.VirtualMachineInstanceMigration {
-	t.Helper()
-	var vmim kubevirtv1.VirtualMachineInstanceMigration
-	if err := l.client(t, contextName).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &vmim); err != nil {
-		if client.IgnoreNotFound(err) == nil {
-			return nil
-		}
-		t.Fatal(err)
-	}
-	return &vmim
-}
-
-// waitVMIMFinal waits for Succeeded or Failed and returns the VMIM.
-func (l *labEnv) waitVMIMFinal(t testing.TB, contextName, namespace, name string, timeout time.Duration) *kubevirtv1.VirtualMachineInstanceMigration {
-	t.Helper()
-	var vmim *kubevirtv1.VirtualMachineInstanceMigration
-	l.waitFor(t, "migration "+name+" to end", timeout, func() (bool, string) {
-		vmim = l.vmim(t, contextName, namespace, name)
-		if vmim == nil {
-			return false, "VMIM gone"
-		}
-		return vmim.IsFinal(), "phase " + string(vmim.Status.Phase)
-	})
-	return vmim
 }
 
 // echoSession is a TCP session with a guest's echo service, held from a
@@ -70,7 +44,7 @@ type echoSession struct {
 
 func (l *labEnv) openEcho(t *testing.T, address string) *echoSession {
 	t.Helper()
-	fabric, err := netlab.OpenFabric(lab.ID(l.dir))
+	fabric, err := netlab.OpenFabric(lab.ID(l.Dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,33 +92,33 @@ func TestLiveMigrationInsideACluster(t *testing.T) {
 	spec := vmSpec{name: "mover", namespace: "migration", dataDisk: "256Mi"}
 	l.createVM(t, "ocp7", spec)
 	l.removeAtEnd(t, spec.namespace, spec.name)
-	l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	var written guestagent.DiskWriteResult
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &written)
+	l.GuestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &written)
 	var vmi *kubevirtv1.VirtualMachineInstance
-	l.waitFor(t, "the VMI to report the guest's IP", 30*time.Second, func() (bool, string) {
-		vmi = l.vmi(t, "ocp7", spec.namespace, spec.name)
+	labtest.WaitFor(t, "the VMI to report the guest's IP", 30*time.Second, func() (bool, string) {
+		vmi = l.VMI(t, "ocp7", spec.namespace, spec.name)
 		return len(vmi.Status.Interfaces) > 0 && vmi.Status.Interfaces[0].IP != "", "no IP in status.interfaces yet"
 	})
 	source := vmi.Status.NodeName
-	sourceQEMU := qemuPids(spec.namespace, spec.name)
+	sourceQEMU := labtest.QEMUPids(spec.namespace, spec.name)
 
 	echo := l.openEcho(t, vmi.Status.Interfaces[0].IP)
 	echo.exchange(t, "before")
-	before, err := l.guestInfo(t, "ocp7", spec.namespace, spec.name)
+	before, err := l.GuestInfo(t, "ocp7", spec.namespace, spec.name)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	began := time.Now()
 	name := l.migrate(t, "ocp7", spec.namespace, spec.name)
-	vmim := l.waitVMIMFinal(t, "ocp7", spec.namespace, name, 3*time.Minute)
+	vmim := l.WaitVMIMFinal(t, "ocp7", spec.namespace, name, 3*time.Minute)
 	if vmim.Status.Phase != kubevirtv1.MigrationSucceeded {
-		t.Fatalf("migration %s: %+v\n%s", vmim.Status.Phase, vmim.Status.MigrationState, l.describe(t, "ocp7", spec.namespace))
+		t.Fatalf("migration %s: %+v\n%s", vmim.Status.Phase, vmim.Status.MigrationState, l.Describe(t, "ocp7", spec.namespace))
 	}
 	t.Logf("migration %s -> %s took %s (VMIM created to Succeeded)", source, vmim.Status.MigrationState.TargetNode, time.Since(began).Round(time.Millisecond))
 
-	after := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 30*time.Second)
+	after := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 30*time.Second)
 	if after.BootID != before.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", before.BootID, after.BootID)
 	}
@@ -156,15 +130,15 @@ func TestLiveMigrationInsideACluster(t *testing.T) {
 	assertHeartbeatContinuous(t, before, after, downtime+time.Second)
 	echo.exchange(t, "after")
 
-	moved := l.vmi(t, "ocp7", spec.namespace, spec.name)
+	moved := l.VMI(t, "ocp7", spec.namespace, spec.name)
 	if moved.Status.NodeName == source || moved.Status.NodeName != vmim.Status.MigrationState.TargetNode {
 		t.Fatalf("VMI nodeName %q after migrating from %s to %s", moved.Status.NodeName, source, vmim.Status.MigrationState.TargetNode)
 	}
-	if now := qemuPids(spec.namespace, spec.name); len(now) != 1 || now[0] == sourceQEMU[0] {
+	if now := labtest.QEMUPids(spec.namespace, spec.name); len(now) != 1 || now[0] == sourceQEMU[0] {
 		t.Fatalf("want exactly one QEMU, not the source's %v; found %v", sourceQEMU, now)
 	}
 	var verified guestagent.DiskVerifyResult
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &verified)
+	l.GuestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 64}, &verified)
 	if !verified.OK || verified.Digest != written.Digest {
 		t.Fatalf("disk on the target: %+v, written digest %s", verified, written.Digest)
 	}
@@ -177,35 +151,35 @@ func TestDeletingTheMigrationCancelsIt(t *testing.T) {
 	// A slow link and a light write load: the migration converges (the
 	// source agent would end a hopeless one by itself) but its first pass
 	// alone takes many seconds, time enough to delete it mid-transfer.
-	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"2Mi","progressTimeout":300}`)
+	restore := l.SetMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"2Mi","progressTimeout":300}`)
 	defer restore()
 	spec := vmSpec{name: "cancel", namespace: "cancel"}
 	l.createVM(t, "ocp7", spec)
 	l.removeAtEnd(t, spec.namespace, spec.name)
-	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
-	source := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName
-	sourceQEMU := qemuPids(spec.namespace, spec.name)
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: 1, WorkingSetMiB: 8}, nil)
+	before := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	source := l.VMI(t, "ocp7", spec.namespace, spec.name).Status.NodeName
+	sourceQEMU := labtest.QEMUPids(spec.namespace, spec.name)
+	l.GuestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: 1, WorkingSetMiB: 8}, nil)
 
 	name := l.migrate(t, "ocp7", spec.namespace, spec.name)
-	l.waitFor(t, "the migration to be transferring", 2*time.Minute, func() (bool, string) {
-		vmim := l.vmim(t, "ocp7", spec.namespace, name)
+	labtest.WaitFor(t, "the migration to be transferring", 2*time.Minute, func() (bool, string) {
+		vmim := l.VMIM(t, "ocp7", spec.namespace, name)
 		return vmim.Status.Phase == kubevirtv1.MigrationRunning, "phase " + string(vmim.Status.Phase)
 	})
-	l.mustKubectl(t, "ocp7", "", "delete", "vmim", name, "-n", spec.namespace, "--wait=true", "--timeout=90s")
+	l.MustKubectl(t, "ocp7", "", "delete", "vmim", name, "-n", spec.namespace, "--wait=true", "--timeout=90s")
 
-	l.waitFor(t, "exactly the source QEMU to remain", time.Minute, func() (bool, string) {
-		now := qemuPids(spec.namespace, spec.name)
+	labtest.WaitFor(t, "exactly the source QEMU to remain", time.Minute, func() (bool, string) {
+		now := labtest.QEMUPids(spec.namespace, spec.name)
 		return len(now) == 1 && now[0] == sourceQEMU[0], fmt.Sprintf("QEMU pids %v (source %v)", now, sourceQEMU)
 	})
-	after := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 30*time.Second)
+	after := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 30*time.Second)
 	if after.BootID != before.BootID {
 		t.Fatal("the guest rebooted")
 	}
-	if node := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName; node != source {
+	if node := l.VMI(t, "ocp7", spec.namespace, spec.name).Status.NodeName; node != source {
 		t.Fatalf("the VMI moved to %s though its migration was cancelled", node)
 	}
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
+	l.GuestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
 }
 
 // A guest dirtying memory faster than the link carries, with neither
@@ -218,7 +192,7 @@ func TestAMigrationThatCannotConvergeFailsEarlyWithTheFigures(t *testing.T) {
 	// A 2 MiB/s link against 16 MiB/s of dirtying: far from converging
 	// even when TCG makes the guest dirty slower than asked. The progress
 	// timeout is far away: only the early decision can end it in time.
-	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"2Mi","progressTimeout":600,"allowAutoConverge":false,"allowPostCopy":false}`)
+	restore := l.SetMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"2Mi","progressTimeout":600,"allowAutoConverge":false,"allowPostCopy":false}`)
 	defer restore()
 	spec := vmSpec{name: "busy", namespace: "converge"}
 	before, source, vmim := l.migrateBusyVM(t, spec)
@@ -241,14 +215,14 @@ func TestAMigrationThatCannotConvergeFailsEarlyWithTheFigures(t *testing.T) {
 		t.Errorf("decided at pass %d: the figures of 3 passes should have decided", passes.Iteration)
 	}
 	t.Logf("failed as expected after %s: %s", vmim.Status.MigrationState.EndTimestamp.Sub(vmim.Status.MigrationState.StartTimestamp.Time), reason)
-	if l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName != source {
+	if l.VMI(t, "ocp7", spec.namespace, spec.name).Status.NodeName != source {
 		t.Fatal("the VMI left its source although the migration failed")
 	}
-	if info := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second); info.BootID != before.BootID {
+	if info := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second); info.BootID != before.BootID {
 		t.Fatal("the guest rebooted")
 	}
 
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
+	l.GuestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
 }
 
 // migrateBusyVM starts the VM on ocp7, makes it dirty memory at least
@@ -258,20 +232,20 @@ func (l *labEnv) migrateBusyVM(t *testing.T, spec vmSpec) (*guestagent.Info, str
 	t.Helper()
 	l.createVM(t, "ocp7", spec)
 	l.removeAtEnd(t, spec.namespace, spec.name)
-	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
-	source := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName
+	before := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	source := l.VMI(t, "ocp7", spec.namespace, spec.name).Status.NodeName
 	l.startDirtying(t, "ocp7", spec, 16, 4)
 	name := l.migrate(t, "ocp7", spec.namespace, spec.name)
-	return before, source, l.waitVMIMFinal(t, "ocp7", spec.namespace, name, 3*time.Minute)
+	return before, source, l.WaitVMIMFinal(t, "ocp7", spec.namespace, name, 3*time.Minute)
 }
 
 // startDirtying makes the guest dirty memory at askedMiBps and waits until
 // it achieves at least achievedMiBps (TCG slows a guest down).
 func (l *labEnv) startDirtying(t testing.TB, contextName string, spec vmSpec, askedMiBps, achievedMiBps float64) {
 	t.Helper()
-	l.guestCall(t, contextName, spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: askedMiBps, WorkingSetMiB: *benchDirtyWorkingSet}, nil)
-	l.waitFor(t, fmt.Sprintf("the guest to dirty memory at %.0f MiB/s or more", achievedMiBps), time.Minute, func() (bool, string) {
-		info, err := l.guestInfo(t, contextName, spec.namespace, spec.name)
+	l.GuestCall(t, contextName, spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{RateMiBps: askedMiBps, WorkingSetMiB: *benchDirtyWorkingSet}, nil)
+	labtest.WaitFor(t, fmt.Sprintf("the guest to dirty memory at %.0f MiB/s or more", achievedMiBps), time.Minute, func() (bool, string) {
+		info, err := l.GuestInfo(t, contextName, spec.namespace, spec.name)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -283,7 +257,7 @@ func (l *labEnv) startDirtying(t testing.TB, contextName string, spec vmSpec, as
 // fieldSelector, space-separated.
 func (l *labEnv) eventMessages(t testing.TB, contextName, namespace, fieldSelector string) string {
 	t.Helper()
-	return l.mustKubectl(t, contextName, "", "get", "events", "-n", namespace, "--field-selector", fieldSelector, "-o", "jsonpath={.items[*].message}")
+	return l.MustKubectl(t, contextName, "", "get", "events", "-n", namespace, "--field-selector", fieldSelector, "-o", "jsonpath={.items[*].message}")
 }
 
 // vmimCondition is the VMIM's condition of that type, nil without one.
@@ -303,12 +277,12 @@ func vmimCondition(m *kubevirtv1.VirtualMachineInstanceMigration, conditionType 
 // shows the policy in effect.
 func TestAMigrationPolicyLetsAMigrationThatCannotConvergeSwitchToPostCopy(t *testing.T) {
 	l := sharedLab(t)
-	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"64Mi","progressTimeout":600,"allowAutoConverge":false,"allowPostCopy":false}`)
+	restore := l.SetMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"64Mi","progressTimeout":600,"allowAutoConverge":false,"allowPostCopy":false}`)
 	defer restore()
 	spec := vmSpec{name: "busy", namespace: "postcopy-policy", labels: "{workload: busy}"}
-	l.ensureNamespace(t, "ocp7", spec.namespace)
-	l.mustKubectl(t, "ocp7", "", "label", "namespace", spec.namespace, "tier=batch", "--overwrite")
-	l.mustKubectl(t, "ocp7", `apiVersion: migrations.kubevirt.io/v1alpha1
+	l.EnsureNamespace(t, "ocp7", spec.namespace)
+	l.MustKubectl(t, "ocp7", "", "label", "namespace", spec.namespace, "tier=batch", "--overwrite")
+	l.MustKubectl(t, "ocp7", `apiVersion: migrations.kubevirt.io/v1alpha1
 kind: MigrationPolicy
 metadata: {name: busy-postcopy}
 spec:
@@ -318,7 +292,7 @@ spec:
   allowPostCopy: true
   bandwidthPerMigration: 2Mi
 `, "apply", "-f", "-")
-	defer l.mustKubectl(t, "ocp7", "", "delete", "migrationpolicy", "busy-postcopy", "--ignore-not-found")
+	defer l.MustKubectl(t, "ocp7", "", "delete", "migrationpolicy", "busy-postcopy", "--ignore-not-found")
 	before, source, vmim := l.migrateBusyVM(t, spec)
 	state := vmim.Status.MigrationState
 	if vmim.Status.Phase != kubevirtv1.MigrationSucceeded {
@@ -327,12 +301,12 @@ spec:
 	if state.Mode != kubevirtv1.MigrationPostCopy {
 		t.Errorf("the migration ended in mode %q: it should have switched to post-copy", state.Mode)
 	}
-	vmi := l.vmi(t, "ocp7", spec.namespace, spec.name)
+	vmi := l.VMI(t, "ocp7", spec.namespace, spec.name)
 	if vmi.Status.NodeName == source {
 		t.Fatalf("the VMI is still on %s", source)
 	}
-	l.waitFor(t, "exactly one QEMU of the VM (the post-copy source gone)", 30*time.Second, func() (bool, string) {
-		pids := qemuPids(spec.namespace, spec.name)
+	labtest.WaitFor(t, "exactly one QEMU of the VM (the post-copy source gone)", 30*time.Second, func() (bool, string) {
+		pids := labtest.QEMUPids(spec.namespace, spec.name)
 		return len(pids) == 1, fmt.Sprintf("QEMU pids %v", pids)
 	})
 	applied := vmi.Status.MigrationState
@@ -343,10 +317,10 @@ spec:
 		config.BandwidthPerMigration == nil || config.BandwidthPerMigration.String() != "2Mi" {
 		t.Errorf("migrationConfiguration %+v: want the policy's allowPostCopy and bandwidthPerMigration over the cluster's", config)
 	}
-	if info := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second); info.BootID != before.BootID {
+	if info := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second); info.BootID != before.BootID {
 		t.Fatal("the guest rebooted")
 	}
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
+	l.GuestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
 }
 
 // With auto-converge allowed, the same kind of migration completes: the
@@ -354,36 +328,23 @@ spec:
 // once to what the figures call for.
 func TestAutoConvergeCompletesABusyMigration(t *testing.T) {
 	l := sharedLab(t)
-	restore := l.setMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"8Mi","progressTimeout":60,"allowAutoConverge":true}`)
+	restore := l.SetMigrationConfig(t, "ocp7", `{"bandwidthPerMigration":"8Mi","progressTimeout":60,"allowAutoConverge":true}`)
 	defer restore()
 	spec := vmSpec{name: "throttled", namespace: "autoconverge"}
 	l.createVM(t, "ocp7", spec)
 	l.removeAtEnd(t, spec.namespace, spec.name)
-	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	before := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	l.startDirtying(t, "ocp7", spec, 16, 4)
 	name := l.migrate(t, "ocp7", spec.namespace, spec.name)
-	vmim := l.waitVMIMFinal(t, "ocp7", spec.namespace, name, 4*time.Minute)
+	vmim := l.WaitVMIMFinal(t, "ocp7", spec.namespace, name, 4*time.Minute)
 	if vmim.Status.Phase != kubevirtv1.MigrationSucceeded {
 		t.Fatalf("with auto-converge the migration ended %s: %s", vmim.Status.Phase, vmim.Status.MigrationState.FailureReason)
 	}
 	if events := l.eventMessages(t, "ocp7", spec.namespace, "reason=NotConverging"); !strings.Contains(events, "throttling the guest's vCPUs to") {
 		t.Errorf("no NotConverging event says the guest was throttled at once: %q", events)
 	}
-	if info := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second); info.BootID != before.BootID {
+	if info := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second); info.BootID != before.BootID {
 		t.Fatal("the guest rebooted")
 	}
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
-}
-
-// setMigrationConfig merges settings into the KubeVirt CR's
-// spec.configuration.migrations and returns a function restoring them.
-func (l *labEnv) setMigrationConfig(t testing.TB, contextName, migrations string) func() {
-	t.Helper()
-	previous := l.mustKubectl(t, contextName, "", "get", "kubevirt", "kubevirt", "-n", "openshift-cnv", "-o", "jsonpath={.spec.configuration.migrations}")
-	l.mustKubectl(t, contextName, "", "patch", "kubevirt", "kubevirt", "-n", "openshift-cnv", "--type=merge",
-		"-p", fmt.Sprintf(`{"spec":{"configuration":{"migrations":%s}}}`, migrations))
-	return func() {
-		l.mustKubectl(t, contextName, "", "patch", "kubevirt", "kubevirt", "-n", "openshift-cnv", "--type=json",
-			"-p", fmt.Sprintf(`[{"op":"replace","path":"/spec/configuration/migrations","value":%s}]`, previous))
-	}
+	l.GuestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDirty, guestagent.DirtyArgs{}, nil)
 }

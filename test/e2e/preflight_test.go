@@ -27,6 +27,7 @@ import (
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/preflight"
 	"github.com/cclm-io/cclm/internal/testenv"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // Preflight on the lab: a running VM on ocp7, read with the token of a
@@ -66,18 +67,18 @@ type preflightEnv struct {
 func newPreflightEnv(t *testing.T, l *labEnv) *preflightEnv {
 	p := &preflightEnv{l: l}
 	l.createVM(t, sourceCluster, vmSpec{name: preflightVM, namespace: preflightNamespace, dataDisk: "64Mi"})
-	l.ensureNamespace(t, targetCluster, preflightNamespace)
+	l.EnsureNamespace(t, targetCluster, preflightNamespace)
 	l.ensureToolkitEnabled(t)
 	p.token = l.seedServiceAccountToken(t, seedSA, preflight.ClusterRoleName)
-	l.waitGuestReady(t, sourceCluster, preflightNamespace, preflightVM, 90*time.Second)
-	l.waitFor(t, "the VMI's status to show the running guest", 30*time.Second, func() (bool, string) {
-		vmi := l.vmi(t, sourceCluster, preflightNamespace, preflightVM)
+	l.WaitGuestReady(t, sourceCluster, preflightNamespace, preflightVM, 90*time.Second)
+	labtest.WaitFor(t, "the VMI's status to show the running guest", 30*time.Second, func() (bool, string) {
+		vmi := l.VMI(t, sourceCluster, preflightNamespace, preflightVM)
 		return vmi != nil && vmiShowsRunningGuest(vmi), vmiPhase(vmi)
 	})
 	p.base = preflight.Input{
 		Source:          p.tokenConfig(t, p.token),
-		Target:          l.restConfig(t, targetCluster),
-		SourceNodes:     l.restConfig(t, sourceCluster),
+		Target:          l.RESTConfig(t, targetCluster),
+		SourceNodes:     l.RESTConfig(t, sourceCluster),
 		VMs:             []forkliftv1beta1.Ref{{Namespace: preflightNamespace, Name: preflightVM}},
 		TargetNamespace: preflightNamespace,
 		NetworkMap: []forkliftv1beta1.NetworkPair{{
@@ -89,7 +90,7 @@ func newPreflightEnv(t *testing.T, l *labEnv) *preflightEnv {
 		SourceName: sourceCluster, TargetName: targetCluster,
 		// From the dialing side's sync controller's network namespace, as
 		// the peers dial each other.
-		DialSync: lab.SyncDialer(lab.ID(l.dir)),
+		DialSync: lab.SyncDialer(lab.ID(l.Dir)),
 		Timeout:  5 * time.Second,
 	}
 	return p
@@ -98,7 +99,7 @@ func newPreflightEnv(t *testing.T, l *labEnv) *preflightEnv {
 // tokenConfig reaches ocp7 with a bearer token only, as the toolkit does
 // with the Provider's secret.
 func (p *preflightEnv) tokenConfig(t *testing.T, token string) *rest.Config {
-	config := rest.AnonymousClientConfig(p.l.restConfig(t, sourceCluster))
+	config := rest.AnonymousClientConfig(p.l.RESTConfig(t, sourceCluster))
 	config.BearerToken = token
 	return config
 }
@@ -107,9 +108,9 @@ func (p *preflightEnv) tokenConfig(t *testing.T, token string) *rest.Config {
 // live migration flag (the lab's toolkit may have made it already).
 func (l *labEnv) ensureToolkitEnabled(t testing.TB) {
 	t.Helper()
-	l.ensureNamespace(t, targetCluster, mtvNS)
+	l.EnsureNamespace(t, targetCluster, mtvNS)
 	var list forkliftv1beta1.ForkliftControllerList
-	if err := l.client(t, targetCluster).List(context.Background(), &list, client.InNamespace(mtvNS)); err != nil {
+	if err := l.Client(t, targetCluster).List(context.Background(), &list, client.InNamespace(mtvNS)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range list.Items {
@@ -117,7 +118,7 @@ func (l *labEnv) ensureToolkitEnabled(t testing.TB) {
 			return
 		}
 	}
-	l.mustKubectl(t, targetCluster, string(openshift.ForkliftControllerYAML()), "apply", "-f", "-")
+	l.MustKubectl(t, targetCluster, string(openshift.ForkliftControllerYAML()), "apply", "-f", "-")
 }
 
 // seedServiceAccountToken does on ocp7 what the seed's page does for the
@@ -127,9 +128,9 @@ func (l *labEnv) ensureToolkitEnabled(t testing.TB) {
 // ClusterRoleBinding, a token Secret; it returns the token.
 func (l *labEnv) seedServiceAccountToken(t testing.TB, name, clusterRole string) string {
 	t.Helper()
-	l.mustKubectl(t, sourceCluster, "", "apply", "-f", filepath.Join(testenv.OpenShiftExamples(), openshift.ClusterRoleFile))
-	l.ensureNamespace(t, sourceCluster, mtvNS)
-	l.mustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
+	l.MustKubectl(t, sourceCluster, "", "apply", "-f", filepath.Join(testenv.OpenShiftExamples(), openshift.ClusterRoleFile))
+	l.EnsureNamespace(t, sourceCluster, mtvNS)
+	l.MustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
 kind: ServiceAccount
 metadata: {name: %[1]s, namespace: %[2]s}
 ---
@@ -150,8 +151,8 @@ metadata:
 type: kubernetes.io/service-account-token
 `, name, mtvNS, clusterRole), "apply", "-f", "-")
 	var token string
-	c := l.client(t, sourceCluster)
-	l.waitFor(t, "the token controller to fill Secret "+mtvNS+"/"+name, 30*time.Second, func() (bool, string) {
+	c := l.Client(t, sourceCluster)
+	labtest.WaitFor(t, "the token controller to fill Secret "+mtvNS+"/"+name, 30*time.Second, func() (bool, string) {
 		var secret corev1.Secret
 		if err := c.Get(context.Background(), client.ObjectKey{Namespace: mtvNS, Name: name}, &secret); err != nil {
 			return false, err.Error()
@@ -169,7 +170,7 @@ func (l *labEnv) objectSet(t *testing.T) []string {
 	t.Helper()
 	var names []string
 	for _, cluster := range []string{sourceCluster, targetCluster} {
-		c := l.client(t, cluster)
+		c := l.Client(t, cluster)
 		for _, ns := range []string{preflightNamespace, virtNamespace, mtvNS} {
 			lists := map[string]client.ObjectList{
 				"VirtualMachineInstanceMigration": &kubevirtv1.VirtualMachineInstanceMigrationList{},
@@ -284,10 +285,10 @@ func (p *preflightEnv) passes(t *testing.T) {
 // gateOff turns DecentralizedLiveMigration off in ocp1's KubeVirt CR.
 func (p *preflightEnv) gateOff(t *testing.T) {
 	l := p.l
-	previous := l.mustKubectl(t, targetCluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration.developerConfiguration.featureGates}")
-	l.mustKubectl(t, targetCluster, "", "patch", "kubevirt", "kubevirt", "-n", virtNamespace, "--type=merge",
+	previous := l.MustKubectl(t, targetCluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration.developerConfiguration.featureGates}")
+	l.MustKubectl(t, targetCluster, "", "patch", "kubevirt", "kubevirt", "-n", virtNamespace, "--type=merge",
 		"-p", `{"spec":{"configuration":{"developerConfiguration":{"featureGates":[]}}}}`)
-	defer l.mustKubectl(t, targetCluster, "", "patch", "kubevirt", "kubevirt", "-n", virtNamespace, "--type=merge",
+	defer l.MustKubectl(t, targetCluster, "", "patch", "kubevirt", "kubevirt", "-n", virtNamespace, "--type=merge",
 		"-p", fmt.Sprintf(`{"spec":{"configuration":{"developerConfiguration":{"featureGates":%s}}}}`, previous))
 	report := p.run(t, p.base)
 	refused(t, report, preflight.FeatureGate, preflight.Target, "KubeVirt openshift-cnv/kubevirt on ocp1 does not enable feature gate DecentralizedLiveMigration",
@@ -320,7 +321,7 @@ func (p *preflightEnv) tokenMissingAVerb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.mustKubectl(t, sourceCluster, string(manifest), "apply", "-f", "-")
+	l.MustKubectl(t, sourceCluster, string(manifest), "apply", "-f", "-")
 	token := l.seedServiceAccountToken(t, reducedSA, reducedRole)
 	in := p.base
 	in.Source = p.tokenConfig(t, token)
@@ -359,7 +360,7 @@ func (p *preflightEnv) unmappedStorageClass(t *testing.T) {
 func (p *preflightEnv) cpuModelNotOffered(t *testing.T) {
 	l := p.l
 	var nodes corev1.NodeList
-	if err := l.client(t, targetCluster).List(context.Background(), &nodes); err != nil {
+	if err := l.Client(t, targetCluster).List(context.Background(), &nodes); err != nil {
 		t.Fatal(err)
 	}
 	model := ""
@@ -378,7 +379,7 @@ func (p *preflightEnv) cpuModelNotOffered(t *testing.T) {
 	}
 	manifest := vmSpec{name: "pf-cpu", namespace: preflightNamespace, runStrategy: "Halted"}.manifest()
 	manifest = strings.Replace(manifest, "      domain:\n", fmt.Sprintf("      domain:\n        cpu: {model: %s}\n", model), 1)
-	l.mustKubectl(t, sourceCluster, manifest, "apply", "-f", "-")
+	l.MustKubectl(t, sourceCluster, manifest, "apply", "-f", "-")
 	in := p.base
 	in.VMs = []forkliftv1beta1.Ref{{Namespace: preflightNamespace, Name: "pf-cpu"}}
 	report := p.run(t, in)
@@ -391,7 +392,7 @@ func (p *preflightEnv) cpuModelNotOffered(t *testing.T) {
 // unreachableSync freezes ocp1's sync controller: its socket still
 // accepts TCP, but no TLS answer comes.
 func (p *preflightEnv) unreachableSync(t *testing.T) {
-	pid := p.l.controllerPid(t, targetCluster, syncControllerName)
+	pid := p.l.ControllerPid(t, targetCluster, syncControllerName)
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -418,11 +419,11 @@ func (p *preflightEnv) unreachableSync(t *testing.T) {
 func (p *preflightEnv) overlappingRanges(t *testing.T) {
 	l := p.l
 	var source cniv1.NetworkAttachmentDefinition
-	if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: virtNamespace, Name: lab.MigrationNADName}, &source); err != nil {
+	if err := l.Client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: virtNamespace, Name: lab.MigrationNADName}, &source); err != nil {
 		t.Fatal(err)
 	}
 	const copyName = "livemigration-network-ocp7-copy"
-	target := l.client(t, targetCluster)
+	target := l.Client(t, targetCluster)
 	dup := &cniv1.NetworkAttachmentDefinition{
 		ObjectMeta: metav1.ObjectMeta{Namespace: virtNamespace, Name: copyName},
 		Spec:       source.Spec,
@@ -435,7 +436,7 @@ func (p *preflightEnv) overlappingRanges(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	restore := l.setMigrationConfig(t, targetCluster, fmt.Sprintf(`{"network":%q}`, copyName))
+	restore := l.SetMigrationConfig(t, targetCluster, fmt.Sprintf(`{"network":%q}`, copyName))
 	defer restore()
 	report := p.run(t, p.base)
 	refused(t, report, preflight.MigrationRangesDisjoint, "",

@@ -10,6 +10,7 @@ import (
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/testenv"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // ringClusters are the three clusters of TestThreeClustersAnyToAny, in
@@ -29,7 +30,7 @@ func TestThreeClustersAnyToAny(t *testing.T) {
 	testenv.RequireLab(t)
 	l := ringLab(t)
 
-	status := labStatus(t, l.dir)
+	status := labStatus(t, l.Dir)
 	var shown []string
 	for _, c := range status.Clusters {
 		shown = append(shown, c.Name)
@@ -37,15 +38,15 @@ func TestThreeClustersAnyToAny(t *testing.T) {
 	if !slices.Equal(shown, ringClusters) {
 		t.Fatalf("lab status shows clusters %v, want %v", shown, ringClusters)
 	}
-	requireSyncControllers(t, l.dir, status, ringClusters)
-	nodes := labNodes(t, l.dir)
+	requireSyncControllers(t, l.Dir, status, ringClusters)
+	nodes := labNodes(t, l.Dir)
 	for _, cluster := range ringClusters {
 		found := slices.ContainsFunc(nodes.Nodes, func(n lab.NodeReport) bool { return n.Cluster == cluster && n.Ready })
 		if !found {
 			t.Errorf("lab nodes shows no ready node of %s: %+v", cluster, nodes.Nodes)
 		}
 	}
-	text, _, err := runCCLM(t, 30*time.Second, "lab", "status", "--dir", l.dir)
+	text, _, err := labtest.RunCCLM(t, 30*time.Second, "lab", "status", "--dir", l.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestThreeClustersAnyToAny(t *testing.T) {
 
 	spec := vmSpec{name: "traveller", namespace: "ring", memory: "128Mi", dataDisk: "64Mi"}
 	for _, cluster := range ringClusters {
-		l.ensureNamespace(t, cluster, spec.namespace)
+		l.EnsureNamespace(t, cluster, spec.namespace)
 	}
 	l.createVM(t, ringClusters[0], spec)
 	g := l.readyGuest(t, ringClusters[0], spec)
@@ -81,7 +82,7 @@ func TestThreeClustersAnyToAny(t *testing.T) {
 		began := time.Now()
 		doc, stderr, err := l.runMigrateBetween(t, source, target, spec.namespace, spec.name)
 		if err != nil || doc.Result != "Succeeded" {
-			t.Fatalf("hop %s → %s: cclm migrate: %v, %+v\n%s\n%s:\n%s", source, target, err, doc, stderr, target, l.describe(t, target, spec.namespace))
+			t.Fatalf("hop %s → %s: cclm migrate: %v, %+v\n%s\n%s:\n%s", source, target, err, doc, stderr, target, l.Describe(t, target, spec.namespace))
 		}
 		l.assertHopped(t, g, source, target)
 		t.Logf("hop %s → %s: %s, downtime %d ms", source, target, time.Since(began).Round(100*time.Millisecond), *doc.VMs[0].DowntimeMs)
@@ -104,21 +105,21 @@ func ringLab(t *testing.T) *labEnv {
 func (l *labEnv) assertHopped(t *testing.T, g *guest, source, target string) {
 	t.Helper()
 	spec := g.spec
-	after := l.waitGuestReady(t, target, spec.namespace, spec.name, time.Minute)
+	after := l.WaitGuestReady(t, target, spec.namespace, spec.name, time.Minute)
 	if after.BootID != g.booted.BootID {
 		t.Fatalf("%s → %s: the guest rebooted: boot %s, now %s", source, target, g.booted.BootID, after.BootID)
 	}
 	var verified guestagent.DiskVerifyResult
-	l.guestCall(t, target, spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
+	l.GuestCall(t, target, spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
 	if !verified.OK || verified.Digest != g.written.Digest {
 		t.Fatalf("%s → %s: the data disk: %+v; written with digest %s", source, target, verified, g.written.Digest)
 	}
-	if pids := qemuPids(spec.namespace, spec.name); len(pids) != 1 {
+	if pids := labtest.QEMUPids(spec.namespace, spec.name); len(pids) != 1 {
 		t.Fatalf("%s → %s: want exactly one QEMU of the VM, found %v", source, target, pids)
 	}
-	l.waitFor(t, fmt.Sprintf("the VM on %s to be Halted", source), time.Minute, func() (bool, string) {
-		strategy := l.mustKubectl(t, source, "", "get", "vm", spec.name, "-n", spec.namespace, "-o", "jsonpath={.spec.runStrategy}")
+	labtest.WaitFor(t, fmt.Sprintf("the VM on %s to be Halted", source), time.Minute, func() (bool, string) {
+		strategy := l.MustKubectl(t, source, "", "get", "vm", spec.name, "-n", spec.namespace, "-o", "jsonpath={.spec.runStrategy}")
 		return strategy == "Halted", "runStrategy " + strategy
 	})
-	l.mustKubectl(t, source, "", "delete", "vm", spec.name, "-n", spec.namespace, "--wait=true", "--timeout=60s")
+	l.MustKubectl(t, source, "", "delete", "vm", spec.name, "-n", spec.namespace, "--wait=true", "--timeout=60s")
 }

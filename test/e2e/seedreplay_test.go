@@ -25,6 +25,7 @@ import (
 	"github.com/cclm-io/cclm/internal/testenv"
 	"github.com/cclm-io/cclm/internal/toolkit"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // TestSeedReplay follows the OpenShift guide step by step on a lab of its
@@ -105,13 +106,13 @@ func replayLab(t *testing.T) *labEnv {
 // nodes is `cclm lab nodes -o json`.
 func (r *replay) nodes(t testing.TB) *lab.NodesReport {
 	t.Helper()
-	return labNodes(t, r.l.dir)
+	return labNodes(t, r.l.Dir)
 }
 
 // labNodes is `cclm lab nodes --dir DIR -o json`.
 func labNodes(t testing.TB, dir string) *lab.NodesReport {
 	t.Helper()
-	stdout, stderr, err := runCCLM(t, 30*time.Second, "lab", "nodes", "--dir", dir, "-o", "json")
+	stdout, stderr, err := labtest.RunCCLM(t, 30*time.Second, "lab", "nodes", "--dir", dir, "-o", "json")
 	if err != nil {
 		t.Fatalf("lab nodes: %v\n%s", err, stderr)
 	}
@@ -136,7 +137,7 @@ func debug(t testing.TB, netns string, args ...string) string {
 // workers is `oc get nodes -l node-role.kubernetes.io/worker -o name`.
 func (r *replay) workers(t testing.TB, cluster string) []string {
 	t.Helper()
-	out := r.l.mustKubectl(t, cluster, "", "get", "nodes", "-l", "node-role.kubernetes.io/worker", "-o", "name")
+	out := r.l.MustKubectl(t, cluster, "", "get", "nodes", "-l", "node-role.kubernetes.io/worker", "-o", "name")
 	var names []string
 	for _, line := range strings.Fields(out) {
 		names = append(names, strings.TrimPrefix(line, "node/"))
@@ -182,7 +183,7 @@ func (r *replay) workersWithoutTheNetwork(t *testing.T) {
 				t.Errorf("%s has the migration network before the page built it:\n%s", node, links)
 			}
 		}
-		config := r.l.mustKubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration}")
+		config := r.l.MustKubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration}")
 		if strings.Contains(config, seedNAD) || strings.Contains(config, kubevirtv1.DecentralizedLiveMigrationGate) {
 			t.Errorf("%s: the KubeVirt CR has the seed's settings already: %s", cluster, config)
 		}
@@ -200,13 +201,13 @@ func (r *replay) workersWithoutTheNetwork(t *testing.T) {
 func (r *replay) applyNNCP(t *testing.T) {
 	file := filepath.Join(r.examples, openshift.NNCPFile)
 	for _, cluster := range lab.DefaultClusters {
-		r.l.mustKubectl(t, cluster, "", "apply", "-f", file)
+		r.l.MustKubectl(t, cluster, "", "apply", "-f", file)
 	}
 	for _, cluster := range lab.DefaultClusters {
-		r.l.mustKubectl(t, cluster, "", "wait", "nncp/"+seedPolicy, "--for=condition=Available", "--timeout=90s")
-		t.Logf("%s:\n%s", cluster, r.l.mustKubectl(t, cluster, "", "get", "nncp,nnce"))
+		r.l.MustKubectl(t, cluster, "", "wait", "nncp/"+seedPolicy, "--for=condition=Available", "--timeout=90s")
+		t.Logf("%s:\n%s", cluster, r.l.MustKubectl(t, cluster, "", "get", "nncp,nnce"))
 		var enactments nmstatev1.NodeNetworkConfigurationEnactmentList
-		if err := json.Unmarshal([]byte(r.l.mustKubectl(t, cluster, "", "get", "nnce", "-o", "json")), &enactments); err != nil {
+		if err := json.Unmarshal([]byte(r.l.MustKubectl(t, cluster, "", "get", "nnce", "-o", "json")), &enactments); err != nil {
 			t.Fatal(err)
 		}
 		for _, node := range r.workers(t, cluster) {
@@ -234,8 +235,8 @@ func (r *replay) applyNNCP(t *testing.T) {
 // its fabric.)
 func (r *replay) applyNADs(t *testing.T) {
 	for _, cluster := range lab.DefaultClusters {
-		r.l.mustKubectl(t, cluster, "", "apply", "-f", filepath.Join(r.examples, openshift.MigrationNADFile(cluster)))
-		r.l.mustKubectl(t, cluster, "", "get", "net-attach-def", seedNAD, "-n", virtNamespace)
+		r.l.MustKubectl(t, cluster, "", "apply", "-f", filepath.Join(r.examples, openshift.MigrationNADFile(cluster)))
+		r.l.MustKubectl(t, cluster, "", "get", "net-attach-def", seedNAD, "-n", virtNamespace)
 	}
 }
 
@@ -247,11 +248,11 @@ func (r *replay) applyNADs(t *testing.T) {
 // CR follows.
 func (r *replay) instantiateHyperConverged(t *testing.T) {
 	for _, cluster := range lab.DefaultClusters {
-		r.l.mustKubectl(t, cluster, "", "apply", "-f", filepath.Join(r.examples, openshift.HyperConvergedFile))
+		r.l.MustKubectl(t, cluster, "", "apply", "-f", filepath.Join(r.examples, openshift.HyperConvergedFile))
 	}
 	for _, cluster := range lab.DefaultClusters {
-		waitEvery(t, cluster+"'s KubeVirt CR to follow the HyperConverged CR", 250*time.Millisecond, 30*time.Second, func() (bool, string) {
-			config := r.l.mustKubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration}")
+		labtest.WaitEvery(t, cluster+"'s KubeVirt CR to follow the HyperConverged CR", 250*time.Millisecond, 30*time.Second, func() (bool, string) {
+			config := r.l.MustKubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration}")
 			var c kubevirtv1.KubeVirtConfiguration
 			if err := json.Unmarshal([]byte(config), &c); err != nil {
 				t.Fatal(err)
@@ -278,7 +279,7 @@ var guideHalves = map[string]netip.Prefix{
 // of its cluster's half of 192.168.201.0/24.
 func (r *replay) checkMigrationNetwork(t *testing.T) {
 	var report *lab.NodesReport
-	waitEvery(t, "both sync controllers to serve and every node to have migration0", time.Second, 90*time.Second, func() (bool, string) {
+	labtest.WaitEvery(t, "both sync controllers to serve and every node to have migration0", time.Second, 90*time.Second, func() (bool, string) {
 		report = r.nodes(t)
 		var missing []string
 		for _, s := range report.SyncControllers {
@@ -355,11 +356,11 @@ spec:
         port:
         - name: enp9s0
 `, failingPolicy)
-	r.l.mustKubectl(t, cluster, policy, "apply", "-f", "-")
-	defer r.l.mustKubectl(t, cluster, "", "delete", "nncp", failingPolicy)
-	r.l.mustKubectl(t, cluster, "", "wait", "nncp/"+failingPolicy, "--for=condition=Degraded", "--timeout=60s")
-	message := r.l.mustKubectl(t, cluster, "", "get", "nncp", failingPolicy, "-o", `jsonpath={.status.conditions[?(@.type=="Degraded")].message}`)
-	reason := r.l.mustKubectl(t, cluster, "", "get", "nncp", failingPolicy, "-o", `jsonpath={.status.conditions[?(@.type=="Degraded")].reason}`)
+	r.l.MustKubectl(t, cluster, policy, "apply", "-f", "-")
+	defer r.l.MustKubectl(t, cluster, "", "delete", "nncp", failingPolicy)
+	r.l.MustKubectl(t, cluster, "", "wait", "nncp/"+failingPolicy, "--for=condition=Degraded", "--timeout=60s")
+	message := r.l.MustKubectl(t, cluster, "", "get", "nncp", failingPolicy, "-o", `jsonpath={.status.conditions[?(@.type=="Degraded")].message}`)
+	reason := r.l.MustKubectl(t, cluster, "", "get", "nncp", failingPolicy, "-o", `jsonpath={.status.conditions[?(@.type=="Degraded")].reason}`)
 	t.Logf("Degraded (%s): %s", reason, message)
 	if reason != "FailedToConfigure" || !strings.Contains(message, fmt.Sprintf("%d/%d nodes failed to configure", len(workers), len(workers))) ||
 		!strings.Contains(message, `port "enp9s0" of linux-bridge "br-2003" does not exist`) || !strings.Contains(message, "rolled back") {
@@ -367,7 +368,7 @@ spec:
 	}
 	for _, node := range workers {
 		name := nmstatev1.EnactmentName(node, failingPolicy)
-		failing := r.l.mustKubectl(t, cluster, "", "get", "nnce", name, "-o", `jsonpath={.status.conditions[?(@.type=="Failing")].status}`)
+		failing := r.l.MustKubectl(t, cluster, "", "get", "nnce", name, "-o", `jsonpath={.status.conditions[?(@.type=="Failing")].status}`)
 		if failing != "True" {
 			t.Errorf("enactment %s: Failing=%q", name, failing)
 		}
@@ -375,7 +376,7 @@ spec:
 			t.Errorf("%s's networking changed:\nbefore:\n%s\nafter:\n%s", node, before[node], after)
 		}
 	}
-	if available := r.l.mustKubectl(t, cluster, "", "get", "nncp", seedPolicy, "-o", `jsonpath={.status.conditions[?(@.type=="Available")].status}`); available != "True" {
+	if available := r.l.MustKubectl(t, cluster, "", "get", "nncp", seedPolicy, "-o", `jsonpath={.status.conditions[?(@.type=="Available")].status}`); available != "True" {
 		t.Errorf("the seed's policy is no longer Available: %q", available)
 	}
 }
@@ -396,21 +397,21 @@ func linkSnapshot(t testing.TB, netns string) string {
 // HyperConverged CR sets, made on the KubeVirt CR, is reverted.
 func (r *replay) hyperConvergedDrivesKubeVirt(t *testing.T) {
 	const cluster = sourceCluster
-	r.l.mustKubectl(t, cluster, "", "patch", "hyperconverged", seedHCO, "-n", virtNamespace, "--type=merge",
+	r.l.MustKubectl(t, cluster, "", "patch", "hyperconverged", seedHCO, "-n", virtNamespace, "--type=merge",
 		"-p", fmt.Sprintf(`{"spec":{"liveMigrationConfig":{"bandwidthPerMigration":%q}}}`, replayBandwidth))
 	want := resource.MustParse(replayBandwidth)
-	waitEvery(t, "the KubeVirt CR to take the HyperConverged CR's bandwidthPerMigration", 250*time.Millisecond, 30*time.Second, func() (bool, string) {
-		got := r.l.mustKubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration.migrations.bandwidthPerMigration}")
+	labtest.WaitEvery(t, "the KubeVirt CR to take the HyperConverged CR's bandwidthPerMigration", 250*time.Millisecond, 30*time.Second, func() (bool, string) {
+		got := r.l.MustKubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration.migrations.bandwidthPerMigration}")
 		q, err := resource.ParseQuantity(got)
 		return err == nil && q.Cmp(want) == 0, "bandwidthPerMigration " + got
 	})
-	r.l.mustKubectl(t, cluster, "", "patch", "kubevirt", "kubevirt", "-n", virtNamespace, "--type=merge",
+	r.l.MustKubectl(t, cluster, "", "patch", "kubevirt", "kubevirt", "-n", virtNamespace, "--type=merge",
 		"-p", `{"spec":{"configuration":{"migrations":{"network":"edited-by-hand"}}}}`)
-	waitEvery(t, "the hand edit of migrations.network to be reverted", 250*time.Millisecond, 30*time.Second, func() (bool, string) {
-		got := r.l.mustKubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration.migrations.network}")
+	labtest.WaitEvery(t, "the hand edit of migrations.network to be reverted", 250*time.Millisecond, 30*time.Second, func() (bool, string) {
+		got := r.l.MustKubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration.migrations.network}")
 		return got == seedNAD, "network " + got
 	})
-	status := r.l.mustKubectl(t, cluster, "", "get", "hyperconverged", seedHCO, "-n", virtNamespace, "-o", `jsonpath={.status.conditions[?(@.type=="Available")].status}`)
+	status := r.l.MustKubectl(t, cluster, "", "get", "hyperconverged", seedHCO, "-n", virtNamespace, "-o", `jsonpath={.status.conditions[?(@.type=="Available")].status}`)
 	if status != "True" {
 		t.Errorf("HyperConverged Available=%q", status)
 	}
@@ -422,15 +423,15 @@ func (r *replay) hyperConvergedDrivesKubeVirt(t *testing.T) {
 // ran with the HyperConverged CR's bandwidth limit.
 func (r *replay) crossClusterMigration(t *testing.T) {
 	l := r.l
-	l.exchangeCAs(t)
+	l.ExchangeCAs(t, sourceCluster, targetCluster)
 	spec := vmSpec{name: replayVM, namespace: replayNamespace, memory: "128Mi", dataDisk: "64Mi"}
 	l.createVM(t, sourceCluster, spec)
-	booted := l.waitGuestReady(t, sourceCluster, spec.namespace, spec.name, 2*time.Minute)
+	booted := l.WaitGuestReady(t, sourceCluster, spec.namespace, spec.name, 2*time.Minute)
 	var written guestagent.DiskWriteResult
-	l.guestCall(t, sourceCluster, spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk"}, &written)
+	l.GuestCall(t, sourceCluster, spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk"}, &written)
 	var vmi *kubevirtv1.VirtualMachineInstance
-	l.waitFor(t, "the source VMI to report its NIC's MAC", 30*time.Second, func() (bool, string) {
-		vmi = l.vmi(t, sourceCluster, spec.namespace, spec.name)
+	labtest.WaitFor(t, "the source VMI to report its NIC's MAC", 30*time.Second, func() (bool, string) {
+		vmi = l.VMI(t, sourceCluster, spec.namespace, spec.name)
 		return vmiShowsRunningGuest(vmi), fmt.Sprintf("%+v", vmi.Status.Interfaces)
 	})
 	a := &attempt{
@@ -441,23 +442,23 @@ func (r *replay) crossClusterMigration(t *testing.T) {
 	}
 	l.prepareReceiver(t, targetCluster, spec, vmi.Status.Interfaces[0].MAC, a, 250*time.Millisecond)
 	began := time.Now()
-	l.createVMIM(t, sourceCluster, spec.namespace, a.sourceVMIM, spec.name, a.sendTo)
-	source := l.waitVMIMFinal(t, sourceCluster, spec.namespace, a.sourceVMIM, 3*time.Minute)
-	target := l.waitVMIMFinal(t, targetCluster, a.namespace, a.targetVMIM, time.Minute)
+	l.CreateVMIM(t, sourceCluster, spec.namespace, a.sourceVMIM, spec.name, a.sendTo)
+	source := l.WaitVMIMFinal(t, sourceCluster, spec.namespace, a.sourceVMIM, 3*time.Minute)
+	target := l.WaitVMIMFinal(t, targetCluster, a.namespace, a.targetVMIM, time.Minute)
 	for _, vmim := range []*kubevirtv1.VirtualMachineInstanceMigration{source, target} {
 		if vmim.Status.Phase != kubevirtv1.MigrationSucceeded {
 			t.Fatalf("VMIM %s/%s ended %s%s\nocp7:\n%s\nocp1:\n%s", vmim.Namespace, vmim.Name, vmim.Status.Phase, vmimReason(vmim),
-				l.describe(t, sourceCluster, spec.namespace), l.describe(t, targetCluster, a.namespace))
+				l.Describe(t, sourceCluster, spec.namespace), l.Describe(t, targetCluster, a.namespace))
 		}
 	}
 	t.Logf("%s moved from %s to %s in %s%s", spec.name, vmi.Status.NodeName, target.Status.MigrationState.TargetNode,
 		time.Since(began).Round(time.Millisecond), progressSummary(source))
-	after := l.waitGuestReady(t, targetCluster, a.namespace, spec.name, time.Minute)
+	after := l.WaitGuestReady(t, targetCluster, a.namespace, spec.name, time.Minute)
 	if after.BootID != booted.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", booted.BootID, after.BootID)
 	}
 	var verified guestagent.DiskVerifyResult
-	l.guestCall(t, targetCluster, a.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
+	l.GuestCall(t, targetCluster, a.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
 	if !verified.OK || verified.Digest != written.Digest {
 		t.Fatalf("the data disk on ocp1: %+v; written on ocp7 with digest %s", verified, written.Digest)
 	}
@@ -473,8 +474,8 @@ func (r *replay) crossClusterMigration(t *testing.T) {
 // ForkliftController already; applying the guide's file over it keeps the
 // flag on).
 func (r *replay) instantiateToolkit(t *testing.T) {
-	r.l.mustKubectl(t, targetCluster, "", "apply", "-f", filepath.Join(r.examples, openshift.ForkliftControllerFile))
-	flag := r.l.mustKubectl(t, targetCluster, "", "get", "forkliftcontrollers", toolkit.ForkliftControllerName, "-n", lab.ToolkitNamespace,
+	r.l.MustKubectl(t, targetCluster, "", "apply", "-f", filepath.Join(r.examples, openshift.ForkliftControllerFile))
+	flag := r.l.MustKubectl(t, targetCluster, "", "get", "forkliftcontrollers", toolkit.ForkliftControllerName, "-n", lab.ToolkitNamespace,
 		"-o", "jsonpath={.spec.feature_ocp_live_migration}")
 	if flag != "true" {
 		t.Errorf("ForkliftController %s/%s: feature_ocp_live_migration %q, want \"true\"", lab.ToolkitNamespace, toolkit.ForkliftControllerName, flag)
@@ -487,12 +488,12 @@ func (r *replay) instantiateToolkit(t *testing.T) {
 // the token" with the guide's go-template.
 func (r *replay) providerToken(t *testing.T) {
 	l := r.l
-	l.mustKubectl(t, sourceCluster, "", "apply", "-f", filepath.Join(r.examples, openshift.ClusterRoleFile))
-	l.mustKubectl(t, sourceCluster, "", "create", "namespace", lab.ToolkitNamespace)
-	l.mustKubectl(t, sourceCluster, "", "create", "serviceaccount", "cclm", "-n", lab.ToolkitNamespace)
-	l.mustKubectl(t, sourceCluster, "", "create", "clusterrolebinding", "cclm", "--clusterrole="+connectconfig.ClusterRoleName,
+	l.MustKubectl(t, sourceCluster, "", "apply", "-f", filepath.Join(r.examples, openshift.ClusterRoleFile))
+	l.MustKubectl(t, sourceCluster, "", "create", "namespace", lab.ToolkitNamespace)
+	l.MustKubectl(t, sourceCluster, "", "create", "serviceaccount", "cclm", "-n", lab.ToolkitNamespace)
+	l.MustKubectl(t, sourceCluster, "", "create", "clusterrolebinding", "cclm", "--clusterrole="+connectconfig.ClusterRoleName,
 		"--serviceaccount="+lab.ToolkitNamespace+":cclm")
-	l.mustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
+	l.MustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
 kind: Secret
 metadata:
   name: cclm
@@ -503,11 +504,11 @@ type: kubernetes.io/service-account-token
 `, lab.ToolkitNamespace), "apply", "-f", "-")
 	// The token controller fills the Secret shortly after; the guide's
 	// go-template fails on a Secret without data.token.
-	l.waitFor(t, "the token controller to fill Secret cclm on "+sourceCluster, time.Minute, func() (bool, string) {
-		stdout, stderr, err := l.kubectl(t, sourceCluster, "", "get", "secret", "cclm", "-n", lab.ToolkitNamespace, "-o", "jsonpath={.data.token}")
+	labtest.WaitFor(t, "the token controller to fill Secret cclm on "+sourceCluster, time.Minute, func() (bool, string) {
+		stdout, stderr, err := l.Kubectl(t, sourceCluster, "", "get", "secret", "cclm", "-n", lab.ToolkitNamespace, "-o", "jsonpath={.data.token}")
 		return err == nil && stdout != "", stderr
 	})
-	r.token = strings.TrimSpace(l.mustKubectl(t, sourceCluster, "", "get", "secret", "cclm", "-n", lab.ToolkitNamespace,
+	r.token = strings.TrimSpace(l.MustKubectl(t, sourceCluster, "", "get", "secret", "cclm", "-n", lab.ToolkitNamespace,
 		"-o", `go-template={{ .data.token | base64decode}}{{"\n"}}`))
 	if r.token == "" {
 		t.Fatal("the guide's go-template printed no token")
@@ -531,9 +532,9 @@ func (r *replay) provider(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := sourceCluster + "-token"
-	l.mustKubectl(t, targetCluster, "", "create", "secret", "generic", secret, "-n", lab.ToolkitNamespace,
+	l.MustKubectl(t, targetCluster, "", "create", "secret", "generic", secret, "-n", lab.ToolkitNamespace,
 		"--from-literal="+forkliftv1beta1.SecretToken+"="+r.token, "--from-file="+forkliftv1beta1.SecretCACert+"="+caFile)
-	l.mustKubectl(t, targetCluster, fmt.Sprintf(`apiVersion: forklift.konveyor.io/v1beta1
+	l.MustKubectl(t, targetCluster, fmt.Sprintf(`apiVersion: forklift.konveyor.io/v1beta1
 kind: Provider
 metadata: {name: %[1]s, namespace: %[2]s}
 spec:
@@ -548,9 +549,9 @@ spec:
   type: openshift
 `, sourceCluster, lab.ToolkitNamespace, r.kubeconfigCluster(t, "server"), secret), "apply", "-f", "-")
 	for _, name := range []string{sourceCluster, "host"} {
-		l.mustKubectl(t, targetCluster, "", "wait", "providers/"+name, "-n", lab.ToolkitNamespace, "--for=condition=Ready", "--timeout=60s")
+		l.MustKubectl(t, targetCluster, "", "wait", "providers/"+name, "-n", lab.ToolkitNamespace, "--for=condition=Ready", "--timeout=60s")
 	}
-	t.Logf("%s:\n%s", targetCluster, l.mustKubectl(t, targetCluster, "", "get", "providers", "-n", lab.ToolkitNamespace))
+	t.Logf("%s:\n%s", targetCluster, l.MustKubectl(t, targetCluster, "", "get", "providers", "-n", lab.ToolkitNamespace))
 }
 
 // kubeconfigCluster is a field of the source cluster's entry in the lab's
@@ -558,7 +559,7 @@ spec:
 func (r *replay) kubeconfigCluster(t *testing.T, field string) string {
 	t.Helper()
 	jsonPath := fmt.Sprintf(`jsonpath={.clusters[?(@.name=="%s")].cluster.%s}`, sourceCluster, field)
-	stdout, stderr, err := runKubectl(t, "", "--kubeconfig", r.l.kubeconfig, "config", "view", "--raw", "-o", jsonPath)
+	stdout, stderr, err := labtest.RunKubectl(t, "", "--kubeconfig", r.l.Kubeconfig, "config", "view", "--raw", "-o", jsonPath)
 	if err != nil || stdout == "" {
 		t.Fatalf("kubectl config view: cluster %s has no %s: %v\n%s", sourceCluster, field, err, stderr)
 	}

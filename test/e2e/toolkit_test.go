@@ -23,6 +23,7 @@ import (
 	"github.com/cclm-io/cclm/internal/toolkit"
 	"github.com/cclm-io/cclm/internal/trust"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // The toolkit (`cclm toolkit`, the lab's forklift-controller on ocp1)
@@ -51,7 +52,7 @@ func TestToolkit(t *testing.T) {
 // keeps the field (the CRD knows it) and is not Ready, with a Critical
 // HooksNotSupported condition naming the hook.
 func (l *labEnv) toolkitRefusesHooks(t *testing.T) {
-	l.mustKubectl(t, targetCluster, fmt.Sprintf(`apiVersion: forklift.konveyor.io/v1beta1
+	l.MustKubectl(t, targetCluster, fmt.Sprintf(`apiVersion: forklift.konveyor.io/v1beta1
 kind: Plan
 metadata: {name: toolkit-hooks, namespace: %[1]s}
 spec:
@@ -70,10 +71,10 @@ spec:
     - step: PreHook
       hook: {name: backup, namespace: %[1]s}
 `, mtvNamespace, sourceProvider, hostProvider, toolkitNetMap, toolkitStoreMap), "apply", "-f", "-")
-	defer l.mustKubectl(t, targetCluster, "", "delete", "plan", "toolkit-hooks", "-n", mtvNamespace)
+	defer l.MustKubectl(t, targetCluster, "", "delete", "plan", "toolkit-hooks", "-n", mtvNamespace)
 	var plan forkliftv1beta1.Plan
-	l.waitFor(t, "Plan toolkit-hooks to refuse its hook", time.Minute, func() (bool, string) {
-		if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: "toolkit-hooks"}, &plan); err != nil {
+	labtest.WaitFor(t, "Plan toolkit-hooks to refuse its hook", time.Minute, func() (bool, string) {
+		if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: "toolkit-hooks"}, &plan); err != nil {
 			return false, err.Error()
 		}
 		c := forkliftv1beta1.FindCondition(plan.Status.Conditions, toolkit.ConditionHooksNotSupported)
@@ -107,8 +108,8 @@ const (
 // waits for both Providers to be Ready.
 func (l *labEnv) connectByHand(t testing.TB) {
 	t.Helper()
-	l.mustKubectl(t, sourceCluster, string(openshift.ClusterRoleYAML()), "apply", "-f", "-")
-	l.mustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
+	l.MustKubectl(t, sourceCluster, string(openshift.ClusterRoleYAML()), "apply", "-f", "-")
+	l.MustKubectl(t, sourceCluster, fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata: {name: %[1]s}
 ---
@@ -127,9 +128,9 @@ kind: Secret
 metadata: {name: cclm, namespace: %[1]s, annotations: {kubernetes.io/service-account.name: cclm}}
 type: kubernetes.io/service-account-token
 `, mtvNamespace, connectconfig.ClusterRoleName), "apply", "-f", "-")
-	source := l.client(t, sourceCluster)
+	source := l.Client(t, sourceCluster)
 	var token []byte
-	l.waitFor(t, "the token controller to fill Secret cclm on ocp7", time.Minute, func() (bool, string) {
+	labtest.WaitFor(t, "the token controller to fill Secret cclm on ocp7", time.Minute, func() (bool, string) {
 		var secret corev1.Secret
 		if err := source.Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: "cclm"}, &secret); err != nil {
 			return false, err.Error()
@@ -137,61 +138,43 @@ type: kubernetes.io/service-account-token
 		token = secret.Data[corev1.ServiceAccountTokenKey]
 		return len(token) > 0, "no token yet"
 	})
-	sourceConfig := l.restConfig(t, sourceCluster)
-	target := l.client(t, targetCluster)
+	sourceConfig := l.RESTConfig(t, sourceCluster)
+	target := l.Client(t, targetCluster)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: sourceProvider + "-token", Namespace: mtvNamespace}}
-	l.createOrUpdate(t, target, secret, func() {
+	labtest.CreateOrUpdate(t, target, secret, func() {
 		secret.Data = map[string][]byte{forkliftv1beta1.SecretToken: token, forkliftv1beta1.SecretCACert: sourceConfig.CAData}
 	})
 	providerType := forkliftv1beta1.OpenShift
 	remote := &forkliftv1beta1.Provider{ObjectMeta: metav1.ObjectMeta{Name: sourceProvider, Namespace: mtvNamespace}}
-	l.createOrUpdate(t, target, remote, func() {
+	labtest.CreateOrUpdate(t, target, remote, func() {
 		remote.Spec = forkliftv1beta1.ProviderSpec{Type: &providerType, URL: sourceConfig.Host, Secret: corev1.ObjectReference{Name: secret.Name, Namespace: mtvNamespace}}
 	})
 	host := &forkliftv1beta1.Provider{ObjectMeta: metav1.ObjectMeta{Name: hostProvider, Namespace: mtvNamespace}}
-	l.createOrUpdate(t, target, host, func() { host.Spec = forkliftv1beta1.ProviderSpec{Type: &providerType} })
+	labtest.CreateOrUpdate(t, target, host, func() { host.Spec = forkliftv1beta1.ProviderSpec{Type: &providerType} })
 	pair := forkliftv1beta1.ProviderPair{
 		Source:      corev1.ObjectReference{Name: sourceProvider, Namespace: mtvNamespace},
 		Destination: corev1.ObjectReference{Name: hostProvider, Namespace: mtvNamespace},
 	}
 	networkMap := &forkliftv1beta1.NetworkMap{ObjectMeta: metav1.ObjectMeta{Name: toolkitNetMap, Namespace: mtvNamespace}}
-	l.createOrUpdate(t, target, networkMap, func() {
+	labtest.CreateOrUpdate(t, target, networkMap, func() {
 		networkMap.Spec = forkliftv1beta1.NetworkMapSpec{Provider: pair, Map: []forkliftv1beta1.NetworkPair{{
 			Source: forkliftv1beta1.Ref{Type: "pod"}, Destination: forkliftv1beta1.DestinationNetwork{Type: "pod"},
 		}}}
 	})
 	storageMap := &forkliftv1beta1.StorageMap{ObjectMeta: metav1.ObjectMeta{Name: toolkitStoreMap, Namespace: mtvNamespace}}
-	l.createOrUpdate(t, target, storageMap, func() {
+	labtest.CreateOrUpdate(t, target, storageMap, func() {
 		storageMap.Spec = forkliftv1beta1.StorageMapSpec{Provider: pair, Map: []forkliftv1beta1.StoragePair{{
 			Source: forkliftv1beta1.Ref{Name: "cclm-local"}, Destination: forkliftv1beta1.DestinationStorage{StorageClass: "cclm-local"},
 		}}}
 	})
 	for _, name := range []string{sourceProvider, hostProvider} {
-		l.waitFor(t, "Provider "+name+" to be Ready", time.Minute, func() (bool, string) {
+		labtest.WaitFor(t, "Provider "+name+" to be Ready", time.Minute, func() (bool, string) {
 			var p forkliftv1beta1.Provider
 			if err := target.Get(context.Background(), client.ObjectKey{Namespace: mtvNamespace, Name: name}, &p); err != nil {
 				return false, err.Error()
 			}
 			return p.Status.Phase == toolkit.PhaseReady, fmt.Sprintf("phase %q, conditions %+v", p.Status.Phase, p.Status.Conditions)
 		})
-	}
-}
-
-// createOrUpdate makes obj as set says, whether it exists or not.
-func (l *labEnv) createOrUpdate(t testing.TB, c client.Client, obj client.Object, set func()) {
-	t.Helper()
-	err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
-	if client.IgnoreNotFound(err) != nil {
-		t.Fatal(err)
-	}
-	set()
-	if err != nil {
-		err = c.Create(context.Background(), obj)
-	} else {
-		err = c.Update(context.Background(), obj)
-	}
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -230,19 +213,19 @@ func (l *labEnv) newGuests(t testing.TB, namespace string, names ...string) []*g
 func (l *labEnv) readyGuest(t testing.TB, cluster string, spec vmSpec) *guest {
 	t.Helper()
 	g := &guest{spec: spec}
-	g.booted = l.waitGuestReady(t, cluster, spec.namespace, spec.name, 2*time.Minute)
-	l.guestCall(t, cluster, spec.namespace, spec.name, guestagent.CmdDiskWrite,
+	g.booted = l.WaitGuestReady(t, cluster, spec.namespace, spec.name, 2*time.Minute)
+	l.GuestCall(t, cluster, spec.namespace, spec.name, guestagent.CmdDiskWrite,
 		guestagent.DiskArgs{Disk: "datadisk", Seed: uint64(time.Now().UnixNano())}, &g.written)
 	var vm kubevirtv1.VirtualMachine
-	if err := l.client(t, cluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &vm); err != nil {
+	if err := l.Client(t, cluster).Get(context.Background(), client.ObjectKey{Namespace: spec.namespace, Name: spec.name}, &vm); err != nil {
 		t.Fatal(err)
 	}
 	g.uid = string(vm.UID)
-	l.waitFor(t, "VMI "+spec.name+" to be storage-live-migratable with its NIC reported", 30*time.Second, func() (bool, string) {
-		vmi := l.vmi(t, cluster, spec.namespace, spec.name)
+	labtest.WaitFor(t, "VMI "+spec.name+" to be storage-live-migratable with its NIC reported", 30*time.Second, func() (bool, string) {
+		vmi := l.VMI(t, cluster, spec.namespace, spec.name)
 		return vmiShowsRunningGuest(vmi), fmt.Sprintf("%+v", vmi.Status.Conditions)
 	})
-	g.mac = l.vmi(t, cluster, spec.namespace, spec.name).Status.Interfaces[0].MAC
+	g.mac = l.VMI(t, cluster, spec.namespace, spec.name).Status.Interfaces[0].MAC
 	return g
 }
 
@@ -250,9 +233,9 @@ func (l *labEnv) readyGuest(t testing.TB, cluster string, spec vmSpec) *guest {
 // waits for it to be Ready.
 func (l *labEnv) applyPlan(t testing.TB, name, namespace string, guests []*guest) *forkliftv1beta1.Plan {
 	t.Helper()
-	target := l.client(t, targetCluster)
+	target := l.Client(t, targetCluster)
 	plan := &forkliftv1beta1.Plan{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mtvNamespace}}
-	l.createOrUpdate(t, target, plan, func() {
+	labtest.CreateOrUpdate(t, target, plan, func() {
 		plan.Spec = forkliftv1beta1.PlanSpec{
 			Type: forkliftv1beta1.MigrationLive, TargetNamespace: namespace,
 			Provider: forkliftv1beta1.ProviderPair{
@@ -274,10 +257,10 @@ func (l *labEnv) applyPlan(t testing.TB, name, namespace string, guests []*guest
 // awaitPlanReady waits for the Plan to be Ready at its generation.
 func (l *labEnv) awaitPlanReady(t testing.TB, name string) *forkliftv1beta1.Plan {
 	t.Helper()
-	target := l.client(t, targetCluster)
+	target := l.Client(t, targetCluster)
 	plan := &forkliftv1beta1.Plan{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mtvNamespace}}
 	began := time.Now()
-	l.waitFor(t, "Plan "+name+" to be Ready", 2*time.Minute, func() (bool, string) {
+	labtest.WaitFor(t, "Plan "+name+" to be Ready", 2*time.Minute, func() (bool, string) {
 		if err := target.Get(context.Background(), client.ObjectKeyFromObject(plan), plan); err != nil {
 			return false, err.Error()
 		}
@@ -296,7 +279,7 @@ func (l *labEnv) startToolkitMigration(t testing.TB, plan *forkliftv1beta1.Plan,
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mtvNamespace},
 		Spec:       forkliftv1beta1.MigrationSpec{Plan: corev1.ObjectReference{Name: plan.Name, Namespace: plan.Namespace}},
 	}
-	if err := l.client(t, targetCluster).Create(context.Background(), m); err != nil {
+	if err := l.Client(t, targetCluster).Create(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -305,7 +288,7 @@ func (l *labEnv) startToolkitMigration(t testing.TB, plan *forkliftv1beta1.Plan,
 func (l *labEnv) toolkitMigration(t testing.TB, m *forkliftv1beta1.Migration) *forkliftv1beta1.Migration {
 	t.Helper()
 	current := &forkliftv1beta1.Migration{}
-	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(m), current); err != nil {
+	if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(m), current); err != nil {
 		t.Fatal(err)
 	}
 	return current
@@ -369,7 +352,7 @@ func (l *labEnv) followMigration(t testing.TB, m *forkliftv1beta1.Migration, tim
 	began := time.Now()
 	seen := phaseLog{}
 	var current *forkliftv1beta1.Migration
-	waitEvery(t, "Migration "+m.Name+" to end", 100*time.Millisecond, timeout, func() (bool, string) {
+	labtest.WaitEvery(t, "Migration "+m.Name+" to end", 100*time.Millisecond, timeout, func() (bool, string) {
 		current = l.toolkitMigration(t, m)
 		seen.see(current, began)
 		if each != nil {
@@ -445,32 +428,32 @@ func assertPipelineCompleted(t *testing.T, m *forkliftv1beta1.Migration) {
 // on either side, and nothing else of the VM's name in either namespace.
 func (l *labEnv) assertArrivedOnce(t testing.TB, m *forkliftv1beta1.Migration, targetNamespace string, g *guest) {
 	t.Helper()
-	after := l.waitGuestReady(t, targetCluster, targetNamespace, g.spec.name, time.Minute)
+	after := l.WaitGuestReady(t, targetCluster, targetNamespace, g.spec.name, time.Minute)
 	if after.BootID != g.booted.BootID {
 		t.Errorf("%s rebooted: boot %s on ocp7, %s on ocp1", g.spec.name, g.booted.BootID, after.BootID)
 	}
 	var verified guestagent.DiskVerifyResult
-	l.guestCall(t, targetCluster, targetNamespace, g.spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
+	l.GuestCall(t, targetCluster, targetNamespace, g.spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk"}, &verified)
 	if !verified.OK || verified.Digest != g.written.Digest {
 		t.Errorf("%s's data disk on ocp1: %+v; written on ocp7 with digest %s", g.spec.name, verified, g.written.Digest)
 	}
-	if pids := qemuPids(targetNamespace, g.spec.name); len(pids) != 1 {
+	if pids := labtest.QEMUPids(targetNamespace, g.spec.name); len(pids) != 1 {
 		t.Errorf("%s: want one QEMU on ocp1, found %v", g.spec.name, pids)
 	}
-	if pids := qemuPids(g.spec.namespace, g.spec.name); len(pids) != 0 && g.spec.namespace != targetNamespace {
+	if pids := labtest.QEMUPids(g.spec.namespace, g.spec.name); len(pids) != 0 && g.spec.namespace != targetNamespace {
 		t.Errorf("%s: QEMU %v still runs on ocp7", g.spec.name, pids)
 	}
 	t.Logf("%s: the same boot %s on ocp1, data disk digest %s intact", g.spec.name, after.BootID, verified.Digest)
-	l.waitFor(t, "source VM "+g.spec.name+" to be Halted", time.Minute, func() (bool, string) {
+	labtest.WaitFor(t, "source VM "+g.spec.name+" to be Halted", time.Minute, func() (bool, string) {
 		var vm kubevirtv1.VirtualMachine
-		if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: g.spec.namespace, Name: g.spec.name}, &vm); err != nil {
+		if err := l.Client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: g.spec.namespace, Name: g.spec.name}, &vm); err != nil {
 			return false, err.Error()
 		}
 		return vm.EffectiveRunStrategy() == kubevirtv1.RunStrategyHalted, "runStrategy " + string(vm.EffectiveRunStrategy())
 	})
 	labels := client.MatchingLabels{toolkit.LabelMigration: string(m.UID), toolkit.LabelVMID: g.uid}
 	count := func(cluster, namespace string, list client.ObjectList) int {
-		if err := l.client(t, cluster).List(context.Background(), list, client.InNamespace(namespace), labels); err != nil {
+		if err := l.Client(t, cluster).List(context.Background(), list, client.InNamespace(namespace), labels); err != nil {
 			t.Fatal(err)
 		}
 		switch typed := list.(type) {
@@ -483,7 +466,7 @@ func (l *labEnv) assertArrivedOnce(t testing.TB, m *forkliftv1beta1.Migration, t
 		}
 		return -1
 	}
-	l.waitFor(t, "the VMIMs of "+g.spec.name+" to be cleaned up", 30*time.Second, func() (bool, string) {
+	labtest.WaitFor(t, "the VMIMs of "+g.spec.name+" to be cleaned up", 30*time.Second, func() (bool, string) {
 		source, target := count(sourceCluster, g.spec.namespace, &kubevirtv1.VirtualMachineInstanceMigrationList{}), count(targetCluster, targetNamespace, &kubevirtv1.VirtualMachineInstanceMigrationList{})
 		return source == 0 && target == 0, fmt.Sprintf("%d VMIMs on ocp7, %d on ocp1", source, target)
 	})
@@ -504,7 +487,7 @@ func (l *labEnv) assertArrivedOnce(t testing.TB, m *forkliftv1beta1.Migration, t
 	// Nothing else of the name either: no second VMIM of any name for
 	// this VM, no stray VM or DataVolume.
 	var vmims kubevirtv1.VirtualMachineInstanceMigrationList
-	if err := l.client(t, targetCluster).List(context.Background(), &vmims, client.InNamespace(targetNamespace)); err != nil {
+	if err := l.Client(t, targetCluster).List(context.Background(), &vmims, client.InNamespace(targetNamespace)); err != nil {
 		t.Fatal(err)
 	}
 	for _, vmim := range vmims.Items {
@@ -513,12 +496,12 @@ func (l *labEnv) assertArrivedOnce(t testing.TB, m *forkliftv1beta1.Migration, t
 		}
 	}
 	var vm kubevirtv1.VirtualMachine
-	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: targetNamespace, Name: g.spec.name}, &vm); err != nil {
+	if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: targetNamespace, Name: g.spec.name}, &vm); err != nil {
 		t.Fatal(err)
 	}
 	if vm.EffectiveRunStrategy() != kubevirtv1.RunStrategyAlways {
-		l.waitFor(t, "the receiver VM to take its restore-run-strategy", 30*time.Second, func() (bool, string) {
-			if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(&vm), &vm); err != nil {
+		labtest.WaitFor(t, "the receiver VM to take its restore-run-strategy", 30*time.Second, func() (bool, string) {
+			if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(&vm), &vm); err != nil {
 				return false, err.Error()
 			}
 			return vm.EffectiveRunStrategy() == kubevirtv1.RunStrategyAlways, string(vm.EffectiveRunStrategy())
@@ -534,9 +517,9 @@ func (l *labEnv) toolkitMigratesTwoVMs(t *testing.T) {
 	plan := l.applyPlan(t, "toolkit-two", namespace, guests)
 	// One VM in flight at a time (Forklift's controller_max_vm_inflight):
 	// beta waits, saying why, and starts once alpha has ended.
-	l.mustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
+	l.MustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
 		"--type=merge", "-p", `{"spec":{"controller_max_vm_inflight":1}}`)
-	defer l.mustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
+	defer l.MustKubectl(t, targetCluster, "", "patch", "forkliftcontroller", toolkit.ForkliftControllerName, "-n", mtvNamespace,
 		"--type=json", "-p", `[{"op":"remove","path":"/spec/controller_max_vm_inflight"}]`)
 	m := l.startToolkitMigration(t, plan, "toolkit-two-1")
 	waited, overlapped := "", false
@@ -565,15 +548,15 @@ func (l *labEnv) toolkitMigratesTwoVMs(t *testing.T) {
 	}
 	l.assertTrustEachOtherOnce(t)
 	var mirrored forkliftv1beta1.Plan
-	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(plan), &mirrored); err != nil {
+	if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(plan), &mirrored); err != nil {
 		t.Fatal(err)
 	}
 	if len(mirrored.Status.Migration.VMs) != 2 || toolkit.VMOutcome(mirrored.Status.Migration.VMs[0]) != toolkit.VMSucceeded || mirrored.Status.Migration.Completed == nil {
 		t.Errorf("the plan's status.migration: %+v", mirrored.Status.Migration)
 	}
 	if c := forkliftv1beta1.FindCondition(mirrored.Status.Conditions, forkliftv1beta1.ConditionSucceeded); c == nil || c.Status != forkliftv1beta1.ConditionTrue {
-		l.waitFor(t, "the plan to show Succeeded", 30*time.Second, func() (bool, string) {
-			if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(plan), &mirrored); err != nil {
+		labtest.WaitFor(t, "the plan to show Succeeded", 30*time.Second, func() (bool, string) {
+			if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKeyFromObject(plan), &mirrored); err != nil {
 				return false, err.Error()
 			}
 			c := forkliftv1beta1.FindCondition(mirrored.Status.Conditions, forkliftv1beta1.ConditionSucceeded)
@@ -593,7 +576,7 @@ var killSteps = []string{
 func (l *labEnv) toolkitSurvivesKills(t *testing.T) {
 	const namespace = "toolkit-kill"
 	// A slow link keeps Migrate long enough to be killed in.
-	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"16Mi"}`)
+	restore := l.SetMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"16Mi"}`)
 	defer restore()
 	guests := l.newGuests(t, namespace, "gamma")
 	plan := l.applyPlan(t, "toolkit-kill", namespace, guests)
@@ -609,7 +592,7 @@ func (l *labEnv) toolkitSurvivesKills(t *testing.T) {
 		if at < 0 || at < slices.Index(toolkit.Tasks, killSteps[next]) {
 			return
 		}
-		pid := l.controllerPid(t, targetCluster, lab.ToolkitControllerName)
+		pid := l.ControllerPid(t, targetCluster, lab.ToolkitControllerName)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -617,8 +600,8 @@ func (l *labEnv) toolkitSurvivesKills(t *testing.T) {
 		for next < len(killSteps) && slices.Index(toolkit.Tasks, killSteps[next]) <= at {
 			next++
 		}
-		l.waitFor(t, "the lab to restart the toolkit", 30*time.Second, func() (bool, string) {
-			now := l.controllerPid(t, targetCluster, lab.ToolkitControllerName)
+		labtest.WaitFor(t, "the lab to restart the toolkit", 30*time.Second, func() (bool, string) {
+			now := l.ControllerPid(t, targetCluster, lab.ToolkitControllerName)
 			return now != pid, fmt.Sprintf("pid still %d", pid)
 		})
 	})
@@ -635,16 +618,16 @@ func (l *labEnv) toolkitSurvivesKills(t *testing.T) {
 // on ocp1 is removed, and the guest runs on at the source, the same boot.
 func (l *labEnv) toolkitCancels(t *testing.T) {
 	const namespace = "toolkit-cancel"
-	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"4Mi","progressTimeout":300}`)
+	restore := l.SetMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"4Mi","progressTimeout":300}`)
 	defer restore()
 	guests := l.newGuests(t, namespace, "delta")
 	g := guests[0]
 	const targetNamespace = namespace + "-to" // QEMUs of both sides told apart by namespace
 	plan := l.applyPlan(t, "toolkit-cancel", targetNamespace, guests)
 	m := l.startToolkitMigration(t, plan, "toolkit-cancel-1")
-	target := l.client(t, targetCluster)
+	target := l.Client(t, targetCluster)
 	var canceledAt time.Time
-	waitEvery(t, "Migration "+m.Name+" to end", 100*time.Millisecond, 4*time.Minute, func() (bool, string) {
+	labtest.WaitEvery(t, "Migration "+m.Name+" to end", 100*time.Millisecond, 4*time.Minute, func() (bool, string) {
 		current := l.toolkitMigration(t, m)
 		if canceledAt.IsZero() && len(current.Status.VMs) == 1 && current.Status.VMs[0].Phase == toolkit.PhaseWaitForStateTransfer {
 			migrate := toolkit.FindVMTask(current.Status.VMs[0], toolkit.TaskMigrate)
@@ -681,28 +664,28 @@ func (l *labEnv) assertStayedHome(t *testing.T, m *forkliftv1beta1.Migration, g 
 		{targetCluster, &kubevirtv1.VirtualMachineList{}}, {targetCluster, &cdiv1beta1.DataVolumeList{}},
 		{targetCluster, &kubevirtv1.VirtualMachineInstanceMigrationList{}}, {sourceCluster, &kubevirtv1.VirtualMachineInstanceMigrationList{}},
 	} {
-		if err := l.client(t, c.cluster).List(context.Background(), c.list, labels); err != nil {
+		if err := l.Client(t, c.cluster).List(context.Background(), c.list, labels); err != nil {
 			t.Fatal(err)
 		}
 		if n := meta.LenList(c.list); n != 0 {
 			t.Errorf("%d %T left on %s after the cancel", n, c.list, c.cluster)
 		}
 	}
-	l.waitFor(t, "no QEMU of the receiver on ocp1", time.Minute, func() (bool, string) {
-		source, receiver := qemuPids(namespace, g.spec.name), qemuPids(targetNamespace, g.spec.name)
+	labtest.WaitFor(t, "no QEMU of the receiver on ocp1", time.Minute, func() (bool, string) {
+		source, receiver := labtest.QEMUPids(namespace, g.spec.name), labtest.QEMUPids(targetNamespace, g.spec.name)
 		if targetNamespace == namespace { // one set of QEMUs: the source's alone
 			receiver = nil
 		}
-		vmi := l.vmi(t, sourceCluster, namespace, g.spec.name)
+		vmi := l.VMI(t, sourceCluster, namespace, g.spec.name)
 		return len(source) == 1 && len(receiver) == 0 && vmi != nil && vmi.Status.Phase == kubevirtv1.Running,
 			fmt.Sprintf("source QEMUs %v, receiver QEMUs %v, source %s", source, receiver, vmiPhase(vmi))
 	})
-	info := l.waitGuestReady(t, sourceCluster, namespace, g.spec.name, 30*time.Second)
+	info := l.WaitGuestReady(t, sourceCluster, namespace, g.spec.name, 30*time.Second)
 	if info.BootID != g.booted.BootID {
 		t.Fatalf("the guest rebooted: %s -> %s", g.booted.BootID, info.BootID)
 	}
 	var vm kubevirtv1.VirtualMachine
-	if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: g.spec.name}, &vm); err != nil {
+	if err := l.Client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: g.spec.name}, &vm); err != nil {
 		t.Fatal(err)
 	}
 	if vm.EffectiveRunStrategy() != kubevirtv1.RunStrategyAlways {
@@ -717,7 +700,7 @@ func (l *labEnv) forgetPeerCAs(t *testing.T) {
 	t.Helper()
 	for _, cluster := range []string{sourceCluster, targetCluster} {
 		external := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: virtNamespace, Name: trust.ExternalCAConfigMap}}
-		if err := l.client(t, cluster).Delete(context.Background(), external); client.IgnoreNotFound(err) != nil {
+		if err := l.Client(t, cluster).Delete(context.Background(), external); client.IgnoreNotFound(err) != nil {
 			t.Fatal(err)
 		}
 	}
@@ -729,7 +712,7 @@ func (l *labEnv) assertTrustEachOtherOnce(t *testing.T) {
 	t.Helper()
 	bundle := func(cluster, name string) string {
 		var cm corev1.ConfigMap
-		if err := l.client(t, cluster).Get(context.Background(), client.ObjectKey{Namespace: virtNamespace, Name: name}, &cm); err != nil {
+		if err := l.Client(t, cluster).Get(context.Background(), client.ObjectKey{Namespace: virtNamespace, Name: name}, &cm); err != nil {
 			t.Fatalf("%s's ConfigMap %s: %v", cluster, name, err)
 		}
 		return cm.Data[trust.BundleKey]

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
@@ -322,6 +323,25 @@ func (e *vcEnv) waitEvent(t *testing.T, namespace, kind, name, reason string) st
 	return message
 }
 
+// waitObserved changes the VM's spec (an annotation of its template,
+// which no decision reads) and waits until the VM controller has written
+// the status of that generation: it acts on a VM (creates or deletes its
+// VMI) before it writes its status, so what the controller would do to
+// the VM as it is now has been done. It returns the VM.
+func (e *vcEnv) waitObserved(t *testing.T, namespace, name string) *kubevirtv1.VirtualMachine {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"e2e.cclm.io/observed":%q}}}}}`, time.Now().Format(time.RFC3339Nano))
+	if err := e.client.Patch(context.Background(), e.vm(t, namespace, name), client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+	var vm *kubevirtv1.VirtualMachine
+	e.waitFor(t, "the VM controller to observe VM "+name+"'s latest generation", 30*time.Second, func() (bool, string) {
+		vm = e.vm(t, namespace, name)
+		return vm.Status.ObservedGeneration == vm.Generation, fmt.Sprintf("generation %d, observed %d", vm.Generation, vm.Status.ObservedGeneration)
+	})
+	return vm
+}
+
 func (e *vcEnv) setRunStrategy(t *testing.T, vm *kubevirtv1.VirtualMachine, strategy kubevirtv1.VirtualMachineRunStrategy) {
 	t.Helper()
 	patch := fmt.Sprintf(`{"spec":{"runStrategy":%q}}`, strategy)
@@ -438,9 +458,15 @@ func (e *vcEnv) testRerunOnFailure(t *testing.T) {
 
 	e.setVMIPhase(t, third, kubevirtv1.Succeeded)
 	e.waitPrintableStatus(t, ns, name, kubevirtv1.VirtualMachineStatusStopped)
-	time.Sleep(vcBackoff + time.Second) // long enough for a wrong restart to show
+	// The backoff of the earlier failures is over (the third VMI ran):
+	// a controller that took the success for a failure would restart at
+	// once, or record it and restart after a new backoff.
+	vm := e.waitObserved(t, ns, name)
 	if vmi := e.vmi(t, ns, name); vmi == nil || vmi.UID != third.UID || vmi.Status.Phase != kubevirtv1.Succeeded {
 		t.Errorf("after Succeeded the VMI must stay as it is, got %+v", vmi)
+	}
+	if failure := vm.Annotations[virtcontroller.StartFailureAnnotation]; strings.Contains(failure, string(third.UID)) {
+		t.Errorf("the succeeded VMI was counted as a failure: %s", failure)
 	}
 }
 
@@ -627,7 +653,7 @@ func (e *vcEnv) testUnsupportedSource(t *testing.T) {
 		t.Errorf("DataVolume phase %s, Ready message %q", dv.Status.Phase, ready)
 	}
 	t.Logf("VM conditions: %+v", vm.Status.Conditions)
-	time.Sleep(time.Second) // a wrongly created VMI would show by now
+	e.waitObserved(t, ns, name)
 	if vmi := e.vmi(t, ns, name); vmi != nil {
 		t.Errorf("a VMI was created despite the failed DataVolume")
 	}

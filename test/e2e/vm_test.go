@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,9 +12,9 @@ import (
 
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/kube"
-	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/testenv"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // vmSpec is what a test VM varies.
@@ -31,65 +29,19 @@ type vmSpec struct {
 	labels                       string // the template's labels (the VMI's), e.g. "{workload: busy}"
 }
 
+// manifest is the VM's YAML.
 func (s vmSpec) manifest() string {
-	if s.runStrategy == "" {
-		s.runStrategy = "Always"
-	}
-	if s.memory == "" {
-		s.memory = "128Mi"
-	}
-	if s.image == "" {
-		s.image = "cclm/guest"
-	}
-	var dvTemplates, dataDisk, dataVolume, annotations, mac, firmware, templateMeta string
-	if s.labels != "" {
-		templateMeta = "\n    metadata: {labels: " + s.labels + "}"
-	}
-	if s.restoreRunStrategy != "" {
-		annotations = fmt.Sprintf(", annotations: {%s: %s}", kubevirtv1.RestoreRunStrategyAnnotation, s.restoreRunStrategy)
-	}
-	if s.mac != "" {
-		mac = ", macAddress: " + strconv.Quote(s.mac)
-	}
-	if s.kernelArgs != "" {
-		firmware = "\n        firmware: {kernelBoot: {kernelArgs: " + strconv.Quote(s.kernelArgs) + "}}"
-	}
-	if s.dataDisk != "" {
-		dvTemplates = fmt.Sprintf(`
-  dataVolumeTemplates:
-  - metadata: {name: %s-data}
-    spec:
-      source: {blank: {}}
-      storage: {resources: {requests: {storage: %s}}}`, s.name, s.dataDisk)
-		dataDisk = "\n          - {name: datadisk, disk: {bus: virtio}}"
-		dataVolume = fmt.Sprintf("\n      - {name: datadisk, dataVolume: {name: %s-data}}", s.name)
-	}
-	return fmt.Sprintf(`apiVersion: kubevirt.io/v1
-kind: VirtualMachine
-metadata: {name: %s, namespace: %s%s}
-spec:
-  runStrategy: %s%s
-  template:%s
-    spec:
-      domain:
-        memory: {guest: %s}%s
-        devices:
-          disks:
-          - {name: rootdisk, disk: {bus: virtio}}%s
-          interfaces:
-          - {name: default, bridge: {}%s}
-      networks:
-      - {name: default, pod: {}}
-      volumes:
-      - {name: rootdisk, containerDisk: {image: %s}}%s
-`, s.name, s.namespace, annotations, s.runStrategy, dvTemplates, templateMeta, s.memory, firmware, dataDisk, mac, s.image, dataVolume)
+	return labtest.VM{
+		Name: s.name, Namespace: s.namespace, RunStrategy: s.runStrategy, Memory: s.memory, DataDisk: s.dataDisk,
+		Image: s.image, MAC: s.mac, RestoreRunStrategy: s.restoreRunStrategy, KernelArgs: s.kernelArgs, Labels: s.labels,
+	}.Manifest()
 }
 
 // createVM makes the namespace (if needed) and the VM on a lab cluster.
 func (l *labEnv) createVM(t testing.TB, contextName string, spec vmSpec) {
 	t.Helper()
-	l.ensureNamespace(t, contextName, spec.namespace)
-	l.mustKubectl(t, contextName, spec.manifest(), "apply", "-f", "-")
+	l.EnsureNamespace(t, contextName, spec.namespace)
+	l.MustKubectl(t, contextName, spec.manifest(), "apply", "-f", "-")
 }
 
 // removeAtEnd deletes the VMs from every lab cluster once the test ends,
@@ -97,35 +49,14 @@ func (l *labEnv) createVM(t testing.TB, contextName string, spec vmSpec) {
 func (l *labEnv) removeAtEnd(t testing.TB, namespace string, names ...string) {
 	t.Cleanup(func() {
 		for _, cluster := range []string{sourceCluster, targetCluster} {
-			_, _, _ = l.kubectl(t, cluster, "", append([]string{"delete", "vm", "-n", namespace, "--wait=false", "--ignore-not-found"}, names...)...)
+			_, _, _ = l.Kubectl(t, cluster, "", append([]string{"delete", "vm", "-n", namespace, "--wait=false", "--ignore-not-found"}, names...)...)
 		}
 	})
 }
 
-func (l *labEnv) ensureNamespace(t testing.TB, contextName, namespace string) {
-	t.Helper()
-	l.mustKubectl(t, contextName, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", namespace), "apply", "-f", "-")
-}
-
 func (l *labEnv) setRunStrategy(t *testing.T, contextName, namespace, name, strategy string) {
 	t.Helper()
-	l.mustKubectl(t, contextName, "", "patch", "vm", name, "-n", namespace, "--type=merge", "-p", fmt.Sprintf(`{"spec":{"runStrategy":%q}}`, strategy))
-}
-
-// qemuPids lists the QEMU processes whose command line names a VMI's
-// domain (namespace_name): the truth about where a VM runs on this host.
-func qemuPids(namespace, name string) []int {
-	var pids []int
-	for _, line := range processesMentioning("guest=" + namespace + "_" + name) {
-		if !strings.Contains(line, "qemu-system") {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.SplitN(line, ":", 2)[0])
-		if err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	l.MustKubectl(t, contextName, "", "patch", "vm", name, "-n", namespace, "--type=merge", "-p", fmt.Sprintf(`{"spec":{"runStrategy":%q}}`, strategy))
 }
 
 // The example VM of the README: Running within seconds, its guest agent's
@@ -133,19 +64,21 @@ func qemuPids(namespace, name string) []int {
 func TestExampleVMRunsWithAHeartbeat(t *testing.T) {
 	l := sharedLab(t)
 	began := time.Now()
-	l.mustKubectl(t, "ocp7", "", "apply", "-f", filepath.Join(testenv.RepoRoot(), "examples", "vm.yaml"))
-	first := l.waitGuestReady(t, "ocp7", "default", "demo-vm", 90*time.Second)
+	l.MustKubectl(t, "ocp7", "", "apply", "-f", filepath.Join(testenv.RepoRoot(), "examples", "vm.yaml"))
+	first := l.WaitGuestReady(t, "ocp7", "default", "demo-vm", 90*time.Second)
 	t.Logf("examples/vm.yaml: guest agent answering %s after apply", time.Since(began).Round(100*time.Millisecond))
-	time.Sleep(1500 * time.Millisecond)
-	second, err := l.guestInfo(t, "ocp7", "default", "demo-vm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.BootID != first.BootID || second.Heartbeat < first.Heartbeat+5 {
-		t.Fatalf("heartbeat should advance within one boot: first %s/%d, then %s/%d", first.BootID, first.Heartbeat, second.BootID, second.Heartbeat)
-	}
+	labtest.WaitFor(t, "the heartbeat to advance 5 ticks within one boot", 30*time.Second, func() (bool, string) {
+		second, err := l.GuestInfo(t, "ocp7", "default", "demo-vm")
+		if err != nil {
+			return false, err.Error()
+		}
+		if second.BootID != first.BootID {
+			t.Fatalf("the guest rebooted while its heartbeat was watched: boot %s, then %s", first.BootID, second.BootID)
+		}
+		return second.Heartbeat >= first.Heartbeat+5, fmt.Sprintf("heartbeat %d, then %d", first.Heartbeat, second.Heartbeat)
+	})
 
-	stdout, stderr, err := runCCLM(t, 30*time.Second, "guest", "demo-vm", "info", "-o", "json", "--kubeconfig", l.kubeconfig, "--context", "ocp7", "-n", "default")
+	stdout, stderr, err := labtest.RunCCLM(t, 30*time.Second, "guest", "demo-vm", "info", "-o", "json", "--kubeconfig", l.Kubeconfig, "--context", "ocp7", "-n", "default")
 	if err != nil {
 		t.Fatalf("cclm guest info: %v\n%s", err, stderr)
 	}
@@ -162,7 +95,7 @@ func TestExampleVMRunsWithAHeartbeat(t *testing.T) {
 	var vmi *kubevirtv1.VirtualMachineInstance
 	err = kube.Poll(context.Background(), 200*time.Millisecond, 30*time.Second, "demo-vm's status to show its agent, conditions and IP",
 		func(context.Context) (bool, string, error) {
-			if vmi = l.vmi(t, "ocp7", "default", "demo-vm"); vmi == nil {
+			if vmi = l.VMI(t, "ocp7", "default", "demo-vm"); vmi == nil {
 				return false, "no VMI", nil
 			}
 			return vmiShowsRunningGuest(vmi), fmt.Sprintf("%+v %+v", vmi.Status.Conditions, vmi.Status.Interfaces), nil
@@ -204,47 +137,35 @@ func TestRunStrategiesStartAndStopTheGuest(t *testing.T) {
 	l := sharedLab(t)
 	spec := vmSpec{name: "rs", namespace: "runstrategy"}
 	l.createVM(t, "ocp7", spec)
-	booted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	booted := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 
 	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "Halted")
-	l.waitFor(t, "the VMI and its QEMU to be gone", time.Minute, func() (bool, string) {
-		vmi, pids := l.vmi(t, "ocp7", spec.namespace, spec.name), qemuPids(spec.namespace, spec.name)
+	labtest.WaitFor(t, "the VMI and its QEMU to be gone", time.Minute, func() (bool, string) {
+		vmi, pids := l.VMI(t, "ocp7", spec.namespace, spec.name), labtest.QEMUPids(spec.namespace, spec.name)
 		return vmi == nil && len(pids) == 0, fmt.Sprintf("VMI exists: %t, QEMU pids %v", vmi != nil, pids)
 	})
 
 	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "Always")
-	rebooted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	rebooted := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	if rebooted.BootID == booted.BootID {
 		t.Fatal("Halted then Always kept the boot ID: the guest was not stopped")
 	}
 
 	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "RerunOnFailure")
-	pids := qemuPids(spec.namespace, spec.name)
+	pids := labtest.QEMUPids(spec.namespace, spec.name)
 	if len(pids) != 1 {
 		t.Fatalf("want one QEMU for the VM, found %v", pids)
 	}
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	l.waitFor(t, "a new QEMU after the old one was killed", 90*time.Second, func() (bool, string) {
-		now := qemuPids(spec.namespace, spec.name)
+	labtest.WaitFor(t, "a new QEMU after the old one was killed", 90*time.Second, func() (bool, string) {
+		now := labtest.QEMUPids(spec.namespace, spec.name)
 		return len(now) == 1 && now[0] != pids[0], fmt.Sprintf("QEMU pids %v", now)
 	})
-	restarted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	restarted := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	if restarted.BootID == rebooted.BootID {
 		t.Fatal("RerunOnFailure: the guest after a QEMU kill has the old boot ID")
-	}
-}
-
-// waitFor polls check until it holds or the timeout passes.
-func (l *labEnv) waitFor(t testing.TB, what string, timeout time.Duration, check func() (bool, string)) {
-	t.Helper()
-	err := kube.Poll(context.Background(), 250*time.Millisecond, timeout, what, func(context.Context) (bool, string, error) {
-		ok, state := check()
-		return ok, state, nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -255,23 +176,23 @@ func TestNodeAgentRestartKeepsTheGuestRunning(t *testing.T) {
 	l := sharedLab(t)
 	spec := vmSpec{name: "adopt", namespace: "adopt"}
 	l.createVM(t, "ocp7", spec)
-	before := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
-	qemuBefore := qemuPids(spec.namespace, spec.name)
-	node := l.vmi(t, "ocp7", spec.namespace, spec.name).Status.NodeName
+	before := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	qemuBefore := labtest.QEMUPids(spec.namespace, spec.name)
+	node := l.VMI(t, "ocp7", spec.namespace, spec.name).Status.NodeName
 
-	agentPid := l.nodeAgentPid(t, node)
+	agentPid := l.NodeAgentPid(t, node)
 	if err := syscall.Kill(agentPid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	l.waitFor(t, "the lab to restart node agent "+node, 30*time.Second, func() (bool, string) {
-		pid := l.nodeAgentPid(t, node)
+	labtest.WaitFor(t, "the lab to restart node agent "+node, 30*time.Second, func() (bool, string) {
+		pid := l.NodeAgentPid(t, node)
 		return pid != agentPid, fmt.Sprintf("node agent pid still %d", pid)
 	})
-	after := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, time.Minute)
+	after := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, time.Minute)
 	if after.BootID != before.BootID || after.AgentRestarts != before.AgentRestarts {
 		t.Fatalf("the guest rebooted across a node agent restart: %s -> %s", before.BootID, after.BootID)
 	}
-	if qemuAfter := qemuPids(spec.namespace, spec.name); len(qemuAfter) != 1 || qemuAfter[0] != qemuBefore[0] {
+	if qemuAfter := labtest.QEMUPids(spec.namespace, spec.name); len(qemuAfter) != 1 || qemuAfter[0] != qemuBefore[0] {
 		t.Fatalf("QEMU changed across a node agent restart: %v -> %v", qemuBefore, qemuAfter)
 	}
 	assertHeartbeatContinuous(t, before, after, 0)
@@ -296,60 +217,26 @@ func assertHeartbeatContinuous(t testing.TB, before, after *guestagent.Info, gap
 	t.Logf("heartbeat advanced %d ticks over %s", ticks, elapsed.Round(time.Millisecond))
 }
 
-// nodeAgentPid reads the node agent's pid from the lab's state.
-func (l *labEnv) nodeAgentPid(t testing.TB, node string) int {
-	t.Helper()
-	return l.componentPid(t, func(c lab.ComponentState) bool { return c.Kind == lab.KindNode && c.Name == node }, "node agent "+node)
-}
-
-// controllerPid reads the pid of a cluster's controller (virt-controller,
-// virt-synchronization-controller) from the lab's state.
-func (l *labEnv) controllerPid(t testing.TB, cluster, name string) int {
-	t.Helper()
-	return l.componentPid(t, func(c lab.ComponentState) bool {
-		return c.Kind == lab.KindController && c.Cluster == cluster && c.Name == name
-	}, cluster+"'s "+name)
-}
-
-func (l *labEnv) componentPid(t testing.TB, match func(lab.ComponentState) bool, what string) int {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(l.dir, "state.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var state lab.State
-	if err := json.Unmarshal(data, &state); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range state.Components {
-		if match(c) {
-			return c.Pid
-		}
-	}
-	t.Fatalf("%s is not in the lab's state", what)
-	return 0
-}
-
 // Data written to a disk survives a restart of the VM.
 func TestDiskSurvivesARestart(t *testing.T) {
 	l := sharedLab(t)
 	spec := vmSpec{name: "disk", namespace: "disk", dataDisk: "64Mi"}
 	l.createVM(t, "ocp7", spec)
-	booted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	booted := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	var written guestagent.DiskWriteResult
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 32}, &written)
+	l.GuestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 32}, &written)
 
 	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "Halted")
-	l.waitFor(t, "the VM to stop", time.Minute, func() (bool, string) {
-		return l.vmi(t, "ocp7", spec.namespace, spec.name) == nil, "VMI still exists"
+	labtest.WaitFor(t, "the VM to stop", time.Minute, func() (bool, string) {
+		return l.VMI(t, "ocp7", spec.namespace, spec.name) == nil, "VMI still exists"
 	})
 	l.setRunStrategy(t, "ocp7", spec.namespace, spec.name, "Always")
-	rebooted := l.waitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
+	rebooted := l.WaitGuestReady(t, "ocp7", spec.namespace, spec.name, 90*time.Second)
 	if rebooted.BootID == booted.BootID {
 		t.Fatal("the VM did not restart")
 	}
 	var verified guestagent.DiskVerifyResult
-	l.guestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 32}, &verified)
+	l.GuestCall(t, "ocp7", spec.namespace, spec.name, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: 32}, &verified)
 	if !verified.OK || verified.Digest != written.Digest {
 		t.Fatalf("disk after restart: %+v, written digest %s", verified, written.Digest)
 	}
@@ -359,17 +246,17 @@ func TestDiskSurvivesARestart(t *testing.T) {
 func TestBadSpecsAreExplainedAndLeaveNothing(t *testing.T) {
 	l := sharedLab(t)
 	namespace := "badspecs"
-	l.ensureNamespace(t, "ocp7", namespace)
+	l.EnsureNamespace(t, "ocp7", namespace)
 
 	t.Run("zero memory", func(t *testing.T) {
-		_, stderr, err := l.kubectl(t, "ocp7", vmSpec{name: "zero", namespace: namespace, memory: "0"}.manifest(), "apply", "-f", "-")
+		_, stderr, err := l.Kubectl(t, "ocp7", vmSpec{name: "zero", namespace: namespace, memory: "0"}.manifest(), "apply", "-f", "-")
 		if err == nil || !strings.Contains(stderr, "memory.guest must be greater than 0") {
 			t.Fatalf("zero memory should be refused naming memory.guest: %v %s", err, stderr)
 		}
 	})
 	t.Run("unknown volume source", func(t *testing.T) {
 		manifest := strings.Replace(vmSpec{name: "hostdisk", namespace: namespace}.manifest(), "containerDisk: {image: cclm/guest}", "hostDisk: {path: /tmp/x}", 1)
-		_, stderr, err := l.kubectl(t, "ocp7", manifest, "apply", "-f", "-")
+		_, stderr, err := l.Kubectl(t, "ocp7", manifest, "apply", "-f", "-")
 		if err == nil || !strings.Contains(stderr, `unknown field "spec.template.spec.volumes[0].hostDisk"`) {
 			t.Fatalf("an unknown volume source should be refused naming the field: %v %s", err, stderr)
 		}
@@ -377,34 +264,34 @@ func TestBadSpecsAreExplainedAndLeaveNothing(t *testing.T) {
 	t.Run("disk larger than any node's storage", func(t *testing.T) {
 		spec := vmSpec{name: "huge", namespace: namespace, dataDisk: "100Gi"}
 		l.createVM(t, "ocp7", spec)
-		l.waitFor(t, "the VM to say it cannot be scheduled", time.Minute, func() (bool, string) {
-			status := l.mustKubectl(t, "ocp7", "", "get", "vm", spec.name, "-n", namespace, "-o", "jsonpath={.status.printableStatus}")
+		labtest.WaitFor(t, "the VM to say it cannot be scheduled", time.Minute, func() (bool, string) {
+			status := l.MustKubectl(t, "ocp7", "", "get", "vm", spec.name, "-n", namespace, "-o", "jsonpath={.status.printableStatus}")
 			return status == "ErrorUnschedulable", "printableStatus " + status
 		})
-		events := l.mustKubectl(t, "ocp7", "", "get", "events", "-n", namespace, "-o", "jsonpath={.items[*].message}")
+		events := l.MustKubectl(t, "ocp7", "", "get", "events", "-n", namespace, "-o", "jsonpath={.items[*].message}")
 		if !strings.Contains(events, "storage") {
 			t.Fatalf("no event explains the storage shortage: %s", events)
 		}
-		if pids := qemuPids(namespace, spec.name); len(pids) > 0 {
+		if pids := labtest.QEMUPids(namespace, spec.name); len(pids) > 0 {
 			t.Fatalf("an unschedulable VM has QEMU %v", pids)
 		}
-		pvs := l.mustKubectl(t, "ocp7", "", "get", "pv", "-o", "jsonpath={.items[*].spec.claimRef.name}")
+		pvs := l.MustKubectl(t, "ocp7", "", "get", "pv", "-o", "jsonpath={.items[*].spec.claimRef.name}")
 		if strings.Contains(pvs, "huge-data") {
 			t.Fatalf("a PV was made for a disk no node can hold: %s", pvs)
 		}
-		l.mustKubectl(t, "ocp7", "", "delete", "vm", spec.name, "-n", namespace, "--wait=true")
+		l.MustKubectl(t, "ocp7", "", "delete", "vm", spec.name, "-n", namespace, "--wait=true")
 	})
 	t.Run("image the nodes do not have", func(t *testing.T) {
 		spec := vmSpec{name: "otherimage", namespace: namespace, image: "quay.io/containerdisks/fedora:40", runStrategy: "Once"}
 		l.createVM(t, "ocp7", spec)
-		l.waitFor(t, "the VMI to fail naming the image", time.Minute, func() (bool, string) {
-			vmi := l.vmi(t, "ocp7", namespace, spec.name)
+		labtest.WaitFor(t, "the VMI to fail naming the image", time.Minute, func() (bool, string) {
+			vmi := l.VMI(t, "ocp7", namespace, spec.name)
 			if vmi == nil {
 				return false, "no VMI yet"
 			}
 			return vmi.Status.Phase == kubevirtv1.Failed && strings.Contains(vmi.Status.Reason, "cclm/guest"), string(vmi.Status.Phase) + ": " + vmi.Status.Reason
 		})
-		if pids := qemuPids(namespace, spec.name); len(pids) > 0 {
+		if pids := labtest.QEMUPids(namespace, spec.name); len(pids) > 0 {
 			t.Fatalf("a failed VMI left QEMU %v", pids)
 		}
 	})
@@ -423,8 +310,8 @@ func TestAGuestThatDoesNotBootIsReported(t *testing.T) {
 	l := sharedLab(t)
 	spec := vmSpec{name: "no-init", namespace: "bootfailure", kernelArgs: "rdinit=/no-such-init"}
 	l.createVM(t, "ocp7", spec)
-	l.waitFor(t, "the VMI to run", time.Minute, func() (bool, string) {
-		vmi := l.vmi(t, "ocp7", spec.namespace, spec.name)
+	labtest.WaitFor(t, "the VMI to run", time.Minute, func() (bool, string) {
+		vmi := l.VMI(t, "ocp7", spec.namespace, spec.name)
 		return vmi != nil && vmi.Status.Phase == kubevirtv1.Running, "VMI not Running yet"
 	})
 	started := time.Now()
@@ -432,7 +319,7 @@ func TestAGuestThatDoesNotBootIsReported(t *testing.T) {
 	guestInfo := func() string {
 		t.Helper()
 		began := time.Now()
-		_, stderr, err := runCCLM(t, time.Minute, "guest", spec.name, "info", "--kubeconfig", l.kubeconfig, "--context", "ocp7", "-n", spec.namespace)
+		_, stderr, err := labtest.RunCCLM(t, time.Minute, "guest", spec.name, "info", "--kubeconfig", l.Kubeconfig, "--context", "ocp7", "-n", spec.namespace)
 		if err == nil {
 			t.Fatal("cclm guest info succeeded on a guest that did not boot")
 		}
@@ -446,8 +333,8 @@ func TestAGuestThatDoesNotBootIsReported(t *testing.T) {
 	}
 
 	var condition kubevirtv1.VirtualMachineInstanceCondition
-	l.waitFor(t, "AgentConnected to say GuestNotBooted", sharedLabBootTimeout+time.Minute, func() (bool, string) {
-		vmi := l.vmi(t, "ocp7", spec.namespace, spec.name)
+	labtest.WaitFor(t, "AgentConnected to say GuestNotBooted", sharedLabBootTimeout+time.Minute, func() (bool, string) {
+		vmi := l.VMI(t, "ocp7", spec.namespace, spec.name)
 		for _, c := range vmi.Status.Conditions {
 			if c.Type == kubevirtv1.VirtualMachineInstanceAgentConnected {
 				condition = c
@@ -469,5 +356,5 @@ func TestAGuestThatDoesNotBootIsReported(t *testing.T) {
 	if stderr := guestInfo(); !strings.Contains(stderr, "did not boot") || !strings.Contains(stderr, panicLine) {
 		t.Errorf("cclm guest info once the boot timeout passed: want the reason and the console's panic, got %s", stderr)
 	}
-	l.mustKubectl(t, "ocp7", "", "delete", "vm", spec.name, "-n", spec.namespace, "--wait=true")
+	l.MustKubectl(t, "ocp7", "", "delete", "vm", spec.name, "-n", spec.namespace, "--wait=true")
 }

@@ -17,6 +17,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/toolkit"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // wholeProfileYAML is the cluster-wide instancetype the whole VM names
@@ -129,13 +130,13 @@ data: {unattend.xml: "<unattend/>"}
 // strategy, which the migration itself changes on both sides).
 func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
 	const namespace, name = "toolkit-whole", "whole"
-	l.ensureNamespace(t, sourceCluster, namespace)
+	l.EnsureNamespace(t, sourceCluster, namespace)
 	for _, cluster := range []string{sourceCluster, targetCluster} {
-		l.mustKubectl(t, cluster, wholeProfileYAML, "apply", "-f", "-")
+		l.MustKubectl(t, cluster, wholeProfileYAML, "apply", "-f", "-")
 	}
-	l.mustKubectl(t, sourceCluster, wholePreferenceYAML, "apply", "-f", "-")
-	l.mustKubectl(t, sourceCluster, wholeObjectsYAML, "apply", "-f", "-")
-	l.mustKubectl(t, sourceCluster, wholeVMYAML, "apply", "-f", "-")
+	l.MustKubectl(t, sourceCluster, wholePreferenceYAML, "apply", "-f", "-")
+	l.MustKubectl(t, sourceCluster, wholeObjectsYAML, "apply", "-f", "-")
+	l.MustKubectl(t, sourceCluster, wholeVMYAML, "apply", "-f", "-")
 	l.removeAtEnd(t, namespace, name)
 	g := l.readyGuest(t, sourceCluster, vmSpec{name: name, namespace: namespace})
 	var source kubevirtv1.VirtualMachine
@@ -143,17 +144,17 @@ func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
 	l.applyPlan(t, "toolkit-whole", namespace, []*guest{g})
 	// The plan's targetLabels and targetNodeSelector, as a Forklift user
 	// sets them; the API server must keep them, and the VM on ocp1 get them.
-	l.mustKubectl(t, targetCluster, "", "patch", "plan", "toolkit-whole", "-n", mtvNamespace, "--type=merge", "-p",
+	l.MustKubectl(t, targetCluster, "", "patch", "plan", "toolkit-whole", "-n", mtvNamespace, "--type=merge", "-p",
 		`{"spec":{"targetLabels":{"team":"blue"},"targetNodeSelector":{"node-role.kubernetes.io/worker":""}}}`)
 	plan := l.awaitPlanReady(t, "toolkit-whole")
 	// A slow link keeps Migrate long enough to change a Secret in it.
-	restore := l.setMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"16Mi"}`)
+	restore := l.SetMigrationConfig(t, sourceCluster, `{"bandwidthPerMigration":"16Mi"}`)
 	defer restore()
 	changed := false
 	m := l.awaitMigration(t, l.startToolkitMigration(t, plan, "toolkit-whole-1"), 4*time.Minute, func(m *forkliftv1beta1.Migration) {
 		if !changed && len(m.Status.VMs) == 1 && m.Status.VMs[0].Phase == toolkit.PhaseWaitForStateTransfer {
 			changed = true
-			l.mustKubectl(t, sourceCluster, "", "patch", "secret", "whole-creds", "-n", namespace, "--type=merge", "-p", `{"stringData":{"password":"rotated"}}`)
+			l.MustKubectl(t, sourceCluster, "", "patch", "secret", "whole-creds", "-n", namespace, "--type=merge", "-p", `{"stringData":{"password":"rotated"}}`)
 		}
 	})
 	assertPipelineCompleted(t, m)
@@ -172,19 +173,19 @@ func (l *labEnv) toolkitCarriesTheWholeVM(t *testing.T) {
 	if !changed {
 		t.Fatal("never saw the VM in Migrate to change its Secret")
 	}
-	l.waitFor(t, "ocp1's copy of Secret whole-creds to follow the change", 30*time.Second, func() (bool, string) {
+	labtest.WaitFor(t, "ocp1's copy of Secret whole-creds to follow the change", 30*time.Second, func() (bool, string) {
 		var copied corev1.Secret
-		if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "whole-creds"}, &copied); err != nil {
+		if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "whole-creds"}, &copied); err != nil {
 			return false, err.Error()
 		}
 		return string(copied.Data["password"]) == "rotated", "the copy has the old password"
 	})
 
 	var target kubevirtv1.VirtualMachine
-	if err := l.client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &source); err != nil {
+	if err := l.Client(t, sourceCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &source); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &target); err != nil {
+	if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &target); err != nil {
 		t.Fatal(err)
 	}
 	if target.Annotations[kubevirtv1.RestoreRunStrategyAnnotation] != "Always" {
@@ -226,7 +227,7 @@ func withoutDocumentedChanges(vm *kubevirtv1.VirtualMachine) *kubevirtv1.Virtual
 // grace period), and ocp1's namespace holds the copied preference.
 func (l *labEnv) assertSameProfile(t *testing.T, namespace, name string) {
 	t.Helper()
-	target := l.vmi(t, targetCluster, namespace, name)
+	target := l.VMI(t, targetCluster, namespace, name)
 	d := target.Spec.Domain
 	if d.CPU == nil || d.CPU.Sockets != 1 || d.CPU.Cores != 2 || d.CPU.Threads != 1 || d.Memory == nil || d.Memory.Guest == nil || d.Memory.Guest.String() != "128Mi" {
 		t.Errorf("the VMI on ocp1 has CPU %+v, memory %+v; want 1 socket of 2 cores and 128Mi from the instancetype and preference", d.CPU, d.Memory)
@@ -235,7 +236,7 @@ func (l *labEnv) assertSameProfile(t *testing.T, namespace, name string) {
 		t.Errorf("the VMI on ocp1: grace %v, annotations %v", target.Spec.TerminationGracePeriodSeconds, target.Annotations)
 	}
 	var copied instancetypev1beta1.VirtualMachinePreference
-	if err := l.client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "whole-virtio"}, &copied); err != nil {
+	if err := l.Client(t, targetCluster).Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: "whole-virtio"}, &copied); err != nil {
 		t.Fatalf("the preference was not copied to ocp1: %v", err)
 	}
 	if copied.Spec.CPU == nil || copied.Spec.CPU.PreferredCPUTopology != instancetypev1beta1.Cores {
@@ -250,7 +251,7 @@ func (l *labEnv) configDiskFiles(t *testing.T, cluster, namespace, name string) 
 	disks := map[string]guestagent.DiskFilesResult{}
 	for _, serial := range []string{"creds", "settings", "sysprep"} {
 		var files guestagent.DiskFilesResult
-		l.guestCall(t, cluster, namespace, name, guestagent.CmdDiskFiles, guestagent.DiskFilesArgs{Disk: serial}, &files)
+		l.GuestCall(t, cluster, namespace, name, guestagent.CmdDiskFiles, guestagent.DiskFilesArgs{Disk: serial}, &files)
 		disks[serial] = files
 	}
 	if got := disks["creds"].Files["password"]; got != "s3cret" && got != "rotated" {

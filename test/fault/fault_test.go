@@ -1,7 +1,6 @@
 package fault
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -12,13 +11,10 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/install"
-	"github.com/cclm-io/cclm/internal/kube"
 	"github.com/cclm-io/cclm/pkg/guestagent"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 const (
@@ -32,8 +28,7 @@ const (
 	// slowLink is the migration bandwidth while faults are injected: it
 	// makes the transfer (128Mi of memory, 128Mi of disk) last long enough
 	// to hit a point of it.
-	virtNamespace = "openshift-cnv"
-	slowLink      = `{"bandwidthPerMigration":"8Mi","progressTimeout":300}`
+	slowLink = `{"bandwidthPerMigration":"8Mi","progressTimeout":300}`
 )
 
 // victim is what a fault strikes: a component killed with SIGKILL, or the
@@ -155,11 +150,11 @@ func TestFaultsDuringCrossClusterMigration(t *testing.T) {
 	if os.Getenv("CCLM_FAULT_SOAK") == "1" {
 		faults = soakFaults()
 	}
-	l.exchangeCAs(t)
+	l.ExchangeCAs(t, home, away)
 	vm := newGuest(t, l)
 	var rows []row
 	t.Cleanup(func() { t.Logf("outcomes:\n%s", table(rows)) })
-	undo := []func(){l.setMigrationConfig(t, home, slowLink), l.setMigrationConfig(t, away, slowLink)}
+	undo := []func(){l.SetMigrationConfig(t, home, slowLink), l.SetMigrationConfig(t, away, slowLink)}
 	restored := false
 	restore := func() {
 		if !restored {
@@ -193,7 +188,7 @@ func TestFaultsDuringCrossClusterMigration(t *testing.T) {
 // where is a VM's cluster and namespace.
 type where struct{ cluster, namespace string }
 
-func (w where) domain() string { return w.namespace + "_" + vmName }
+func (w where) domain() string { return labtest.Domain(w.namespace, vmName) }
 
 // guestVM is the guest the faults are injected around.
 type guestVM struct {
@@ -210,12 +205,12 @@ type guestVM struct {
 func newGuest(t *testing.T, l *labEnv) *guestVM {
 	base := fmt.Sprintf("fault-%d", time.Now().Unix()%1000000)
 	vm := &guestVM{l: l, base: base, at: where{home, base}}
-	l.kubectl(t, home, namespaceManifest(base), "apply", "-f", "-")
-	l.kubectl(t, home, vmManifest(base, "Always", "", ""), "apply", "-f", "-")
+	l.EnsureNamespace(t, home, base)
+	l.Apply(t, home, guestSpec(base).Manifest())
 	info := vm.waitReady(t, vm.at, 3*time.Minute)
 	vm.bootID, vm.agentRestarts = info.BootID, info.AgentRestarts
-	waitFor(t, "the VMI to report its MAC", 250*time.Millisecond, time.Minute, func() (bool, string) {
-		vmi := l.vmi(t, home, base, vmName)
+	labtest.WaitEvery(t, "the VMI to report its MAC", 250*time.Millisecond, time.Minute, func() (bool, string) {
+		vmi := l.VMI(t, home, base, vmName)
 		if vmi == nil || vmi.Status.Phase != kubevirtv1.Running || len(vmi.Status.Interfaces) == 0 || vmi.Status.Interfaces[0].MAC == "" {
 			return false, fmt.Sprintf("%+v", vmi)
 		}
@@ -231,7 +226,7 @@ func newGuest(t *testing.T, l *labEnv) *guestVM {
 func (vm *guestVM) startWorkloads(t *testing.T) {
 	t.Helper()
 	var disk guestagent.DiskStatus
-	if err := vm.l.guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDiskWrite,
+	if err := vm.l.Guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDiskWrite,
 		guestagent.DiskArgs{Disk: "datadisk", SizeMiB: writerMiB, Seed: uint64(time.Now().UnixNano()), Continuous: true, RateMiBps: 2}, &disk); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +241,7 @@ func (vm *guestVM) startWorkloads(t *testing.T) {
 		return
 	}
 	var dirty guestagent.DirtyStatus
-	if err := vm.l.guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDirty,
+	if err := vm.l.Guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDirty,
 		guestagent.DirtyArgs{RateMiBps: rate, WorkingSetMiB: 8}, &dirty); err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +249,7 @@ func (vm *guestVM) startWorkloads(t *testing.T) {
 
 func (vm *guestVM) waitReady(t *testing.T, at where, timeout time.Duration) *guestagent.Info {
 	t.Helper()
-	var info guestagent.Info
-	waitFor(t, "the guest on "+at.cluster+" to answer", 250*time.Millisecond, timeout, func() (bool, string) {
-		if err := vm.l.guest(t, at.cluster, at.namespace, vmName, guestagent.CmdInfo, nil, &info); err != nil {
-			return false, err.Error()
-		}
-		return info.HeartbeatUnixNano > 0, "no heartbeat yet"
-	})
-	return &info
+	return vm.l.WaitGuestReady(t, at.cluster, at.namespace, vmName, timeout)
 }
 
 // writer is the continuous writer's status in the guest.
@@ -297,18 +285,20 @@ func (vm *guestVM) migrateWith(t *testing.T, f *fault) row {
 	}
 
 	// The receiver: a VM like the guest, waiting, and a receiving VMIM.
-	l.kubectl(t, dst.cluster, namespaceManifest(dst.namespace), "apply", "-f", "-")
-	l.kubectl(t, dst.cluster, vmManifest(dst.namespace, string(kubevirtv1.RunStrategyWaitAsReceiver), "Always", vm.mac), "apply", "-f", "-")
-	waitFor(t, "the receiver VMI to wait for the sync", 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
-		vmi := l.vmi(t, dst.cluster, dst.namespace, vmName)
+	l.EnsureNamespace(t, dst.cluster, dst.namespace)
+	receiver := guestSpec(dst.namespace)
+	receiver.RunStrategy, receiver.RestoreRunStrategy, receiver.MAC = string(kubevirtv1.RunStrategyWaitAsReceiver), string(kubevirtv1.RunStrategyAlways), vm.mac
+	l.Apply(t, dst.cluster, receiver.Manifest())
+	labtest.WaitEvery(t, "the receiver VMI to wait for the sync", 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
+		vmi := l.VMI(t, dst.cluster, dst.namespace, vmName)
 		return vmi != nil && vmi.Status.Phase == kubevirtv1.WaitingForSync, phase(vmi)
 	})
-	create(t, l, dst, receiving, func(s *kubevirtv1.VirtualMachineInstanceMigrationSpec) {
+	l.CreateVMIM(t, dst.cluster, dst.namespace, receiving, vmName, func(s *kubevirtv1.VirtualMachineInstanceMigrationSpec) {
 		s.Receive = &kubevirtv1.VirtualMachineInstanceMigrationTarget{MigrationID: migrationID}
 	})
 	var connectURL string
-	waitFor(t, "the receiving VMIM's sync address", 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
-		vmim := l.vmim(t, dst.cluster, dst.namespace, receiving)
+	labtest.WaitEvery(t, "the receiving VMIM's sync address", 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
+		vmim := l.VMIM(t, dst.cluster, dst.namespace, receiving)
 		if vmim == nil || len(vmim.Status.SynchronizationAddresses) == 0 {
 			return false, "no address"
 		}
@@ -320,7 +310,7 @@ func (vm *guestVM) migrateWith(t *testing.T, f *fault) row {
 	if !before.Running || before.Error != "" {
 		t.Fatalf("the continuous writer is not running before the migration: %+v", before)
 	}
-	create(t, l, src, sending, func(s *kubevirtv1.VirtualMachineInstanceMigrationSpec) {
+	l.CreateVMIM(t, src.cluster, src.namespace, sending, vmName, func(s *kubevirtv1.VirtualMachineInstanceMigrationSpec) {
 		s.SendTo = &kubevirtv1.VirtualMachineInstanceMigrationSource{MigrationID: migrationID, ConnectURL: connectURL}
 	})
 	// lost is what the writer had acknowledged when a fault took the
@@ -331,8 +321,8 @@ func (vm *guestVM) migrateWith(t *testing.T, f *fault) row {
 	}
 
 	// The outcome, with a deadline: a migration that hangs fails here.
-	source := vm.waitFinal(t, src, sending, 5*time.Minute)
-	target := vm.waitFinal(t, dst, receiving, 3*time.Minute)
+	source := l.WaitVMIMFinal(t, src.cluster, src.namespace, sending, 5*time.Minute)
+	target := l.WaitVMIMFinal(t, dst.cluster, dst.namespace, receiving, 3*time.Minute)
 	if undo != nil {
 		undo()
 	}
@@ -377,18 +367,6 @@ func (vm *guestVM) migrateWith(t *testing.T, f *fault) row {
 	return row{fault: name, outcome: outcome, copies: copies, data: data, duration: time.Since(began)}
 }
 
-func create(t *testing.T, l *labEnv, at where, name string, side func(*kubevirtv1.VirtualMachineInstanceMigrationSpec)) {
-	t.Helper()
-	vmim := &kubevirtv1.VirtualMachineInstanceMigration{
-		ObjectMeta: metav1.ObjectMeta{Namespace: at.namespace, Name: name},
-		Spec:       kubevirtv1.VirtualMachineInstanceMigrationSpec{VMIName: vmName},
-	}
-	side(&vmim.Spec)
-	if err := l.client(t, at.cluster).Create(context.Background(), vmim); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // inject waits for the fault's point and strikes; for a component the
 // lab restarts, it waits for the restart. It returns what the guest's
 // writer had acknowledged when the fault took the guest's memory with it,
@@ -400,7 +378,7 @@ func (vm *guestVM) inject(t *testing.T, f fault, src, dst where, sending string,
 	case f.victim == noFault || f.point == beforeMigration:
 		t.Logf("%s: nothing more to do %s (%d MiB sent)", f.victim, f.point, sent>>20)
 	case f.victim == migrationLink:
-		vm.l.cutMigrationLink(t, vm.l.vmi(t, src.cluster, src.namespace, vmName).Status.NodeName, linkCutFor)
+		vm.l.cutMigrationLink(t, vm.l.VMI(t, src.cluster, src.namespace, vmName).Status.NodeName, linkCutFor)
 		t.Logf("cut the migration link for %s %s (%d MiB sent)", linkCutFor, f.point, sent>>20)
 	case f.victim == peerCA:
 		vm.l.removePeerCA(t, src.cluster, dst.cluster)
@@ -426,7 +404,7 @@ func (vm *guestVM) ackNow(t *testing.T, before guestagent.DiskStatus, sides ...w
 	t.Helper()
 	for _, at := range sides {
 		var now guestagent.Info
-		if err := vm.l.guest(t, at.cluster, at.namespace, vmName, guestagent.CmdInfo, nil, &now); err == nil && len(now.Disks) == 1 {
+		if err := vm.l.Guest(t, at.cluster, at.namespace, vmName, guestagent.CmdInfo, nil, &now); err == nil && len(now.Disks) == 1 {
 			return now.Disks[0].Ack()
 		}
 	}
@@ -442,14 +420,14 @@ func (vm *guestVM) waitForPoint(t *testing.T, f fault, src, dst where, sending s
 	switch f.point {
 	case beforeTransfer:
 		if f.victim == targetQEMU {
-			waitFor(t, "the target QEMU to start", 50*time.Millisecond, 2*time.Minute, func() (bool, string) {
-				return len(qemuPids(func(d string) bool { return d == dst.domain() })) > 0, "no target QEMU"
+			labtest.WaitEvery(t, "the target QEMU to start", 50*time.Millisecond, 2*time.Minute, func() (bool, string) {
+				return len(labtest.QEMUs(func(d string) bool { return d == dst.domain() })) > 0, "no target QEMU"
 			})
 		}
 	case midTransfer:
 		var running time.Time
-		waitFor(t, "the transfer to be under way", 100*time.Millisecond, 3*time.Minute, func() (bool, string) {
-			vmim := l.vmim(t, src.cluster, src.namespace, sending)
+		labtest.WaitEvery(t, "the transfer to be under way", 100*time.Millisecond, 3*time.Minute, func() (bool, string) {
+			vmim := l.VMIM(t, src.cluster, src.namespace, sending)
 			if vmim.IsFinal() {
 				t.Fatalf("the migration ended %s%s before the fault", vmim.Status.Phase, withReason(vmim))
 			}
@@ -465,8 +443,8 @@ func (vm *guestVM) waitForPoint(t *testing.T, f fault, src, dst where, sending s
 			return sent >= 16<<20 || sent == 0 && time.Since(running) > 5*time.Second, fmt.Sprintf("%d MiB sent", sent>>20)
 		})
 	case atSwitchover:
-		waitFor(t, "the last memory passes", 100*time.Millisecond, 5*time.Minute, func() (bool, string) {
-			vmim := l.vmim(t, src.cluster, src.namespace, sending)
+		labtest.WaitEvery(t, "the last memory passes", 100*time.Millisecond, 5*time.Minute, func() (bool, string) {
+			vmim := l.VMIM(t, src.cluster, src.namespace, sending)
 			if vmim.IsFinal() {
 				t.Fatalf("the migration ended %s%s before the fault", vmim.Status.Phase, withReason(vmim))
 			}
@@ -478,8 +456,8 @@ func (vm *guestVM) waitForPoint(t *testing.T, f fault, src, dst where, sending s
 			return state.Progress.Iteration >= 2 || state.Completed, fmt.Sprintf("pass %d, %d MiB sent", state.Progress.Iteration, sent>>20)
 		})
 	case afterSwitchover:
-		waitFor(t, "the switchover", 100*time.Millisecond, 5*time.Minute, func() (bool, string) {
-			vmim := l.vmim(t, src.cluster, src.namespace, sending)
+		labtest.WaitEvery(t, "the switchover", 100*time.Millisecond, 5*time.Minute, func() (bool, string) {
+			vmim := l.VMIM(t, src.cluster, src.namespace, sending)
 			if vmim.Status.Phase == kubevirtv1.MigrationFailed {
 				t.Fatalf("the migration failed before the switchover without a fault%s", withReason(vmim))
 			}
@@ -503,25 +481,25 @@ func (vm *guestVM) processOf(t *testing.T, f fault, src, dst where, sending stri
 	var current func() int
 	switch f.victim {
 	case sourceNodeAgent:
-		node := l.vmi(t, src.cluster, src.namespace, vmName).Status.NodeName
-		current = func() int { return l.nodeAgentPid(t, node) }
+		node := l.VMI(t, src.cluster, src.namespace, vmName).Status.NodeName
+		current = func() int { return l.NodeAgentPid(t, node) }
 	case targetNodeAgent:
 		node := vm.targetNode(t, src, dst, sending)
-		current = func() int { return l.nodeAgentPid(t, node) }
+		current = func() int { return l.NodeAgentPid(t, node) }
 	case sourceSync:
-		current = func() int { return l.controllerPid(t, src.cluster, syncName) }
+		current = func() int { return l.ControllerPid(t, src.cluster, syncName) }
 	case targetSync:
-		current = func() int { return l.controllerPid(t, dst.cluster, syncName) }
+		current = func() int { return l.ControllerPid(t, dst.cluster, syncName) }
 	case sourceAPIServer:
-		current = func() int { return l.apiServerPid(t, src.cluster) }
+		current = func() int { return l.APIServerPid(t, src.cluster) }
 	case targetAPIServer:
-		current = func() int { return l.apiServerPid(t, dst.cluster) }
+		current = func() int { return l.APIServerPid(t, dst.cluster) }
 	case sourceQEMU, targetQEMU:
 		at := src
 		if f.victim == targetQEMU {
 			at = dst
 		}
-		pids := slices.Collect(maps.Keys(qemuPids(func(d string) bool { return d == at.domain() })))
+		pids := slices.Collect(maps.Keys(labtest.QEMUs(func(d string) bool { return d == at.domain() })))
 		if len(pids) == 0 && f.victim == sourceQEMU && (f.point == atSwitchover || f.point == afterSwitchover) {
 			// The migration completed and the source quit first: it does
 			// so within a few tens of ms of the target's takeover.
@@ -552,7 +530,7 @@ func (vm *guestVM) kill(t *testing.T, f fault, sent int64, p process) {
 		return
 	}
 	began := time.Now()
-	waitFor(t, "the lab to restart the "+string(f.victim), 250*time.Millisecond, time.Minute, func() (bool, string) {
+	labtest.WaitEvery(t, "the lab to restart the "+string(f.victim), 250*time.Millisecond, time.Minute, func() (bool, string) {
 		now := p.current()
 		return now != 0 && now != p.pid, fmt.Sprintf("pid still %d", now)
 	})
@@ -570,9 +548,9 @@ func (vm *guestVM) arm(t *testing.T, f fault, src, dst where) func() {
 		return l.fillStorage(t, dst.cluster)
 	case f.victim == peerCA && f.point == beforeMigration:
 		l.removePeerCA(t, src.cluster, dst.cluster)
-		return func() { l.exchangeCAs(t) }
+		return func() { l.ExchangeCAs(t, home, away) }
 	case f.victim == peerCA:
-		return func() { l.exchangeCAs(t) }
+		return func() { l.ExchangeCAs(t, home, away) }
 	}
 	return nil
 }
@@ -581,39 +559,15 @@ func (vm *guestVM) arm(t *testing.T, f fault, src, dst where) func() {
 func (vm *guestVM) targetNode(t *testing.T, src, dst where, sending string) string {
 	t.Helper()
 	var node string
-	waitFor(t, "the target node to be known", 100*time.Millisecond, time.Minute, func() (bool, string) {
-		if vmi := vm.l.vmi(t, dst.cluster, dst.namespace, vmName); vmi != nil && vmi.Status.NodeName != "" {
+	labtest.WaitEvery(t, "the target node to be known", 100*time.Millisecond, time.Minute, func() (bool, string) {
+		if vmi := vm.l.VMI(t, dst.cluster, dst.namespace, vmName); vmi != nil && vmi.Status.NodeName != "" {
 			node = vmi.Status.NodeName
-		} else if vmim := vm.l.vmim(t, src.cluster, src.namespace, sending); vmim.Status.MigrationState != nil {
+		} else if vmim := vm.l.VMIM(t, src.cluster, src.namespace, sending); vmim.Status.MigrationState != nil {
 			node = vmim.Status.MigrationState.TargetNode
 		}
 		return node != "", "unknown"
 	})
 	return node
-}
-
-func (vm *guestVM) waitFinal(t *testing.T, at where, name string, timeout time.Duration) *kubevirtv1.VirtualMachineInstanceMigration {
-	t.Helper()
-	var vmim *kubevirtv1.VirtualMachineInstanceMigration
-	err := pollErr(timeout, func() (bool, string) {
-		vmim = vm.l.vmim(t, at.cluster, at.namespace, name)
-		if vmim == nil {
-			return false, "VMIM gone"
-		}
-		return vmim.IsFinal(), "phase " + string(vmim.Status.Phase)
-	})
-	if err != nil {
-		t.Fatalf("no outcome on %s within %s (a hang): %v\n%s", at.cluster, timeout, err, vm.l.describe(t, at.cluster, at.namespace))
-	}
-	return vmim
-}
-
-// pollErr is waitFor returning its error, for callers that add to it.
-func pollErr(timeout time.Duration, check func() (bool, string)) error {
-	return kube.Poll(context.Background(), 250*time.Millisecond, timeout, "the outcome", func(context.Context) (bool, string, error) {
-		ok, state := check()
-		return ok, state, nil
-	})
 }
 
 // assertOneCopy: exactly one QEMU of the guest on the host (which runs
@@ -624,13 +578,13 @@ func (vm *guestVM) assertOneCopy(t *testing.T, runs, left where, moved bool) int
 	l := vm.l
 	ours := func(d string) bool { return strings.HasPrefix(d, vm.base) && strings.HasSuffix(d, "_"+vmName) }
 	var pids map[int]string
-	waitFor(t, "exactly one QEMU of the guest, in "+runs.domain(), 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
-		pids = qemuPids(ours)
+	labtest.WaitEvery(t, "exactly one QEMU of the guest, in "+runs.domain(), 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
+		pids = labtest.QEMUs(ours)
 		return len(pids) == 1 && slices.Contains(slices.Collect(maps.Values(pids)), runs.domain()), fmt.Sprintf("QEMUs %v", pids)
 	})
-	waitFor(t, "both clusters' APIs to agree the guest runs on "+runs.cluster, 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
-		running := l.vmi(t, runs.cluster, runs.namespace, vmName)
-		gone := l.vmi(t, left.cluster, left.namespace, vmName)
+	labtest.WaitEvery(t, "both clusters' APIs to agree the guest runs on "+runs.cluster, 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
+		running := l.VMI(t, runs.cluster, runs.namespace, vmName)
+		gone := l.VMI(t, left.cluster, left.namespace, vmName)
 		leftDone := gone == nil || gone.Status.Phase == kubevirtv1.Failed
 		if moved {
 			leftDone = gone != nil && gone.Status.Phase == kubevirtv1.Succeeded
@@ -639,25 +593,42 @@ func (vm *guestVM) assertOneCopy(t *testing.T, runs, left where, moved bool) int
 		return ok, fmt.Sprintf("on %s: %s; on %s: %s", runs.cluster, phase(running), left.cluster, phase(gone))
 	})
 	if moved {
-		waitFor(t, "the VM it left to be Halted", 250*time.Millisecond, time.Minute, func() (bool, string) {
+		labtest.WaitEvery(t, "the VM it left to be Halted", 250*time.Millisecond, time.Minute, func() (bool, string) {
 			return vm.runStrategy(t, left) == kubevirtv1.RunStrategyHalted, string(vm.runStrategy(t, left))
 		})
 	}
-	waitFor(t, "the VM it runs in to run Always", 250*time.Millisecond, time.Minute, func() (bool, string) {
+	labtest.WaitEvery(t, "the VM it runs in to run Always", 250*time.Millisecond, time.Minute, func() (bool, string) {
 		return vm.runStrategy(t, runs) == kubevirtv1.RunStrategyAlways, string(vm.runStrategy(t, runs))
 	})
-	// Still one, a moment later: nothing restarted a second copy.
-	time.Sleep(2 * time.Second)
-	if now := qemuPids(ours); !maps.Equal(now, pids) {
+	// Still one once both VM controllers have acted on their VM's latest
+	// spec: nothing they would start is missing from the count.
+	vm.waitObserved(t, runs)
+	vm.waitObserved(t, left)
+	if now := labtest.QEMUs(ours); !maps.Equal(now, pids) {
 		t.Fatalf("QEMUs changed after settling: %v -> %v", pids, now)
 	}
 	return len(pids)
 }
 
+// waitObserved waits until the VM controller of at's cluster has acted on
+// the VM's latest generation: it creates the VMI the run strategy calls
+// for before it writes status.observedGeneration, so a copy it would start
+// exists by then. A VM that is gone is observed.
+func (vm *guestVM) waitObserved(t *testing.T, at where) {
+	t.Helper()
+	labtest.WaitFor(t, "the VM controller of "+at.cluster+" to act on the VM's latest spec", time.Minute, func() (bool, string) {
+		var v kubevirtv1.VirtualMachine
+		if !vm.l.Get(t, at.cluster, at.namespace, vmName, &v) {
+			return true, ""
+		}
+		return v.Status.ObservedGeneration == v.Generation, fmt.Sprintf("generation %d, observed %d", v.Generation, v.Status.ObservedGeneration)
+	})
+}
+
 func (vm *guestVM) runStrategy(t *testing.T, at where) kubevirtv1.VirtualMachineRunStrategy {
 	t.Helper()
 	var v kubevirtv1.VirtualMachine
-	if !vm.l.get(t, at.cluster, at.namespace, vmName, &v) {
+	if !vm.l.Get(t, at.cluster, at.namespace, vmName, &v) {
 		t.Fatalf("VM %s/%s on %s is gone", at.namespace, vmName, at.cluster)
 	}
 	return v.EffectiveRunStrategy()
@@ -683,7 +654,7 @@ func (vm *guestVM) assertNoWriteLost(t *testing.T, before guestagent.DiskStatus)
 			vm.at.cluster, vm.agentRestarts, info.AgentRestarts, consoleTail(vm.at.domain(), 512))
 	}
 	var final guestagent.DiskStatus
-	if err := l.guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", Stop: true}, &final); err != nil {
+	if err := l.Guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDiskWrite, guestagent.DiskArgs{Disk: "datadisk", Stop: true}, &final); err != nil {
 		t.Fatal(err)
 	}
 	if final.Error != "" || final.StartGeneration != before.StartGeneration || final.AckSeq < before.AckSeq {
@@ -691,7 +662,7 @@ func (vm *guestVM) assertNoWriteLost(t *testing.T, before guestagent.DiskStatus)
 	}
 	var verified guestagent.DiskVerifyResult
 	ack := final.Ack()
-	if err := l.guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: writerMiB, Ack: &ack}, &verified); err != nil {
+	if err := l.Guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: writerMiB, Ack: &ack}, &verified); err != nil {
 		t.Fatal(err)
 	}
 	if !verified.OK || verified.BadBlocks != 0 {
@@ -719,7 +690,7 @@ func (vm *guestVM) assertRebootedWithDisk(t *testing.T, ack guestagent.Ack) stri
 	}
 	vm.bootID, vm.agentRestarts = info.BootID, info.AgentRestarts
 	var verified guestagent.DiskVerifyResult
-	if err := vm.l.guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: writerMiB, Ack: &ack}, &verified); err != nil {
+	if err := vm.l.Guest(t, vm.at.cluster, vm.at.namespace, vmName, guestagent.CmdDiskVerify, guestagent.DiskArgs{Disk: "datadisk", SizeMiB: writerMiB, Ack: &ack}, &verified); err != nil {
 		t.Fatal(err)
 	}
 	if !verified.OK || verified.BadBlocks != 0 {
@@ -728,96 +699,10 @@ func (vm *guestVM) assertRebootedWithDisk(t *testing.T, ack guestagent.Ack) stri
 	return fmt.Sprintf("intact after a reboot (acks up to %d)", ack.Seq)
 }
 
-// exchangeCAs makes each cluster trust the other's CA for
-// synchronization (ConfigMap kubevirt-external-ca), the upstream guide's
-// manual step.
-func (l *labEnv) exchangeCAs(t *testing.T) {
-	t.Helper()
-	for _, pair := range [][2]string{{home, away}, {away, home}} {
-		var bundle corev1.ConfigMap
-		if !l.get(t, pair[0], virtNamespace, install.CABundleConfigMap, &bundle) {
-			t.Fatalf("%s has no ConfigMap %s", pair[0], install.CABundleConfigMap)
-		}
-		external := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: virtNamespace, Name: install.ExternalCAConfigMap}}
-		exists := l.get(t, pair[1], virtNamespace, install.ExternalCAConfigMap, external)
-		peerCA := bundle.Data[install.CABundleKey]
-		if strings.Contains(external.Data[install.CABundleKey], strings.TrimSpace(peerCA)) {
-			continue
-		}
-		if external.Data == nil {
-			external.Data = map[string]string{}
-		}
-		external.Data[install.CABundleKey] += peerCA
-		c := l.client(t, pair[1])
-		var err error
-		if exists {
-			err = c.Update(context.Background(), external)
-		} else {
-			err = c.Create(context.Background(), external)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// setMigrationConfig sets a cluster's KubeVirt
-// spec.configuration.migrations and returns the undo.
-func (l *labEnv) setMigrationConfig(t *testing.T, cluster, migrations string) func() {
-	t.Helper()
-	previous := l.kubectl(t, cluster, "", "get", "kubevirt", "kubevirt", "-n", virtNamespace, "-o", "jsonpath={.spec.configuration.migrations}")
-	if previous == "" {
-		previous = "{}"
-	}
-	l.kubectl(t, cluster, "", "patch", "kubevirt", "kubevirt", "-n", virtNamespace, "--type=merge",
-		"-p", fmt.Sprintf(`{"spec":{"configuration":{"migrations":%s}}}`, migrations))
-	return func() {
-		l.kubectl(t, cluster, "", "patch", "kubevirt", "kubevirt", "-n", virtNamespace, "--type=json",
-			"-p", fmt.Sprintf(`[{"op":"replace","path":"/spec/configuration/migrations","value":%s}]`, previous))
-	}
-}
-
-func namespaceManifest(name string) string {
-	return fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", name)
-}
-
-// vmManifest is the guest's VM: 128Mi of memory, the built-in guest, a
-// blank 128Mi data disk; for a receiver, its run strategy to restore and
-// the sender's MAC.
-func vmManifest(namespace, runStrategy, restore, mac string) string {
-	var annotations, macField string
-	if restore != "" {
-		annotations = fmt.Sprintf(", annotations: {%s: %s}", kubevirtv1.RestoreRunStrategyAnnotation, restore)
-	}
-	if mac != "" {
-		macField = fmt.Sprintf(", macAddress: %q", mac)
-	}
-	return fmt.Sprintf(`apiVersion: kubevirt.io/v1
-kind: VirtualMachine
-metadata: {name: %[1]s, namespace: %[2]s%[3]s}
-spec:
-  runStrategy: %[4]s
-  dataVolumeTemplates:
-  - metadata: {name: %[1]s-data}
-    spec:
-      source: {blank: {}}
-      storage: {resources: {requests: {storage: 128Mi}}}
-  template:
-    spec:
-      domain:
-        memory: {guest: 128Mi}
-        devices:
-          disks:
-          - {name: rootdisk, disk: {bus: virtio}}
-          - {name: datadisk, disk: {bus: virtio}}
-          interfaces:
-          - {name: default, bridge: {}%[5]s}
-      networks:
-      - {name: default, pod: {}}
-      volumes:
-      - {name: rootdisk, containerDisk: {image: cclm/guest}}
-      - {name: datadisk, dataVolume: {name: %[1]s-data}}
-`, vmName, namespace, annotations, runStrategy, macField)
+// guestSpec is the guest's VM: 128Mi of memory, the built-in guest, a
+// blank 128Mi data disk.
+func guestSpec(namespace string) labtest.VM {
+	return labtest.VM{Name: vmName, Namespace: namespace, Memory: "128Mi", DataDisk: "128Mi"}
 }
 
 func phase(vmi *kubevirtv1.VirtualMachineInstance) string {
@@ -866,7 +751,7 @@ func consoleTail(domain string, n int) string {
 // consoleLogs are the console log files of the domain's QEMUs.
 func consoleLogs(domain string) []string {
 	var paths []string
-	for pid := range qemuPids(func(d string) bool { return d == domain }) {
+	for pid := range labtest.QEMUs(func(d string) bool { return d == domain }) {
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		for _, arg := range strings.Split(string(cmdline), "\x00") {
 			for _, option := range strings.Split(arg, ",") {

@@ -16,6 +16,7 @@ import (
 	"github.com/cclm-io/cclm/internal/netlab"
 	"github.com/cclm-io/cclm/internal/nodeagent/vmiruntime"
 	"github.com/cclm-io/cclm/internal/scheduling"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // What a node holds for a VM, each of which a fault could strand: the
@@ -34,7 +35,7 @@ func (l *labEnv) ownedBy(t *testing.T, cluster string) owned {
 	t.Helper()
 	o := owned{runDirs: map[string]bool{}, taps: map[string]bool{}, volumes: map[string]map[string]bool{}}
 	var vmis kubevirtv1.VirtualMachineInstanceList
-	l.list(t, cluster, &vmis)
+	l.List(t, cluster, &vmis)
 	for _, vmi := range vmis.Items {
 		o.runDirs[string(vmi.UID)[:min(13, len(vmi.UID))]] = true
 		for _, iface := range vmi.Spec.Domain.Devices.Interfaces {
@@ -42,7 +43,7 @@ func (l *labEnv) ownedBy(t *testing.T, cluster string) owned {
 		}
 	}
 	var pvs corev1.PersistentVolumeList
-	l.list(t, cluster, &pvs)
+	l.List(t, cluster, &pvs)
 	for _, pv := range pvs.Items {
 		node := pv.Annotations[scheduling.StorageNodeAnnotation]
 		if o.volumes[node] == nil {
@@ -59,7 +60,7 @@ func (l *labEnv) leftovers(t *testing.T) []string {
 	t.Helper()
 	var found []string
 	byCluster := map[string]owned{}
-	for _, node := range l.nodes(t) {
+	for _, node := range l.NodeAgents(t) {
 		o, ok := byCluster[node.Cluster]
 		if !ok {
 			o = l.ownedBy(t, node.Cluster)
@@ -88,32 +89,20 @@ func (l *labEnv) leftovers(t *testing.T) []string {
 // holds anything its cluster does not account for.
 func (l *labEnv) assertNothingLeft(t *testing.T) {
 	t.Helper()
-	waitFor(t, "nothing left on the nodes that no object owns", 500*time.Millisecond, 2*time.Minute, func() (bool, string) {
+	labtest.WaitEvery(t, "nothing left on the nodes that no object owns", 500*time.Millisecond, 2*time.Minute, func() (bool, string) {
 		found := l.leftovers(t)
 		return len(found) == 0, strings.Join(found, "; ")
 	})
 }
 
-// nodes are the lab's node agents, from its state.
-func (l *labEnv) nodes(t *testing.T) []lab.ComponentState {
-	t.Helper()
-	var nodes []lab.ComponentState
-	for _, c := range l.state(t).Components {
-		if c.Kind == lab.KindNode {
-			nodes = append(nodes, c)
-		}
-	}
-	return nodes
-}
-
 // storageDir is where a lab node keeps its volumes' files.
 func (l *labEnv) storageDir(cluster, node string) string {
-	return filepath.Join(l.dir, "clusters", cluster, "nodes", node, "storage")
+	return filepath.Join(l.Dir, "clusters", cluster, "nodes", node, "storage")
 }
 
 func (l *labEnv) taps(t *testing.T, node string) []string {
 	t.Helper()
-	ns, err := netlab.OpenNode(lab.ID(l.dir), node)
+	ns, err := netlab.OpenNode(lab.ID(l.Dir), node)
 	if err != nil {
 		t.Fatal(err)
 	}

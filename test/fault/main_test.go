@@ -25,6 +25,6 @@ import (
 func TestMain(m *testing.M) {
 	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
-	stopLabs()
+	theLab.Stop()
 	os.Exit(code)
 }

@@ -13,10 +13,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/cclm-io/cclm/internal/controlplane"
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/netlab"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // The faults that are not a process killed: the link, the storage, the
@@ -28,7 +28,7 @@ import (
 // that flaps.
 func (l *labEnv) cutMigrationLink(t *testing.T, node string, downFor time.Duration) {
 	t.Helper()
-	ns, err := netlab.OpenNode(lab.ID(l.dir), node)
+	ns, err := netlab.OpenNode(lab.ID(l.Dir), node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func (l *labEnv) cutMigrationLink(t *testing.T, node string, downFor time.Durati
 func (l *labEnv) removePeerCA(t *testing.T, peer, cluster string) {
 	t.Helper()
 	var bundle, external corev1.ConfigMap
-	if !l.get(t, peer, virtNamespace, install.CABundleConfigMap, &bundle) || !l.get(t, cluster, virtNamespace, install.ExternalCAConfigMap, &external) {
+	if !l.Get(t, peer, labtest.VirtNamespace, install.CABundleConfigMap, &bundle) || !l.Get(t, cluster, labtest.VirtNamespace, install.ExternalCAConfigMap, &external) {
 		t.Fatalf("the CA ConfigMaps of %s and %s are missing", peer, cluster)
 	}
 	peerCA := strings.TrimSpace(bundle.Data[install.CABundleKey])
@@ -58,7 +58,7 @@ func (l *labEnv) removePeerCA(t *testing.T, peer, cluster string) {
 		t.Fatalf("%s's %s does not hold %s's CA", cluster, install.ExternalCAConfigMap, peer)
 	}
 	external.Data[install.CABundleKey] = strings.Replace(external.Data[install.CABundleKey], peerCA, "", 1)
-	if err := l.client(t, cluster).Update(context.Background(), &external); err != nil {
+	if err := l.Client(t, cluster).Update(context.Background(), &external); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -79,7 +79,7 @@ func (l *labEnv) fillStorage(t *testing.T, cluster string) func() {
 		}
 		mounted = nil
 	}
-	for _, node := range l.nodes(t) {
+	for _, node := range l.NodeAgents(t) {
 		if node.Cluster != cluster {
 			continue
 		}
@@ -97,30 +97,18 @@ func (l *labEnv) fillStorage(t *testing.T, cluster string) func() {
 	return undo
 }
 
-// apiServerPid is the pid of a lab cluster's kube-apiserver now; the lab
-// restarts it a few seconds after it dies.
-func (l *labEnv) apiServerPid(t *testing.T, cluster string) int {
-	t.Helper()
-	state := l.state(t)
-	pid, err := state.ControlPlanePid(cluster, controlplane.KubeAPIServer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pid
-}
-
 // deleteNamespace deletes a namespace, as a user cleans up after a
 // migration, and waits until it is gone.
 func (l *labEnv) deleteNamespace(t *testing.T, at where) {
 	t.Helper()
-	c := l.client(t, at.cluster)
+	c := l.Client(t, at.cluster)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: at.namespace}}
 	if err := c.Delete(context.Background(), ns); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
-	waitFor(t, fmt.Sprintf("namespace %s on %s to be gone", at.namespace, at.cluster), 500*time.Millisecond, 3*time.Minute, func() (bool, string) {
+	labtest.WaitEvery(t, fmt.Sprintf("namespace %s on %s to be gone", at.namespace, at.cluster), 500*time.Millisecond, 3*time.Minute, func() (bool, string) {
 		var current corev1.Namespace
-		if !l.get(t, at.cluster, "", at.namespace, &current) {
+		if !l.Get(t, at.cluster, "", at.namespace, &current) {
 			return true, ""
 		}
 		return false, fmt.Sprintf("%s; %s", current.Status.Phase, conditions(current.Status.Conditions))

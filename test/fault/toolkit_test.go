@@ -22,6 +22,7 @@ import (
 	"github.com/cclm-io/cclm/internal/connect"
 	"github.com/cclm-io/cclm/internal/lab"
 	"github.com/cclm-io/cclm/internal/toolkit"
+	"github.com/cclm-io/cclm/test/labtest"
 )
 
 // The toolkit's faults (issue 7): the same guest, moved from ocp7 to ocp1
@@ -82,7 +83,7 @@ func TestFaultsDuringToolkitMigration(t *testing.T) {
 	if os.Getenv("CCLM_FAULT_SOAK") == "1" {
 		faults = soakToolkitFaults
 	}
-	l.exchangeCAs(t)
+	l.ExchangeCAs(t, home, away)
 	if err := l.cclmConnect(t); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestFaultsDuringToolkitMigration(t *testing.T) {
 	vm := newGuest(t, l)
 	var rows []row
 	t.Cleanup(func() { t.Logf("outcomes:\n%s", table(rows)) })
-	for _, undo := range []func(){l.setMigrationConfig(t, home, slowLink), l.setMigrationConfig(t, away, slowLink)} {
+	for _, undo := range []func(){l.SetMigrationConfig(t, home, slowLink), l.SetMigrationConfig(t, away, slowLink)} {
 		t.Cleanup(undo)
 	}
 	tk := &toolkitAttempts{vm: vm}
@@ -121,9 +122,8 @@ func TestFaultsDuringToolkitMigration(t *testing.T) {
 func (l *labEnv) cclmConnect(t *testing.T) error {
 	t.Helper()
 	began := time.Now()
-	out, err := run(3*time.Minute, l.cclm, "connect", "--kubeconfig", l.kubeconfig, "--source", home, "--target", away)
-	if err != nil {
-		return fmt.Errorf("cclm connect: %v\n%s", err, out)
+	if _, stderr, err := labtest.RunCCLM(t, 3*time.Minute, "connect", "--kubeconfig", l.Kubeconfig, "--source", home, "--target", away); err != nil {
+		return fmt.Errorf("cclm connect: %v\n%s", err, stderr)
 	}
 	t.Logf("cclm connect in %s", time.Since(began).Round(100*time.Millisecond))
 	return nil
@@ -131,7 +131,7 @@ func (l *labEnv) cclmConnect(t *testing.T) error {
 
 func (l *labEnv) waitProviderReady(t *testing.T) {
 	t.Helper()
-	waitFor(t, "Provider "+home+" to be Ready", time.Second, 90*time.Second, func() (bool, string) {
+	labtest.WaitEvery(t, "Provider "+home+" to be Ready", time.Second, 90*time.Second, func() (bool, string) {
 		p := l.provider(t)
 		return p.Status.Phase == toolkit.PhaseReady, fmt.Sprintf("phase %q %+v", p.Status.Phase, p.Status.Conditions)
 	})
@@ -140,7 +140,7 @@ func (l *labEnv) waitProviderReady(t *testing.T) {
 func (l *labEnv) provider(t *testing.T) *forkliftv1beta1.Provider {
 	t.Helper()
 	var p forkliftv1beta1.Provider
-	if !l.get(t, away, lab.ToolkitNamespace, home, &p) {
+	if !l.Get(t, away, lab.ToolkitNamespace, home, &p) {
 		t.Fatalf("no Provider %s/%s on %s: cclm connect makes it", lab.ToolkitNamespace, home, away)
 	}
 	return &p
@@ -174,7 +174,7 @@ func (tk *toolkitAttempts) migrate(t *testing.T, f toolkitFault) row {
 		ObjectMeta: metav1.ObjectMeta{Name: plan.Name, Namespace: plan.Namespace},
 		Spec:       forkliftv1beta1.MigrationSpec{Plan: corev1.ObjectReference{Name: plan.Name, Namespace: plan.Namespace}},
 	}
-	if err := l.client(t, away).Create(context.Background(), m); err != nil {
+	if err := l.Client(t, away).Create(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	inj := &injector{tk: tk, fault: f, src: src}
@@ -190,7 +190,7 @@ func (tk *toolkitAttempts) migrate(t *testing.T, f toolkitFault) row {
 	// Where the guest runs is what the clusters say, whatever the toolkit
 	// concluded; the two must agree.
 	moved := false
-	if vmi := l.vmi(t, dst.cluster, dst.namespace, vmName); vmi != nil && vmi.Status.Phase == kubevirtv1.Running {
+	if vmi := l.VMI(t, dst.cluster, dst.namespace, vmName); vmi != nil && vmi.Status.Phase == kubevirtv1.Running {
 		moved = true
 	}
 	tk.assertOutcomeMatches(t, m, moved)
@@ -228,7 +228,7 @@ func (tk *toolkitAttempts) migrate(t *testing.T, f toolkitFault) row {
 func (tk *toolkitAttempts) clearLeftovers(t *testing.T) {
 	t.Helper()
 	l := tk.vm.l
-	c := l.client(t, away)
+	c := l.Client(t, away)
 	var namespaces corev1.NamespaceList
 	if err := c.List(context.Background(), &namespaces); err != nil {
 		t.Fatal(err)
@@ -251,9 +251,9 @@ func (tk *toolkitAttempts) clearLeftovers(t *testing.T) {
 	if len(cleared) == 0 {
 		return
 	}
-	waitFor(t, "the guest's earlier VMs on "+away+" to be gone", 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
+	labtest.WaitEvery(t, "the guest's earlier VMs on "+away+" to be gone", 250*time.Millisecond, 2*time.Minute, func() (bool, string) {
 		for _, ns := range cleared {
-			if l.vmi(t, away, ns, vmName) != nil || l.get(t, away, ns, vmName, &kubevirtv1.VirtualMachine{}) {
+			if l.VMI(t, away, ns, vmName) != nil || l.Get(t, away, ns, vmName, &kubevirtv1.VirtualMachine{}) {
 				return false, "still in " + ns
 			}
 		}
@@ -267,12 +267,12 @@ func (tk *toolkitAttempts) applyPlan(t *testing.T, namespace string, src where) 
 	t.Helper()
 	l, ctx := tk.vm.l, context.Background()
 	var source kubevirtv1.VirtualMachine
-	if !l.get(t, home, src.namespace, vmName, &source) {
+	if !l.Get(t, home, src.namespace, vmName, &source) {
 		t.Fatalf("no VM %s/%s on %s", src.namespace, vmName, home)
 	}
 	provider := l.provider(t)
-	target := l.client(t, away)
-	maps, err := connect.PlanMaps(ctx, l.client(t, home), target, provider, []kubevirtv1.VirtualMachine{source})
+	target := l.Client(t, away)
+	maps, err := connect.PlanMaps(ctx, l.Client(t, home), target, provider, []kubevirtv1.VirtualMachine{source})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,8 +295,8 @@ func (tk *toolkitAttempts) applyPlan(t *testing.T, namespace string, src where) 
 	if err := target.Create(ctx, plan); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Plan "+plan.Name+" to be Ready", 500*time.Millisecond, 2*time.Minute, func() (bool, string) {
-		if !l.get(t, away, plan.Namespace, plan.Name, plan) {
+	labtest.WaitEvery(t, "Plan "+plan.Name+" to be Ready", 500*time.Millisecond, 2*time.Minute, func() (bool, string) {
+		if !l.Get(t, away, plan.Namespace, plan.Name, plan) {
 			t.Fatalf("Plan %s is gone", plan.Name)
 		}
 		ready := forkliftv1beta1.FindCondition(plan.Status.Conditions, forkliftv1beta1.ConditionReady)
@@ -315,8 +315,8 @@ func (tk *toolkitAttempts) follow(t *testing.T, m *forkliftv1beta1.Migration, in
 	t.Helper()
 	l := tk.vm.l
 	var phases []string
-	err := pollErr(toolkitOutcomeTimeout, func() (bool, string) {
-		if !l.get(t, away, m.Namespace, m.Name, m) {
+	err := labtest.Poll(250*time.Millisecond, toolkitOutcomeTimeout, "the outcome", func() (bool, string) {
+		if !l.Get(t, away, m.Namespace, m.Name, m) {
 			t.Fatalf("Migration %s is gone", m.Name)
 		}
 		if len(m.Status.VMs) == 1 {
@@ -356,7 +356,7 @@ func (inj *injector) see(t *testing.T, m *forkliftv1beta1.Migration) {
 	at := slices.Index(toolkit.Tasks, task)
 	var sending *kubevirtv1.VirtualMachineInstanceMigration
 	if at >= slices.Index(toolkit.Tasks, toolkit.TaskMigrate) {
-		sending = l.vmim(t, home, inj.src.namespace, toolkit.VMIMName(vmName, m.UID))
+		sending = l.VMIM(t, home, inj.src.namespace, toolkit.VMIMName(vmName, m.UID))
 	}
 	sent := int64(0)
 	if sending != nil && sending.Status.MigrationState != nil && sending.Status.MigrationState.Progress != nil {
@@ -381,19 +381,19 @@ func (inj *injector) see(t *testing.T, m *forkliftv1beta1.Migration) {
 	inj.struck = fmt.Sprintf("in %s, %d MiB sent", task, sent>>20)
 	if inj.fault == tokenRevoked {
 		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: lab.ToolkitNamespace, Name: sourceTokenSecret}}
-		if err := l.client(t, home).Delete(context.Background(), secret); err != nil {
+		if err := l.Client(t, home).Delete(context.Background(), secret); err != nil {
 			t.Fatalf("revoke the token: delete Secret %s/%s on %s: %v", secret.Namespace, secret.Name, home, err)
 		}
 		t.Logf("deleted Secret %s/%s on %s (the Provider's token) %s", secret.Namespace, secret.Name, home, inj.struck)
 		return
 	}
-	pid := l.controllerPid(t, away, lab.ToolkitControllerName)
+	pid := l.ControllerPid(t, away, lab.ToolkitControllerName)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill the toolkit (pid %d): %v", pid, err)
 	}
 	t.Logf("killed the toolkit (pid %d) %s", pid, inj.struck)
-	waitFor(t, "the lab to restart the toolkit", 250*time.Millisecond, time.Minute, func() (bool, string) {
-		now := l.controllerPid(t, away, lab.ToolkitControllerName)
+	labtest.WaitEvery(t, "the lab to restart the toolkit", 250*time.Millisecond, time.Minute, func() (bool, string) {
+		now := l.ControllerPid(t, away, lab.ToolkitControllerName)
 		return now != pid, fmt.Sprintf("pid still %d", now)
 	})
 }
@@ -433,8 +433,8 @@ func (tk *toolkitAttempts) assertReason(t *testing.T, m *forkliftv1beta1.Migrati
 			final = condType
 		}
 	}
-	waitFor(t, "Plan "+plan.Name+" to mirror the outcome", 500*time.Millisecond, 30*time.Second, func() (bool, string) {
-		l.get(t, away, plan.Namespace, plan.Name, plan)
+	labtest.WaitEvery(t, "Plan "+plan.Name+" to mirror the outcome", 500*time.Millisecond, 30*time.Second, func() (bool, string) {
+		l.Get(t, away, plan.Namespace, plan.Name, plan)
 		c := forkliftv1beta1.FindCondition(plan.Status.Conditions, final)
 		return c != nil && c.Status == forkliftv1beta1.ConditionTrue, conditionsText(plan.Status.Conditions)
 	})
@@ -493,10 +493,10 @@ func (tk *toolkitAttempts) leftovers(t *testing.T, m *forkliftv1beta1.Migration,
 		places = append(places, place{away, dst.namespace, "VM", &kubevirtv1.VirtualMachineList{}}, place{away, dst.namespace, "DataVolume", &cdiv1beta1.DataVolumeList{}})
 	}
 	var left, names []string
-	_ = pollErr(30*time.Second, func() (bool, string) {
+	_ = labtest.Poll(250*time.Millisecond, 30*time.Second, "nothing of the migration left", func() (bool, string) {
 		left, names = nil, nil
 		for _, p := range places {
-			if err := l.client(t, p.cluster).List(context.Background(), p.list, client.InNamespace(p.namespace), labels); err != nil {
+			if err := l.Client(t, p.cluster).List(context.Background(), p.list, client.InNamespace(p.namespace), labels); err != nil {
 				t.Fatal(err)
 			}
 			_ = meta.EachListItem(p.list, func(obj runtime.Object) error {
