@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -45,7 +47,7 @@ const (
 )
 
 type mcEnv struct {
-	client    client.Client
+	client    client.WithWatch
 	clientset kubernetes.Interface
 }
 
@@ -74,7 +76,7 @@ func startMigrationController(t *testing.T) *mcEnv {
 		t.Fatal(err)
 	}
 	env := &mcEnv{clientset: kubernetes.NewForConfigOrDie(admin)}
-	if env.client, err = client.New(admin, client.Options{Scheme: scheme.Scheme}); err != nil {
+	if env.client, err = client.NewWithWatch(admin, client.Options{Scheme: scheme.Scheme}); err != nil {
 		t.Fatal(err)
 	}
 	env.limitOutboundMigrations(t, 1)
@@ -420,6 +422,7 @@ func (e *mcEnv) testLifecycleAndLimits(t *testing.T) {
 	})
 
 	e.checkSecondMigrationFails(t, "web", "web-1")
+	history := e.recordMigrations(t)
 	e.runningVMI(t, "db", mcNodeA)
 	e.createMigration(t, "db-1", "db")
 	e.checkWaitsForSlot(t, "db-1")
@@ -432,9 +435,104 @@ func (e *mcEnv) testLifecycleAndLimits(t *testing.T) {
 	})
 	done := e.waitPhase(t, "web-1", kubevirtv1.MigrationSucceeded)
 	e.checkSucceeded(t, done, created)
+	history.requirePendingUntilEnded(t, "db-1", "web-1")
 
 	e.waitPhase(t, "db-1", kubevirtv1.MigrationPreparingTarget)
 	e.checkCancelWhileRunning(t, "db", "db-1")
+	history.requireKeptUntilAborted(t, "db-1")
+}
+
+// migrationHistory is every version of mcNamespace's migrations since it
+// was started, in the API server's order (one watch): absence checks read
+// it afterwards instead of sleeping and hoping that a wrong move would
+// have shown by then.
+type migrationHistory struct {
+	e      *mcEnv
+	mu     sync.Mutex
+	events []watch.Event
+}
+
+func (e *mcEnv) recordMigrations(t *testing.T) *migrationHistory {
+	t.Helper()
+	w, err := e.client.Watch(context.Background(), &kubevirtv1.VirtualMachineInstanceMigrationList{}, client.InNamespace(mcNamespace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	h := &migrationHistory{e: e}
+	go func() {
+		for event := range w.ResultChan() {
+			h.mu.Lock()
+			h.events = append(h.events, event)
+			h.mu.Unlock()
+		}
+	}()
+	return h
+}
+
+// versionsOf is name's versions up to the first event that until accepts
+// (all of them if none does), and whether one did.
+func (h *migrationHistory) versionsOf(name string, until func(watch.Event) bool) ([]watch.Event, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var versions []watch.Event
+	for _, event := range h.events {
+		if until(event) {
+			return versions, true
+		}
+		if m, ok := event.Object.(*kubevirtv1.VirtualMachineInstanceMigration); ok && m.Name == name {
+			versions = append(versions, event)
+		}
+	}
+	return versions, false
+}
+
+// waitVersionsOf waits until the history holds the event until accepts.
+func (h *migrationHistory) waitVersionsOf(t *testing.T, name, what string, until func(watch.Event) bool) []watch.Event {
+	t.Helper()
+	var versions []watch.Event
+	h.e.waitFor(t, what+" in the watch", 10*time.Second, func() (bool, string) {
+		var seen bool
+		versions, seen = h.versionsOf(name, until)
+		return seen, fmt.Sprintf("%d versions of %s so far", len(versions), name)
+	})
+	return versions
+}
+
+// requirePendingUntilEnded: waiting stayed Pending in every version until
+// holder, which held the slot, reached Succeeded.
+func (h *migrationHistory) requirePendingUntilEnded(t *testing.T, waiting, holder string) {
+	t.Helper()
+	holderEnded := func(event watch.Event) bool {
+		m, ok := event.Object.(*kubevirtv1.VirtualMachineInstanceMigration)
+		return ok && m.Name == holder && m.Status.Phase == kubevirtv1.MigrationSucceeded
+	}
+	versions := h.waitVersionsOf(t, waiting, holder+" succeeded", holderEnded)
+	for _, event := range versions {
+		m := event.Object.(*kubevirtv1.VirtualMachineInstanceMigration)
+		if m.Status.Phase != "" && m.Status.Phase != kubevirtv1.MigrationPending {
+			t.Errorf("%s left Pending while %s held the slot: %s", waiting, holder, describeMigration(m))
+		}
+	}
+	t.Logf("%s stayed Pending in its %d versions while %s held the slot", waiting, len(versions), holder)
+}
+
+// requireKeptUntilAborted: the deleted migration's last version before it
+// went shows the agents' answer, so the finalizer held until then.
+func (h *migrationHistory) requireKeptUntilAborted(t *testing.T, name string) {
+	t.Helper()
+	gone := func(event watch.Event) bool {
+		m, ok := event.Object.(*kubevirtv1.VirtualMachineInstanceMigration)
+		return ok && m.Name == name && event.Type == watch.Deleted
+	}
+	versions := h.waitVersionsOf(t, name, name+" deleted", gone)
+	if len(versions) == 0 {
+		t.Fatalf("no version of %s seen before it went", name)
+	}
+	last := versions[len(versions)-1].Object.(*kubevirtv1.VirtualMachineInstanceMigration)
+	if state := last.Status.MigrationState; state == nil || state.AbortStatus != kubevirtv1.MigrationAbortSucceeded {
+		t.Errorf("%s went before the agents answered its abort: its last version shows %+v, %s", name, state, describeMigration(last))
+	}
 }
 
 func (e *mcEnv) checkSecondMigrationFails(t *testing.T, vmiName, active string) {
@@ -461,11 +559,7 @@ func (e *mcEnv) checkWaitsForSlot(t *testing.T, name string) {
 		c := migrationCondition(m, migrationcontroller.ConditionWaiting)
 		return m.Status.Phase == kubevirtv1.MigrationPending && c != nil && c.Reason == migrationcontroller.ReasonNodeLimit, describeMigration(m)
 	})
-	time.Sleep(2 * time.Second) // a wrong start would show by now
 	m := e.migration(t, name)
-	if m.Status.Phase != kubevirtv1.MigrationPending {
-		t.Errorf("%s left Pending while the slot was taken: %s", name, describeMigration(m))
-	}
 	t.Logf("waiting: %s", migrationCondition(m, migrationcontroller.ConditionWaiting).Message)
 }
 
@@ -517,13 +611,16 @@ func (e *mcEnv) checkCancelWhileRunning(t *testing.T, vmiName, name string) {
 		state := e.vmi(t, vmiName).Status.MigrationState
 		return state.AbortRequested, fmt.Sprintf("migrationState %+v", state)
 	})
-	time.Sleep(time.Second) // the finalizer must hold while the agents work
-	m := e.migration(t, name)
-	if m == nil || !slices.Contains(m.Finalizers, migrationcontroller.MigrationFinalizer) {
+	// The controller's answer to the deletion: the abort condition, the
+	// finalizer kept (requireKeptUntilAborted checks that it stays until
+	// the agents answer).
+	e.waitFor(t, "the abort condition on the deleted migration", 10*time.Second, func() (bool, string) {
+		m := e.migration(t, name)
+		c := migrationCondition(m, migrationcontroller.ConditionAbortRequested)
+		return c != nil && c.Reason == migrationcontroller.ReasonCancelled, describeMigrationOrNil(m)
+	})
+	if m := e.migration(t, name); m == nil || !slices.Contains(m.Finalizers, migrationcontroller.MigrationFinalizer) {
 		t.Fatalf("the deleted migration went before the agents answered: %v", m)
-	}
-	if c := migrationCondition(m, migrationcontroller.ConditionAbortRequested); c == nil || c.Reason != migrationcontroller.ReasonCancelled {
-		t.Errorf("abort condition %+v, want reason %s", c, migrationcontroller.ReasonCancelled)
 	}
 
 	e.agentWrites(t, vmiName, func(status *kubevirtv1.VirtualMachineInstanceStatus) {

@@ -679,7 +679,10 @@ func (e *vcEnv) testReceiver(t *testing.T) {
 		t.Errorf("annotations %v lack %s", vmi.Annotations, kubevirtv1.CreateMigrationTargetAnnotation)
 	}
 	e.waitPrintableStatus(t, ns, name, kubevirtv1.VirtualMachineStatusWaitingForReceiver)
-	time.Sleep(time.Second) // a wrong placement would show by now
+	// The scheduler has had its chance at the receiver once it has placed
+	// a VMI created after it: it looks at VMIs in the order they come.
+	e.createVM(t, newTestVM(ns, "after-receiver", kubevirtv1.RunStrategyAlways))
+	e.waitScheduled(t, ns, "after-receiver", "")
 	vmi = e.vmi(t, ns, name)
 	if vmi.Status.NodeName != "" || vmi.Labels[kubevirtv1.NodeNameLabel] != "" || podScheduled(vmi) != nil || vmi.Status.Phase != kubevirtv1.WaitingForSync {
 		t.Errorf("the receiver was touched by the scheduler: %+v", vmi.Status)
