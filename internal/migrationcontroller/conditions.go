@@ -1,6 +1,8 @@
 package migrationcontroller
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -112,13 +114,7 @@ func setCondition(conditions []kubevirtv1.VirtualMachineInstanceMigrationConditi
 }
 
 func removeCondition(conditions []kubevirtv1.VirtualMachineInstanceMigrationCondition, t kubevirtv1.VirtualMachineInstanceMigrationConditionType) []kubevirtv1.VirtualMachineInstanceMigrationCondition {
-	var kept []kubevirtv1.VirtualMachineInstanceMigrationCondition
-	for _, c := range conditions {
-		if c.Type != t {
-			kept = append(kept, c)
-		}
-	}
-	return kept
+	return slices.DeleteFunc(slices.Clone(conditions), func(c kubevirtv1.VirtualMachineInstanceMigrationCondition) bool { return c.Type == t })
 }
 
 func findCondition(conditions []kubevirtv1.VirtualMachineInstanceMigrationCondition, t kubevirtv1.VirtualMachineInstanceMigrationConditionType) *kubevirtv1.VirtualMachineInstanceMigrationCondition {

@@ -77,13 +77,7 @@ func withRequiredLabels(vmi *kubevirtv1.VirtualMachineInstance, labels map[strin
 }
 
 func nodesExcept(nodes []corev1.Node, name string) []corev1.Node {
-	var kept []corev1.Node
-	for _, node := range nodes {
-		if node.Name != name {
-			kept = append(kept, node)
-		}
-	}
-	return kept
+	return slices.DeleteFunc(slices.Clone(nodes), func(node corev1.Node) bool { return node.Name == name })
 }
 
 // unpinnedStorage returns the PVCs with the VMI's own claims turned

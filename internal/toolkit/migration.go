@@ -2,6 +2,7 @@ package toolkit
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -195,11 +196,5 @@ func setCondition(conditions []forkliftv1beta1.Condition, c forkliftv1beta1.Cond
 }
 
 func removeCondition(conditions []forkliftv1beta1.Condition, condType string) []forkliftv1beta1.Condition {
-	var out []forkliftv1beta1.Condition
-	for _, c := range conditions {
-		if c.Type != condType {
-			out = append(out, c)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(conditions), func(c forkliftv1beta1.Condition) bool { return c.Type == condType })
 }
