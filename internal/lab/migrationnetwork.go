@@ -10,7 +10,6 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
@@ -140,11 +139,7 @@ func virtControllerRules() []rbacv1.PolicyRule {
 // component ends.
 func waitForMigrationNetwork(ctx context.Context, clusters []*controlplane.Cluster, perCluster int, nodes *labNodes, logger *log.Logger) error {
 	for _, cluster := range clusters {
-		admin, err := cluster.RESTConfig()
-		if err != nil {
-			return err
-		}
-		clientset, err := kubernetes.NewForConfig(admin)
+		clientset, err := adminClientset(cluster)
 		if err != nil {
 			return err
 		}

@@ -427,6 +427,15 @@ func killQEMU(pidFile string) {
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 }
 
+// adminClientset is a clientset of cluster's administrator.
+func adminClientset(cluster *controlplane.Cluster) (kubernetes.Interface, error) {
+	admin, err := cluster.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(admin)
+}
+
 // nodeStartTimeout bounds the wait for node agents to register: they probe
 // QEMU's CPU models first, which takes a second or two.
 const nodeStartTimeout = 2 * time.Minute
@@ -435,11 +444,7 @@ const nodeStartTimeout = 2 * time.Minute
 // Ready, failing early with a node agent's log if one exits.
 func waitForNodes(ctx context.Context, clusters []*controlplane.Cluster, perCluster int, nodes *labNodes) error {
 	for _, cluster := range clusters {
-		admin, err := cluster.RESTConfig()
-		if err != nil {
-			return err
-		}
-		clientset, err := kubernetes.NewForConfig(admin)
+		clientset, err := adminClientset(cluster)
 		if err != nil {
 			return err
 		}
