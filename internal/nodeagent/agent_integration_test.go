@@ -23,6 +23,7 @@ import (
 	kubevirtv1 "github.com/cclm-io/cclm/api/kubevirt/v1"
 	"github.com/cclm-io/cclm/internal/install"
 	"github.com/cclm-io/cclm/internal/netlab"
+	"github.com/cclm-io/cclm/internal/procutil"
 	"github.com/cclm-io/cclm/internal/qemu"
 	"github.com/cclm-io/cclm/internal/testenv"
 )
@@ -65,7 +66,7 @@ func TestShutdownLeavesNoGoroutine(t *testing.T) {
 			GuestDir: filepath.Join(testenv.BinDir(), "guest"), VMBridge: netlab.VMBridge,
 			CPUs: 2, Memory: resource.MustParse("2Gi"), Storage: resource.MustParse("1Gi"),
 			VirtNamespace: "kubevirt", Accel: qemu.AccelChooseTCG, MetricsAddress: "0",
-			Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+			Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 		})
 	}()
 
@@ -179,7 +180,7 @@ func guestPids(t *testing.T, runDir string) []int {
 			continue
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err == nil && syscall.Kill(pid, 0) == nil {
+		if err == nil && procutil.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
@@ -191,12 +192,4 @@ func killGuests(t *testing.T, runDir string) {
 	for _, pid := range guestPids(t, runDir) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-}
-
-// testWriter sends the agent's log to the test's.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }

@@ -58,9 +58,15 @@ func startChild(cmd *exec.Cmd, start func(*exec.Cmd) error) (*process, error) {
 		return p, nil
 	}
 	file := os.NewFile(uintptr(pidfd), fmt.Sprintf("pidfd:%d", p.pid))
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		go p.reap(cmd)
+		return p, nil
+	}
 	p.release = func() { file.Close() }
 	go func() {
-		if exited(file) {
+		if exited(raw) {
 			p.reap(cmd)
 		}
 	}()
@@ -102,21 +108,22 @@ func watchProcess(pid int) (*process, error) {
 	return p, nil
 }
 
-// waitPidfd closes exited once the process exits, unless file is closed
-// first (release).
+// waitPidfd blocks until the pidfd is readable (the process exited) or
+// file is closed (release).
 func (p *process) waitPidfd(file *os.File) {
-	if exited(file) {
+	raw, err := file.SyscallConn()
+	if err != nil {
+		p.pollProc(make(chan struct{}))
+		return
+	}
+	if exited(raw) {
 		close(p.exited)
 	}
 }
 
-// exited blocks, in Go's poller rather than in a thread, until the pidfd
-// is readable (the process exited: true) or file is closed (false).
-func exited(file *os.File) bool {
-	raw, err := file.SyscallConn()
-	if err != nil {
-		return false
-	}
+// exited blocks, in Go's poller rather than in a thread, until a pidfd is
+// readable (the process exited: true) or its file is closed (false).
+func exited(raw syscall.RawConn) bool {
 	readErr := raw.Read(func(fd uintptr) bool {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, 0)

@@ -2,15 +2,12 @@ package nmstate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -42,8 +39,7 @@ import (
 // network is missing (logging each different reason once), and now and
 // then once it is up.
 type Migration0 struct {
-	kube          client.Client // uncached: the NAD and the address pool are read fresh
-	clientset     kubernetes.Interface
+	kube          client.Client // uncached: the NAD, the address pool and the Node are read fresh
 	host          *netlab.Node
 	nodeName      string
 	virtNamespace string
@@ -65,11 +61,7 @@ func NewMigration0(restConfig *rest.Config, host *netlab.Node, nodeName, virtNam
 	if err != nil {
 		return nil, err
 	}
-	clientset, err := kubernetes.NewForConfig(restConfig)
-	if err != nil {
-		return nil, err
-	}
-	return &Migration0{kube: direct, clientset: clientset, host: host, nodeName: nodeName, virtNamespace: virtNamespace, logger: logger}, nil
+	return &Migration0{kube: direct, host: host, nodeName: nodeName, virtNamespace: virtNamespace, logger: logger}, nil
 }
 
 // SetupWithManager watches what migration0 depends on.
@@ -134,17 +126,17 @@ func (m *Migration0) logOnce(err error) {
 // says whether it wrote (registration keeps other writers' annotations, so
 // it stays).
 func (m *Migration0) publish(ctx context.Context, address string) (bool, error) {
-	node, err := m.clientset.CoreV1().Nodes().Get(ctx, m.nodeName, metav1.GetOptions{})
-	if err != nil {
+	node := &corev1.Node{}
+	if err := m.kube.Get(ctx, client.ObjectKey{Name: m.nodeName}, node); err != nil {
 		return false, err
 	}
 	if node.Annotations[migrationnet.AnnotationKey] == address {
 		return false, nil
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{migrationnet.AnnotationKey: address}}})
-	if err != nil {
-		return false, err
+	patch := client.MergeFrom(node.DeepCopy())
+	if node.Annotations == nil {
+		node.Annotations = map[string]string{}
 	}
-	_, err = m.clientset.CoreV1().Nodes().Patch(ctx, m.nodeName, types.MergePatchType, patch, metav1.PatchOptions{})
-	return err == nil, err
+	node.Annotations[migrationnet.AnnotationKey] = address
+	return true, m.kube.Patch(ctx, node, patch)
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -140,6 +141,7 @@ func isCPULabel(key string) bool {
 
 func nodeStatus(facts Facts, now time.Time) corev1.NodeStatus {
 	heartbeat := metav1.NewTime(now)
+	host, _, _ := net.SplitHostPort(facts.Address) // the API server's listener address, host:port
 	return corev1.NodeStatus{
 		Capacity:    facts.Capacity,
 		Allocatable: facts.Capacity,
@@ -148,19 +150,10 @@ func nodeStatus(facts Facts, now time.Time) corev1.NodeStatus {
 			Reason: "NodeAgentReady", Message: "cclm node agent is running",
 			LastHeartbeatTime: heartbeat, LastTransitionTime: heartbeat,
 		}},
-		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: hostOf(facts.Address)}, {Type: corev1.NodeHostName, Address: facts.Name}},
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: host}, {Type: corev1.NodeHostName, Address: facts.Name}},
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: facts.APIPort}},
 		NodeInfo:        corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64", KubeletVersion: "cclm"},
 	}
-}
-
-func hostOf(address string) string {
-	for i := len(address) - 1; i >= 0; i-- {
-		if address[i] == ':' {
-			return address[:i]
-		}
-	}
-	return address
 }
 
 // Capacity makes the Node's capacity from the agent's configured budget.

@@ -70,7 +70,7 @@ type Config struct {
 func New(mgr ctrl.Manager, cfg Config) *Runtime {
 	env := &labNode{node: cfg.Host, bridge: cfg.VMBridge, accel: cfg.Accel.Accel}
 	r := &Runtime{
-		client: mgr.GetClient(), reader: mgr.GetAPIReader(), recorder: mgr.GetEventRecorder("cclm-node/" + cfg.Node),
+		client: mgr.GetClient(), reader: mgr.GetAPIReader(), recorder: mgr.GetEventRecorder("cclm-node/" + cfg.Node), logger: cfg.Logger,
 		node: cfg.Node, runRoot: cfg.RunDir, env: env, accel: cfg.Accel, bootTimeout: cfg.BootTimeout,
 		storage: cfg.Volumes, exits: make(chan event.GenericEvent, 16), detached: make(chan struct{}),
 		instances: map[types.UID]*runningVMI{},
@@ -80,7 +80,6 @@ func New(mgr ctrl.Manager, cfg Config) *Runtime {
 	}
 	r.migrator = &migrator{runner: r, logger: cfg.Logger, apiReader: mgr.GetAPIReader(), network: env,
 		virtNamespace: cfg.VirtNamespace, active: map[types.UID]*activeMigration{}}
-	r.logger = cfg.Logger
 	return r
 }
 
@@ -136,7 +135,7 @@ func (r *Runtime) Agent(ctx context.Context, namespace, name string) (nodeapi.Ag
 	}
 	agent, err := r.answeringAgent(ctx, running)
 	if err != nil {
-		return nil, err
+		return nil, err // not agent: a nil *Client would be a non-nil Agent
 	}
 	return agent, nil
 }
